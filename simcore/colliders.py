@@ -1,0 +1,156 @@
+"""Analytic signed-distance colliders for MPM scenes: Plane, Box, Sphere, Cylinder.
+
+A collider acts on the background grid: at each grid node inside it (signed distance < 0) the grid
+velocity relative to the collider is projected (Coulomb friction `friction`, boundary `mode`):
+    "separate": no penetration, free to separate (the velocity is changed only when moving inward);
+    "slip":     the normal relative velocity is set to zero (friction acts when pressed);
+    "sticky":   the relative velocity is set to zero.
+A collider is static (velocity None) or kinematic: `velocity` is a constant vector (m/s) or a callable
+`v(t) -> (dim,)` of time t (s); its position advances by v·dt each substep.
+
+Geometry is packed for the kernels as `kind` (static) and `params: (8,)` (see each class).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+PLANE, BOX, SPHERE, CYLINDER = range(4)
+MODES = {"separate": 0, "slip": 1, "sticky": 2}
+
+
+def _vec(value, name, dim):
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.shape != (dim,):
+        raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr
+
+
+@dataclasses.dataclass
+class Collider:
+    kind: ClassVar[int] = -1
+    friction: float = 0.0
+    mode: str = "separate"
+    velocity: Any = None  # None | (dim,) m/s | Callable[[float], (dim,)]
+    name: str | None = None
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"{type(self).__name__}.mode={self.mode!r}: choose one of {', '.join(MODES)}")
+        if not (np.isfinite(self.friction) and self.friction >= 0):
+            raise ValueError(f"{type(self).__name__}.friction must be >= 0, got {self.friction!r}")
+
+    @property
+    def label(self):
+        return self.name or type(self).__name__
+
+    @property
+    def kinematic(self) -> bool:
+        return self.velocity is not None
+
+    def velocity_at(self, t: float, dim: int) -> np.ndarray:
+        """Collider velocity (dim,) m/s at time t (s)."""
+        if self.velocity is None:
+            return np.zeros(dim)
+        value = self.velocity(t) if callable(self.velocity) else self.velocity
+        return _vec(value, f"{self.label}.velocity", dim)
+
+    def origin(self, dim: int) -> np.ndarray:
+        """The reference point (dim,) m that moves with the collider."""
+        raise NotImplementedError
+
+    def pack(self, dim: int) -> np.ndarray:
+        """Geometry parameters (8,) relative to the origin, read by simcore.mpm.boundary."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class Plane(Collider):
+    """Half-space {x : (x − point)·normal < 0} is solid. point: (dim,) m; normal: (dim,), normalized here.
+    params[:dim] = unit normal."""
+
+    kind: ClassVar[int] = PLANE
+    point: tuple = (0.0, 0.0, 0.0)
+    normal: tuple = (0.0, 1.0, 0.0)
+
+    def origin(self, dim):
+        return _vec(self.point, "Plane.point", dim)
+
+    def pack(self, dim):
+        n = _vec(self.normal, "Plane.normal", dim)
+        if np.linalg.norm(n) == 0:
+            raise ValueError("Plane.normal must be a non-zero vector")
+        out = np.zeros(8)
+        out[:dim] = n / np.linalg.norm(n)
+        return out
+
+
+@dataclasses.dataclass
+class Box(Collider):
+    """Solid axis-aligned box. center: (dim,) m; size: (dim,) m full edge lengths. params[:dim] = half size."""
+
+    kind: ClassVar[int] = BOX
+    center: tuple = (0.5, 0.5, 0.5)
+    size: tuple = (0.1, 0.1, 0.1)
+
+    def origin(self, dim):
+        return _vec(self.center, "Box.center", dim)
+
+    def pack(self, dim):
+        s = _vec(self.size, "Box.size", dim)
+        if np.any(s <= 0):
+            raise ValueError(f"collider Box.size must be positive, got {self.size!r}")
+        out = np.zeros(8)
+        out[:dim] = s / 2
+        return out
+
+
+@dataclasses.dataclass
+class Sphere(Collider):
+    """Solid ball (disk in 2D). center: (dim,) m; radius: m. params[0] = radius."""
+
+    kind: ClassVar[int] = SPHERE
+    center: tuple = (0.5, 0.5, 0.5)
+    radius: float = 0.1
+
+    def origin(self, dim):
+        return _vec(self.center, "Sphere.center", dim)
+
+    def pack(self, dim):
+        if not self.radius > 0:
+            raise ValueError(f"collider Sphere.radius must be > 0 m, got {self.radius!r}")
+        out = np.zeros(8)
+        out[0] = self.radius
+        return out
+
+
+@dataclasses.dataclass
+class Cylinder(Collider):
+    """Solid finite cylinder (3D). center: (3,) m; radius, height: m; axis: (3,) direction.
+    params = (axis unit vector (3), radius, height / 2)."""
+
+    kind: ClassVar[int] = CYLINDER
+    center: tuple = (0.5, 0.5, 0.5)
+    radius: float = 0.1
+    height: float = 0.2
+    axis: tuple = (0.0, 1.0, 0.0)
+
+    def origin(self, dim):
+        if dim != 3:
+            raise ValueError("collider Cylinder is 3D only; in 2D use Box")
+        return _vec(self.center, "Cylinder.center", 3)
+
+    def pack(self, dim):
+        self.origin(dim)
+        a = _vec(self.axis, "Cylinder.axis", 3)
+        if np.linalg.norm(a) == 0 or not (self.radius > 0 and self.height > 0):
+            raise ValueError("collider Cylinder needs a non-zero axis and radius, height > 0 m")
+        out = np.zeros(8)
+        out[:3] = a / np.linalg.norm(a)
+        out[3], out[4] = self.radius, self.height / 2
+        return out

@@ -1,0 +1,266 @@
+"""Materials: validated parameters in SI units, and their per-particle values.
+
+Each material is a small dataclass: its parameters (Pa, kg/m³, degrees), a `kind` code that selects its
+stress and plasticity functions in `simcore.mpm.constitutive`, and `wave_speed` for the CFL bound.
+Any parameter may be a scalar, an array with one value per particle of the body, or a callable
+`f(x) -> (n,)` of the particles' initial positions `x: (n, dim) m` (per-particle parameters).
+
+Per-particle parameters are packed into three arrays the kernels read:
+    mu, lam: (n,) Pa  — Lamé parameters (for Fluid: mu = dynamic viscosity Pa·s, lam = bulk modulus Pa)
+    plastic: (n, 3)   — material-specific constants (see each class)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+# Kind codes shared with simcore.mpm.constitutive.
+FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE = range(6)
+
+Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
+
+
+def _values(name: str, value: Param, x: np.ndarray, owner: str) -> np.ndarray:
+    """Per-particle values (n,) of parameter `name` for particles at `x: (n, dim)`."""
+    n = len(x)
+    if callable(value):
+        out = np.asarray(value(x), dtype=np.float64)
+        if out.shape == ():
+            out = np.full(n, float(out))
+    else:
+        out = np.asarray(value, dtype=np.float64)
+        if out.ndim == 0:
+            out = np.full(n, float(out))
+    if out.shape != (n,):
+        raise ValueError(f"{owner}.{name}: expected a scalar, a callable of positions, or one value per "
+                         f"particle (shape ({n},)), got shape {out.shape}")
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"{owner}.{name} has non-finite values")
+    return out
+
+
+def _check(name: str, value: Param, ok: Callable[[np.ndarray], np.ndarray], rule: str, owner: str):
+    """Validate a scalar or array parameter now; callables are validated when evaluated."""
+    if callable(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
+        raise ValueError(f"{owner}: {name}={value!r} is invalid: {rule}")
+
+
+@dataclasses.dataclass
+class Material:
+    """Base class: density (kg/m³) and the validation and packing shared by all materials."""
+
+    kind: ClassVar[int] = -1
+    name: str | None = dataclasses.field(default=None, kw_only=True)
+
+    def __post_init__(self):
+        self.validate(None)
+
+    @property
+    def label(self) -> str:
+        return self.name or type(self).__name__
+
+    # -- per subclass -------------------------------------------------------------------------
+    def _rules(self):
+        """(parameter name, predicate, human rule) triples."""
+        return [("density", lambda a: a > 0, "density must be > 0 kg/m³")]
+
+    def _pack(self, p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _wave_modulus(self, p: dict[str, np.ndarray]) -> np.ndarray:
+        """The P-wave (or bulk) modulus M (Pa): wave speed is sqrt(M / density)."""
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+    def validate(self, x: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """Check every parameter; with particle positions `x`, return their per-particle values."""
+        owner = self.label
+        values = {}
+        for name, ok, rule in self._rules():
+            value = getattr(self, name)
+            if x is None:
+                _check(name, value, ok, rule, owner)
+            else:
+                arr = _values(name, value, x, owner)
+                if not np.all(ok(arr)):
+                    bad = arr[~ok(arr)][0]
+                    raise ValueError(f"{owner}: {name} has an invalid value {bad!r}: {rule}")
+                values[name] = arr
+        return values if x is not None else None
+
+    def particle_parameters(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-particle arrays for particles at `x: (n, dim) m`:
+        density (n,) kg/m³, mu (n,), lam (n,), plastic (n, 3), wave_speed (n,) m/s."""
+        p = self.validate(x)
+        mu, lam, plastic = self._pack(p)
+        wave_speed = np.sqrt(self._wave_modulus(p) / p["density"])
+        return {"density": p["density"], "mu": mu, "lam": lam, "plastic": plastic, "wave_speed": wave_speed}
+
+
+def _lame(E, nu):
+    mu = E / (2 * (1 + nu))
+    lam = E * nu / ((1 + nu) * (1 - 2 * nu))
+    return mu, lam
+
+
+@dataclasses.dataclass
+class _Elastic(Material):
+    """Young's modulus E (Pa), Poisson's ratio nu (−1 < nu < 0.5), density (kg/m³)."""
+
+    E: Param = 1e5
+    nu: Param = 0.3
+    density: Param = 1e3
+
+    def _rules(self):
+        return super()._rules() + [
+            ("E", lambda a: a > 0, "Young's modulus E must be > 0 Pa"),
+            ("nu", lambda a: (a > -1) & (a < 0.5), "Poisson's ratio nu must satisfy -1 < nu < 0.5"),
+        ]
+
+    def _pack(self, p):
+        mu, lam = _lame(p["E"], p["nu"])
+        return mu, lam, np.zeros((len(mu), 3))
+
+    def _wave_modulus(self, p):
+        mu, lam = _lame(p["E"], p["nu"])
+        return lam + 2 * mu
+
+
+@dataclasses.dataclass
+class FixedCorotated(_Elastic):
+    """Fixed-corotated elasticity (Stomakhin et al. 2012): P = 2μ(F − R) + λ(J − 1)J F⁻ᵀ."""
+
+    kind: ClassVar[int] = FIXED_COROTATED
+
+
+@dataclasses.dataclass
+class NeoHookean(_Elastic):
+    """Compressible neo-Hookean elasticity: P = μ(F − F⁻ᵀ) + λ log(J) F⁻ᵀ."""
+
+    kind: ClassVar[int] = NEO_HOOKEAN
+
+
+@dataclasses.dataclass
+class Fluid(Material):
+    """Weakly compressible fluid (Tait equation of state) with optional Newtonian viscosity.
+
+    bulk_modulus K (Pa): pressure p = K/γ (J^−γ − 1), so dp/dJ = −K at rest.
+    gamma γ (> 0, dimensionless): stiffness exponent (7 for water-like liquids, 1 gives p = K(1/J − 1)).
+    viscosity (Pa·s, ≥ 0): dynamic viscosity; deviatoric stress 2·viscosity·sym(∇v).
+    Packed as mu = viscosity, lam = K, plastic[0] = γ.
+    """
+
+    kind: ClassVar[int] = FLUID
+    bulk_modulus: Param = 1e5
+    viscosity: Param = 0.0
+    gamma: Param = 7.0
+    density: Param = 1e3
+
+    def _rules(self):
+        return super()._rules() + [
+            ("bulk_modulus", lambda a: a > 0, "bulk_modulus must be > 0 Pa"),
+            ("viscosity", lambda a: a >= 0, "viscosity must be >= 0 Pa·s"),
+            ("gamma", lambda a: a > 0, "gamma (Tait exponent) must be > 0"),
+        ]
+
+    def _pack(self, p):
+        n = len(p["density"])
+        plastic = np.zeros((n, 3))
+        plastic[:, 0] = p["gamma"]
+        return p["viscosity"], p["bulk_modulus"], plastic
+
+    def _wave_modulus(self, p):
+        return p["bulk_modulus"]
+
+
+@dataclasses.dataclass
+class Snow(_Elastic):
+    """Snow (Stomakhin et al. 2013): fixed-corotated elasticity on the elastic part of F, whose singular
+    values are kept in [1 − critical_compression, 1 + critical_stretch]; the plastic volume change Jp
+    hardens the Lamé parameters by exp(hardening · (1 − Jp)).
+    Paper defaults: E = 1.4e5 Pa, nu = 0.2, θc = 2.5e-2, θs = 7.5e-3, ξ = 10, density 400 kg/m³.
+    Packed as plastic = (θc, θs, ξ).
+    """
+
+    kind: ClassVar[int] = SNOW
+    E: Param = 1.4e5
+    nu: Param = 0.2
+    density: Param = 400.0
+    critical_compression: Param = 2.5e-2
+    critical_stretch: Param = 7.5e-3
+    hardening: Param = 10.0
+
+    def _rules(self):
+        return super()._rules() + [
+            ("critical_compression", lambda a: (a >= 0) & (a < 1), "critical_compression must be in [0, 1)"),
+            ("critical_stretch", lambda a: a >= 0, "critical_stretch must be >= 0"),
+            ("hardening", lambda a: a >= 0, "hardening must be >= 0"),
+        ]
+
+    def _pack(self, p):
+        mu, lam, _ = super()._pack(p)
+        return mu, lam, np.stack([p["critical_compression"], p["critical_stretch"], p["hardening"]], 1)
+
+    def _wave_modulus(self, p):
+        # Hardening raises the moduli by exp(ξ (1 − Jp)); the solver re-evaluates the wave speed each
+        # frame from the current Jp (see simcore.mpm.solver), this is the rest value.
+        return super()._wave_modulus(p)
+
+
+@dataclasses.dataclass
+class Sand(_Elastic):
+    """Drucker–Prager sand (Klár et al. 2016): Hencky-strain St. Venant–Kirchhoff elasticity with the
+    strain projected onto the Drucker–Prager cone of friction angle `friction_angle` (degrees, in
+    (0, 90)); expansion beyond the cone tip is free (cohesionless).
+    Packed as plastic[0] = α = √(2/3) · 2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27).
+    """
+
+    kind: ClassVar[int] = SAND
+    E: Param = 3.537e5
+    nu: Param = 0.3
+    density: Param = 2200.0
+    friction_angle: Param = 30.0
+
+    def _rules(self):
+        return super()._rules() + [
+            ("friction_angle", lambda a: (a > 0) & (a < 90), "friction_angle must be in (0, 90) degrees"),
+        ]
+
+    def _pack(self, p):
+        mu, lam, plastic = super()._pack(p)
+        s = np.sin(np.radians(p["friction_angle"]))
+        plastic[:, 0] = math.sqrt(2 / 3) * 2 * s / (3 - s)
+        return mu, lam, plastic
+
+
+@dataclasses.dataclass
+class Plasticine(_Elastic):
+    """Elastoplastic solid: Hencky-strain St. Venant–Kirchhoff elasticity with von Mises plasticity.
+    The deviatoric Hencky strain is returned to ‖dev ε‖ ≤ √(2/3) σ_y / (2μ), i.e. the von Mises
+    equivalent stress never exceeds the yield stress σ_y (Pa, > 0).
+    Packed as plastic[0] = σ_y.
+    """
+
+    kind: ClassVar[int] = PLASTICINE
+    E: Param = 2e5
+    nu: Param = 0.3
+    density: Param = 1e3
+    yield_stress: Param = 1e3
+
+    def _rules(self):
+        return super()._rules() + [("yield_stress", lambda a: a > 0, "yield_stress must be > 0 Pa")]
+
+    def _pack(self, p):
+        mu, lam, plastic = super()._pack(p)
+        plastic[:, 0] = p["yield_stress"]
+        return mu, lam, plastic
+
+
+ALL = (FixedCorotated, NeoHookean, Fluid, Snow, Sand, Plasticine)

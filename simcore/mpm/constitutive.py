@@ -1,0 +1,135 @@
+"""Stress and plasticity of every material, as Taichi functions the P2G kernel inlines.
+
+`update_and_stress` takes the trial deformation gradient F_trial = (I + dt C) F and returns the
+(projected) new F, the new plastic scalar Jp, and the Kirchhoff stress τ = P Fᵀ = J σ. Only the
+material kinds present in a scene are compiled (`kinds` is static).
+
+Taichi functions live here rather than in simcore.materials so that every Taichi-specific call stays
+inside simcore.mpm / simcore.backend (see DESIGN.md: a move to a Taichi fork stays contained).
+"""
+
+
+import math
+
+import taichi as ti
+
+from ..materials import FIXED_COROTATED, FLUID, NEO_HOOKEAN, PLASTICINE, SAND, SNOW
+
+SVD_KINDS = (FIXED_COROTATED, SNOW, SAND, PLASTICINE)
+
+
+def _any_of(kinds, group):
+    return any(k in group for k in kinds)
+
+
+@ti.func
+def _diag(vec):
+    """Diagonal matrix of a vector."""
+    dim = ti.static(vec.get_shape()[0])
+    out = ti.Matrix.zero(float, dim, dim)
+    for d in ti.static(range(dim)):
+        out[d, d] = vec[d]
+    return out
+
+
+@ti.func
+def _singular_values(sig):
+    dim = ti.static(sig.get_shape()[0])
+    out = ti.Vector.zero(float, dim)
+    for d in ti.static(range(dim)):
+        out[d] = sig[d, d]
+    return out
+
+
+@ti.func
+def corotated_stress(F, U, V, J, mu, lam):
+    """Fixed corotated Kirchhoff stress: 2μ(F − R)Fᵀ + λ(J − 1)J I, R = U Vᵀ."""
+    R = U @ V.transpose()
+    I = ti.Matrix.identity(float, F.get_shape()[0])
+    return 2 * mu * (F - R) @ F.transpose() + lam * (J - 1) * J * I
+
+
+@ti.func
+def hencky_stress(U, eps, mu, lam):
+    """St. Venant–Kirchhoff on Hencky strain ε = log Σ: τ = U diag(2μ ε + λ tr(ε)) Uᵀ."""
+    return U @ _diag(2 * mu * eps + lam * eps.sum()) @ U.transpose()
+
+
+@ti.func
+def update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic, C):
+    """Project F_trial onto the material's admissible set and compute the Kirchhoff stress.
+
+    Args:
+        kinds: static tuple of material kind codes present in the scene.
+        kind: this particle's kind code. F_trial: (d, d). Jp: plastic scalar (snow: plastic J).
+        mu, lam: Lamé parameters (Pa); for fluid mu = viscosity (Pa·s), lam = bulk modulus (Pa).
+        plastic: (3,) material constants (see simcore.materials). C: (d, d) APIC affine velocity (1/s).
+    Returns:
+        F_new (d, d), Jp_new, tau (d, d) Pa.
+    """
+    dim = ti.static(F_trial.get_shape()[0])
+    I = ti.Matrix.identity(float, dim)
+    F_new = F_trial
+    Jp_new = Jp
+    tau = ti.Matrix.zero(float, dim, dim)
+    if ti.static(NEO_HOOKEAN in kinds):
+        if kind == NEO_HOOKEAN:
+            J = F_trial.determinant()
+            tau = mu * (F_trial @ F_trial.transpose() - I) + lam * ti.log(J) * I
+    if ti.static(FLUID in kinds):
+        if kind == FLUID:
+            # F of a fluid keeps only its volume: F = J^(1/d) I (shear has no memory).
+            J = F_trial.determinant()
+            F_new = ti.pow(J, 1.0 / dim) * I
+            gamma = plastic[0]
+            pressure_term = -(lam / gamma) * (ti.pow(J, 1.0 - gamma) - J)  # τ = −p J
+            tau = pressure_term * I + mu * J * (C + C.transpose())
+    if ti.static(_any_of(kinds, SVD_KINDS)):
+        if kind != NEO_HOOKEAN and kind != FLUID:
+            U, sig, V = ti.svd(F_trial)
+            s = _singular_values(sig)
+            if ti.static(FIXED_COROTATED in kinds):
+                if kind == FIXED_COROTATED:
+                    tau = corotated_stress(F_trial, U, V, s.fold_prod(), mu, lam)
+            if ti.static(SNOW in kinds):
+                if kind == SNOW:
+                    # Stomakhin et al. 2013, §5: clamp singular values, move the rest into Jp.
+                    s_new = ti.min(ti.max(s, 1 - plastic[0]), 1 + plastic[1])
+                    Jp_new = Jp * s.fold_prod() / s_new.fold_prod()
+                    F_new = U @ _diag(s_new) @ V.transpose()
+                    hardening = ti.exp(plastic[2] * (1 - Jp_new))
+                    tau = corotated_stress(F_new, U, V, s_new.fold_prod(), mu * hardening, lam * hardening)
+            if ti.static(_any_of(kinds, (SAND, PLASTICINE))):
+                if kind == SAND or kind == PLASTICINE:
+                    eps = ti.log(s)
+                    trace = eps.sum()
+                    eps_dev = eps - trace / dim
+                    dev_norm = eps_dev.norm()
+                    if ti.static(SAND in kinds):
+                        if kind == SAND:
+                            # Klár et al. 2016, Alg. 2: Drucker–Prager return map in Hencky strain.
+                            if trace >= 0:  # expansion: cohesionless sand carries no stress
+                                eps = ti.Vector.zero(float, dim)
+                            else:
+                                dgamma = dev_norm + (dim * lam + 2 * mu) / (2 * mu) * trace * plastic[0]
+                                if dgamma > 0:
+                                    eps = eps - dgamma / dev_norm * eps_dev
+                    if ti.static(PLASTICINE in kinds):
+                        if kind == PLASTICINE:
+                            # von Mises: ‖dev τ‖ = 2μ‖dev ε‖ ≤ √(2/3) σ_y.
+                            excess = dev_norm - math.sqrt(2 / 3) * plastic[0] / (2 * mu)
+                            if excess > 0:
+                                eps = eps - excess / dev_norm * eps_dev
+                    F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
+                    tau = hencky_stress(U, eps, mu, lam)
+    return F_new, Jp_new, tau
+
+
+@ti.func
+def wave_speed_factor(kinds: ti.template(), kind, Jp, plastic):
+    """Factor on the rest wave speed from the current plastic state (snow hardening stiffens)."""
+    factor = 1.0
+    if ti.static(SNOW in kinds):
+        if kind == SNOW:
+            factor = ti.sqrt(ti.exp(plastic[2] * (1 - Jp)))
+    return factor

@@ -1,0 +1,232 @@
+"""MLS-MPM (Hu et al. 2018) with APIC transfers and quadratic B-splines, for 2D and 3D from one code path.
+
+One substep is three stages, each one kernel, read top to bottom in `substep`:
+
+    p2g(s_in, s_out)       particles → grid: momentum, mass, and the stress impulse; writes F, Jp at s_out
+    grid_update()          grid momentum → velocity, gravity, walls, colliders
+    g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
+
+Particle state lives in `slots` copies (x[s, p], ...): forward simulation ping-pongs between slots 0 and 1
+and keeps the frame's start in slot `slots - 1`; a differentiable rollout uses one slot per stored substep.
+Kernels never overwrite what they read, which is what Taichi's reverse-mode autodiff requires.
+"""
+
+
+import numpy as np
+import taichi as ti
+
+from . import boundary, constitutive
+
+BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > n_grid - BOUND are wall nodes
+
+
+@ti.data_oriented
+class MPMSolver:
+    """Fields and kernels of one scene.
+
+    Args:
+        dim: 2 or 3. n_grid: grid cells per axis over the unit domain [0, 1]^dim.
+        n_particles: particle count. slots: particle state copies (>= 3 for forward runs).
+        kinds: material kind codes present (compiled in statically).
+        wall_modes: ((lo, hi) per axis) of boundary mode codes; wall_friction: Coulomb μ at walls.
+        colliders: list of (kind, mode) code pairs.
+        real: Taichi float type.
+    """
+
+    def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real):
+        self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
+        self.dx = 1.0 / n_grid
+        self.inv_dx = float(n_grid)
+        self.kinds = tuple(sorted(set(kinds)))
+        self.wall_modes = tuple(tuple(m) for m in wall_modes)
+        self.wall_friction = float(wall_friction)
+        self.colliders = tuple(tuple(c) for c in colliders)
+        self.real = real
+
+        fb = ti.FieldsBuilder()
+        # Particle state, one copy per slot.
+        self.x = ti.Vector.field(dim, real)          # position, m
+        self.v = ti.Vector.field(dim, real)          # velocity, m/s
+        self.C = ti.Matrix.field(dim, dim, real)     # APIC affine velocity (≈ ∇v), 1/s
+        self.F = ti.Matrix.field(dim, dim, real)     # deformation gradient (elastic part for plastics)
+        self.Jp = ti.field(real)                     # plastic volume ratio (snow), 1 otherwise
+        fb.dense(ti.ij, (slots, n_particles)).place(self.x, self.v, self.C, self.F, self.Jp)
+        # Per-particle constants.
+        self.mass = ti.field(real)                   # kg
+        self.volume = ti.field(real)                 # rest volume, m^dim
+        self.mu = ti.field(real)                     # Pa (fluid: viscosity Pa·s)
+        self.lam = ti.field(real)                    # Pa (fluid: bulk modulus)
+        self.plastic = ti.Vector.field(3, real)      # material constants, see simcore.materials
+        self.wave_speed = ti.field(real)             # rest elastic wave speed, m/s
+        self.kind = ti.field(ti.i32)
+        fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
+                                          self.wave_speed, self.kind)
+        # Grid.
+        self.grid_momentum = ti.Vector.field(dim, real)   # kg·m/s, then reused by nothing else
+        self.grid_mass = ti.field(real)                   # kg
+        self.grid_velocity = ti.Vector.field(dim, real)   # m/s after forces and boundaries
+        fb.dense(ti.ij if dim == 2 else ti.ijk, (n_grid,) * dim).place(
+            self.grid_momentum, self.grid_mass, self.grid_velocity)
+        # Scene-wide parameters, fields so that changing them does not recompile.
+        self.gravity = ti.Vector.field(dim, real)   # m/s²
+        self.dt = ti.field(real)                     # substep, s
+        fb.dense(ti.i, 1).place(self.gravity)
+        fb.place(self.dt)
+        nc = max(len(self.colliders), 1)
+        self.collider_origin = ti.Vector.field(dim, real)
+        self.collider_velocity = ti.Vector.field(dim, real)
+        self.collider_params = ti.Vector.field(8, real)
+        self.collider_friction = ti.field(real)
+        fb.dense(ti.i, nc).place(self.collider_origin, self.collider_velocity, self.collider_params,
+                                 self.collider_friction)
+        # Diagnostics.
+        self.max_signal_speed = ti.field(real)      # max over particles of (wave speed + |v|), m/s
+        self.bad_count = ti.field(ti.i32)           # particles with non-finite or out-of-grid state
+        self.first_bad = ti.field(ti.i32)
+        fb.dense(ti.i, 1).place(self.max_signal_speed, self.bad_count, self.first_bad)
+        self._tree = fb.finalize()
+
+    def destroy(self):
+        """Free the fields' memory; the solver is unusable afterwards."""
+        if self._tree is not None:
+            self._tree.destroy()
+            self._tree = None
+
+    # ------------------------------------------------------------------------------------------
+    # The three stages of a substep
+    # ------------------------------------------------------------------------------------------
+    @ti.func
+    def _stencil(self, xp):
+        """Lower-left node and quadratic B-spline weights (3 per axis) of a particle at xp (m).
+
+        `base` is kept inside the grid so that a runaway particle cannot index out of bounds; such a
+        particle is reported by `diagnose` at the end of the frame (never silently kept)."""
+        Xp = xp * self.inv_dx
+        base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
+        base = ti.max(ti.min(base, self.n_grid - 3), 0)
+        fx = Xp - base
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+        return base, fx, w
+
+    @ti.kernel
+    def clear_grid(self):
+        for I in ti.grouped(self.grid_mass):
+            self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
+            self.grid_mass[I] = 0
+
+    @ti.kernel
+    def p2g(self, s_in: ti.i32, s_out: ti.i32):
+        """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F."""
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            C = self.C[s_in, p]
+            F_trial = (ti.Matrix.identity(self.real, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+            F_new, Jp_new, tau = constitutive.update_and_stress(
+                self.kinds, self.kind[p], F_trial, self.Jp[s_in, p], self.mu[p], self.lam[p],
+                self.plastic[p], C)
+            self.F[s_out, p] = F_new
+            self.Jp[s_out, p] = Jp_new
+            m = self.mass[p]
+            # MLS-MPM: ∇w_ip = 4/dx² w_ip (x_i − x_p) for quadratic B-splines (Hu et al. 2018, eq. 16).
+            affine = (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + m * C
+            momentum = m * self.v[s_in, p]
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = 1.0
+                for d in ti.static(range(self.dim)):
+                    weight *= w[offset[d]][d]
+                self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
+                self.grid_mass[base + offset] += weight * m
+
+    @ti.kernel
+    def grid_update(self):
+        """Momentum → velocity, add gravity, then project on walls and colliders."""
+        for I in ti.grouped(self.grid_mass):
+            m = self.grid_mass[I]
+            v = ti.zero(self.grid_velocity[I])
+            if m > 0:
+                v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
+                v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction)
+                if ti.static(len(self.colliders) > 0):
+                    v = boundary.collider_velocity(I * self.dx, v, self.colliders, self.collider_origin,
+                                                   self.collider_velocity, self.collider_params,
+                                                   self.collider_friction)
+            self.grid_velocity[I] = v
+
+    @ti.kernel
+    def g2p(self, s_in: ti.i32, s_out: ti.i32):
+        """Gather velocity and the APIC affine matrix C from the grid; advect particles."""
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            new_v = ti.zero(self.v[s_in, p])
+            new_C = ti.zero(self.C[s_in, p])
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = 1.0
+                for d in ti.static(range(self.dim)):
+                    weight *= w[offset[d]][d]
+                g_v = self.grid_velocity[base + offset]
+                new_v += weight * g_v
+                new_C += (4 * self.inv_dx * self.inv_dx * weight) * g_v.outer_product(dpos)
+            self.v[s_out, p] = new_v
+            self.C[s_out, p] = new_C
+            self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+
+    def substep(self, s_in: int, s_out: int):
+        """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
+        self.clear_grid()
+        self.p2g(s_in, s_out)
+        self.grid_update()
+        self.g2p(s_in, s_out)
+
+    # ------------------------------------------------------------------------------------------
+    # Bookkeeping kernels
+    # ------------------------------------------------------------------------------------------
+    @ti.kernel
+    def copy_state(self, src: ti.i32, dst: ti.i32):
+        for p in range(self.n_particles):
+            self.x[dst, p] = self.x[src, p]
+            self.v[dst, p] = self.v[src, p]
+            self.C[dst, p] = self.C[src, p]
+            self.F[dst, p] = self.F[src, p]
+            self.Jp[dst, p] = self.Jp[src, p]
+
+    @ti.kernel
+    def diagnose(self, s: ti.i32, lo: ti.f32, hi: ti.f32):
+        """Max signal speed (wave speed + |v|) and particles whose state is non-finite or outside
+        [lo, hi] (the region where the quadratic stencil stays on the grid)."""
+        self.max_signal_speed[0] = 0
+        self.bad_count[0] = 0
+        self.first_bad[0] = self.n_particles
+        for p in range(self.n_particles):
+            x, v = self.x[s, p], self.v[s, p]
+            total = x.sum() + v.sum() + self.F[s, p].sum() + self.C[s, p].sum() + self.Jp[s, p]
+            finite = total == total and ti.abs(total) < 1e30
+            inside = (x >= lo).all() and (x <= hi).all()
+            if not (finite and inside):
+                ti.atomic_add(self.bad_count[0], 1)
+                ti.atomic_min(self.first_bad[0], p)
+            else:
+                factor = constitutive.wave_speed_factor(self.kinds, self.kind[p], self.Jp[s, p], self.plastic[p])
+                ti.atomic_max(self.max_signal_speed[0], self.wave_speed[p] * factor + v.norm())
+
+    @ti.kernel
+    def total_grid_mass(self) -> ti.f64:
+        total = ti.cast(0.0, ti.f64)
+        for I in ti.grouped(self.grid_mass):
+            total += self.grid_mass[I]
+        return total
+
+    # ------------------------------------------------------------------------------------------
+    # Host transfers
+    # ------------------------------------------------------------------------------------------
+    def set_particles(self, s: int, x, v, C, F, Jp):
+        """Write the state of slot s from numpy arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
+        for field, value in ((self.x, x), (self.v, v), (self.C, C), (self.F, F), (self.Jp, Jp)):
+            full = field.to_numpy()
+            full[s] = value
+            field.from_numpy(full)
+
+    def get(self, name: str, s: int) -> np.ndarray:
+        """A state array of slot s: 'x', 'v', 'C', 'F' or 'Jp'."""
+        return getattr(self, name).to_numpy()[s]

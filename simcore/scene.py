@@ -1,0 +1,439 @@
+"""Scene: bodies, colliders and walls in the unit domain [0, 1]^dim; builds the particle set, owns the
+MPM solver, and runs it frame by frame into a Trajectory.
+
+    scene = Scene(dim=3, grid=64)
+    scene.add_body(shapes.Box(...), materials.NeoHookean(...), velocity=(0, -1, 0))
+    scene.add_collider(colliders.Plane(point=(0, 0.05, 0), normal=(0, 1, 0), friction=0.3))
+    traj = scene.run(frames=100, frame_dt=1 / 60)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time as _time
+from typing import Any, Callable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import backend
+from .colliders import MODES, Collider
+from .errors import SimulationError
+from .materials import Material
+from .mpm.solver import BOUND, MPMSolver
+from .shapes import Shape
+from .trajectory import RECORDABLE, Trajectory
+
+SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
+
+
+@dataclasses.dataclass
+class Body:
+    """A body added to a scene: its particles' initial state and material (read-only after adding)."""
+
+    name: str
+    shape: Shape
+    material: Material
+    x: np.ndarray          # (n, dim) m
+    v: np.ndarray          # (n, dim) m/s
+    C: np.ndarray          # (n, dim, dim) 1/s, the initial velocity gradient (APIC)
+    volume: np.ndarray     # (n,) m^dim
+    params: dict           # per-particle material arrays (simcore.materials.Material.particle_parameters)
+
+    @property
+    def n_particles(self) -> int:
+        return len(self.x)
+
+
+def _skew(omega, dim):
+    """Velocity gradient of a rigid rotation: v = ω × r  ⇒  ∇v = [ω]×."""
+    if dim == 2:
+        w = float(np.asarray(omega).reshape(-1)[0])
+        return np.array([[0.0, -w], [w, 0.0]])
+    wx, wy, wz = np.asarray(omega, dtype=float).reshape(3)
+    return np.array([[0.0, -wz, wy], [wz, 0.0, -wx], [-wy, wx, 0.0]])
+
+
+class Scene:
+    """An MPM scene in the unit domain [0, 1]^dim.
+
+    Args:
+        dim: 2 or 3.
+        grid: grid cells per axis (dx = 1 / grid m).
+        gravity: (dim,) m/s²; default (0, −9.8[, 0]).
+        dt: largest substep (s); None chooses it each frame from the CFL bound.
+        cfl: CFL number for the automatic substep: dt = cfl · dx / max(wave speed + |v|).
+        walls: boundary mode at the domain walls ("separate", "slip", "sticky"), one for all sides or a
+            dict per side, e.g. {"-y": "sticky"} (unnamed sides stay "separate").
+        wall_friction: Coulomb friction coefficient at the walls.
+        particles_per_cell: default particles per grid cell for bodies (2^dim); with lattice sampling it
+            must be k^dim.
+        sampling: "lattice" (particles on a regular sub-grid) or "random" (seeded uniform).
+        seed: random seed for "random" sampling.
+    """
+
+    def __init__(self, dim: int = 3, grid: int = 64, gravity=None, dt: float | None = None, cfl: float = 0.3,
+                 walls: str | dict = "separate", wall_friction: float = 0.0,
+                 particles_per_cell: int | None = None, sampling: str = "lattice", seed: int = 0):
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        if not (isinstance(grid, (int, np.integer)) and grid >= 2 * BOUND + 2):
+            raise ValueError(f"grid must be an integer >= {2 * BOUND + 2} cells per axis, got {grid!r}")
+        self.dim, self.grid = dim, int(grid)
+        self.dx = 1.0 / self.grid
+        g = (0.0, -9.8, 0.0)[:dim] if gravity is None else gravity
+        self.gravity = np.asarray(g, dtype=np.float64).reshape(-1)
+        if self.gravity.shape != (dim,) or not np.all(np.isfinite(self.gravity)):
+            raise ValueError(f"gravity must be {dim} finite numbers (m/s²), got {g!r}")
+        if dt is not None and not (dt > 0 and math.isfinite(dt)):
+            raise ValueError(f"dt must be a positive number of seconds or None, got {dt!r}")
+        self.dt = dt
+        if not 0 < cfl <= 1:
+            raise ValueError(f"cfl must be in (0, 1], got {cfl!r}")
+        self.cfl = float(cfl)
+        self.wall_modes = self._parse_walls(walls)
+        if not (math.isfinite(wall_friction) and wall_friction >= 0):
+            raise ValueError(f"wall_friction must be >= 0, got {wall_friction!r}")
+        self.wall_friction = float(wall_friction)
+        self.particles_per_cell = particles_per_cell or 2**dim
+        self.sampling = sampling
+        self.seed = seed
+        self.bodies: list[Body] = []
+        self.colliders: list[Collider] = []
+        self.solver: MPMSolver | None = None
+        self.time = 0.0
+        self._cur = 0
+        self._built_generation = None
+
+    # ------------------------------------------------------------------------------------------
+    # Building
+    # ------------------------------------------------------------------------------------------
+    def _parse_walls(self, walls):
+        sides = SIDES[: 2 * self.dim]
+        if isinstance(walls, str):
+            walls = {side: walls for side in sides}
+        elif isinstance(walls, dict):
+            unknown = set(walls) - set(sides)
+            if unknown:
+                raise ValueError(f"unknown wall side(s) {sorted(unknown)}: sides are {', '.join(sides)}")
+            walls = {side: walls.get(side, "separate") for side in sides}
+        else:
+            raise ValueError("walls must be a mode name or a dict {side: mode}")
+        for side, mode in walls.items():
+            if mode not in MODES:
+                raise ValueError(f"wall {side}: unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        return tuple((MODES[walls[f"-{a}"]], MODES[walls[f"+{a}"]]) for a in "xyz"[: self.dim])
+
+    def _lattice_spacing(self, ppc: int) -> float:
+        k = round(ppc ** (1 / self.dim))
+        if self.sampling == "lattice" and k**self.dim != ppc:
+            raise ValueError(f"particles_per_cell={ppc} is not a perfect {'square' if self.dim == 2 else 'cube'}"
+                             f"; lattice sampling needs k^{self.dim} (e.g. {2**self.dim} or {3**self.dim}),"
+                             " or use sampling='random'")
+        return self.dx / (ppc ** (1 / self.dim))
+
+    def add_body(self, shape: Shape, material: Material, velocity=None, angular_velocity=None,
+                 name: str | None = None, particles_per_cell: int | None = None) -> Body:
+        """Fill `shape` with particles of `material`.
+
+        Args:
+            velocity: (dim,) m/s, or a callable f(x: (n, dim)) -> (n, dim) m/s; default at rest.
+            angular_velocity: rad/s about the body's centroid, (3,) in 3D or a scalar in 2D; added to
+                `velocity` (and the initial APIC velocity gradient is set to match).
+            name: used in errors and trajectories; default "body<k>".
+            particles_per_cell: overrides the scene's default.
+        Raises:
+            ValueError: a particle outside the domain or inside the wall layer, or bad parameters.
+        """
+        if not isinstance(shape, Shape):
+            raise TypeError(f"shape must be a simcore.shapes shape, got {type(shape).__name__}")
+        if not isinstance(material, Material):
+            raise TypeError(f"material must be a simcore.materials material, got {type(material).__name__}")
+        name = name or f"body{len(self.bodies)}"
+        if any(b.name == name for b in self.bodies):
+            raise ValueError(f"a body named {name!r} already exists")
+        ppc = particles_per_cell or self.particles_per_cell
+        spacing = self._lattice_spacing(ppc)
+        x, volume = shape.sample(self.dim, spacing, sampling=self.sampling,
+                                 seed=self.seed + len(self.bodies), particles_per_volume=ppc / self.dx**self.dim)
+        if len(x) == 0:
+            raise ValueError(f"body {name!r}: the shape holds no particle at this resolution "
+                             f"(spacing {spacing:.4g} m); make it larger or raise grid / particles_per_cell")
+        self._check_inside(name, x)
+        v = np.zeros_like(x)
+        C = np.zeros((len(x), self.dim, self.dim))
+        if velocity is not None:
+            if callable(velocity):
+                v = np.asarray(velocity(x.copy()), dtype=np.float64)
+                if v.shape != x.shape:
+                    raise ValueError(f"body {name!r}: velocity callable returned shape {v.shape}, expected {x.shape}")
+            else:
+                vel = np.asarray(velocity, dtype=np.float64).reshape(-1)
+                if vel.shape != (self.dim,):
+                    raise ValueError(f"body {name!r}: velocity must have {self.dim} components, got {velocity!r}")
+                v = np.broadcast_to(vel, x.shape).copy()
+        if angular_velocity is not None:
+            omega = np.asarray(angular_velocity, dtype=np.float64).reshape(-1)
+            if omega.shape != ((1,) if self.dim == 2 else (3,)):
+                raise ValueError(f"body {name!r}: angular_velocity must be a scalar in 2D or (3,) in 3D (rad/s)")
+            W = _skew(omega, self.dim)
+            center = np.average(x, axis=0, weights=volume)
+            v = v + (x - center) @ W.T
+            C += W
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"body {name!r}: initial velocity has non-finite values")
+        params = material.particle_parameters(x)
+        body = Body(name, shape, material, x, v, C, volume, params)
+        self.bodies.append(body)
+        self.solver = None  # rebuilt on the next run
+        return body
+
+    def _check_inside(self, name, x):
+        lo, hi = BOUND * self.dx, 1 - BOUND * self.dx
+        outside = (x < 0) | (x > 1)
+        if outside.any():
+            p = int(np.argmax(outside.any(1)))
+            raise ValueError(f"body {name!r} reaches outside the domain [0, 1]^{self.dim} (particle at "
+                             f"{np.round(x[p], 4).tolist()}); move or shrink it")
+        in_wall = (x < lo) | (x > hi)
+        if in_wall.any():
+            p = int(np.argmax(in_wall.any(1)))
+            raise ValueError(f"body {name!r} overlaps the wall layer (particle at {np.round(x[p], 4).tolist()}); "
+                             f"particles must lie in [{lo:.4g}, {hi:.4g}] m on every axis ({BOUND} cells "
+                             f"of {self.dx:.4g} m at each wall); move or shrink it")
+
+    def add_collider(self, collider: Collider) -> Collider:
+        """Add an analytic collider (simcore.colliders); returns it."""
+        if not isinstance(collider, Collider):
+            raise TypeError(f"expected a simcore.colliders collider, got {type(collider).__name__}")
+        collider.pack(self.dim), collider.origin(self.dim)  # validate now, not mid-run
+        self.colliders.append(collider)
+        self.solver = None
+        return collider
+
+    @property
+    def n_particles(self) -> int:
+        return sum(b.n_particles for b in self.bodies)
+
+    @property
+    def materials(self) -> list[Material]:
+        """Distinct material objects, in order of first use (material_id indexes this list)."""
+        out = []
+        for b in self.bodies:
+            if not any(m is b.material for m in out):
+                out.append(b.material)
+        return out
+
+    def _concat(self, key):
+        return np.concatenate([getattr(b, key) for b in self.bodies])
+
+    def build(self) -> MPMSolver:
+        """Allocate fields and upload the initial state (done by `run` when needed)."""
+        if not self.bodies:
+            raise ValueError("the scene has no bodies: add one with scene.add_body(shape, material)")
+        be = backend.active()
+        if self.solver is not None and self._built_generation == backend.generation():
+            return self.solver
+        if self.solver is not None:
+            self.solver.destroy()
+        materials = self.materials
+        kinds = sorted({b.material.kind for b in self.bodies})
+        self.body_id = np.concatenate([np.full(b.n_particles, i) for i, b in enumerate(self.bodies)])
+        self.material_id = np.concatenate(
+            [np.full(b.n_particles, next(k for k, m in enumerate(materials) if m is b.material))
+             for b in self.bodies])
+        solver = MPMSolver(self.dim, self.grid, self.n_particles, 3, kinds, self.wall_modes,
+                           self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real)
+        par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
+        volume = self._concat("volume")
+        f = be.np_real
+        solver.mass.from_numpy((par["density"] * volume).astype(f))
+        solver.volume.from_numpy(volume.astype(f))
+        solver.mu.from_numpy(par["mu"].astype(f))
+        solver.lam.from_numpy(par["lam"].astype(f))
+        solver.plastic.from_numpy(par["plastic"].astype(f))
+        solver.wave_speed.from_numpy(par["wave_speed"].astype(f))
+        solver.kind.from_numpy(np.concatenate([np.full(b.n_particles, b.material.kind) for b in self.bodies]).astype(np.int32))
+        solver.gravity.from_numpy(self.gravity[None].astype(f))
+        self.solver = solver
+        self._built_generation = backend.generation()
+        self.reset()
+        return solver
+
+    def reset(self):
+        """Return every particle and collider to its initial state and the clock to 0."""
+        solver = self.solver or self.build()
+        n, d = self.n_particles, self.dim
+        f = backend.active().np_real
+        F0 = np.broadcast_to(np.eye(d), (n, d, d))
+        solver.set_particles(0, self._concat("x").astype(f), self._concat("v").astype(f),
+                             self._concat("C").astype(f), F0.astype(f), np.ones(n, f))
+        self._cur = 0
+        self.time = 0.0
+        if self.colliders:
+            nc = len(self.colliders)
+            solver.collider_origin.from_numpy(np.stack([c.origin(d) for c in self.colliders]).astype(f))
+            solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
+            solver.collider_friction.from_numpy(np.array([c.friction for c in self.colliders], f))
+            solver.collider_velocity.from_numpy(np.stack([c.velocity_at(0.0, d) for c in self.colliders]).astype(f))
+            assert nc == solver.collider_origin.shape[0]
+
+    # ------------------------------------------------------------------------------------------
+    # Running
+    # ------------------------------------------------------------------------------------------
+    def stable_dt(self) -> float:
+        """The CFL stability bound (s) for the current state: dx / max(wave speed + |v|)."""
+        solver = self.solver or self.build()
+        solver.diagnose(self._cur, 0.0, 1.0)
+        return self.dx / max(float(solver.max_signal_speed[0]), 1e-30)
+
+    def _plan_substeps(self, frame_dt, frame) -> tuple[int, float]:
+        """Substeps for the next frame: equal steps of at most dt (or the CFL choice)."""
+        speed = float(self.solver.max_signal_speed[0]) + float(np.linalg.norm(self.gravity)) * frame_dt
+        bound = self.dx / max(speed, 1e-30)
+        if self.dt is None:
+            step = self.cfl * bound
+        else:
+            if self.dt > bound:
+                msg = (f"dt={self.dt:.4g} s exceeds the CFL stability bound {bound:.4g} s "
+                       f"(dx / (wave speed + |v| + |g|·frame_dt) = {self.dx:.4g} m / {speed:.4g} m/s)")
+                if frame == 1:
+                    raise ValueError(msg + "; lower dt, or pass dt=None to choose it automatically")
+                raise SimulationError(msg + f" at frame {frame}: the motion became too fast for this dt; "
+                                      "lower dt or use dt=None", frame=frame)
+            step = self.dt
+        n = max(1, math.ceil(frame_dt / step * (1 - 1e-12)))
+        return n, frame_dt / n
+
+    def _read(self, name):
+        return self.solver.get(name, self._cur).astype(np.float64)
+
+    def run(self, frames: int, frame_dt: float = 1 / 60, record=("x",), progress: bool | None = None) -> Trajectory:
+        """Advance `frames` frames of `frame_dt` seconds from the current state.
+
+        Args:
+            record: fields to keep per frame, from ("x", "v", "F", "C", "Jp"); x is always kept.
+            progress: show a progress bar (None: only on a terminal, and only if the run takes > 2 s).
+        Returns:
+            Trajectory with frames + 1 states (frame 0 = the state before the run).
+        Raises:
+            SimulationError: non-finite state or a particle leaving the grid; `.trajectory` holds the
+                frames computed before the failure.
+        """
+        if not (isinstance(frames, (int, np.integer)) and frames >= 0):
+            raise ValueError(f"frames must be a non-negative integer, got {frames!r}")
+        if not (frame_dt > 0 and math.isfinite(frame_dt)):
+            raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
+        record = tuple(dict.fromkeys(("x",) + tuple(record)))
+        unknown = set(record) - set(RECORDABLE)
+        if unknown:
+            raise ValueError(f"cannot record {sorted(unknown)}: choose from {RECORDABLE}")
+        solver = self.build() if (self.solver is None or self._built_generation != backend.generation()) else self.solver
+        lo, hi = 1.5 * self.dx, 1 - 1.5 * self.dx  # the stencil of a particle beyond these leaves the grid
+        backup = solver.slots - 1
+        history = {name: [self._read(name)] for name in record}
+        times, substeps, dts = [self.time], [], []
+        kinematic = [i for i, c in enumerate(self.colliders) if c.kinematic]
+        solver.diagnose(self._cur, lo, hi)
+        if solver.bad_count[0] > 0:
+            raise SimulationError("the scene's current state is already non-finite or off the grid; "
+                                  "call scene.reset()", frame=0)
+
+        def partial():
+            return self._trajectory(history, times, substeps, dts, frame_dt)
+
+        show = progress if progress is not None else sys.stderr.isatty()
+        bar = tqdm(total=frames, unit="frame", delay=2.0, disable=not show, leave=False)
+        try:
+            for frame in range(1, frames + 1):
+                try:
+                    n_sub, dt = self._plan_substeps(frame_dt, frame)
+                except SimulationError as err:
+                    err.trajectory = partial()
+                    raise
+                solver.dt[None] = dt
+                solver.copy_state(self._cur, backup)
+                origins = solver.collider_origin.to_numpy() if kinematic else None
+                t0 = self.time
+                for k in range(n_sub):
+                    self._substep(kinematic, t0 + k * dt, dt)
+                solver.diagnose(self._cur, lo, hi)
+                if solver.bad_count[0] > 0:
+                    self._locate_failure(frame, n_sub, dt, t0, backup, origins, kinematic, lo, hi, partial)
+                self.time = t0 + frame_dt
+                for name in record:
+                    history[name].append(self._read(name))
+                times.append(self.time)
+                substeps.append(n_sub)
+                dts.append(dt)
+                bar.update(1)
+        finally:
+            bar.close()
+        return partial()
+
+    def _substep(self, kinematic, t, dt):
+        solver = self.solver
+        if kinematic:
+            d = self.dim
+            vel = solver.collider_velocity.to_numpy()
+            for i in kinematic:
+                vel[i] = self.colliders[i].velocity_at(t, d)
+            solver.collider_velocity.from_numpy(vel)
+        solver.substep(self._cur, 1 - self._cur)
+        self._cur = 1 - self._cur
+        if kinematic:
+            self._advance_colliders(dt)
+
+    def _advance_colliders(self, dt):
+        origin = self.solver.collider_origin.to_numpy()
+        origin += dt * self.solver.collider_velocity.to_numpy()
+        self.solver.collider_origin.from_numpy(origin)
+
+    def _locate_failure(self, frame, n_sub, dt, t0, backup, origins, kinematic, lo, hi, partial):
+        """Re-run the failed frame from its start, checking after every substep, and raise."""
+        solver = self.solver
+        solver.copy_state(backup, 0)
+        self._cur = 0
+        if origins is not None:
+            solver.collider_origin.from_numpy(origins)
+        bad_substep = n_sub - 1
+        for k in range(n_sub):
+            self._substep(kinematic, t0 + k * dt, dt)
+            solver.diagnose(self._cur, lo, hi)
+            if solver.bad_count[0] > 0:
+                bad_substep = k
+                break
+        p = int(solver.first_bad[0])
+        count = int(solver.bad_count[0])
+        body = self.bodies[int(self.body_id[p])].name if p < self.n_particles else None
+        x = self.solver.get("x", self._cur)[p] if p < self.n_particles else None
+        # Leave the scene at the last good state (the start of the failed frame).
+        solver.copy_state(backup, 0)
+        self._cur = 0
+        if origins is not None:
+            solver.collider_origin.from_numpy(origins)
+        raise SimulationError(
+            f"simulation failed at frame {frame}, substep {bad_substep} of {n_sub} (dt={dt:.3g} s): "
+            f"{count} particle(s) of body {body!r} became non-finite or left the grid (first: particle "
+            f"{p}, x={np.round(x, 4).tolist() if x is not None else None}). Lower dt or cfl, check the "
+            "material parameters (a stiff material needs smaller steps), or enlarge the domain. "
+            "The frames before the failure are in error.trajectory.",
+            frame=frame, substep=bad_substep, body=body, trajectory=partial())
+
+    def _trajectory(self, history, times, substeps, dts, frame_dt) -> Trajectory:
+        per_frame = {name: np.stack(values) for name, values in history.items()}
+        meta = {"dim": self.dim, "grid": self.grid, "dx": self.dx, "frame_dt": frame_dt,
+                "substeps": list(substeps), "dt": list(dts), "gravity": self.gravity.tolist(),
+                "precision": backend.active().precision, "arch": backend.active().arch}
+        return Trajectory(t=np.asarray(times), body_id=self.body_id.copy(), material_id=self.material_id.copy(),
+                          mass=(self._concat("volume") * np.concatenate([b.params["density"] for b in self.bodies])),
+                          volume=self._concat("volume"), body_names=[b.name for b in self.bodies],
+                          material_names=[m.label for m in self.materials], meta=meta, **per_frame)
+
+    def close(self):
+        """Free the scene's device memory (it is rebuilt if run again)."""
+        if self.solver is not None:
+            self.solver.destroy()
+            self.solver = None
