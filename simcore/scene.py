@@ -245,7 +245,8 @@ class Scene:
             [np.full(b.n_particles, next(k for k, m in enumerate(materials) if m is b.material))
              for b in self.bodies])
         solver = MPMSolver(self.dim, self.grid, self.n_particles, 3, kinds, self.wall_modes,
-                           self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real)
+                           self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
+                           serial_scatter=(be.arch == "cpu"))
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
         f = be.np_real

@@ -15,6 +15,7 @@ import taichi as ti
 
 from ..materials import FIXED_COROTATED, FLUID, NEO_HOOKEAN, PLASTICINE, SAND, SNOW
 
+SQRT_2_3 = math.sqrt(2 / 3)
 SVD_KINDS = (FIXED_COROTATED, SNOW, SAND, PLASTICINE)
 
 
@@ -42,6 +43,14 @@ def _singular_values(sig):
 
 
 @ti.func
+def _product(vec):
+    out = vec[0]
+    for d in ti.static(range(1, vec.get_shape()[0])):
+        out *= vec[d]
+    return out
+
+
+@ti.func
 def corotated_stress(F, U, V, J, mu, lam):
     """Fixed corotated Kirchhoff stress: 2μ(F − R)Fᵀ + λ(J − 1)J I, R = U Vᵀ."""
     R = U @ V.transpose()
@@ -56,14 +65,27 @@ def hencky_stress(U, eps, mu, lam):
 
 
 @ti.func
-def update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic, C):
-    """Project F_trial onto the material's admissible set and compute the Kirchhoff stress.
+def fluid_stress(J, mu, lam, plastic, C):
+    """Weakly compressible fluid (Tait): Kirchhoff stress −p J I + viscous J·μ(C + Cᵀ).
+
+    A fluid's deformation state is its volume ratio J alone (shear has no memory), so the caller keeps
+    J, not F. lam = bulk modulus K (Pa), plastic[0] = γ, mu = viscosity (Pa·s), C ≈ ∇v (1/s).
+    """
+    dim = ti.static(C.get_shape()[0])
+    gamma = plastic[0]
+    minus_p_J = -(lam / gamma) * (ti.pow(J, 1.0 - gamma) - J)  # p = K/γ (J^−γ − 1)
+    return minus_p_J * ti.Matrix.identity(float, dim) + mu * J * (C + C.transpose())
+
+
+@ti.func
+def solid_update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic):
+    """Project F_trial onto the solid material's admissible set and compute the Kirchhoff stress.
 
     Args:
         kinds: static tuple of material kind codes present in the scene.
-        kind: this particle's kind code. F_trial: (d, d). Jp: plastic scalar (snow: plastic J).
-        mu, lam: Lamé parameters (Pa); for fluid mu = viscosity (Pa·s), lam = bulk modulus (Pa).
-        plastic: (3,) material constants (see simcore.materials). C: (d, d) APIC affine velocity (1/s).
+        kind: this particle's kind code (not FLUID). F_trial = (I + dt C) F: (d, d).
+        Jp: plastic volume ratio (snow). mu, lam: Lamé parameters (Pa).
+        plastic: (3,) material constants (see simcore.materials).
     Returns:
         F_new (d, d), Jp_new, tau (d, d) Pa.
     """
@@ -76,29 +98,21 @@ def update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic,
         if kind == NEO_HOOKEAN:
             J = F_trial.determinant()
             tau = mu * (F_trial @ F_trial.transpose() - I) + lam * ti.log(J) * I
-    if ti.static(FLUID in kinds):
-        if kind == FLUID:
-            # F of a fluid keeps only its volume: F = J^(1/d) I (shear has no memory).
-            J = F_trial.determinant()
-            F_new = ti.pow(J, 1.0 / dim) * I
-            gamma = plastic[0]
-            pressure_term = -(lam / gamma) * (ti.pow(J, 1.0 - gamma) - J)  # τ = −p J
-            tau = pressure_term * I + mu * J * (C + C.transpose())
     if ti.static(_any_of(kinds, SVD_KINDS)):
-        if kind != NEO_HOOKEAN and kind != FLUID:
+        if kind != NEO_HOOKEAN:
             U, sig, V = ti.svd(F_trial)
             s = _singular_values(sig)
             if ti.static(FIXED_COROTATED in kinds):
                 if kind == FIXED_COROTATED:
-                    tau = corotated_stress(F_trial, U, V, s.fold_prod(), mu, lam)
+                    tau = corotated_stress(F_trial, U, V, _product(s), mu, lam)
             if ti.static(SNOW in kinds):
                 if kind == SNOW:
                     # Stomakhin et al. 2013, §5: clamp singular values, move the rest into Jp.
                     s_new = ti.min(ti.max(s, 1 - plastic[0]), 1 + plastic[1])
-                    Jp_new = Jp * s.fold_prod() / s_new.fold_prod()
+                    Jp_new = Jp * _product(s) / _product(s_new)
                     F_new = U @ _diag(s_new) @ V.transpose()
                     hardening = ti.exp(plastic[2] * (1 - Jp_new))
-                    tau = corotated_stress(F_new, U, V, s_new.fold_prod(), mu * hardening, lam * hardening)
+                    tau = corotated_stress(F_new, U, V, _product(s_new), mu * hardening, lam * hardening)
             if ti.static(_any_of(kinds, (SAND, PLASTICINE))):
                 if kind == SAND or kind == PLASTICINE:
                     eps = ti.log(s)
@@ -117,7 +131,7 @@ def update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic,
                     if ti.static(PLASTICINE in kinds):
                         if kind == PLASTICINE:
                             # von Mises: ‖dev τ‖ = 2μ‖dev ε‖ ≤ √(2/3) σ_y.
-                            excess = dev_norm - math.sqrt(2 / 3) * plastic[0] / (2 * mu)
+                            excess = dev_norm - SQRT_2_3 * plastic[0] / (2 * mu)
                             if excess > 0:
                                 eps = eps - excess / dev_norm * eps_dev
                     F_new = U @ _diag(ti.exp(eps)) @ V.transpose()

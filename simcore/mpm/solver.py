@@ -15,6 +15,7 @@ Kernels never overwrite what they read, which is what Taichi's reverse-mode auto
 import numpy as np
 import taichi as ti
 
+from ..materials import FLUID, SNOW
 from . import boundary, constitutive
 
 BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > n_grid - BOUND are wall nodes
@@ -31,9 +32,13 @@ class MPMSolver:
         wall_modes: ((lo, hi) per axis) of boundary mode codes; wall_friction: Coulomb μ at walls.
         colliders: list of (kind, mode) code pairs.
         real: Taichi float type.
+        serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
+            parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
+            while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
     """
 
-    def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real):
+    def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
+                 serial_scatter=False):
         self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
         self.dx = 1.0 / n_grid
         self.inv_dx = float(n_grid)
@@ -42,6 +47,10 @@ class MPMSolver:
         self.wall_friction = float(wall_friction)
         self.colliders = tuple(tuple(c) for c in colliders)
         self.real = real
+        self.serial_scatter = bool(serial_scatter)
+        self.has_solids = any(k != FLUID for k in self.kinds)
+        # Jp is state only for snow (plastic J) and fluid (J); other materials never touch it.
+        self.uses_Jp = SNOW in self.kinds or FLUID in self.kinds
 
         fb = ti.FieldsBuilder()
         # Particle state, one copy per slot.
@@ -117,15 +126,29 @@ class MPMSolver:
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32):
         """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F."""
+        ti.loop_config(serialize=self.serial_scatter)
         for p in range(self.n_particles):
             base, fx, w = self._stencil(self.x[s_in, p])
             C = self.C[s_in, p]
-            F_trial = (ti.Matrix.identity(self.real, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
-            F_new, Jp_new, tau = constitutive.update_and_stress(
-                self.kinds, self.kind[p], F_trial, self.Jp[s_in, p], self.mu[p], self.lam[p],
-                self.plastic[p], C)
-            self.F[s_out, p] = F_new
-            self.Jp[s_out, p] = Jp_new
+            kind = self.kind[p]
+            tau = ti.Matrix.zero(float, self.dim, self.dim)
+            if ti.static(FLUID in self.kinds):
+                if kind == FLUID:  # a fluid's state is J (kept in Jp): J_new = det(I + dt C) J
+                    J = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C).determinant() * self.Jp[s_in, p]
+                    self.Jp[s_out, p] = J
+                    tau = constitutive.fluid_stress(J, self.mu[p], self.lam[p], self.plastic[p], C)
+            if ti.static(self.has_solids):
+                if kind != FLUID:
+                    F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+                    Jp = 1.0
+                    if ti.static(SNOW in self.kinds):
+                        Jp = self.Jp[s_in, p]
+                    F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
+                        self.kinds, kind, F_trial, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                    tau = tau_solid
+                    self.F[s_out, p] = F_new
+                    if ti.static(SNOW in self.kinds):
+                        self.Jp[s_out, p] = Jp_new
             m = self.mass[p]
             # MLS-MPM: ∇w_ip = 4/dx² w_ip (x_i − x_p) for quadratic B-splines (Hu et al. 2018, eq. 16).
             affine = (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + m * C
@@ -228,5 +251,15 @@ class MPMSolver:
             field.from_numpy(full)
 
     def get(self, name: str, s: int) -> np.ndarray:
-        """A state array of slot s: 'x', 'v', 'C', 'F' or 'Jp'."""
-        return getattr(self, name).to_numpy()[s]
+        """A state array of slot s: 'x', 'v', 'C', 'F' or 'Jp'. A fluid particle's F is J^(1/d) I and
+        its Jp is J (the solver keeps only J for fluids); a solid's Jp is 1 unless it is snow."""
+        out = getattr(self, name).to_numpy()[s]
+        if name in ("F", "Jp") and FLUID in self.kinds:
+            fluid = self.kind.to_numpy() == FLUID
+            if name == "F":
+                J = self.Jp.to_numpy()[s][fluid]
+                out[fluid] = np.cbrt(J)[:, None, None] * np.eye(self.dim) if self.dim == 3 else \
+                    np.sqrt(J)[:, None, None] * np.eye(self.dim)
+        if name == "Jp" and SNOW not in self.kinds:
+            out = np.where(self.kind.to_numpy() == FLUID, out, 1.0)
+        return out

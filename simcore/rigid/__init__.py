@@ -1,0 +1,18 @@
+"""Rigid bodies with interior-point contact (Dojo style) and implicit gradients into PyTorch.
+
+    world = simcore.rigid.World(dt=0.01, gravity=(0, -9.81, 0))
+    world.add(simcore.rigid.Plane(point=(0, 0, 0), normal=(0, 1, 0), friction=0.5))
+    box = world.add(simcore.rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 0.25, 0)))
+    traj = world.run(steps=200)
+
+Pipeline per step (one module each): collision.detect → integrator.residual (discrete Euler–Lagrange
+dynamics + contact complementarity) → ipm.solve (primal-dual interior point) → integrator.advance;
+grad.py differentiates a step by the implicit function theorem.
+"""
+
+from .bodies import Box, Capsule, Plane, Sphere
+from .step import Params, State
+from .world import ContactSolveError, Rollout, Trajectory, World
+
+__all__ = ["World", "Plane", "Box", "Sphere", "Capsule", "State", "Params", "Trajectory", "Rollout",
+           "ContactSolveError"]

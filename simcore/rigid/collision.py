@@ -1,0 +1,283 @@
+"""Contact detection: signed distances, contact frames and body-fixed witness points for one step.
+
+Every pair of shapes that can touch yields a fixed list of *candidates* (a box corner against a plane, a
+sphere against a box, ...), decided once when the World is built. Each step, `detect` evaluates every
+candidate at the start-of-step configuration q_k and returns, per candidate:
+
+- the contact normal n (world, from side b to side a) and tangent basis T, held fixed during the step;
+- body-fixed witness points for the normal (rn_a, rn_b) and for friction (rt_a, rt_b), in each body's
+  frame (world frame for static shapes, which all map to the "ground" row `bodies`);
+- an offset, so that the signed distance at the end of the step is
+  φ(q_{k+1}) = n·(p_a(rn_a) − p_b(rn_b)) − offset, with p(r) = x + R r the witness at q_{k+1};
+- the pair friction μ = μ_a · μ_b (product rule, as in Bullet: a shape with friction 1 leaves the other's
+  coefficient unchanged; body friction defaults to 1, planes and static boxes to 0.5);
+- `active`: whether the candidate is within reach this step (distance below a margin that grows with the
+  witness speed) and geometrically valid (a box corner above the face it was assigned to).
+
+Freezing the frame and witnesses over one step makes φ and the tangential slip smooth functions of the
+end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
+of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
+Supported pairs: plane–{sphere, box, capsule}, sphere–sphere, sphere–box, box–box (vertex–face; edge–edge
+contact between boxes is not detected), static box–{sphere, box}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import quaternion as quat
+
+DTYPE = torch.float64
+FACE_TOLERANCE = 0.01  # a corner counts as over a face if within 1 % of the half extent beyond its edge
+
+
+@dataclass
+class Candidates:
+    """Structural contact candidates of a World (integer/selector arrays; no state).
+
+    References index a pose table: rows 0..bodies−1 are dynamic bodies, bodies..bodies+static_boxes−1
+    static boxes. Planes index the plane table.
+    """
+    bodies: int
+    # plane–point: plane index, body ref, point selector (3, 3) and radius selector (3,) on size_vector
+    pp_plane: torch.Tensor
+    pp_body: torch.Tensor
+    pp_point: torch.Tensor
+    pp_radius: torch.Tensor
+    # sphere–sphere
+    ss_a: torch.Tensor
+    ss_b: torch.Tensor
+    # sphere (a) – box (b)
+    sb_a: torch.Tensor
+    sb_b: torch.Tensor
+    # corner of box a (signs) against the faces of box b
+    cf_a: torch.Tensor
+    cf_sign: torch.Tensor
+    cf_b: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        return len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a)
+
+    def pairs(self):
+        """(kind, ref a, ref b) per candidate, for messages."""
+        out = [("plane", int(b), -1 - int(p)) for p, b in zip(self.pp_plane, self.pp_body)]
+        out += [("sphere-sphere", int(a), int(b)) for a, b in zip(self.ss_a, self.ss_b)]
+        out += [("sphere-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
+        out += [("corner-face", int(a), int(b)) for a, b in zip(self.cf_a, self.cf_b)]
+        return out
+
+
+CORNERS = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=DTYPE)
+
+
+def build_candidates(dynamic, static_boxes, planes) -> Candidates:
+    """All candidates between the given shapes (lists of Body / Box(static) / Plane, in World order)."""
+    nb = len(dynamic)
+    refs = list(enumerate(dynamic)) + [(nb + i, s) for i, s in enumerate(static_boxes)]
+    pp_plane, pp_body, pp_point, pp_radius = [], [], [], []
+    zero3, e0 = torch.zeros(3, 3, dtype=DTYPE), torch.tensor([1.0, 0.0, 0.0], dtype=DTYPE)
+    for pi, _ in enumerate(planes):
+        for j, body in enumerate(dynamic):
+            if body.kind == "box":
+                points = [(torch.diag(c), torch.zeros(3, dtype=DTYPE)) for c in CORNERS]
+            elif body.kind == "sphere":
+                points = [(zero3, e0)]
+            else:  # capsule end caps at (0, 0, ±half length)
+                points = []
+                for s in (-1.0, 1.0):
+                    sel = torch.zeros(3, 3, dtype=DTYPE)
+                    sel[2, 1] = s
+                    points.append((sel, e0))
+            for sel, rad in points:
+                pp_plane.append(pi), pp_body.append(j), pp_point.append(sel), pp_radius.append(rad)
+    ss_a, ss_b, sb_a, sb_b, cf_a, cf_sign, cf_b = [], [], [], [], [], [], []
+    for ia, (ra, a) in enumerate(refs):
+        for rb, b in refs[ia + 1:]:
+            if a.static and b.static:
+                continue
+            kinds = (a.kind, b.kind)
+            if kinds == ("sphere", "sphere"):
+                ss_a.append(ra), ss_b.append(rb)
+            elif kinds == ("sphere", "box"):
+                sb_a.append(ra), sb_b.append(rb)
+            elif kinds == ("box", "sphere"):
+                sb_a.append(rb), sb_b.append(ra)
+            elif kinds == ("box", "box"):
+                for c in CORNERS:
+                    cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
+                    cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
+            elif "capsule" in kinds:
+                raise ValueError(f"contact between a capsule and a {a.kind if b.kind == 'capsule' else b.kind} "
+                                 "is not supported; capsules collide with planes only")
+    L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
+    return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
+                      L(sb_a), L(sb_b), L(cf_a), S(cf_sign, (3,)), L(cf_b))
+
+
+@dataclass
+class Contacts:
+    """Per-candidate contact data for one step. Leading dims (worlds, candidates)."""
+    body_a: torch.Tensor   # (C,) long: body row of side a; `bodies` means ground/static
+    body_b: torch.Tensor   # (C,)
+    normal: torch.Tensor   # (B, C, 3) world, from b to a
+    tangent: torch.Tensor  # (B, C, 2, 3) world, orthonormal rows ⟂ normal
+    rn_a: torch.Tensor     # (B, C, 3) m, body frame of a (world if static)
+    rn_b: torch.Tensor
+    rt_a: torch.Tensor
+    rt_b: torch.Tensor
+    offset: torch.Tensor   # (B, C) m
+    friction: torch.Tensor  # (B, C)
+    active: torch.Tensor   # (B, C) bool
+    distance: torch.Tensor  # (B, C) m, φ at the start of the step
+
+    def select(self, idx: torch.Tensor) -> "Contacts":
+        """Candidates idx (long) only."""
+        f = {}
+        for name in self.__dataclass_fields__:
+            t = getattr(self, name)
+            f[name] = t[idx] if name in ("body_a", "body_b") else t[:, idx]
+        return Contacts(**f)
+
+
+def tangent_basis(normal: torch.Tensor) -> torch.Tensor:
+    """Orthonormal tangent rows (…, 2, 3) for unit normals (…, 3), from the world axis least aligned."""
+    axes = torch.eye(3, dtype=normal.dtype)
+    helper = axes[normal.detach().abs().argmin(-1)]
+    t1 = torch.linalg.cross(normal, helper, dim=-1)
+    t1 = t1 / t1.norm(dim=-1, keepdim=True)
+    t2 = torch.linalg.cross(normal, t1, dim=-1)
+    return torch.stack([t1, t2], dim=-2)
+
+
+def _normalize(v):
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+
+
+def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin: float,
+           decisions: dict | None = None):
+    """Evaluate all candidates at the start of a step.
+
+    poses: (x (B, P, 3) m, R (B, P, 3, 3), v (B, P, 3) m/s, omega_body (B, P, 3) rad/s) for the pose table
+    (dynamic bodies then static boxes); sizes: (P, 3) m size vectors; frictions: (P,) and planes: dict
+    with point (Np, 3), normal (Np, 3), friction (Np,). Returns (Contacts, decisions).
+    """
+    x, R, v, om = poses
+    B, nb = x.shape[0], cand.bodies
+    fresh = decisions is None
+    decisions = {} if fresh else decisions
+    parts = []
+
+    def body_row(ref):
+        return torch.where(ref < nb, ref, torch.full_like(ref, nb))
+
+    def witness(ref, p_local):
+        # Static shapes are part of the ground body: their witnesses are stored in world coordinates.
+        is_static = (ref >= nb)[None, :, None]
+        world = x[:, ref] + (R[:, ref] @ p_local[..., None])[..., 0]
+        return torch.where(is_static, world, p_local)
+
+    def point_velocity(ref, p_local):
+        return v[:, ref] + (R[:, ref] @ torch.linalg.cross(om[:, ref], p_local, dim=-1)[..., None])[..., 0]
+
+    def body_frame(ref, vec_world):
+        return (R[:, ref].transpose(-1, -2) @ vec_world[..., None])[..., 0]
+
+    # plane – point (box corners, sphere centres, capsule cap centres)
+    if len(cand.pp_plane):
+        j, pi = cand.pp_body, cand.pp_plane
+        c = (cand.pp_point @ sizes[j][..., None])[..., 0].expand(B, -1, -1)
+        rho = (cand.pp_radius * sizes[j]).sum(-1).expand(B, -1)
+        n = planes["normal"][pi].expand(B, -1, -1)
+        p0 = planes["point"][pi].expand(B, -1, -1)
+        tip = x[:, j] + (R[:, j] @ c[..., None])[..., 0]
+        dist = (n * (tip - p0)).sum(-1) - rho
+        rt = c - rho[..., None] * body_frame(j, n)
+        parts.append(dict(ia=j, ib=torch.full_like(j, nb), n=n, rn_a=c, rn_b=p0, rt_a=rt,
+                          rt_b=torch.zeros_like(rt), offset=rho, dist=dist, speed=point_velocity(j, rt),
+                          mu=frictions[j] * planes["friction"][pi], valid=torch.ones_like(dist, dtype=bool)))
+    # sphere – sphere
+    if len(cand.ss_a):
+        a, b = cand.ss_a, cand.ss_b
+        ra, rb = sizes[a, 0].expand(B, -1), sizes[b, 0].expand(B, -1)
+        d = x[:, a] - x[:, b]
+        n = _normalize(d)
+        z = torch.zeros_like(d)
+        rta, rtb = body_frame(a, -ra[..., None] * n), body_frame(b, rb[..., None] * n)
+        parts.append(dict(ia=a, ib=b, n=n, rn_a=z, rn_b=z, rt_a=rta, rt_b=rtb, offset=ra + rb,
+                          dist=d.norm(dim=-1) - ra - rb, speed=point_velocity(a, rta) - point_velocity(b, rtb),
+                          mu=frictions[a] * frictions[b], valid=torch.ones_like(ra, dtype=bool)))
+    # sphere (a) – box (b): closest point of the box to the sphere centre
+    if len(cand.sb_a):
+        a, b = cand.sb_a, cand.sb_b
+        ra, half = sizes[a, 0].expand(B, -1), sizes[b].expand(B, -1, -1)
+        local = body_frame(b, x[:, a] - x[:, b])
+        if fresh:
+            outside = (local.abs() > half).any(-1)
+            depth = half - local.abs()
+            face = torch.nn.functional.one_hot(depth.argmin(-1), 3).bool()
+            clamp = torch.where(outside[..., None], local.abs() > half, face)
+            decisions["sb_clamp"] = clamp.detach()
+            decisions["sb_sign"] = torch.where(local >= 0, 1.0, -1.0).detach()
+            decisions["sb_outside"] = outside.detach()
+        clamp, sign, outside = decisions["sb_clamp"], decisions["sb_sign"], decisions["sb_outside"]
+        closest = torch.where(clamp, sign * half, local)
+        n_local = torch.where(outside[..., None], _normalize(local - closest), sign * clamp.to(DTYPE))
+        n = (R[:, b] @ n_local[..., None])[..., 0]
+        rta = body_frame(a, -ra[..., None] * n)
+        dist = (n * (x[:, a] - x[:, b] - (R[:, b] @ closest[..., None])[..., 0])).sum(-1) - ra
+        parts.append(dict(ia=a, ib=body_row(b), n=n, rn_a=torch.zeros_like(n), rn_b=witness(b, closest),
+                          rt_a=rta, rt_b=witness(b, closest), offset=ra, dist=dist,
+                          speed=point_velocity(a, rta) - point_velocity(b, closest),
+                          mu=frictions[a] * frictions[b], valid=torch.ones_like(ra, dtype=bool)))
+    # corner of box a against the faces of box b
+    if len(cand.cf_a):
+        a, b = cand.cf_a, cand.cf_b
+        corner = cand.cf_sign * sizes[a]
+        corner = corner.expand(B, -1, -1)
+        half = sizes[b].expand(B, -1, -1)
+        tip = x[:, a] + (R[:, a] @ corner[..., None])[..., 0]
+        local = body_frame(b, tip - x[:, b])
+        if fresh:
+            excess = local.abs() - half
+            axis = torch.nn.functional.one_hot(excess.argmax(-1), 3).bool()
+            lateral = torch.where(axis, torch.zeros_like(excess), excess)
+            decisions["cf_axis"] = axis.detach()
+            decisions["cf_sign"] = torch.where(local >= 0, 1.0, -1.0).detach()
+            decisions["cf_valid"] = (lateral <= FACE_TOLERANCE * half).all(-1).detach()
+        axis, sign, valid = decisions["cf_axis"], decisions["cf_sign"], decisions["cf_valid"]
+        on_face = torch.where(axis, sign * half, local)
+        n = (R[:, b] @ (sign * axis.to(DTYPE))[..., None])[..., 0]
+        dist = (n * (tip - x[:, b] - (R[:, b] @ on_face[..., None])[..., 0])).sum(-1)
+        wa, wb = witness(a, corner), witness(b, on_face)
+        parts.append(dict(ia=body_row(a), ib=body_row(b), n=n, rn_a=wa, rn_b=wb, rt_a=wa, rt_b=wb,
+                          offset=torch.zeros_like(dist), dist=dist,
+                          speed=point_velocity(a, corner) - point_velocity(b, on_face),
+                          mu=frictions[a] * frictions[b], valid=valid))
+    cat = lambda k, d=1: torch.cat([p[k] for p in parts], dim=d)  # noqa: E731
+    dist, speed = cat("dist"), cat("speed")
+    reach = margin + 2.0 * dt * speed.detach().norm(dim=-1)
+    if fresh:
+        decisions["active"] = (cat("valid") & (dist.detach() < reach)).detach()
+    n = cat("n")
+    mu = torch.cat([p["mu"].expand(B, -1) for p in parts], dim=1)
+    contacts = Contacts(body_a=cat("ia", 0), body_b=cat("ib", 0), normal=n, tangent=tangent_basis(n),
+                        rn_a=cat("rn_a"), rn_b=cat("rn_b"), rt_a=cat("rt_a"), rt_b=cat("rt_b"),
+                        offset=cat("offset"), friction=mu,
+                        active=decisions["active"], distance=dist)
+    return contacts, decisions
+
+
+def pose_table(x, q, v, om, static_x, static_q):
+    """Stack dynamic states (B, nb, ·) and static box poses (Ns, ·) into the pose table of `detect`."""
+    B = x.shape[0]
+    sx = static_x.expand(B, -1, -1)
+    sq = static_q.expand(B, -1, -1)
+    X = torch.cat([x, sx], 1)
+    Rm = quat.to_matrix(torch.cat([q, sq], 1))
+    V = torch.cat([v, torch.zeros_like(sx)], 1)
+    W = torch.cat([om, torch.zeros_like(sx)], 1)
+    return X, Rm, V, W

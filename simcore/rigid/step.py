@@ -1,0 +1,150 @@
+"""One time step of a World: detect contacts, solve the step equations with the interior-point method,
+advance the state. Batched over B worlds of the same structure (shared shapes and parameters, per-world
+state and controls)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import jacfwd, vmap
+
+from . import collision, integrator, ipm
+from . import quaternion as quat
+
+DTYPE = torch.float64
+
+# Argument order of integrator.residual after (w, kappa).
+_STATE = ("x", "q", "v", "om", "force", "torque")
+_PARAMS = ("mass", "inertia", "gravity")
+_CONTACT = ("body_a", "body_b", "normal", "tangent", "rn_a", "rn_b", "rt_a", "rt_b", "offset", "friction",
+            "active")
+# vmap in_dims: state and contacts per world, parameters and contact body rows shared.
+_IN_DIMS = (0, None) + (0,) * len(_STATE) + (None,) * len(_PARAMS) + (None, None) + (0,) * 9
+
+
+@dataclass
+class State:
+    """Batched state: position (B, nb, 3) m, orientation (B, nb, 4) (w, x, y, z), velocity (B, nb, 3) m/s,
+    body_angular_velocity (B, nb, 3) rad/s in the body frame (the ω of the step that reached this pose)."""
+    position: torch.Tensor
+    orientation: torch.Tensor
+    velocity: torch.Tensor
+    body_angular_velocity: torch.Tensor
+
+    @property
+    def angular_velocity(self) -> torch.Tensor:
+        """World-frame angular velocity (B, nb, 3) rad/s."""
+        R = quat.to_matrix(self.orientation)
+        return (R @ self.body_angular_velocity[..., None])[..., 0]
+
+    def tensors(self):
+        return self.position, self.orientation, self.velocity, self.body_angular_velocity
+
+
+@dataclass
+class Params:
+    """Shared parameters (torch, possibly on an autograd graph). P = bodies + static boxes."""
+    mass: torch.Tensor        # (nb,) kg
+    inertia: torch.Tensor     # (nb, 3, 3) kg·m² body frame
+    gravity: torch.Tensor     # (3,) m/s²
+    sizes: torch.Tensor       # (P, 3) m
+    frictions: torch.Tensor   # (P,)
+    plane_point: torch.Tensor   # (Np, 3) m
+    plane_normal: torch.Tensor  # (Np, 3)
+    plane_friction: torch.Tensor  # (Np,)
+    static_position: torch.Tensor     # (Ns, 3) m
+    static_orientation: torch.Tensor  # (Ns, 4)
+
+    FIELDS = ("mass", "inertia", "gravity", "sizes", "frictions", "plane_point", "plane_normal",
+              "plane_friction", "static_position", "static_orientation")
+
+    def tensors(self):
+        return tuple(getattr(self, f) for f in self.FIELDS)
+
+
+@dataclass
+class StepInfo:
+    """What the forward step keeps for reporting, warm starts and the backward pass."""
+    report: ipm.SolveReport
+    w: torch.Tensor          # (B, N) solution
+    jacobian: torch.Tensor   # (B, N, N) at the solution
+    selected: torch.Tensor   # (C,) candidate indices in the system
+    decisions: dict
+    contacts: collision.Contacts
+    kappa: float
+
+
+def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None):
+    x, q, v, om = state_tensors
+    poses = collision.pose_table(x, q, v, om, params.static_position, params.static_orientation)
+    planes = dict(point=params.plane_point, normal=params.plane_normal, friction=params.plane_friction)
+    return collision.detect(cand, poses, params.sizes, params.frictions, planes, dt, margin, decisions)
+
+
+def residual_batched(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt):
+    """r(w) for every world, (B, N)."""
+    fn = vmap(lambda *a: integrator.residual(*a, dt=dt), in_dims=_IN_DIMS)
+    return fn(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass, params.inertia,
+              params.gravity, *(getattr(contacts, k) for k in _CONTACT))
+
+
+def initial_guess(state_tensors, contacts: collision.Contacts, kappa: float, warm=None):
+    """Interior starting point: velocities from the previous step, contact variables centred with
+    complementarity μ₀ = max(κ, 1e-6) around the start-of-step gap (previous solution where available)."""
+    x, q, v, om = state_tensors
+    B, nb = x.shape[:2]
+    C = contacts.normal.shape[1]
+    z = torch.cat([v, om], -1).reshape(B, -1)
+    mu0 = max(kappa, 1e-6)
+    gap = contacts.distance.detach().clamp_min(1e-3)
+    gamma = mu0 / gap
+    beta = torch.zeros(B, C, 3, dtype=DTYPE)
+    beta[..., 0] = 1e-3 + contacts.friction.detach() * gamma
+    eta = torch.zeros(B, C, 3, dtype=DTYPE)
+    eta[..., 0] = mu0 / beta[..., 0]
+    return torch.cat([z, gamma, gap, beta.reshape(B, -1), eta.reshape(B, -1)], -1)
+
+
+def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol, max_iterations, margin):
+    """Solve one step for all worlds (no autograd). controls: (B, nb, 6) N and N·m, world frame.
+    Returns (next State, StepInfo)."""
+    with torch.no_grad():
+        st = tuple(t.detach() for t in state.tensors())
+        prm = Params(*(t.detach() for t in params.tensors()))
+        controls = controls.detach()
+        contacts, decisions = contacts_for(cand, st, prm, dt, margin)
+        selected = contacts.active.any(0).nonzero()[:, 0]
+        contacts = contacts.select(selected)
+        B, nb = st[0].shape[:2]
+        lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B))
+
+        def single(w, kap, *args):
+            r = integrator.residual(w, kap, *args, dt=dt)
+            return r, r
+
+        jac = vmap(jacfwd(single, has_aux=True), in_dims=_IN_DIMS)
+        args = (*st, controls[..., :3], controls[..., 3:], prm.mass, prm.inertia, prm.gravity,
+                *(getattr(contacts, k) for k in _CONTACT))
+        zero = torch.zeros((), dtype=DTYPE)
+
+        def evaluate(w):
+            return jac(w, zero, *args)
+
+        w0 = initial_guess(st, contacts, kappa)
+        w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations)
+        v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
+        x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
+    info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
+    return State(x2, q2, v2, om2), info
+
+
+def _row_scale(prm: Params, contacts, B):
+    nb = prm.mass.shape[0]
+    C = contacts.normal.shape[1]
+    lin = prm.mass[:, None].expand(nb, 3)
+    ang = torch.linalg.eigvalsh(prm.inertia).amax(-1)[:, None].expand(nb, 3)
+    dyn = torch.cat([lin, ang], -1).reshape(-1)
+    mean_mass = prm.mass.mean() if nb else torch.ones((), dtype=DTYPE)
+    scale = torch.cat([dyn, torch.ones(3 * C, dtype=DTYPE), mean_mass.expand(C)])
+    return scale.expand(B, -1)

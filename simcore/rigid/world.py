@@ -1,0 +1,223 @@
+"""World: the user-facing rigid-body simulator (add shapes, run, rollout)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import SimulationError
+from . import collision
+from . import quaternion as quat
+from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
+from .step import Params, State, solve_step
+
+
+class ContactSolveError(SimulationError):
+    """The interior-point contact solve of a step did not converge (residual above tolerance)."""
+
+
+@dataclass
+class Trajectory:
+    """A simulated run (numpy). Shapes without a batch axis unless run(state=...) was batched:
+    position (steps + 1, [B,] bodies, 3) m; orientation (…, 4) (w, x, y, z); velocity (…, 3) m/s;
+    angular_velocity (…, 3) rad/s world frame; time (steps + 1,) s; iterations (steps, [B]) interior-point
+    iterations; residual (steps, [B]) scaled equality residual (m/s); complementarity (steps, [B]) relative
+    distance to the central path; contacts (steps,) number of contact candidates in the solve."""
+    position: np.ndarray
+    orientation: np.ndarray
+    velocity: np.ndarray
+    angular_velocity: np.ndarray
+    time: np.ndarray
+    iterations: np.ndarray
+    residual: np.ndarray
+    complementarity: np.ndarray
+    contacts: np.ndarray
+
+
+@dataclass
+class Rollout:
+    """A differentiable run (torch, float64, on the autograd graph). Same fields and shapes as
+    Trajectory for position, orientation, velocity, angular_velocity; iterations (steps, [B]) long."""
+    position: torch.Tensor
+    orientation: torch.Tensor
+    velocity: torch.Tensor
+    angular_velocity: torch.Tensor
+    iterations: torch.Tensor
+
+
+class World:
+    """Rigid bodies with hard contact and Coulomb friction (Dojo-style interior-point solve).
+
+    dt: s, time step. gravity: (3,) m/s² (any direction; no up axis is assumed). kappa: central-path
+    parameter of the forward solve (N·s·m: γ·s = κ at convergence; smaller is harder contact).
+    kappa_grad: larger κ used by `rollout`, whose relaxed dynamics have smooth gradients. rtol: solver
+    tolerance (scaled residual in m/s and relative distance to the central path). max_iterations: per
+    step. on_failure: "raise" (ContactSolveError) or "warn" when a step does not converge.
+    contact_margin: m, candidates farther than this (plus twice the distance covered in a step) are
+    left out of the step.
+    """
+
+    def __init__(self, dt=0.01, gravity=(0.0, -9.81, 0.0), kappa=1e-6, kappa_grad=1e-4, rtol=1e-6,
+                 max_iterations=50, on_failure="raise", contact_margin=0.01):
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0 s, got {dt}")
+        if not (kappa > 0 and kappa_grad > 0):
+            raise ValueError(f"kappa and kappa_grad must be > 0, got {kappa}, {kappa_grad}")
+        if on_failure not in ("raise", "warn"):
+            raise ValueError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+        self.dt = float(dt)
+        self.gravity = as_tensor(gravity, (3,), "gravity")
+        self.kappa, self.kappa_grad = float(kappa), float(kappa_grad)
+        self.rtol, self.max_iterations = float(rtol), int(max_iterations)
+        self.on_failure = on_failure
+        self.contact_margin = float(contact_margin)
+        self.bodies: list[Body] = []
+        self.static_boxes: list[Box] = []
+        self.planes: list[Plane] = []
+        self._candidates = None
+
+    # --- building ---------------------------------------------------------------------------------
+    def add(self, shape: Shape) -> Shape:
+        """Add a Sphere, Box, Capsule, Plane or Box(static=True); returns it (shape.index is its row in
+        the trajectory arrays for dynamic bodies)."""
+        if not isinstance(shape, Shape):
+            raise ValueError(f"World.add takes a simcore.rigid shape, got {type(shape).__name__}")
+        if isinstance(shape, Plane):
+            shape.index = len(self.planes)
+            self.planes.append(shape)
+        elif shape.static:
+            shape.index = len(self.static_boxes)
+            self.static_boxes.append(shape)
+        else:
+            shape.index = len(self.bodies)
+            self.bodies.append(shape)
+        if shape.name is None:
+            shape.name = f"{shape.kind}{shape.index}"
+        self._candidates = None
+        return shape
+
+    @property
+    def candidates(self):
+        if self._candidates is None:
+            self._candidates = collision.build_candidates(self.bodies, self.static_boxes, self.planes)
+        return self._candidates
+
+    def params(self) -> Params:
+        """Shared parameters as torch tensors (on the graph of any tensor given to the shapes)."""
+        z3 = torch.zeros(0, 3, dtype=DTYPE)
+        statics = self.static_boxes
+        stack = lambda xs, empty: torch.stack(xs) if xs else empty  # noqa: E731
+        return Params(
+            mass=stack([b.mass for b in self.bodies], torch.zeros(0, dtype=DTYPE)),
+            inertia=stack([b.inertia for b in self.bodies], torch.zeros(0, 3, 3, dtype=DTYPE)),
+            gravity=self.gravity,
+            sizes=stack([b.size_vector() for b in self.bodies + statics], z3),
+            frictions=stack([b.friction for b in self.bodies + statics], torch.zeros(0, dtype=DTYPE)),
+            plane_point=stack([p.point for p in self.planes], z3),
+            plane_normal=stack([p.normal for p in self.planes], z3),
+            plane_friction=stack([p.friction for p in self.planes], torch.zeros(0, dtype=DTYPE)),
+            static_position=stack([s.position for s in statics], z3),
+            static_orientation=stack([s.orientation for s in statics], torch.zeros(0, 4, dtype=DTYPE)),
+        )
+
+    def initial_state(self, batch: int = 1) -> State:
+        """The bodies' initial state repeated over `batch` worlds (torch, on the graph of the shapes'
+        tensors). Edit it and pass it to run/rollout to simulate different worlds together."""
+        if not self.bodies:
+            raise ValueError("the world has no dynamic bodies; add a Sphere, Box or Capsule first")
+        x = torch.stack([b.position for b in self.bodies])
+        q = torch.stack([b.orientation for b in self.bodies])
+        v = torch.stack([b.velocity for b in self.bodies])
+        w_world = torch.stack([b.angular_velocity for b in self.bodies])
+        om = (quat.to_matrix(q).transpose(-1, -2) @ w_world[..., None])[..., 0]
+        rep = lambda t: t.unsqueeze(0).expand((batch,) + t.shape)  # noqa: E731
+        return State(rep(x), rep(q), rep(v), rep(om))
+
+    # --- simulation -------------------------------------------------------------------------------
+    def _controls(self, controls, steps, B, torch_ok):
+        nb = len(self.bodies)
+        if controls is None:
+            return torch.zeros(steps, B, nb, 6, dtype=DTYPE)
+        u = controls if isinstance(controls, torch.Tensor) else torch.as_tensor(np.asarray(controls), dtype=DTYPE)
+        u = u.to(DTYPE)
+        if not torch_ok:
+            u = u.detach()
+        if u.shape == (steps, nb, 6):
+            return u.unsqueeze(1).expand(steps, B, nb, 6)
+        if u.shape == (steps, B, nb, 6):
+            return u
+        raise ValueError(f"controls must have shape (steps, bodies, 6) = {(steps, nb, 6)} or "
+                         f"(steps, worlds, bodies, 6) = {(steps, B, nb, 6)}: force (N) then torque (N·m) per "
+                         f"body, world frame; got {tuple(u.shape)}")
+
+    def _check_state(self, state):
+        if state is None:
+            return self.initial_state(), False
+        if not isinstance(state, State) or state.position.dim() != 3:
+            raise ValueError("state must be a simcore.rigid State with (worlds, bodies, ·) tensors, "
+                             "e.g. world.initial_state(batch=8)")
+        return state, True
+
+    def _failure(self, info, step, traj_fn):
+        rep = info.report
+        bad = (~rep.converged).nonzero()[:, 0]
+        if len(bad) == 0 and torch.isfinite(info.w).all():
+            return
+        b = int(bad[0]) if len(bad) else 0
+        msg = (f"contact solve did not converge at step {step + 1} (t = {(step + 1) * self.dt:.4g} s, world "
+               f"{b}): scaled residual {float(rep.residual[b]):.3e} m/s, central-path error "
+               f"{float(rep.complementarity[b]):.3e} after {self.max_iterations} iterations (rtol "
+               f"{self.rtol:g}). Try a smaller dt, a larger kappa, a larger max_iterations or rtol.")
+        if self.on_failure == "warn" and torch.isfinite(info.w).all():
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            return
+        raise ContactSolveError(msg, frame=step + 1, substep=None, trajectory=traj_fn())
+
+    def run(self, steps: int, controls=None, state: State | None = None) -> Trajectory:
+        """Simulate `steps` steps at κ = kappa. controls: (steps, bodies, 6) or (steps, worlds, bodies, 6)
+        force N and torque N·m per body, world frame, constant over each step. state: a batched State
+        (from initial_state(batch=B)); then every array of the Trajectory has a worlds axis after time."""
+        steps = int(steps)
+        state, batched = self._check_state(state)
+        state = State(*(t.detach() for t in state.tensors()))
+        B = state.position.shape[0]
+        u = self._controls(controls, steps, B, torch_ok=False)
+        params = self.params()
+        frames = [state]
+        its, res, comp, ncont = [], [], [], []
+
+        def build():
+            return self._trajectory(frames, its, res, comp, ncont, batched)
+
+        for k in range(steps):
+            state, info = solve_step(self.candidates, state, u[k], params, dt=self.dt, kappa=self.kappa,
+                                     rtol=self.rtol, max_iterations=self.max_iterations,
+                                     margin=self.contact_margin)
+            self._failure(info, k, build)
+            frames.append(state)
+            its.append(info.report.iterations), res.append(info.report.residual)
+            comp.append(info.report.complementarity), ncont.append(len(info.selected))
+        return build()
+
+    def _trajectory(self, frames, its, res, comp, ncont, batched):
+        sq = (lambda a: a) if batched else (lambda a: a[:, 0] if a.ndim >= 2 else a)
+        st = lambda f: np.stack([f(s).detach().numpy() for s in frames])  # noqa: E731
+        seq = lambda xs, dt: np.stack([x.numpy() for x in xs]) if xs else np.zeros((0, frames[0].position.shape[0]), dt)  # noqa: E731
+        return Trajectory(
+            position=sq(st(lambda s: s.position)), orientation=sq(st(lambda s: s.orientation)),
+            velocity=sq(st(lambda s: s.velocity)), angular_velocity=sq(st(lambda s: s.angular_velocity)),
+            time=np.arange(len(frames)) * self.dt, iterations=sq(seq(its, np.int64)),
+            residual=sq(seq(res, np.float64)), complementarity=sq(seq(comp, np.float64)),
+            contacts=np.asarray(ncont, dtype=np.int64))
+
+    def rollout(self, steps: int, controls=None, state: State | None = None, kappa: float | None = None):
+        """Differentiable simulation at κ = kappa_grad (default): returns a Rollout of torch tensors on
+        the autograd graph of controls, state and any tensor-valued shape parameter (mass, inertia, size,
+        density, friction, initial state). Gradients come from the implicit function theorem at each
+        step's solution (one linear solve per step, reusing the step's factorization)."""
+        from .grad import rollout as _rollout
+
+        return _rollout(self, int(steps), controls, state, self.kappa_grad if kappa is None else float(kappa))
