@@ -1,5 +1,6 @@
 """The step equations: discrete Euler–Lagrange dynamics with contact impulses, and the contact
-complementarity conditions, as one residual r(w) = 0 over the step unknowns w (one world).
+complementarity conditions, as one residual r(w) = 0 over the step unknowns w, with its Jacobian ∂r/∂w in
+closed form. Batched over B worlds.
 
 Unknowns w = [z, γ, s, β, η] (length 6·bodies + 8·contacts):
   z: (bodies, 6) end-of-step velocities (v m/s world frame, ω rad/s body frame), x_{k+1} = x_k + dt·v,
@@ -7,15 +8,16 @@ Unknowns w = [z, γ, s, β, η] (length 6·bodies + 8·contacts):
   γ: (C,) normal impulses N·s, s: (C,) gaps m (slack of φ ≥ 0);
   β: (C, 3) friction cone variable (β₀ = μγ, β₁₂ = friction impulse N·s in the tangent basis);
   η: (C, 3) dual cone variable (η₀ ≥ |slip|, η₁₂ = tangential slip velocity m/s).
-Equations (Dojo §IV, nonlinear complementarity with second-order cones, relaxed by κ):
+Equations (Dojo §IV: nonlinear complementarity with second-order cones, relaxed by κ):
   dynamics   m(v − v_k) − dt(m g + F) − Σ λ = 0,
              dt/2 [√(4/dt² − |ω|²) J ω + ω × J ω − √(4/dt² − |ω_k|²) J ω_k + ω_k × J ω_k]
-                 − dt R_kᵀ τ − Σ τ_contact = 0     (discrete Euler–Lagrange for rotation)
+                 − dt R_kᵀ τ − Σ τ_contact = 0     (discrete Euler–Lagrange equation for rotation)
   gap        s − φ(z) = 0
   slip       η₁₂ − v_t(z) = 0,   β₀ − μγ = 0
   centering  γ s = κ,   β ∘ η = κ e   (Jordan product of the second-order cone, e = (1, 0, 0))
-Contact impulses enter through the discrete Lagrange–d'Alembert principle as gradients of λ·p_{k+1}, so
-the force directions are exactly the constraint Jacobians.
+Contact impulses enter through the discrete Lagrange–d'Alembert principle as gradients of λ·p_{k+1}
+(p a body-fixed witness point), so force directions are exactly the constraint Jacobians and ∂r/∂w
+holds the curvature term ∂²(λ·p)/∂ω².
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ def sizes(bodies: int, contacts: int) -> dict:
                 total=z + 8 * contacts)
 
 
+def row_blocks(bodies: int, contacts: int) -> dict:
+    """Offsets of the residual blocks (same order as `equations`)."""
+    z, C = 6 * bodies, contacts
+    return dict(dyn=(0, z), gap=(z, z + C), slip=(z + C, z + 3 * C), mu=(z + 3 * C, z + 4 * C),
+                comp=(z + 4 * C, z + 5 * C), cone=(z + 5 * C, z + 8 * C))
+
+
 def unpack(w: torch.Tensor, bodies: int, contacts: int):
-    """(v (nb, 3), ω (nb, 3), γ (C,), s (C,), β (C, 3), η (C, 3)) views of w (…, N)."""
+    """(v (…, nb, 3), ω (…, nb, 3), γ (…, C), s (…, C), β (…, C, 3), η (…, C, 3)) views of w (…, N)."""
     o = sizes(bodies, contacts)
     lead = w.shape[:-1]
     z = w[..., : o["z"][1]].reshape(lead + (bodies, 6))
@@ -51,86 +60,199 @@ def advance(x, q, v_next, om_next, dt):
     return x + dt * v_next, q_next / q_next.norm(dim=-1, keepdim=True)
 
 
-def residual(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, body_a, body_b, normal, tangent,
-             rn_a, rn_b, rt_a, rt_b, offset, friction, active, dt: float):
-    """Step residual of one world, (N,). kappa: central-path target (scalar tensor or float).
+def _skew(v):
+    z = torch.zeros_like(v[..., 0])
+    return torch.stack([z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z],
+                       -1).reshape(v.shape + (3,))
 
-    x, q, v, om: (nb, ·) start-of-step state (ω body frame); force, torque: (nb, 3) N, N·m world frame;
-    mass (nb,) kg; inertia (nb, 3, 3) kg·m² body frame; gravity (3,) m/s²; contact arrays as in
-    collision.Contacts for one world; active (C,) bool: inactive candidates get the trivially satisfied
-    constraint φ = 1 m, v_t = 0 and exert no impulse.
+
+def _mv(M, v):
+    return (M @ v[..., None])[..., 0]
+
+
+def _mtv(M, v):
+    return (M.transpose(-1, -2) @ v[..., None])[..., 0]
+
+
+class _Attachment:
+    """A body-fixed point r during one step: its end-of-step position, the Jacobian of that position
+    with respect to the body's (v, ω), and the curvature of λ·p with respect to ω."""
+
+    def __init__(self, X, V2, W2, R_k, rows, r, dt):
+        self.dt, self.r = dt, r
+        om, Rk = W2[:, rows], R_k[:, rows]
+        self.om, self.Rk = om, Rk
+        self.root = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
+        ell = 0.5 * dt * torch.cat([self.root, om], -1)
+        w, u = ell[..., :1], ell[..., 1:]
+        self.ell = ell
+        rotated = (w * w - (u * u).sum(-1, keepdim=True)) * r + 2 * (u * r).sum(-1, keepdim=True) * u \
+            + 2 * w * torch.linalg.cross(u, r, dim=-1)
+        self.p_next = X[:, rows] + dt * V2[:, rows] + _mv(Rk, rotated)
+        self.p_now = X[:, rows] + _mv(Rk, r)
+        # ∂(R(ℓ) r)/∂ℓ = [2(w r + u × r), 2((u·r) I + u rᵀ − r uᵀ − w [r]×)], ∂ℓ/∂ω = dt/2 [−ωᵀ/root; I]
+        eye = torch.eye(3, dtype=r.dtype)
+        d_w = 2 * (w * r + torch.linalg.cross(u, r, dim=-1))
+        d_u = 2 * ((u * r).sum(-1)[..., None, None] * eye + u[..., :, None] * r[..., None, :]
+                   - r[..., :, None] * u[..., None, :] - w[..., None] * _skew(r))
+        self.L = 0.5 * dt * torch.cat([-om[..., None, :] / self.root[..., None], eye.expand(om.shape[:-1] + (3, 3))],
+                                      -2)
+        D = d_w[..., :, None] * self.L[..., :1, :] + d_u @ self.L[..., 1:, :]
+        self.jac_rot = Rk @ D  # ∂p_next/∂ω (…, 3, 3); ∂p_next/∂v = dt·I
+
+    def angular_impulse(self, lam):
+        """Body-frame angular impulse of world impulse lam at the point: (1/dt) (∂p/∂ω)ᵀ λ."""
+        return _mtv(self.jac_rot, lam) / self.dt
+
+    def curvature(self, lam):
+        """(1/dt) ∂²(λ·p_next)/∂ω² (…, 3, 3), from λ_bᵀR(ℓ)r = ℓᵀQℓ (quadratic in ℓ)."""
+        lam_b, r = _mtv(self.Rk, lam), self.r
+        lr = (lam_b * r).sum(-1)
+        rxl = torch.linalg.cross(r, lam_b, dim=-1)
+        eye = torch.eye(3, dtype=r.dtype)
+        Qvv = r[..., :, None] * lam_b[..., None, :] + lam_b[..., :, None] * r[..., None, :] - lr[..., None, None] * eye
+        Q = torch.cat([torch.cat([lr[..., None, None], rxl[..., None, :]], -1),
+                       torch.cat([rxl[..., :, None], Qvv], -1)], -2)
+        Q_ell0 = (Q[..., 0, :] * self.ell).sum(-1)
+        om, root = self.om, self.root[..., 0]
+        d2_ell0 = 0.5 * self.dt * (-eye / root[..., None, None]
+                                   - om[..., :, None] * om[..., None, :] / root[..., None, None] ** 3)
+        hess = 2 * self.L.transpose(-1, -2) @ Q @ self.L + 2 * Q_ell0[..., None, None] * d2_ell0
+        return hess / self.dt
+
+
+def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt: float,
+              jacobian: bool = True):
+    """Step residual r(w; κ) (B, N) and, if asked, its Jacobian ∂r/∂w (B, N, N).
+
+    x, q, v, om: (B, nb, ·) start-of-step state (ω body frame); force, torque: (B, nb, 3) N, N·m world
+    frame; mass (nb,) kg; inertia (nb, 3, 3) kg·m² body frame; gravity (3,) m/s²; contacts: a
+    collision.Contacts. Inactive candidates get the trivially satisfied constraint φ = 1 m, v_t = 0 and
+    exert no impulse.
     """
-    nb, C = x.shape[0], normal.shape[0]
+    B, nb = x.shape[:2]
+    C = contacts.normal.shape[1]
+    N = w.shape[-1]
     v2, om2, gamma, gap, beta, eta = unpack(w, nb, C)
-    on = active.to(w.dtype)
-    # The ground (static shapes) is an extra body row that never moves.
-    zero = torch.zeros(1, 3, dtype=w.dtype)
-    X, V2, W2 = torch.cat([x, zero]), torch.cat([v2, zero]), torch.cat([om2, zero])
-    Q = torch.cat([q, quat.identity((1,), w.dtype)])
-    R_k = quat.to_matrix(Q)
-    R_next = quat.to_matrix(quat.multiply(Q, quat.step_rotation(W2, dt)))
+    n, T, on = contacts.normal, contacts.tangent, contacts.active.to(w.dtype)
+    ia, ib = contacts.body_a, contacts.body_b
+    # The ground (all static shapes) is an extra body row that never moves.
+    zero = torch.zeros(B, 1, 3, dtype=w.dtype)
+    X, V2, W2 = torch.cat([x, zero], 1), torch.cat([v2, zero], 1), torch.cat([om2, zero], 1)
+    R_k = quat.to_matrix(torch.cat([q, quat.identity((B, 1), w.dtype)], 1))
+    att = {k: _Attachment(X, V2, W2, R_k, rows, getattr(contacts, k), dt)
+           for k, rows in (("rn_a", ia), ("rn_b", ib), ("rt_a", ia), ("rt_b", ib))}
 
-    def at_next(rows, r):
-        return X[rows] + dt * V2[rows] + (R_next[rows] @ r[..., None])[..., 0]
+    phi = (n * (att["rn_a"].p_next - att["rn_b"].p_next)).sum(-1) - contacts.offset
+    slip = (att["rt_a"].p_next - att["rt_a"].p_now) - (att["rt_b"].p_next - att["rt_b"].p_now)
+    v_t = _mv(T, slip) / dt
+    phi = torch.where(contacts.active, phi, torch.ones_like(phi))
+    v_t = v_t * on[..., None]
+    lam_n = n * (gamma * on)[..., None]
+    lam_t = _mtv(T, beta[..., 1:] * on[..., None])
 
-    def at_now(rows, r):
-        return X[rows] + (R_k[rows] @ r[..., None])[..., 0]
-
-    phi = (normal * (at_next(body_a, rn_a) - at_next(body_b, rn_b))).sum(-1) - offset
-    slip = (at_next(body_a, rt_a) - at_now(body_a, rt_a)) - (at_next(body_b, rt_b) - at_now(body_b, rt_b))
-    v_t = (tangent @ slip[..., None])[..., 0] / dt
-    phi = torch.where(active, phi, torch.ones_like(phi))
-    v_t = v_t * on[:, None]
-
-    lam_n = normal * (gamma * on)[:, None]
-    lam_t = (tangent.transpose(-1, -2) @ (beta[:, 1:] * on[:, None])[..., None])[..., 0]
-
-    def angular(rows, r, lam):
-        lam_body = (R_k[rows].transpose(-1, -2) @ lam[..., None])[..., 0]
-        return quat.rotated_point_momentum(W2[rows], r, lam_body, dt)
-
-    onehot_a = torch.nn.functional.one_hot(body_a, nb + 1).to(w.dtype)[:, :nb]
-    onehot_b = torch.nn.functional.one_hot(body_b, nb + 1).to(w.dtype)[:, :nb]
+    onehot_a = torch.nn.functional.one_hot(ia, nb + 1).to(w.dtype)[:, :nb]   # (C, nb)
+    onehot_b = torch.nn.functional.one_hot(ib, nb + 1).to(w.dtype)[:, :nb]
     lam = lam_n + lam_t
-    lin_impulse = onehot_a.T @ lam - onehot_b.T @ lam
-    ang_impulse = (onehot_a.T @ (angular(body_a, rn_a, lam_n) + angular(body_a, rt_a, lam_t))
-                   - onehot_b.T @ (angular(body_b, rn_b, lam_n) + angular(body_b, rt_b, lam_t)))
+    scatter = lambda a, b: onehot_a.T @ a - onehot_b.T @ b  # noqa: E731  (B, C, 3) → (B, nb, 3)
+    lin_impulse = scatter(lam, lam)
+    ang_impulse = scatter(att["rn_a"].angular_impulse(lam_n) + att["rt_a"].angular_impulse(lam_t),
+                          att["rn_b"].angular_impulse(lam_n) + att["rt_b"].angular_impulse(lam_t))
 
+    J_om2, J_om = _mv(inertia, om2), _mv(inertia, om)
+    root2 = torch.sqrt(4.0 / dt**2 - (om2 * om2).sum(-1, keepdim=True))
+    root1 = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
     r_lin = mass[:, None] * (v2 - v) - dt * (mass[:, None] * gravity + force) - lin_impulse
-    r_ang = 0.5 * dt * (_momentum(om2, inertia, dt, +1) - _momentum(om, inertia, dt, -1)) \
-        - dt * (R_k[:nb].transpose(-1, -2) @ torque[..., None])[..., 0] - ang_impulse
-    r_dyn = torch.cat([r_lin, r_ang], -1).reshape(-1)
-    r_gap = gap - phi
-    r_slip = eta[:, 1:] - v_t
-    r_mu = beta[:, 0] - friction * gamma
-    r_comp = gamma * gap - kappa
-    r_cone = torch.cat([(beta * eta).sum(-1, keepdim=True) - kappa,
-                        beta[:, :1] * eta[:, 1:] + eta[:, :1] * beta[:, 1:]], -1)
-    return torch.cat([r_dyn, r_gap, r_slip.reshape(-1), r_mu, r_comp, r_cone.reshape(-1)])
+    r_ang = 0.5 * dt * (root2 * J_om2 + torch.linalg.cross(om2, J_om2, dim=-1) - root1 * J_om
+                        + torch.linalg.cross(om, J_om, dim=-1)) - dt * _mtv(R_k[:, :nb], torque) - ang_impulse
+    r = torch.cat([torch.cat([r_lin, r_ang], -1).reshape(B, -1), gap - phi, (eta[..., 1:] - v_t).reshape(B, -1),
+                   beta[..., 0] - contacts.friction * gamma, gamma * gap - kappa,
+                   torch.cat([(beta * eta).sum(-1, keepdim=True) - kappa,
+                              beta[..., :1] * eta[..., 1:] + eta[..., :1] * beta[..., 1:]], -1).reshape(B, -1)], -1)
+    if not jacobian:
+        return r, None
+
+    Jm = torch.zeros(B, N, N, dtype=w.dtype)
+    o, rb = sizes(nb, C), row_blocks(nb, C)
+    eye = torch.eye(3, dtype=w.dtype)
+    bidx = torch.arange(B)[:, None, None, None]
+
+    def put(rows, cols, vals):
+        """Jm[b, rows, cols] += vals with rows (…, i, 1), cols (…, 1, j) broadcast against vals (B, …, i, j)."""
+        Jm.index_put_((bidx.reshape((B,) + (1,) * (vals.dim() - 1)), rows, cols), vals, accumulate=True)
+
+    # dynamics rows, velocity columns (body blocks)
+    jr = torch.arange(nb)
+    lin_rows = 6 * jr[:, None] + torch.arange(3)[None]            # (nb, 3)
+    ang_rows = lin_rows + 3
+    put(lin_rows[:, :, None], lin_rows[:, None, :], (mass[:, None, None] * eye).expand(B, nb, 3, 3))
+    d_rot = root2[..., None] * inertia - J_om2[..., :, None] * om2[..., None, :] / root2[..., None] \
+        + _skew(om2) @ inertia - _skew(J_om2)
+    put(ang_rows[:, :, None], ang_rows[:, None, :], 0.5 * dt * d_rot)
+    if C == 0:
+        return r, Jm
+
+    cidx = torch.arange(C)
+    g_col = o["gamma"][0] + cidx
+    s_col = o["gap"][0] + cidx
+    b_col = o["beta"][0] + 3 * cidx[:, None] + torch.arange(3)     # (C, 3)
+    e_col = o["eta"][0] + 3 * cidx[:, None] + torch.arange(3)
+    gap_row = rb["gap"][0] + cidx
+    slip_row = rb["slip"][0] + 2 * cidx[:, None] + torch.arange(2)  # (C, 2)
+    mu_row = rb["mu"][0] + cidx
+    comp_row = rb["comp"][0] + cidx
+    cone_row = rb["cone"][0] + 3 * cidx[:, None] + torch.arange(3)
+
+    for side, sign in (("a", 1.0), ("b", -1.0)):
+        rows_body = ia if side == "a" else ib
+        dyn = (rows_body < nb).to(w.dtype) * on                      # (B, C) couples to a dynamic body
+        jb = rows_body.clamp(max=max(nb - 1, 0))
+        lr, ar = lin_rows[jb], ang_rows[jb]                          # (C, 3)
+        an, at = att["rn_" + side], att["rt_" + side]
+        s_dyn = sign * dyn[..., None, None]
+        # dynamics rows: −(impulse maps) on γ and β₁₂ columns, −curvature on ω columns
+        put(lr[:, :, None], g_col[:, None, None], -s_dyn * n[..., :, None])
+        put(ar[:, :, None], g_col[:, None, None], -s_dyn * (an.jac_rot.transpose(-1, -2) @ n[..., :, None]) / dt)
+        Tt = T.transpose(-1, -2)                                     # (B, C, 3, 2)
+        put(lr[:, :, None], b_col[:, None, 1:], -s_dyn * Tt)
+        put(ar[:, :, None], b_col[:, None, 1:], -s_dyn * (at.jac_rot.transpose(-1, -2) @ Tt) / dt)
+        put(ar[:, :, None], ar[:, None, :], -s_dyn * (an.curvature(lam_n) + at.curvature(lam_t)))
+        # gap rows: −∂φ/∂z ; slip rows: −∂v_t/∂z
+        put(gap_row[:, None, None], lr[:, None, :], -s_dyn * dt * n[..., None, :])
+        put(gap_row[:, None, None], ar[:, None, :], -s_dyn * (n[..., None, :] @ an.jac_rot))
+        put(slip_row[:, :, None], lr[:, None, :], -s_dyn * T)
+        put(slip_row[:, :, None], ar[:, None, :], -s_dyn * (T @ at.jac_rot) / dt)
+
+    ones = torch.ones(B, C, 1, 1, dtype=w.dtype)
+    put(gap_row[:, None, None], s_col[:, None, None], ones)
+    put(slip_row[:, :, None], e_col[:, None, 1:], (eye[:2, :2] * ones).expand(B, C, 2, 2))
+    put(mu_row[:, None, None], b_col[:, None, :1], ones)
+    put(mu_row[:, None, None], g_col[:, None, None], -contacts.friction[..., None, None])
+    put(comp_row[:, None, None], g_col[:, None, None], gap[..., None, None])
+    put(comp_row[:, None, None], s_col[:, None, None], gamma[..., None, None])
+    put(cone_row[:, :, None], b_col[:, None, :], _arrow(eta))
+    put(cone_row[:, :, None], e_col[:, None, :], _arrow(beta))
+    return r, Jm
 
 
-def _momentum(om, inertia, dt, sign):
-    """√(4/dt² − |ω|²) J ω ± ω × J ω, (nb, 3)."""
-    J_om = (inertia @ om[..., None])[..., 0]
-    root = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
-    return root * J_om + sign * torch.linalg.cross(om, J_om, dim=-1)
-
-
-def row_blocks(bodies: int, contacts: int) -> dict:
-    """Offsets of the residual blocks (same order as `residual`)."""
-    z = 6 * bodies
-    C = contacts
-    return dict(dyn=(0, z), gap=(z, z + C), slip=(z + C, z + 3 * C), mu=(z + 3 * C, z + 4 * C),
-                comp=(z + 4 * C, z + 5 * C), cone=(z + 5 * C, z + 8 * C))
+def _arrow(x):
+    """Arrow matrix of the Jordan product: x ∘ y = Arrow(x) y. (…, 3) → (…, 3, 3)."""
+    eye = torch.eye(3, dtype=x.dtype)
+    A = x[..., :1, None] * eye
+    A = A.clone()
+    A[..., 0, 1:] = x[..., 1:]
+    A[..., 1:, 0] = x[..., 1:]
+    return A
 
 
 def angular_momentum(q, om, inertia, dt):
     """Discrete spatial angular momentum about the centre of mass, world frame (…, 3) kg·m²/s.
 
-    π_k = R(q_k) (w J ω + u × J ω) with ℓ(ω) = (w, u): the quantity the variational integrator conserves
-    exactly in free flight (discrete Noether theorem); it tends to R J ω as dt → 0.
+    π_k = R(q_k) (w J ω − u × J ω) with ℓ(ω_k) = (w, u) and ω_k the step that reached q_k: the quantity
+    the variational integrator conserves exactly in free flight (discrete Noether theorem); → R J ω as
+    dt → 0.
     """
     ell = quat.step_rotation(om, dt)
     J_om = (inertia @ om[..., None])[..., 0]
-    body = ell[..., :1] * J_om + torch.linalg.cross(ell[..., 1:], J_om, dim=-1)
+    body = ell[..., :1] * J_om - torch.linalg.cross(ell[..., 1:], J_om, dim=-1)
     return (quat.to_matrix(q) @ body[..., None])[..., 0]

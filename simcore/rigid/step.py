@@ -7,21 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import jacfwd, vmap
 
 from . import collision, integrator, ipm
 from . import quaternion as quat
 
 DTYPE = torch.float64
-
-# Argument order of integrator.residual after (w, kappa).
-_STATE = ("x", "q", "v", "om", "force", "torque")
-_PARAMS = ("mass", "inertia", "gravity")
-_CONTACT = ("body_a", "body_b", "normal", "tangent", "rn_a", "rn_b", "rt_a", "rt_b", "offset", "friction",
-            "active")
-# vmap in_dims: state and contacts per world, parameters and contact body rows shared.
-_IN_DIMS = (0, None) + (0,) * len(_STATE) + (None,) * len(_PARAMS) + (None, None) + (0,) * 9
-
 
 @dataclass
 class State:
@@ -82,11 +72,11 @@ def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None
     return collision.detect(cand, poses, params.sizes, params.frictions, planes, dt, margin, decisions)
 
 
-def residual_batched(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt):
-    """r(w) for every world, (B, N)."""
-    fn = vmap(lambda *a: integrator.residual(*a, dt=dt), in_dims=_IN_DIMS)
-    return fn(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass, params.inertia,
-              params.gravity, *(getattr(contacts, k) for k in _CONTACT))
+def equations(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt,
+              jacobian=True):
+    """Step residual (B, N) and Jacobian (B, N, N) for every world (integrator.equations)."""
+    return integrator.equations(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass,
+                                params.inertia, params.gravity, contacts, dt, jacobian)
 
 
 def initial_guess(state_tensors, contacts: collision.Contacts, kappa: float, warm=None):
@@ -119,17 +109,9 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         B, nb = st[0].shape[:2]
         lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B))
 
-        def single(w, kap, *args):
-            r = integrator.residual(w, kap, *args, dt=dt)
-            return r, r
-
-        jac = vmap(jacfwd(single, has_aux=True), in_dims=_IN_DIMS)
-        args = (*st, controls[..., :3], controls[..., 3:], prm.mass, prm.inertia, prm.gravity,
-                *(getattr(contacts, k) for k in _CONTACT))
-        zero = torch.zeros((), dtype=DTYPE)
-
         def evaluate(w):
-            return jac(w, zero, *args)
+            r, J = equations(w, 0.0, st, controls, prm, contacts, dt)
+            return J, r
 
         w0 = initial_guess(st, contacts, kappa)
         w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations)
