@@ -64,7 +64,10 @@ class Scene:
         grid: grid cells per axis (dx = 1 / grid m).
         gravity: (dim,) m/s²; default (0, −9.8[, 0]).
         dt: largest substep (s); None chooses it each frame from the CFL bound.
-        cfl: CFL number for the automatic substep: dt = cfl · dx / max(wave speed + |v|).
+        cfl: CFL number for the automatic substep: dt = cfl · dx / max(wave speed + |v| + |g|·frame_dt),
+            re-chosen every frame from the current state. CFL = 1 is the stability bound a fixed `dt` is
+            checked against (a necessary condition); 0.4 leaves room for stiffening within a frame
+            (compressed Tait fluids went unstable at 0.9 in our sweep, every material was stable at 0.5).
         walls: boundary mode at the domain walls ("separate", "slip", "sticky"), one for all sides or a
             dict per side, e.g. {"-y": "sticky"} (unnamed sides stay "separate").
         wall_friction: Coulomb friction coefficient at the walls.
@@ -74,7 +77,7 @@ class Scene:
         seed: random seed for "random" sampling.
     """
 
-    def __init__(self, dim: int = 3, grid: int = 64, gravity=None, dt: float | None = None, cfl: float = 0.3,
+    def __init__(self, dim: int = 3, grid: int = 64, gravity=None, dt: float | None = None, cfl: float = 0.4,
                  walls: str | dict = "separate", wall_friction: float = 0.0,
                  particles_per_cell: int | None = None, sampling: str = "lattice", seed: int = 0):
         if dim not in (2, 3):

@@ -141,8 +141,12 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, pl
 
 @ti.func
 def wave_speed_factor(kinds: ti.template(), kind, Jp, plastic):
-    """Factor on the rest wave speed from the current plastic state (snow hardening stiffens)."""
+    """Factor on the rest wave speed from the current state: snow hardening stiffens by
+    exp(ξ(1 − Jp)); a compressed Tait fluid (J = Jp) has bulk modulus K J^−γ at density ρ0 / J."""
     factor = 1.0
+    if ti.static(FLUID in kinds):
+        if kind == FLUID:
+            factor = ti.sqrt(ti.pow(Jp, 1.0 - plastic[0]))
     if ti.static(SNOW in kinds):
         if kind == SNOW:
             factor = ti.sqrt(ti.exp(plastic[2] * (1 - Jp)))

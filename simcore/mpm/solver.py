@@ -230,7 +230,10 @@ class MPMSolver:
                 ti.atomic_add(self.bad_count[0], 1)
                 ti.atomic_min(self.first_bad[0], p)
             else:
-                factor = constitutive.wave_speed_factor(self.kinds, self.kind[p], self.Jp[s, p], self.plastic[p])
+                Jp = 1.0
+                if ti.static(self.uses_Jp):
+                    Jp = self.Jp[s, p]
+                factor = constitutive.wave_speed_factor(self.kinds, self.kind[p], Jp, self.plastic[p])
                 ti.atomic_max(self.max_signal_speed[0], self.wave_speed[p] * factor + v.norm())
 
     @ti.kernel

@@ -133,6 +133,7 @@ class Contacts:
     friction: torch.Tensor  # (B, C)
     active: torch.Tensor   # (B, C) bool
     distance: torch.Tensor  # (B, C) m, φ at the start of the step
+    velocity: torch.Tensor  # (B, C, 3) m/s, relative velocity of the friction witnesses at the start
 
     def select(self, idx: torch.Tensor) -> "Contacts":
         """Candidates idx (long) only."""
@@ -242,11 +243,16 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         tip = x[:, a] + (R[:, a] @ corner[..., None])[..., 0]
         local = body_frame(b, tip - x[:, b])
         if fresh:
-            excess = local.abs() - half
-            axis = torch.nn.functional.one_hot(excess.argmax(-1), 3).bool()
-            lateral = torch.where(axis, torch.zeros_like(excess), excess)
+            # Face of b: the axis separating the two boxes most (centre offset against both extents,
+            # a separating-axis test on b's face normals), shared by all corners of the pair.
+            centre = body_frame(b, x[:, a] - x[:, b])
+            R_ab = R[:, b].transpose(-1, -2) @ R[:, a]
+            extent_a = (R_ab.abs() @ sizes[a][..., None])[..., 0]
+            separation = centre.abs() - half - extent_a
+            axis = torch.nn.functional.one_hot(separation.argmax(-1), 3).bool()
+            lateral = torch.where(axis, torch.zeros_like(local), local.abs() - half)
             decisions["cf_axis"] = axis.detach()
-            decisions["cf_sign"] = torch.where(local >= 0, 1.0, -1.0).detach()
+            decisions["cf_sign"] = torch.where(centre >= 0, 1.0, -1.0).detach()
             decisions["cf_valid"] = (lateral <= FACE_TOLERANCE * half).all(-1).detach()
         axis, sign, valid = decisions["cf_axis"], decisions["cf_sign"], decisions["cf_valid"]
         on_face = torch.where(axis, sign * half, local)
@@ -257,6 +263,13 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
                           offset=torch.zeros_like(dist), dist=dist,
                           speed=point_velocity(a, corner) - point_velocity(b, on_face),
                           mu=frictions[a] * frictions[b], valid=valid))
+    if not parts:
+        e3 = torch.zeros(B, 0, 3, dtype=x.dtype)
+        e = torch.zeros(B, 0, dtype=x.dtype)
+        empty = torch.zeros(0, dtype=torch.long)
+        decisions.setdefault("active", torch.zeros(B, 0, dtype=torch.bool))
+        return Contacts(empty, empty, e3, torch.zeros(B, 0, 2, 3, dtype=x.dtype), e3, e3, e3, e3, e, e,
+                        decisions["active"], e, e3), decisions
     cat = lambda k, d=1: torch.cat([p[k] for p in parts], dim=d)  # noqa: E731
     dist, speed = cat("dist"), cat("speed")
     reach = margin + 2.0 * dt * speed.detach().norm(dim=-1)
@@ -267,7 +280,7 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
     contacts = Contacts(body_a=cat("ia", 0), body_b=cat("ib", 0), normal=n, tangent=tangent_basis(n),
                         rn_a=cat("rn_a"), rn_b=cat("rn_b"), rt_a=cat("rt_a"), rt_b=cat("rt_b"),
                         offset=cat("offset"), friction=mu,
-                        active=decisions["active"], distance=dist)
+                        active=decisions["active"], distance=dist, velocity=speed)
     return contacts, decisions
 
 

@@ -8,7 +8,7 @@ centering target t = max(σ μ, κ) with σ = (μ_aff/μ)³, and a corrector tha
 corrector term is dropped (plain Newton converges quadratically onto the central path). The iteration
 stops once
 every world satisfies the step equations to `rtol` (scaled residual, see `Layout`) and sits on the
-central path at κ to relative accuracy `rtol`: γ s = κ(1 ± rtol), β ∘ η = κ e (± rtol κ).
+central path at κ to relative accuracy max(rtol, 1e-8): γ s = κ(1 ± rtol), β ∘ η = κ e (± rtol κ).
 One LU factorization per iteration serves both the predictor and the corrector.
 """
 
@@ -21,6 +21,10 @@ import torch
 from .integrator import row_blocks, sizes
 
 FRACTION_TO_BOUNDARY = 0.99
+# Relative accuracy of γ s = κ below which round-off in the ill-conditioned Newton system (cond ~ γ/s)
+# stalls progress; the central-path test uses max(rtol, this).
+CENTRAL_PATH_FLOOR = 1e-8
+CENTRALITY = 0.0
 
 
 @dataclass
@@ -93,7 +97,91 @@ def cone_step(x, dx):
 def max_step(w, dw, lay):
     g, s, b, e = _cone_parts(w, lay)
     dg, ds, db, de = _cone_parts(dw, lay)
+    if lay.contacts == 0:
+        return torch.full(w.shape[:-1], torch.inf, dtype=w.dtype)
     return torch.stack([orthant_step(g, dg), orthant_step(s, ds), cone_step(b, db), cone_step(e, de)]).amin(0)
+
+
+def nesterov_todd(x, y):
+    """Nesterov–Todd scaling of second-order-cone pairs (x, y) (…, 3) in the interior: returns (W, W⁻¹, λ)
+    with λ = W y = W⁻¹ x (Vandenberghe, "The CVXOPT linear and quadratic cone program solvers", §4.4).
+    Newton on (W⁻¹x) ∘ (W y) = t e instead of x ∘ y = t e treats both cones alike; unscaled, the dual
+    friction cone η collapses onto its boundary when a landing edge slides (step lengths → 0)."""
+    jdot = lambda a, b: a[..., 0] * b[..., 0] - (a[..., 1:] * b[..., 1:]).sum(-1)  # noqa: E731
+    xn, yn = jdot(x, x).clamp_min(1e-300).sqrt(), jdot(y, y).clamp_min(1e-300).sqrt()
+    xb, yb = x / xn[..., None], y / yn[..., None]
+    gam = ((1 + (xb * yb).sum(-1)) / 2).clamp_min(1e-300).sqrt()
+    yb_j = torch.cat([yb[..., :1], -yb[..., 1:]], -1)
+    wb = (xb + yb_j) / (2 * gam[..., None])
+    scale = (xn / yn).sqrt()[..., None, None]
+    w0, w1 = wb[..., :1], wb[..., 1:]
+    eye = torch.eye(2, dtype=x.dtype)
+    lower = eye + w1[..., :, None] * w1[..., None, :] / (1 + w0[..., None])
+    top = torch.cat([w0[..., None], w1[..., None, :]], -1)
+    W = scale * torch.cat([top, torch.cat([w1[..., :, None], lower], -1)], -2)
+    top_i = torch.cat([w0[..., None], -w1[..., None, :]], -1)
+    W_inv = torch.cat([top_i, torch.cat([-w1[..., :, None], lower], -1)], -2) / scale
+    lam = (W @ y[..., None])[..., 0]
+    return W, W_inv, lam
+
+
+def arrow(x):
+    """Arrow matrix of the Jordan product, x ∘ y = Arrow(x) y. (…, 3) → (…, 3, 3)."""
+    A = x[..., :1, None] * torch.eye(3, dtype=x.dtype)
+    top = torch.cat([x[..., :1], x[..., 1:]], -1)
+    A = torch.cat([top[..., None, :], torch.cat([x[..., 1:, None], A[..., 1:, 1:]], -1)], -2)
+    return A
+
+
+def scaled_system(J, F0, w, lay, near):
+    """Replace the cone rows of (J, r) by their Nesterov–Todd scaled form. Returns (J, r, W, W⁻¹).
+
+    Worlds already `near` (B,) the central path keep the unscaled rows (W = I): computing λ from cone
+    points a hair from the boundary loses digits, and plain Newton converges quadratically there."""
+    C = lay.contacts
+    _, _, b, e = _cone_parts(w, lay)
+    W, W_inv, lam = nesterov_todd(b, e)
+    eye = torch.eye(3, dtype=w.dtype)
+    nr = near[:, None, None, None]
+    W, W_inv = torch.where(nr, eye, W), torch.where(nr, eye, W_inv)
+    A_plain = arrow(e)
+    A_plain_b = arrow(b)
+    A = arrow(lam)
+    J = J.clone()
+    F0 = F0.clone()
+    B = J.shape[0]
+    rows = lay.cone_rows.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
+    bcols = lay.beta.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
+    ecols = lay.eta.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
+    J[:, lay.cone_rows, :] = 0
+    bi = torch.arange(B)[:, None, None, None]
+    J[bi, rows[None, :, :, None], bcols[None, :, None, :]] = torch.where(nr, A_plain, A @ W_inv)
+    J[bi, rows[None, :, :, None], ecols[None, :, None, :]] = torch.where(nr, A_plain_b, A @ W)
+    F0[:, lay.cone_rows] = torch.where(near[:, None], F0[:, lay.cone_rows], jordan(lam, lam).reshape(B, -1))
+    return J, F0, W, W_inv
+
+
+def pair_products(w, lay):
+    """Per pair distance from the origin of its cone: γ s, and √(det β det η) for the second-order cones
+    (both equal the target t on the central path, since β ∘ η = t e ⇔ η = t β⁻¹). (B, 2C)."""
+    g, s, b, e = _cone_parts(w, lay)
+    det = lambda x: (x[..., 0] ** 2 - (x[..., 1:] ** 2).sum(-1)).clamp_min(0)  # noqa: E731
+    return torch.cat([g * s, (det(b) * det(e)).sqrt()], -1)
+
+
+def centrality_step(w, d, alpha, target, lay, theta=CENTRALITY, halvings=30):
+    """Shorten α until every pair keeps γ s (and √(det β det η)) ≥ min(θ t, ½ current): iterates stay in a
+    wide neighbourhood of the central path instead of collapsing onto one face of a cone, where Newton
+    steps shrink to nothing (observed on boxes landing at speed)."""
+    if lay.contacts == 0:
+        return alpha
+    floor = torch.minimum(theta * target[:, None], 0.5 * pair_products(w, lay))
+    for _ in range(halvings):
+        bad = (pair_products(w + alpha[:, None] * d, lay) < floor).any(-1)
+        if not bool(bad.any()):
+            break
+        alpha = torch.where(bad, 0.5 * alpha, alpha)
+    return alpha
 
 
 def duality_measure(w, lay):
@@ -113,16 +201,21 @@ def centered(F0, t, lay, corr_orthant=None, corr_cone=None):
     return F
 
 
-def measure(F0, kappa, lay):
-    """(scaled equality residual, relative complementarity error) per world."""
+def measure(F0, w, kappa, lay):
+    """(scaled equality residual, relative complementarity error) per world. The cone error is taken
+    relative to max(κ, 1e-10 |β||η|): β₀η₁₂ + η₀β₁₂ cancels terms of size |β||η| ≫ κ while sliding, so its
+    round-off floor scales with them."""
     eq = (F0[:, lay.eq_rows] / lay.row_scale).abs()
     eq = eq.amax(-1) if eq.shape[-1] else torch.zeros(F0.shape[0], dtype=F0.dtype)
     if lay.contacts == 0:
         return eq, torch.zeros_like(eq)
-    comp = F0[:, lay.comp_rows] - kappa
-    cone = F0[:, lay.cone_rows].reshape(F0.shape[0], lay.contacts, 3).clone()
+    B = F0.shape[0]
+    _, _, b, e = _cone_parts(w, lay)
+    comp = (F0[:, lay.comp_rows] - kappa).abs() / kappa
+    cone = F0[:, lay.cone_rows].reshape(B, lay.contacts, 3).clone()
     cone[..., 0] -= kappa
-    err = torch.cat([comp.abs(), cone.abs().reshape(F0.shape[0], -1)], -1).amax(-1) / kappa
+    scale = torch.clamp_min(1e-10 * b.norm(dim=-1) * e.norm(dim=-1), kappa)
+    err = torch.cat([comp, (cone.abs() / scale[..., None]).reshape(B, -1)], -1).amax(-1)
     return eq, err
 
 
@@ -138,14 +231,16 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
     done = torch.zeros(B, dtype=torch.bool)
     for it in range(max_iterations + 1):
         J, F0 = evaluate(w)
-        eq, comp = measure(F0, kappa, lay)
-        newly = (eq <= rtol) & (comp <= rtol) & ~done
+        eq, comp = measure(F0, w, kappa, lay)
+        newly = (eq <= rtol) & (comp <= max(rtol, CENTRAL_PATH_FLOOR)) & ~done
         iterations[newly] = it
         done |= newly
         if bool(done.all()) or it == max_iterations:
             break
-        lu, piv = torch.linalg.lu_factor(J)
-        d_aff = torch.linalg.lu_solve(lu, piv, -F0[..., None])[..., 0]
+        Js, Fs, W, W_inv = scaled_system(J, F0, w, lay, near=comp < 1.0) if lay.contacts \
+            else (J, F0, None, None)
+        lu, piv = torch.linalg.lu_factor(Js)
+        d_aff = torch.linalg.lu_solve(lu, piv, -Fs[..., None])[..., 0]
         alpha_aff = max_step(w, d_aff, lay).clamp(max=1.0)
         mu = duality_measure(w, lay)
         mu_aff = duality_measure(w + alpha_aff[:, None] * d_aff, lay)
@@ -156,9 +251,15 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         far = (sigma * mu > kappa).to(w.dtype)[:, None]
         _, ds, db, de = _cone_parts(d_aff, lay)
         dg = d_aff[:, lay.gamma]
-        F = centered(F0, target, lay, far * dg * ds, far[..., None] * jordan(db, de))
-        d = torch.linalg.lu_solve(lu, piv, -F[..., None])[..., 0]
+        if lay.contacts:
+            db, de = (W_inv @ db[..., None])[..., 0], (W @ de[..., None])[..., 0]
+        F = centered(Fs, target, lay, far * dg * ds, far[..., None] * jordan(db, de))
+        d = torch.linalg.lu_solve(lu, piv, -F[..., None])
+        # One step of iterative refinement: the system mixes impulses of ~10² N·s with gaps of ~10⁻⁸ m.
+        d = d - torch.linalg.lu_solve(lu, piv, Js @ d + F[..., None])
+        d = d[..., 0]
         alpha = (FRACTION_TO_BOUNDARY * max_step(w, d, lay)).clamp(max=1.0)
+        alpha = centrality_step(w, d, alpha, target, lay)
         alpha = torch.where(done, torch.zeros_like(alpha), alpha)
         w = w + alpha[:, None] * d
     iterations[~done] = max_iterations

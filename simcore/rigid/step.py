@@ -4,6 +4,7 @@ state and controls)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -79,24 +80,49 @@ def equations(w, kappa, state_tensors, controls, params: Params, contacts: colli
                                 params.inertia, params.gravity, contacts, dt, jacobian)
 
 
-def initial_guess(state_tensors, contacts: collision.Contacts, kappa: float, warm=None):
-    """Interior starting point: velocities from the previous step, contact variables centred with
-    complementarity μ₀ = max(κ, 1e-6) around the start-of-step gap (previous solution where available)."""
+INIT = dict(s=1e-3, g=1e-3, b=1e-3, e=1e-3)
+
+
+def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, gravity, dt, warm=None):
+    """Interior starting point: velocities from the previous step; contact variables from the previous
+    step's solution for candidates solved there too (warm start), else centred with complementarity
+    μ₀ = max(κ, 1e-6) around the start-of-step gap."""
     x, q, v, om = state_tensors
     B, nb = x.shape[:2]
     C = contacts.normal.shape[1]
     z = torch.cat([v, om], -1).reshape(B, -1)
-    mu0 = max(kappa, 1e-6)
-    gap = contacts.distance.detach().clamp_min(1e-3)
-    gamma = mu0 / gap
+    # Start well inside the cones, on the scale of the step: the gap the step would reach without
+    # contact (absolute value, plus a floor) and the impulse that would stop the approach.
+    g_norm = float(gravity.norm())
+    vel = contacts.velocity.detach()
+    v_n = (contacts.normal * vel).sum(-1)
+    v_t = (vel - v_n[..., None] * contacts.normal).norm(dim=-1)
+    predicted = contacts.distance.detach() + dt * (v_n - dt * g_norm)
+    gap = predicted.abs() + INIT["s"]
+    rows = torch.where(contacts.body_a < nb, contacts.body_a, contacts.body_b).clamp(max=nb - 1)
+    share = (torch.nn.functional.one_hot(rows, nb).to(DTYPE) * contacts.active[..., None]).sum(1)  # (B, nb)
+    per_body = share.gather(1, rows.expand(B, -1)).clamp_min(1)
+    gamma = mass.detach()[rows] * ((-v_n).clamp_min(0) + dt * g_norm) / per_body + INIT["g"]
     beta = torch.zeros(B, C, 3, dtype=DTYPE)
-    beta[..., 0] = 1e-3 + contacts.friction.detach() * gamma
+    beta[..., 0] = INIT["b"] + contacts.friction.detach() * gamma
     eta = torch.zeros(B, C, 3, dtype=DTYPE)
-    eta[..., 0] = mu0 / beta[..., 0]
+    eta[..., 0] = INIT["e"] + v_t
+    if warm is not None and C and warm[0].shape[0] == B:
+        prev_w, prev_sel = warm
+        pos = torch.full((int(max(selected.max(), prev_sel.max() if len(prev_sel) else 0)) + 1,), -1)
+        pos[prev_sel] = torch.arange(len(prev_sel))
+        here = pos[selected]
+        keep = here >= 0
+        if keep.any():
+            _, _, g0, s0, b0, e0 = integrator.unpack(prev_w, nb, len(prev_sel))
+            src = here[keep]
+            gamma[:, keep], gap[:, keep] = g0[:, src], s0[:, src]
+            beta[:, keep], eta[:, keep] = b0[:, src], e0[:, src]
     return torch.cat([z, gamma, gap, beta.reshape(B, -1), eta.reshape(B, -1)], -1)
 
 
-def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol, max_iterations, margin):
+def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol, max_iterations, margin,
+               warm=None):
     """Solve one step for all worlds (no autograd). controls: (B, nb, 6) N and N·m, world frame.
     Returns (next State, StepInfo)."""
     with torch.no_grad():
@@ -113,12 +139,28 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             r, J = equations(w, 0.0, st, controls, prm, contacts, dt)
             return J, r
 
-        w0 = initial_guess(st, contacts, kappa)
-        w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations)
+        w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, warm)
+        with _threads(B * lay.n**2):
+            w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations)
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
     info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
     return State(x2, q2, v2, om2), info
+
+
+@contextlib.contextmanager
+def _threads(work):
+    """One intra-op thread for small systems: torch's thread pool costs more than it saves below ~1e6
+    matrix entries per factorization batch (measured: stack of 3 boxes, 51 ms/step on 1 thread vs 212 ms
+    on 2 busy cores)."""
+    before = torch.get_num_threads()
+    if work < 1e6 and before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _row_scale(prm: Params, contacts, B):

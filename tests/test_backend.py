@@ -1,0 +1,60 @@
+"""Backend selection and its errors."""
+
+import logging
+
+import pytest
+import taichi as ti
+
+import simcore as sc
+
+
+def test_unknown_arch_and_precision():
+    with pytest.raises(ValueError, match="unknown arch 'tpu'"):
+        sc.init("tpu")
+    with pytest.raises(ValueError, match="unknown precision"):
+        sc.init("cpu", "f16")
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    try:
+        backend = sc.init("cuda")
+    except sc.BackendError as err:
+        assert "arch='cuda' is not available" in str(err)
+        assert sc.backend.active().arch == "cpu"
+    else:
+        assert backend.arch == "cuda"  # a GPU machine: the request was honoured
+    sc.init("cpu")
+
+
+def test_auto_reports_its_choice(caplog):
+    with caplog.at_level(logging.WARNING, logger="simcore"):
+        backend = sc.init("auto")
+    assert backend.arch in ("cpu", "cuda", "vulkan")
+    assert f"chose {backend.arch}" in caplog.text
+    sc.init("cpu")
+
+
+def test_vulkan_f64_refused_or_works(vulkan_ok):
+    """f64 on Vulkan: either the device runs 64-bit log/exp, or init raises a clear error."""
+    if not vulkan_ok:
+        pytest.skip("no Vulkan device (install mesa-vulkan-drivers)")
+    try:
+        backend = sc.init("vulkan", "f64")
+        assert backend.precision == "f64"
+    except sc.BackendError as err:
+        assert "precision='f64' is not available on this Vulkan device" in str(err)
+    finally:
+        sc.init("cpu")
+
+
+@pytest.mark.cuda
+def test_cuda_runs_a_scene():
+    try:
+        sc.init("cuda")
+    except sc.BackendError:
+        pytest.skip("no CUDA GPU on this machine")
+    scene = sc.Scene(dim=2, grid=24)
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.2, 0.2)), sc.materials.NeoHookean())
+    traj = scene.run(frames=3, frame_dt=0.01)
+    sc.init("cpu")
+    assert traj.meta["arch"] == "cuda" and (traj.x[-1, :, 1] < traj.x[0, :, 1]).all()
