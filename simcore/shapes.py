@@ -204,3 +204,85 @@ class Points(Shape):
         if np.any(vol <= 0):
             raise ValueError("Points.volume_per_particle must be > 0")
         return self.points.copy(), vol
+
+
+@dataclasses.dataclass
+class Mesh(Shape):
+    """A closed triangle mesh (3D), from a file any trimesh loader reads or a `trimesh.Trimesh`.
+
+    The mesh is scaled by `scale` (scalar or (3,)), rotated by `rotation` ((3, 3) matrix, or (3,) XYZ
+    Euler angles in degrees) about its bounding-box centre, and that centre is moved to `center` (m).
+    `size`, if given, scales the mesh uniformly so its largest bounding-box edge is `size` m (applied
+    instead of `scale`). The mesh must be watertight: an open mesh has no inside to fill.
+    """
+
+    source: object = None
+    center: tuple = (0.5, 0.5, 0.5)
+    scale: object = 1.0
+    size: float | None = None
+    rotation: object = None
+
+    def __post_init__(self):
+        import trimesh
+
+        if isinstance(self.source, trimesh.Trimesh):
+            mesh, label = self.source.copy(), "the given mesh"
+        else:
+            label = str(self.source)
+            try:
+                mesh = trimesh.load(self.source, force="mesh")
+            except Exception as exc:  # trimesh raises many types for unreadable files
+                raise ValueError(f"cannot read mesh {label}: {exc}") from None
+        if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+            raise ValueError(f"{label} holds no triangle mesh")
+        if not mesh.is_watertight:
+            raise ValueError(f"mesh {label} is not watertight (it has holes or non-manifold edges), so it has "
+                             "no inside to fill with particles; repair it (e.g. trimesh.repair.fill_holes, or "
+                             "a mesh editor's 'make manifold'), or pass a closed mesh")
+        mesh.apply_translation(-mesh.bounds.mean(axis=0))
+        if self.size is not None:
+            if not self.size > 0:
+                raise ValueError(f"Mesh.size must be > 0 m, got {self.size!r}")
+            mesh.apply_scale(self.size / mesh.extents.max())
+        else:
+            scale = np.broadcast_to(np.asarray(self.scale, dtype=float), (3,))
+            if np.any(scale <= 0):
+                raise ValueError(f"Mesh.scale must be positive, got {self.scale!r}")
+            transform = np.diag(np.append(scale, 1.0))
+            mesh.apply_transform(transform)
+        if self.rotation is not None:
+            R = np.asarray(self.rotation, dtype=float)
+            if R.shape == (3,):
+                from scipy.spatial.transform import Rotation
+
+                R = Rotation.from_euler("xyz", R, degrees=True).as_matrix()
+            if R.shape != (3, 3) or not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
+                raise ValueError("Mesh.rotation must be a (3, 3) rotation matrix or (3,) Euler angles in degrees")
+            T = np.eye(4)
+            T[:3, :3] = R
+            mesh.apply_transform(T)
+        if mesh.volume < 0:  # inverted winding: fix so contains() is right
+            mesh.invert()
+        mesh.apply_translation(_vec(self.center, "Mesh.center", 3))
+        self._mesh = mesh
+
+    @property
+    def mesh(self):
+        """The placed trimesh.Trimesh (m)."""
+        return self._mesh
+
+    def _check_dim(self, dim):
+        if dim != 3:
+            raise ValueError("Mesh is a 3D shape; a 2D scene needs Box, Sphere or Points")
+
+    def contains(self, x):
+        self._check_dim(x.shape[1])
+        return self._mesh.contains(x)
+
+    def bounds(self, dim):
+        self._check_dim(dim)
+        return self._mesh.bounds[0].copy(), self._mesh.bounds[1].copy()
+
+    def volume(self, dim):
+        self._check_dim(dim)
+        return float(self._mesh.volume)
