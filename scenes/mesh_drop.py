@@ -1,0 +1,27 @@
+"""A mesh from assets/ (elastic) dropped into a pool of water or sand (3D). Quality setting: grid=64."""
+
+from pathlib import Path
+
+import simcore as sc
+
+from . import parameters
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DESCRIPTION = "an elastic mesh (assets/torus.obj) dropped into water or sand (3D)"
+DEFAULTS = dict(grid=32, mesh="torus.obj", size=0.25, bed="water", E=1e5)
+FRAMES, FRAME_DT = 45, 1 / 60
+
+
+def build(**overrides) -> sc.Scene:
+    p = parameters(DEFAULTS, overrides, "mesh_drop")
+    if p["bed"] not in ("water", "sand"):
+        raise ValueError(f"mesh_drop: bed must be 'water' or 'sand', got {p['bed']!r}")
+    path = Path(p["mesh"])
+    path = path if path.is_absolute() or path.exists() else ASSETS / path
+    scene = sc.Scene(dim=3, grid=p["grid"])
+    lo = 3.5 / p["grid"]
+    bed = sc.materials.Fluid(bulk_modulus=2e4) if p["bed"] == "water" else sc.materials.Sand()
+    scene.add_body(sc.shapes.Box(center=(0.5, lo + 0.1, 0.5), size=(1 - 2 * lo, 0.2, 1 - 2 * lo)), bed, name=p["bed"])
+    scene.add_body(sc.shapes.Mesh(path, center=(0.5, 0.55, 0.5), size=p["size"], rotation=(60, 0, 20)),
+                   sc.materials.NeoHookean(E=p["E"], density=500.0), velocity=(0.0, -1.0, 0.0), name=path.stem)
+    return scene
