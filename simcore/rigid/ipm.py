@@ -2,14 +2,16 @@
 
 Newton on the relaxed complementarity system with Mehrotra's predictor-corrector (Mehrotra 1992;
 Nocedal & Wright, Numerical Optimization §14.2): an affine predictor aimed at zero complementarity, a
-centering target t = max(σ μ, κ) with σ = (μ_aff/μ)³, and a corrector that adds the second-order term
-Δ_aff ∘ Δ_aff. Step lengths keep (γ, s) in the positive orthant and (β, η) inside the second-order cone
-(fraction-to-boundary 0.99 of the exact cone boundary, found from a quadratic). Once the target reaches κ the
-corrector term is dropped (plain Newton converges quadratically onto the central path). The iteration
-stops once
-every world satisfies the step equations to `rtol` (scaled residual, see `Layout`) and sits on the
-central path at κ to relative accuracy max(rtol, 1e-8): γ s = κ(1 ± rtol), β ∘ η = κ e (± rtol κ).
-One LU factorization per iteration serves both the predictor and the corrector.
+centering target t = max(σ μ, κ) with σ = (μ_aff/μ)³, and a corrector with the second-order term
+Δ_aff ∘ Δ_aff. Cone rows are Nesterov–Todd scaled while far from the central path. Step lengths keep
+(γ, s) in the positive orthant and (β, η) inside the second-order cone (fraction-to-boundary 0.99 of the
+exact cone boundary, a quadratic per cone) and |ω|·dt < 2. Once the target reaches κ the corrector term
+is dropped: plain Newton converges quadratically onto the central path. One LU factorization per
+iteration serves predictor and corrector.
+
+The iteration stops once every world satisfies the step equations to `rtol` (scaled residual in m/s,
+see `Layout`) and sits on the central path at κ to relative accuracy max(rtol, 1e-8)
+(|γ s − κ| ≤ tol κ, |β ∘ η − κ e| ≤ tol κ).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ FRACTION_TO_BOUNDARY = 0.99
 # Relative accuracy of γ s = κ below which round-off in the ill-conditioned Newton system (cond ~ γ/s)
 # stalls progress; the central-path test uses max(rtol, this).
 CENTRAL_PATH_FLOOR = 1e-8
-CENTRALITY = 0.0
 
 
 @dataclass
@@ -161,29 +162,6 @@ def scaled_system(J, F0, w, lay, near):
     return J, F0, W, W_inv
 
 
-def pair_products(w, lay):
-    """Per pair distance from the origin of its cone: γ s, and √(det β det η) for the second-order cones
-    (both equal the target t on the central path, since β ∘ η = t e ⇔ η = t β⁻¹). (B, 2C)."""
-    g, s, b, e = _cone_parts(w, lay)
-    det = lambda x: (x[..., 0] ** 2 - (x[..., 1:] ** 2).sum(-1)).clamp_min(0)  # noqa: E731
-    return torch.cat([g * s, (det(b) * det(e)).sqrt()], -1)
-
-
-def centrality_step(w, d, alpha, target, lay, theta=CENTRALITY, halvings=30):
-    """Shorten α until every pair keeps γ s (and √(det β det η)) ≥ min(θ t, ½ current): iterates stay in a
-    wide neighbourhood of the central path instead of collapsing onto one face of a cone, where Newton
-    steps shrink to nothing (observed on boxes landing at speed)."""
-    if lay.contacts == 0:
-        return alpha
-    floor = torch.minimum(theta * target[:, None], 0.5 * pair_products(w, lay))
-    for _ in range(halvings):
-        bad = (pair_products(w + alpha[:, None] * d, lay) < floor).any(-1)
-        if not bool(bad.any()):
-            break
-        alpha = torch.where(bad, 0.5 * alpha, alpha)
-    return alpha
-
-
 def duality_measure(w, lay):
     """μ = (Σ γ s + Σ β·η) / (2 C) per world."""
     g, s, b, e = _cone_parts(w, lay)
@@ -219,11 +197,13 @@ def measure(F0, w, kappa, lay):
     return eq, err
 
 
-def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int):
+def solve(evaluate, residual, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int,
+          omega_limit=None):
     """Solve r(w; κ) = 0 from the interior point w0 (B, N).
 
-    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)). Returns (w, J at w, SolveReport). Worlds that converge
-    stop moving while the others iterate.
+    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)); residual(w) → r(w; 0). omega_limit(w, d) → (B,) largest
+    step keeping every |ω|·dt inside the domain of the rotation update. Returns (w, J at w, SolveReport).
+    Worlds that converge stop moving while the others iterate.
     """
     w = w0.clone()
     B = w.shape[0]
@@ -259,8 +239,21 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         d = d - torch.linalg.lu_solve(lu, piv, Js @ d + F[..., None])
         d = d[..., 0]
         alpha = (FRACTION_TO_BOUNDARY * max_step(w, d, lay)).clamp(max=1.0)
-        alpha = centrality_step(w, d, alpha, target, lay)
+        if omega_limit is not None:
+            alpha = torch.minimum(alpha, omega_limit(w, d))
         alpha = torch.where(done, torch.zeros_like(alpha), alpha)
+        alpha = finite_step(residual, w, d, alpha)
         w = w + alpha[:, None] * d
     iterations[~done] = max_iterations
     return w, J, SolveReport(iterations, eq, comp, done)
+
+
+def finite_step(residual, w, d, alpha, halvings=30):
+    """Halve α while the trial point gives a non-finite residual (a guard; the cone and ω step rules
+    normally prevent it)."""
+    for _ in range(halvings):
+        bad = ~torch.isfinite(residual(w + alpha[:, None] * d)).all(-1)
+        if not bool(bad.any()):
+            break
+        alpha = torch.where(bad, 0.5 * alpha, alpha)
+    return alpha

@@ -140,12 +140,47 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             return J, r
 
         w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, warm)
+        def residual(w):
+            return equations(w, 0.0, st, controls, prm, contacts, dt, jacobian=False)[0]
+
+        def omega_limit(w, d):
+            # |ω + α dω| dt ≤ 1.9 < 2 keeps √(4/dt² − |ω|²) real; halve α until it holds.
+            om, dom = w[:, :6 * nb].reshape(B, nb, 6)[..., 3:], d[:, :6 * nb].reshape(B, nb, 6)[..., 3:]
+            alpha = torch.ones(B, dtype=DTYPE)
+            for _ in range(40):
+                bad = ((om + alpha[:, None, None] * dom).norm(dim=-1) * dt > 1.9).any(-1)
+                if not bool(bad.any()):
+                    break
+                alpha = torch.where(bad, 0.5 * alpha, alpha)
+            return alpha
+
         with _threads(B * lay.n**2):
-            w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations)
+            w, J, report = ipm.solve(evaluate, residual, w0, lay, kappa, rtol, max_iterations, omega_limit)
+            if not bool(report.converged.all()) and len(selected):
+                w, J, report = _continuation(evaluate, residual, initial_guess(st, contacts, selected, prm.mass,
+                                                                                 prm.gravity, dt),
+                                             lay, kappa, rtol, max_iterations, omega_limit, report)
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
     info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
     return State(x2, q2, v2, om2), info
+
+
+def _continuation(evaluate, residual, w0, lay, kappa, rtol, max_iterations, omega_limit, first):
+    """Fallback when the direct solve fails: follow the central path from a cold start, solving at
+    κ_i = μ₀·10⁻ⁱ down to κ (each stage warm-starts the next; Dojo's outer loop). Iterations add up."""
+    w = w0
+    total = first.iterations.clone()
+    k = float(ipm.duality_measure(w0, lay).max())
+    while True:
+        k = max(k * 0.1, kappa)
+        last = k <= kappa
+        w, J, report = ipm.solve(evaluate, residual, w, lay, k, rtol if last else 1e-3, max_iterations,
+                                 omega_limit)
+        total += report.iterations
+        if last:
+            report.iterations = total
+            return w, J, report
 
 
 @contextlib.contextmanager

@@ -15,7 +15,7 @@ from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
 from .step import Params, State, solve_step
 
 
-NOWARM = True
+NOWARM = False
 
 
 class ContactSolveError(SimulationError):
