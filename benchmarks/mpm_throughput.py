@@ -62,6 +62,7 @@ def run_simcore(arch: str, steps: int, material: str) -> dict:
     import simcore as sc
 
     sc.init(arch)
+    rss_before = _current_rss_bytes()
     dx = 1 / N_GRID
     rng = np.random.default_rng(0)
     points = rng.random((N_PARTICLES, 3)) * 0.4 + 0.15
@@ -86,9 +87,15 @@ def run_simcore(arch: str, steps: int, material: str) -> dict:
     elapsed = time.perf_counter() - start
     x = solver.get("x", cur)
     assert np.isfinite(x).all(), "simcore state went non-finite"
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"engine": f"simcore {material}", "seconds": elapsed, "steps": steps, "particles": N_PARTICLES,
-            "peak_rss_bytes_per_particle": peak_kib * 1024 / N_PARTICLES}
+            "peak_rss_bytes_per_particle": peak / N_PARTICLES,
+            "scene_bytes_per_particle": (peak - rss_before) / N_PARTICLES}
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
 
 
 def _child(args) -> dict:
@@ -120,8 +127,9 @@ def main():
     print(f"arch={args.arch} grid={N_GRID}^3 particles={N_PARTICLES} steps={args.steps} best of {args.repeats}")
     for what in ("peer", "fluid", "jelly"):
         r = best[what]
-        extra = (f"  peak RSS {r['peak_rss_bytes_per_particle']:.0f} B/particle"
-                 if "peak_rss_bytes_per_particle" in r else "")
+        extra = (f"  peak RSS {r['peak_rss_bytes_per_particle']:.0f} B/particle (process), "
+                 f"{r['scene_bytes_per_particle']:.0f} B/particle (scene: peak minus RSS before building it, "
+                 f"grid included)" if "peak_rss_bytes_per_particle" in r else "")
         print(f"{r['engine']:<18} {r['rate'] / 1e6:7.3f} M particle-steps/s  ratio to peer {r['rate'] / peer:5.2f}{extra}")
 
 
