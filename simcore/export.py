@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -90,8 +90,9 @@ def atomic_path(path):
     path beside `path` with the same suffix, renamed onto `path` on success and removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
+    # Mode 0o666 less the umask, as open() gives; mkstemp's 0600 would stay with the renamed file.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
         yield Path(tmp)
         os.replace(tmp, path)
