@@ -36,8 +36,8 @@ class Shape:
 
     def __init__(self, friction, name):
         self.friction = as_tensor(friction, (), "friction")
-        if float(self.friction) < 0:
-            raise ValueError(f"friction must be ≥ 0, got {float(self.friction)}")
+        if float(self.friction.detach()) < 0:
+            raise ValueError(f"friction must be ≥ 0, got {float(self.friction.detach())}")
         self.name = name
         self.index = None  # set by World.add: row in the body arrays (dynamic) or static list
 
@@ -86,10 +86,10 @@ class Body(Shape):
         self._mass = None if mass is None else as_tensor(mass, (), "mass")
         self._inertia = None if inertia is None else as_tensor(inertia, (3, 3) if _is_matrix(inertia) else (3,),
                                                                "inertia")
-        if self._mass is not None and float(self._mass) <= 0:
-            raise ValueError(f"mass must be > 0 kg, got {float(self._mass)}")
-        if self._density is not None and float(self._density) <= 0:
-            raise ValueError(f"density must be > 0 kg/m³, got {float(self._density)}")
+        if self._mass is not None and float(self._mass.detach()) <= 0:
+            raise ValueError(f"mass must be > 0 kg, got {float(self._mass.detach())}")
+        if self._density is not None and float(self._density.detach()) <= 0:
+            raise ValueError(f"density must be > 0 kg/m³, got {float(self._density.detach())}")
 
     @property
     def mass(self) -> torch.Tensor:
@@ -129,8 +129,8 @@ class Sphere(Body):
                  orientation=(1, 0, 0, 0), velocity=(0, 0, 0), angular_velocity=(0, 0, 0), friction=1.0,
                  name=None):
         self.radius = as_tensor(radius, (), "Sphere radius")
-        if float(self.radius) <= 0:
-            raise ValueError(f"Sphere radius must be > 0 m, got {float(self.radius)}")
+        if float(self.radius.detach()) <= 0:
+            raise ValueError(f"Sphere radius must be > 0 m, got {float(self.radius.detach())}")
         super().__init__(density=density, mass=mass, inertia=inertia, position=position,
                          orientation=orientation, velocity=velocity, angular_velocity=angular_velocity,
                          friction=friction, name=name)
@@ -184,9 +184,9 @@ class Capsule(Body):
                  name=None):
         self.radius = as_tensor(radius, (), "Capsule radius")
         self.length = as_tensor(length, (), "Capsule length")
-        if float(self.radius) <= 0 or float(self.length) < 0:
-            raise ValueError(f"Capsule needs radius > 0 and length ≥ 0 m, got {float(self.radius)}, "
-                             f"{float(self.length)}")
+        if float(self.radius.detach()) <= 0 or float(self.length.detach()) < 0:
+            raise ValueError(f"Capsule needs radius > 0 and length ≥ 0 m, got {float(self.radius.detach())}, "
+                             f"{float(self.length.detach())}")
         super().__init__(density=density, mass=mass, inertia=inertia, position=position,
                          orientation=orientation, velocity=velocity, angular_velocity=angular_velocity,
                          friction=friction, name=name)

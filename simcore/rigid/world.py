@@ -15,9 +15,6 @@ from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
 from .step import Params, State, solve_step
 
 
-NOWARM = False
-
-
 class ContactSolveError(SimulationError):
     """The interior-point contact solve of a step did not converge (residual above tolerance)."""
 
@@ -200,7 +197,7 @@ class World:
             state, info = solve_step(self.candidates, state, u[k], params, dt=self.dt, kappa=self.kappa,
                                      rtol=self.rtol, max_iterations=self.max_iterations,
                                      margin=self.contact_margin, warm=warm)
-            warm = None if NOWARM else (info.w, info.selected)
+            warm = (info.w, info.selected)
             self._failure(info, k, build)
             frames.append(state)
             its.append(info.report.iterations), res.append(info.report.residual)

@@ -1,0 +1,87 @@
+"""Differentiable rollouts: each step is a torch.autograd.Function whose backward applies the implicit
+function theorem at the step's solution (Dojo §V).
+
+At the solution w* of r(w; θ) = 0 (θ: start-of-step state, controls, masses, inertias, sizes,
+frictions), dw*/dθ = −(∂r/∂w)⁻¹ ∂r/∂θ. Backward therefore needs one solve with (∂r/∂w)ᵀ — factorized
+once in forward at the converged point and reused — and one vector–Jacobian product of r with respect
+to θ, which torch autograd evaluates through `integrator.equations` and `collision.detect` (with the
+forward's discrete contact decisions held fixed). The rollout solves at κ_grad, so the gradients are
+those of the relaxed, smooth dynamics it returns.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import integrator
+from .step import Params, State, contacts_for, equations, solve_step
+
+
+class _Step(torch.autograd.Function):
+    """(x, q, v, ω, controls, *params) → (v_{k+1}, ω_{k+1}) for all worlds."""
+
+    @staticmethod
+    def forward(ctx, world, kappa, memo, x, q, v, om, controls, *params):
+        state, prm = State(x, q, v, om), Params(*params)
+        nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
+                               rtol=world.rtol, max_iterations=world.max_iterations,
+                               margin=world.contact_margin, warm=memo.get("warm"))
+        memo["warm"] = (info.w, info.selected)
+        memo["info"] = info
+        ctx.world, ctx.kappa, ctx.info = world, kappa, info
+        ctx.lu = torch.linalg.lu_factor(info.jacobian)
+        ctx.save_for_backward(x, q, v, om, controls, *params)
+        return nxt.velocity, nxt.body_angular_velocity
+
+    @staticmethod
+    def backward(ctx, g_v, g_om):
+        world, info = ctx.world, ctx.info
+        x, q, v, om, controls, *params = ctx.saved_tensors
+        B, nb = x.shape[:2]
+        N = info.w.shape[-1]
+        g_w = torch.zeros(B, N, dtype=x.dtype)
+        g_v = torch.zeros_like(v) if g_v is None else g_v
+        g_om = torch.zeros_like(om) if g_om is None else g_om
+        g_w[:, :6 * nb] = torch.cat([g_v, g_om], -1).reshape(B, -1)
+        lam = torch.linalg.lu_solve(*ctx.lu, g_w[..., None], adjoint=True)[..., 0]
+        inputs = [t.detach().requires_grad_(need) for t, need in
+                  zip((x, q, v, om, controls, *params), ctx.needs_input_grad[3:])]
+        with torch.enable_grad():
+            st, u, prm = tuple(inputs[:4]), inputs[4], Params(*inputs[5:])
+            contacts, _ = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin,
+                                       decisions=info.decisions)
+            contacts = contacts.select(info.selected)
+            r, _ = equations(info.w, ctx.kappa, st, u, prm, contacts, world.dt, jacobian=False)
+            wanted = [t for t in inputs if t.requires_grad]
+            grads = iter(torch.autograd.grad(-(lam * r).sum(), wanted, allow_unused=True)) if wanted else iter(())
+        out = [next(grads) if t.requires_grad else None for t in inputs]
+        return (None, None, None, *out)
+
+
+def rollout(world, steps, controls, state, kappa):
+    """See World.rollout."""
+    from .world import Rollout
+
+    batched = state is not None
+    state = world.initial_state() if state is None else state
+    if not isinstance(state, State) or state.position.dim() != 3:
+        raise ValueError("state must be a simcore.rigid State with (worlds, bodies, ·) tensors, "
+                         "e.g. world.initial_state(batch=8)")
+    B = state.position.shape[0]
+    u = world._controls(controls, steps, B, torch_ok=True)
+    params = world.params().tensors()
+    x, q, v, om = state.tensors()
+    frames, its = [State(x, q, v, om)], []
+    memo = {}
+    for k in range(steps):
+        v, om = _Step.apply(world, kappa, memo, x, q, v, om, u[k], *params)
+        world._failure(memo["info"], k, lambda: None)
+        x, q = integrator.advance(x, q, v, om, world.dt)
+        frames.append(State(x, q, v, om))
+        its.append(memo["info"].report.iterations)
+    sq = (lambda t: t) if batched else (lambda t: t[:, 0])
+    stack = lambda f: sq(torch.stack([f(s) for s in frames]))  # noqa: E731
+    iterations = torch.stack(its) if its else torch.zeros(0, B, dtype=torch.long)
+    return Rollout(position=stack(lambda s: s.position), orientation=stack(lambda s: s.orientation),
+                   velocity=stack(lambda s: s.velocity), angular_velocity=stack(lambda s: s.angular_velocity),
+                   iterations=iterations if batched else iterations[:, 0])
