@@ -26,7 +26,7 @@ materials = {
     "plasticine": M.Plasticine(E=5e4, yield_stress=1.5e3),
 }
 for k, (name, material) in enumerate(materials.items()):
-    scene.add_body(sc.shapes.Box(center=(0.12 + 0.152 * k, 0.6), size=(0.1, 0.14)), material,
+    scene.add_body(sc.shapes.Box(center=(0.15 + 0.14 * k, 0.6), size=(0.09, 0.14)), material,
                    velocity=(0.0, -1.0), name=name)
 traj = scene.run(frames=args.frames, frame_dt=1 / 60)
 for name in traj.body_names:
