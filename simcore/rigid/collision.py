@@ -18,11 +18,13 @@ Freezing the frame and witnesses over one step makes φ and the tangential slip 
 end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
 of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
 Supported pairs: plane–{sphere, box, capsule}, sphere–sphere, sphere–box, box–box (vertex–face; edge–edge
-contact between boxes is not detected), static box–{sphere, box}.
+contact between boxes is not detected), static box–{sphere, box}. Capsules collide with planes only (a
+RuntimeWarning names the pairs that will pass through each other).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -110,8 +112,9 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                     cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
                     cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
             elif "capsule" in kinds:
-                raise ValueError(f"contact between a capsule and a {a.kind if b.kind == 'capsule' else b.kind} "
-                                 "is not supported; capsules collide with planes only")
+                other = a if b.kind == "capsule" else b
+                warnings.warn(f"{a.name} and {b.name} will pass through each other: capsules collide with "
+                              f"planes only (no capsule–{other.kind} contact yet)", RuntimeWarning, stacklevel=3)
     L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
     return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
