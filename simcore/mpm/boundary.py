@@ -24,9 +24,9 @@ def project_velocity(v_rel, normal, mode: ti.template(), friction):
         if ti.static(mode == SLIP) or vn < 0:
             v_t = v_rel - vn * normal
             if vn < 0:
-                t_norm = v_t.norm()
-                if t_norm > 0:
-                    v_t = v_t * ti.max(0.0, 1 + friction * vn / t_norm)
+                t_sq = v_t.norm_sqr()
+                if t_sq > 0:  # sqrt only here: its derivative at 0 is infinite (NaN adjoints)
+                    v_t = v_t * ti.max(0.0, 1 + friction * vn / ti.sqrt(t_sq))
             out = v_t
     return out
 

@@ -32,13 +32,14 @@ class MPMSolver:
         wall_modes: ((lo, hi) per axis) of boundary mode codes; wall_friction: Coulomb μ at walls.
         colliders: list of (kind, mode) code pairs.
         real: Taichi float type.
+        needs_grad: allocate adjoint fields for reverse-mode differentiation (simcore.diff).
         serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
             parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
             while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
     """
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
-                 serial_scatter=False):
+                 serial_scatter=False, needs_grad=False):
         self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
         self.dx = 1.0 / n_grid
         self.inv_dx = float(n_grid)
@@ -54,38 +55,38 @@ class MPMSolver:
 
         fb = ti.FieldsBuilder()
         # Particle state, one copy per slot.
-        self.x = ti.Vector.field(dim, real)          # position, m
-        self.v = ti.Vector.field(dim, real)          # velocity, m/s
-        self.C = ti.Matrix.field(dim, dim, real)     # APIC affine velocity (≈ ∇v), 1/s
-        self.F = ti.Matrix.field(dim, dim, real)     # deformation gradient (elastic part for plastics)
-        self.Jp = ti.field(real)                     # plastic volume ratio (snow), 1 otherwise
+        self.x = ti.Vector.field(dim, real, needs_grad=needs_grad)          # position, m
+        self.v = ti.Vector.field(dim, real, needs_grad=needs_grad)          # velocity, m/s
+        self.C = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)     # APIC affine velocity (≈ ∇v), 1/s
+        self.F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)     # deformation gradient (elastic part for plastics)
+        self.Jp = ti.field(real, needs_grad=needs_grad)                     # plastic volume ratio (snow), 1 otherwise
         fb.dense(ti.ij, (slots, n_particles)).place(self.x, self.v, self.C, self.F, self.Jp)
         # Per-particle constants.
-        self.mass = ti.field(real)                   # kg
-        self.volume = ti.field(real)                 # rest volume, m^dim
-        self.mu = ti.field(real)                     # Pa (fluid: viscosity Pa·s)
-        self.lam = ti.field(real)                    # Pa (fluid: bulk modulus)
-        self.plastic = ti.Vector.field(3, real)      # material constants, see simcore.materials
+        self.mass = ti.field(real, needs_grad=needs_grad)                   # kg
+        self.volume = ti.field(real, needs_grad=needs_grad)                 # rest volume, m^dim
+        self.mu = ti.field(real, needs_grad=needs_grad)                     # Pa (fluid: viscosity Pa·s)
+        self.lam = ti.field(real, needs_grad=needs_grad)                    # Pa (fluid: bulk modulus)
+        self.plastic = ti.Vector.field(3, real, needs_grad=needs_grad)      # material constants, see simcore.materials
         self.wave_speed = ti.field(real)             # rest elastic wave speed, m/s
         self.kind = ti.field(ti.i32)
         fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
                                           self.wave_speed, self.kind)
         # Grid.
-        self.grid_momentum = ti.Vector.field(dim, real)   # kg·m/s, then reused by nothing else
-        self.grid_mass = ti.field(real)                   # kg
-        self.grid_velocity = ti.Vector.field(dim, real)   # m/s after forces and boundaries
+        self.grid_momentum = ti.Vector.field(dim, real, needs_grad=needs_grad)   # kg·m/s, then reused by nothing else
+        self.grid_mass = ti.field(real, needs_grad=needs_grad)                   # kg
+        self.grid_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)   # m/s after forces and boundaries
         fb.dense(ti.ij if dim == 2 else ti.ijk, (n_grid,) * dim).place(
             self.grid_momentum, self.grid_mass, self.grid_velocity)
         # Scene-wide parameters, fields so that changing them does not recompile.
-        self.gravity = ti.Vector.field(dim, real)   # m/s²
+        self.gravity = ti.Vector.field(dim, real, needs_grad=needs_grad)   # m/s²
         self.dt = ti.field(real)                     # substep, s
         fb.dense(ti.i, 1).place(self.gravity)
         fb.place(self.dt)
         nc = max(len(self.colliders), 1)
         self.collider_origin = ti.Vector.field(dim, real)
-        self.collider_velocity = ti.Vector.field(dim, real)
+        self.collider_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)
         self.collider_params = ti.Vector.field(8, real)
-        self.collider_friction = ti.field(real)
+        self.collider_friction = ti.field(real, needs_grad=needs_grad)
         fb.dense(ti.i, nc).place(self.collider_origin, self.collider_velocity, self.collider_params,
                                  self.collider_friction)
         # Diagnostics.
@@ -93,6 +94,9 @@ class MPMSolver:
         self.bad_count = ti.field(ti.i32)           # particles with non-finite or out-of-grid state
         self.first_bad = ti.field(ti.i32)
         fb.dense(ti.i, 1).place(self.max_signal_speed, self.bad_count, self.first_bad)
+        if needs_grad:
+            fb.lazy_grad()
+        self.needs_grad = needs_grad
         self._tree = fb.finalize()
 
     def destroy(self):
@@ -246,17 +250,54 @@ class MPMSolver:
     # ------------------------------------------------------------------------------------------
     # Host transfers
     # ------------------------------------------------------------------------------------------
+    @ti.kernel
+    def _export_slot(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(), C: ti.types.ndarray(),
+                     F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                x[p, i] = self.x[s, p][i]
+                v[p, i] = self.v[s, p][i]
+                for j in ti.static(range(self.dim)):
+                    C[p, i, j] = self.C[s, p][i, j]
+                    F[p, i, j] = self.F[s, p][i, j]
+            Jp[p] = self.Jp[s, p]
+
+    @ti.kernel
+    def _import_slot(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(), C: ti.types.ndarray(),
+                     F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                self.x[s, p][i] = x[p, i]
+                self.v[s, p][i] = v[p, i]
+                for j in ti.static(range(self.dim)):
+                    self.C[s, p][i, j] = C[p, i, j]
+                    self.F[s, p][i, j] = F[p, i, j]
+            self.Jp[s, p] = Jp[p]
+
+    def export_slot(self, s: int) -> dict:
+        """State of slot s as numpy arrays {x, v, C, F, Jp} in the solver's precision (raw: a fluid's
+        F is not expanded from J here; see `get`)."""
+        n, d = self.n_particles, self.dim
+        dtype = np.float64 if self.real == ti.f64 else np.float32
+        out = {"x": np.empty((n, d), dtype), "v": np.empty((n, d), dtype), "C": np.empty((n, d, d), dtype),
+               "F": np.empty((n, d, d), dtype), "Jp": np.empty(n, dtype)}
+        self._export_slot(s, out["x"], out["v"], out["C"], out["F"], out["Jp"])
+        return out
+
+    def import_slot(self, s: int, state: dict) -> None:
+        """Write slot s from arrays {x, v, C, F, Jp} (as returned by `export_slot`)."""
+        dtype = np.float64 if self.real == ti.f64 else np.float32
+        arrays = [np.ascontiguousarray(state[k], dtype=dtype) for k in ("x", "v", "C", "F", "Jp")]
+        self._import_slot(s, *arrays)
+
     def set_particles(self, s: int, x, v, C, F, Jp):
         """Write the state of slot s from numpy arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
-        for field, value in ((self.x, x), (self.v, v), (self.C, C), (self.F, F), (self.Jp, Jp)):
-            full = field.to_numpy()
-            full[s] = value
-            field.from_numpy(full)
+        self.import_slot(s, {"x": x, "v": v, "C": C, "F": F, "Jp": Jp})
 
     def get(self, name: str, s: int) -> np.ndarray:
         """A state array of slot s: 'x', 'v', 'C', 'F' or 'Jp'. A fluid particle's F is J^(1/d) I and
         its Jp is J (the solver keeps only J for fluids); a solid's Jp is 1 unless it is snow."""
-        out = getattr(self, name).to_numpy()[s]
+        out = self.export_slot(s)[name]
         if name in ("F", "Jp") and FLUID in self.kinds:
             fluid = self.kind.to_numpy() == FLUID
             if name == "F":
