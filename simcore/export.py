@@ -63,7 +63,7 @@ def export_trajectory(traj: Trajectory, directory, format="ply", overwrite: bool
         FileExistsError: `directory` is non-empty and overwrite is False, or it is a file.
         ValueError: an unknown format or a frame index out of range.
     """
-    _check_trajectory(traj)
+    check_trajectory(traj)
     formats = parse_formats(format)
     indices = select_frames(traj, frames)
     directory = prepare_directory(directory, overwrite)
@@ -105,7 +105,7 @@ def atomic_path(path):
 # ----------------------------------------------------------------------------------------------
 # Arguments
 # ----------------------------------------------------------------------------------------------
-def _check_trajectory(traj):
+def check_trajectory(traj):
     if isinstance(traj, (str, Path)):
         raise TypeError(f"expected a simcore.Trajectory, got the path {str(traj)!r}; "
                         "load it first with simcore.Trajectory.load(path)")

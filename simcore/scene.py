@@ -234,22 +234,30 @@ class Scene:
 
     def build(self) -> MPMSolver:
         """Allocate fields and upload the initial state (done by `run` when needed)."""
-        if not self.bodies:
-            raise ValueError("the scene has no bodies: add one with scene.add_body(shape, material)")
-        be = backend.active()
         if self.solver is not None and self._built_generation == backend.generation():
             return self.solver
         if self.solver is not None:
             self.solver.destroy()
+        self.solver = self.new_solver(slots=3)
+        self._built_generation = backend.generation()
+        self.reset()
+        return self.solver
+
+    def new_solver(self, slots: int, needs_grad: bool = False) -> MPMSolver:
+        """A solver for this scene's particles with `slots` state copies, constants and colliders
+        uploaded (state not uploaded). Used by `build` (3 slots) and differentiable rollouts."""
+        if not self.bodies:
+            raise ValueError("the scene has no bodies: add one with scene.add_body(shape, material)")
+        be = backend.active()
         materials = self.materials
         kinds = sorted({b.material.kind for b in self.bodies})
         self.body_id = np.concatenate([np.full(b.n_particles, i) for i, b in enumerate(self.bodies)])
         self.material_id = np.concatenate(
             [np.full(b.n_particles, next(k for k, m in enumerate(materials) if m is b.material))
              for b in self.bodies])
-        solver = MPMSolver(self.dim, self.grid, self.n_particles, 3, kinds, self.wall_modes,
+        solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=(be.arch == "cpu"))
+                           serial_scatter=(be.arch == "cpu"), needs_grad=needs_grad)
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
         f = be.np_real
@@ -259,30 +267,35 @@ class Scene:
         solver.lam.from_numpy(par["lam"].astype(f))
         solver.plastic.from_numpy(par["plastic"].astype(f))
         solver.wave_speed.from_numpy(par["wave_speed"].astype(f))
-        solver.kind.from_numpy(np.concatenate([np.full(b.n_particles, b.material.kind) for b in self.bodies]).astype(np.int32))
+        solver.kind.from_numpy(np.concatenate([np.full(b.n_particles, b.material.kind)
+                                               for b in self.bodies]).astype(np.int32))
         solver.gravity.from_numpy(self.gravity[None].astype(f))
-        self.solver = solver
-        self._built_generation = backend.generation()
-        self.reset()
+        self._upload_colliders(solver)
         return solver
+
+    def _upload_colliders(self, solver):
+        """Colliders at their initial positions and time-0 velocities."""
+        if not self.colliders:
+            return
+        d, f = self.dim, backend.active().np_real
+        solver.collider_origin.from_numpy(np.stack([c.origin(d) for c in self.colliders]).astype(f))
+        solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
+        solver.collider_friction.from_numpy(np.array([c.friction for c in self.colliders], f))
+        solver.collider_velocity.from_numpy(np.stack([c.velocity_at(0.0, d) for c in self.colliders]).astype(f))
+
+    def initial_state(self) -> dict[str, np.ndarray]:
+        """The bodies' initial particle state {x, v, C, F, Jp} (float64)."""
+        n, d = self.n_particles, self.dim
+        return {"x": self._concat("x"), "v": self._concat("v"), "C": self._concat("C"),
+                "F": np.broadcast_to(np.eye(d), (n, d, d)).copy(), "Jp": np.ones(n)}
 
     def reset(self):
         """Return every particle and collider to its initial state and the clock to 0."""
         solver = self.solver or self.build()
-        n, d = self.n_particles, self.dim
-        f = backend.active().np_real
-        F0 = np.broadcast_to(np.eye(d), (n, d, d))
-        solver.set_particles(0, self._concat("x").astype(f), self._concat("v").astype(f),
-                             self._concat("C").astype(f), F0.astype(f), np.ones(n, f))
+        solver.import_slot(0, self.initial_state())
         self._cur = 0
         self.time = 0.0
-        if self.colliders:
-            nc = len(self.colliders)
-            solver.collider_origin.from_numpy(np.stack([c.origin(d) for c in self.colliders]).astype(f))
-            solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
-            solver.collider_friction.from_numpy(np.array([c.friction for c in self.colliders], f))
-            solver.collider_velocity.from_numpy(np.stack([c.velocity_at(0.0, d) for c in self.colliders]).astype(f))
-            assert nc == solver.collider_origin.shape[0]
+        self._upload_colliders(solver)
 
     # ------------------------------------------------------------------------------------------
     # Running

@@ -11,6 +11,7 @@ atomically (to a temporary name, then renamed).
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -25,7 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon, Rectangle
 
 from .colliders import Box, Collider, Cylinder, Plane, Sphere
-from .export import atomic_path, select_frames
+from .export import atomic_path, check_trajectory, select_frames
 from .io import atomic_write
 from .trajectory import Trajectory
 
@@ -71,10 +72,10 @@ def render(traj: Trajectory, path, color_by: str = "body", camera: dict | None =
     Raises:
         ValueError: an unsupported path, size, fps, camera or color_by, or "speed" without velocities.
     """
-    _check_trajectory(traj)
+    check_trajectory(traj)
     kind = _output_kind(path)
     size = _check_size(size, kind)
-    if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+    if not (isinstance(fps, numbers.Real) and math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number of frames per second, got {fps!r}")
     indices = select_frames(traj, frames)
     coloring = particle_colors(traj, color_by)
@@ -83,14 +84,6 @@ def render(traj: Trajectory, path, color_by: str = "body", camera: dict | None =
     canvas = _FrameCanvas(traj, size, view, coloring, colliders, point_size, title)
     images = ((i, canvas.image(i)) for i in indices)
     return _WRITERS[kind](images, path, fps, size)
-
-
-def _check_trajectory(traj):
-    if not isinstance(traj, Trajectory):
-        hint = "; load it first with simcore.Trajectory.load(path)" if isinstance(traj, (str, Path)) else ""
-        raise TypeError(f"expected a simcore.Trajectory, got {type(traj).__name__}{hint}")
-    if traj.x.ndim != 3 or traj.dim not in (2, 3):
-        raise ValueError(f"trajectory x must be (frames + 1, n, 2 or 3), got {traj.x.shape}")
 
 
 def _output_kind(path) -> str:
@@ -477,7 +470,7 @@ def plot_energy(traj: Trajectory, path=None, gravity=None) -> Figure:
     Returns:
         The matplotlib Figure (lines in the order kinetic, potential, total).
     """
-    _check_trajectory(traj)
+    check_trajectory(traj)
     e = energy(traj, gravity)
     fig = Figure(figsize=(6.4, 4.0), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)

@@ -274,6 +274,49 @@ class MPMSolver:
                     self.F[s, p][i, j] = F[p, i, j]
             self.Jp[s, p] = Jp[p]
 
+    @ti.kernel
+    def export_state_grads(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                           C: ti.types.ndarray(), F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        """Adjoints of slot s's state into arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                x[p, i] = self.x.grad[s, p][i]
+                v[p, i] = self.v.grad[s, p][i]
+                for j in ti.static(range(self.dim)):
+                    C[p, i, j] = self.C.grad[s, p][i, j]
+                    F[p, i, j] = self.F.grad[s, p][i, j]
+            Jp[p] = self.Jp.grad[s, p]
+
+    @ti.kernel
+    def add_state_grads(self, s: ti.i32, gx: ti.types.ndarray(), gv: ti.types.ndarray()):
+        """x.grad[s] += gx, v.grad[s] += gv (a loss's gradient with respect to a recorded state)."""
+        for p in range(self.n_particles):
+            for i in ti.static(range(self.dim)):
+                self.x.grad[s, p][i] += gx[p, i]
+                self.v.grad[s, p][i] += gv[p, i]
+
+    @ti.kernel
+    def move_state_grads(self, src: ti.i32, dst: ti.i32):
+        """Move the state adjoints of slot src to slot dst and zero every other slot's."""
+        for s, p in ti.ndrange(self.slots, self.n_particles):
+            if s != src and s != dst:
+                self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
+                self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
+                self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
+                self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
+                self.Jp.grad[s, p] = 0
+        for p in range(self.n_particles):
+            self.x.grad[dst, p] = self.x.grad[src, p]
+            self.v.grad[dst, p] = self.v.grad[src, p]
+            self.C.grad[dst, p] = self.C.grad[src, p]
+            self.F.grad[dst, p] = self.F.grad[src, p]
+            self.Jp.grad[dst, p] = self.Jp.grad[src, p]
+            self.x.grad[src, p] = ti.zero(self.x.grad[src, p])
+            self.v.grad[src, p] = ti.zero(self.v.grad[src, p])
+            self.C.grad[src, p] = ti.zero(self.C.grad[src, p])
+            self.F.grad[src, p] = ti.zero(self.F.grad[src, p])
+            self.Jp.grad[src, p] = 0
+
     def export_slot(self, s: int) -> dict:
         """State of slot s as numpy arrays {x, v, C, F, Jp} in the solver's precision (raw: a fluid's
         F is not expanded from J here; see `get`)."""
@@ -289,10 +332,6 @@ class MPMSolver:
         dtype = np.float64 if self.real == ti.f64 else np.float32
         arrays = [np.ascontiguousarray(state[k], dtype=dtype) for k in ("x", "v", "C", "F", "Jp")]
         self._import_slot(s, *arrays)
-
-    def set_particles(self, s: int, x, v, C, F, Jp):
-        """Write the state of slot s from numpy arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
-        self.import_slot(s, {"x": x, "v": v, "C": C, "F": F, "Jp": Jp})
 
     def get(self, name: str, s: int) -> np.ndarray:
         """A state array of slot s: 'x', 'v', 'C', 'F' or 'Jp'. A fluid particle's F is J^(1/d) I and
