@@ -58,6 +58,15 @@ def test_ply_round_trip_has_positions_and_attributes(tmp_path, dim):
         assert f"time {float(traj.t[i])!r} s" in ply.comments
 
 
+def test_ply_opens_as_a_point_cloud_in_trimesh(tmp_path, traj2d):
+    """A second, independent PLY reader (the one simcore.shapes.Mesh uses) sees the same points."""
+    import trimesh
+
+    cloud = trimesh.load(export_trajectory(traj2d, tmp_path / "out", frames=[2])[0])
+    assert isinstance(cloud, trimesh.PointCloud)
+    np.testing.assert_allclose(cloud.vertices, pad3(traj2d.x[2]), rtol=1e-6, atol=1e-7)
+
+
 def test_ply_without_velocity_has_no_velocity_properties(tmp_path):
     traj = synthetic(velocity=False)
     path = export_trajectory(traj, tmp_path / "out", frames=[0])[0]
