@@ -24,9 +24,26 @@ FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE = range(6)
 Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
 
 
+def _is_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
+def _as_numpy(value):
+    """A torch tensor's values (detached) as numpy; anything else unchanged."""
+    return value.detach().cpu().numpy() if _is_tensor(value) else value
+
+
+def _column3(first, second=None, third=None):
+    """(n, 3) from up to three (n,) columns (numpy or torch; missing columns are zeros)."""
+    zero = first * 0
+    cols = [first, zero if second is None else second, zero if third is None else third]
+    return (__import__("torch").stack(cols, 1) if _is_tensor(first) else np.stack(cols, 1))
+
+
 def _values(name: str, value: Param, x: np.ndarray, owner: str) -> np.ndarray:
     """Per-particle values (n,) of parameter `name` for particles at `x: (n, dim)`."""
     n = len(x)
+    value = _as_numpy(value)
     if callable(value):
         out = np.asarray(value(x), dtype=np.float64)
         if out.shape == ():
@@ -47,7 +64,7 @@ def _check(name: str, value: Param, ok: Callable[[np.ndarray], np.ndarray], rule
     """Validate a scalar or array parameter now; callables are validated when evaluated."""
     if callable(value):
         return
-    arr = np.asarray(value, dtype=np.float64)
+    arr = np.asarray(_as_numpy(value), dtype=np.float64)
     if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
         raise ValueError(f"{owner}: {name}={value!r} is invalid: {rule}")
 
@@ -103,6 +120,30 @@ class Material:
         wave_speed = np.sqrt(self._wave_modulus(p) / p["density"])
         return {"density": p["density"], "mu": mu, "lam": lam, "plastic": plastic, "wave_speed": wave_speed}
 
+    def torch_parameters(self, x: np.ndarray, dtype) -> dict:
+        """Like `particle_parameters` but as torch tensors on the autograd graph of any parameter
+        given as a tensor: density, mu, lam (n,), plastic (n, 3). Values are validated first."""
+        import torch
+
+        self.validate(x)
+        n = len(x)
+        p = {}
+        for name, _, _ in self._rules():
+            value = getattr(self, name)
+            if _is_tensor(value):
+                t = value.to(dtype)
+                p[name] = t.expand(n) if t.dim() == 0 else t.reshape(n)
+            else:
+                p[name] = torch.as_tensor(_values(name, value, x, self.label), dtype=dtype)
+        mu, lam, plastic = self._pack(p)
+        return {"density": p["density"], "mu": mu, "lam": lam, "plastic": plastic}
+
+    @property
+    def differentiable(self) -> list[str]:
+        """Names of parameters given as torch tensors that require gradients."""
+        return [name for name, _, _ in self._rules()
+                if _is_tensor(getattr(self, name)) and getattr(self, name).requires_grad]
+
 
 def _lame(E, nu):
     mu = E / (2 * (1 + nu))
@@ -126,7 +167,7 @@ class _Elastic(Material):
 
     def _pack(self, p):
         mu, lam = _lame(p["E"], p["nu"])
-        return mu, lam, np.zeros((len(mu), 3))
+        return mu, lam, _column3(mu * 0)
 
     def _wave_modulus(self, p):
         mu, lam = _lame(p["E"], p["nu"])
@@ -171,10 +212,7 @@ class Fluid(Material):
         ]
 
     def _pack(self, p):
-        n = len(p["density"])
-        plastic = np.zeros((n, 3))
-        plastic[:, 0] = p["gamma"]
-        return p["viscosity"], p["bulk_modulus"], plastic
+        return p["viscosity"], p["bulk_modulus"], _column3(p["gamma"])
 
     def _wave_modulus(self, p):
         return p["bulk_modulus"]
@@ -206,7 +244,7 @@ class Snow(_Elastic):
 
     def _pack(self, p):
         mu, lam, _ = super()._pack(p)
-        return mu, lam, np.stack([p["critical_compression"], p["critical_stretch"], p["hardening"]], 1)
+        return mu, lam, _column3(p["critical_compression"], p["critical_stretch"], p["hardening"])
 
     def _wave_modulus(self, p):
         # Hardening raises the moduli by exp(ξ (1 − Jp)); the solver re-evaluates the wave speed each
@@ -234,10 +272,9 @@ class Sand(_Elastic):
         ]
 
     def _pack(self, p):
-        mu, lam, plastic = super()._pack(p)
-        s = np.sin(np.radians(p["friction_angle"]))
-        plastic[:, 0] = math.sqrt(2 / 3) * 2 * s / (3 - s)
-        return mu, lam, plastic
+        mu, lam, _ = super()._pack(p)
+        s = (p["friction_angle"] * (math.pi / 180)).sin() if _is_tensor(mu) else np.sin(np.radians(p["friction_angle"]))
+        return mu, lam, _column3(math.sqrt(2 / 3) * 2 * s / (3 - s))
 
 
 @dataclasses.dataclass
@@ -258,9 +295,8 @@ class Plasticine(_Elastic):
         return super()._rules() + [("yield_stress", lambda a: a > 0, "yield_stress must be > 0 Pa")]
 
     def _pack(self, p):
-        mu, lam, plastic = super()._pack(p)
-        plastic[:, 0] = p["yield_stress"]
-        return mu, lam, plastic
+        mu, lam, _ = super()._pack(p)
+        return mu, lam, _column3(p["yield_stress"])
 
 
 ALL = (FixedCorotated, NeoHookean, Fluid, Snow, Sand, Plasticine)

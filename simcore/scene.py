@@ -41,6 +41,7 @@ class Body:
     C: np.ndarray          # (n, dim, dim) 1/s, the initial velocity gradient (APIC)
     volume: np.ndarray     # (n,) m^dim
     params: dict           # per-particle material arrays (simcore.materials.Material.particle_parameters)
+    velocity_tensor: Any = None  # the torch tensor given as velocity, if any: (dim,) or (n, dim) m/s
 
     @property
     def n_particles(self) -> int:
@@ -167,6 +168,12 @@ class Scene:
         self._check_inside(name, x)
         v = np.zeros_like(x)
         C = np.zeros((len(x), self.dim, self.dim))
+        velocity_tensor = None
+        if type(velocity).__module__.startswith("torch"):
+            velocity_tensor = velocity
+            velocity = velocity.detach().cpu().numpy()
+            if velocity.shape == x.shape:
+                velocity = (lambda values: (lambda _x: values))(velocity)
         if velocity is not None:
             if callable(velocity):
                 v = np.asarray(velocity(x.copy()), dtype=np.float64)
@@ -188,7 +195,7 @@ class Scene:
         if not np.all(np.isfinite(v)):
             raise ValueError(f"body {name!r}: initial velocity has non-finite values")
         params = material.particle_parameters(x)
-        body = Body(name, shape, material, x, v, C, volume, params)
+        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor)
         self.bodies.append(body)
         self.solver = None  # rebuilt on the next run
         return body
@@ -258,6 +265,8 @@ class Scene:
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
                            serial_scatter=(be.arch == "cpu"), needs_grad=needs_grad)
+        for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
+            b.params = b.material.particle_parameters(b.x)
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
         f = be.np_real
@@ -448,6 +457,97 @@ class Scene:
                           mass=(self._concat("volume") * np.concatenate([b.params["density"] for b in self.bodies])),
                           volume=self._concat("volume"), body_names=[b.name for b in self.bodies],
                           material_names=[m.label for m in self.materials], meta=meta, **per_frame)
+
+    # ------------------------------------------------------------------------------------------
+    # Differentiable rollouts (simcore.torch)
+    # ------------------------------------------------------------------------------------------
+    def rollout(self, frames: int, frame_dt: float = 1 / 60, record=("x",), checkpoint_every: int | None = None):
+        """Run `frames` frames from the initial state with gradients: returns a simcore.torch.Rollout
+        whose x (and v, if recorded) are torch tensors on the autograd graph of every tensor the scene
+        was given (material parameters, initial velocities).
+
+        Under torch.no_grad() nothing is stored for backward. The substep schedule is fixed for the
+        whole rollout: dt from `Scene(dt=...)`, or the CFL choice for the initial state.
+
+        Args:
+            record: ("x",) or ("x", "v").
+            checkpoint_every: substeps per checkpointed segment (default about √(total substeps)):
+                memory grows like n·(T/k + k).
+        """
+        from . import torch as sctorch
+
+        if not (isinstance(frames, (int, np.integer)) and frames >= 1):
+            raise ValueError(f"frames must be a positive integer, got {frames!r}")
+        if not (frame_dt > 0 and math.isfinite(frame_dt)):
+            raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
+        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every)
+
+    def _schedule(self, frames, frame_dt):
+        from .diff.rollout import Schedule
+
+        speeds = np.concatenate([b.params["wave_speed"] + np.linalg.norm(b.v, axis=1) for b in self.bodies])
+        speed = float(speeds.max()) + float(np.linalg.norm(self.gravity)) * frame_dt
+        bound = self.dx / max(speed, 1e-30)
+        if self.dt is not None and self.dt > bound:
+            raise ValueError(f"dt={self.dt:.4g} s exceeds the CFL stability bound {bound:.4g} s; lower dt")
+        step = self.dt if self.dt is not None else self.cfl * bound
+        n = max(1, math.ceil(frame_dt / step * (1 - 1e-12)))
+        return Schedule(substeps=[n] * frames, dts=[frame_dt / n] * frames)
+
+    def _gradient_solver(self, slots: int) -> MPMSolver:
+        cached = getattr(self, "_grad_solver", None)
+        if cached is not None and cached.slots == slots and self._grad_generation == backend.generation():
+            self._upload_colliders(cached)
+            return cached
+        if cached is not None and self._grad_generation == backend.generation():
+            cached.destroy()
+        self._grad_solver = self.new_solver(slots, needs_grad=True)
+        self._grad_generation = backend.generation()
+        return self._grad_solver
+
+    def _torch_inputs(self, dtype):
+        """x0, v0 (n, dim), mass, mu, lam (n,), plastic (n, 3) as torch tensors."""
+        import torch
+
+        xs, vs, masses, mus, lams, plastics = [], [], [], [], [], []
+        for b in self.bodies:
+            xs.append(torch.as_tensor(b.x, dtype=dtype))
+            if b.velocity_tensor is not None:
+                vt = b.velocity_tensor.to(dtype)
+                v = vt.expand(b.n_particles, self.dim) if vt.dim() == 1 else vt
+                if b.C.any():  # angular velocity given as numpy on top of a tensor velocity
+                    v = v + torch.as_tensor(b.v - b.velocity_tensor.detach().cpu().numpy(), dtype=dtype)
+            else:
+                v = torch.as_tensor(b.v, dtype=dtype)
+            vs.append(v)
+            p = b.material.torch_parameters(b.x, dtype)
+            masses.append(p["density"] * torch.as_tensor(b.volume, dtype=dtype))
+            mus.append(p["mu"]), lams.append(p["lam"]), plastics.append(p["plastic"])
+        cat = torch.cat
+        return cat(xs), cat(vs), cat(masses), cat(mus), cat(lams), cat(plastics)
+
+    def _collider_setter(self, schedule):
+        """A function g -> None that puts kinematic colliders where they are at global substep g."""
+        kinematic = [i for i, c in enumerate(self.colliders) if c.kinematic]
+        if not kinematic:
+            return None
+        d, f = self.dim, backend.active().np_real
+        origins = np.stack([c.origin(d) for c in self.colliders])
+        per_substep = []
+        t = 0.0
+        for g in range(schedule.total):
+            dt = schedule.dt_of(g)
+            vel = np.stack([c.velocity_at(t, d) for c in self.colliders])
+            per_substep.append((origins.copy(), vel))
+            origins = origins + dt * vel
+            t += dt
+
+        def set_colliders(g):
+            origin, vel = per_substep[g]
+            self._grad_solver.collider_origin.from_numpy(origin.astype(f))
+            self._grad_solver.collider_velocity.from_numpy(vel.astype(f))
+
+        return set_colliders
 
     def close(self):
         """Free the scene's device memory (it is rebuilt if run again)."""
