@@ -13,9 +13,9 @@ __all__ = ["init", "Scene", "Trajectory", "SimulationError", "BackendError", "sh
 
 
 def __getattr__(name):
-    # Subsystems with heavier imports load on first use: simcore.rigid.
-    if name == "rigid":
+    # Subsystems with heavier imports load on first use: simcore.rigid, simcore.viz, simcore.export.
+    if name in ("rigid", "viz", "export", "torch"):
         import importlib
 
-        return importlib.import_module(".rigid", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'simcore' has no attribute {name!r}")

@@ -24,7 +24,7 @@ import numpy as np
 from plyfile import PlyData, PlyElement
 from tqdm.auto import tqdm
 
-from .io import atomic_write
+from .io import atomic_path, atomic_write
 from .trajectory import UNITS, Trajectory
 
 FORMATS = ("ply", "vtk")
@@ -82,24 +82,6 @@ def export_trajectory(traj: Trajectory, directory, format="ply", overwrite: bool
     written.append(write_meta(directory / META_NAME, traj, indices, formats))
     _remove_stale(directory, written)
     return written
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """simcore.io.atomic_write for writers that need a file name (meshio, ffmpeg): yields a temporary
-    path beside `path` with the same suffix, renamed onto `path` on success and removed on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
-    # Mode 0o666 less the umask, as open() gives; mkstemp's 0600 would stay with the renamed file.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------

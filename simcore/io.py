@@ -5,27 +5,36 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import numpy as np
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb"):
-    """Open a temporary file beside `path`, yield it, and rename it onto `path` only on success,
-    so a reader never sees a half-written file and a failed write leaves no file behind."""
+def atomic_path(path):
+    """simcore.io.atomic_write for writers that need a file name (meshio, ffmpeg): yields a temporary
+    path beside `path` with the same suffix, renamed onto `path` on success and removed on failure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp{path.suffix}")
+    # Mode 0o666 less the umask, as open() gives; mkstemp's 0600 would stay with the renamed file.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb"):
+    """Open a temporary file beside `path`, yield it, and rename it onto `path` only on success,
+    so a reader never sees a half-written file and a failed write leaves no file behind."""
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 def save_npz(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:

@@ -42,7 +42,7 @@ class _RolloutFunction(torch.autograd.Function):
         for field, value in ((solver.mass, mass), (solver.mu, mu), (solver.lam, lam), (solver.plastic, plastic)):
             field.from_numpy(value.detach().cpu().numpy().astype(dtype))
         initial = runner.initial_state(x0.detach().cpu().numpy(), v0.detach().cpu().numpy())
-        frames = runner.rollout.forward(initial, runner.schedule, record=record, keep=True)
+        frames = runner.rollout.forward(initial, runner.schedule, record=record, keep=runner.keep)
         ctx.runner, ctx.record = runner, record
         return tuple(torch.from_numpy(frames[name]).to(x0.dtype) for name in record)
 
@@ -66,6 +66,7 @@ class _Runner:
 
     def __init__(self, scene, solver, schedule):
         self.scene, self.solver, self.schedule = scene, solver, schedule
+        self.keep = True  # store checkpoints for backward
         self.rollout = DiffRollout(solver, set_colliders=scene._collider_setter(schedule))
 
     def initial_state(self, x0, v0):
@@ -96,6 +97,7 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         outputs = _RolloutFunction.apply(runner, record, *inputs)
     else:  # nothing to differentiate: no checkpoints, no graph
+        runner.keep = False
         with torch.no_grad():
             outputs = _RolloutFunction.forward(_NoContext(), runner, record, *inputs)
     states = dict(zip(record, outputs))

@@ -90,6 +90,14 @@ class Trajectory:
         meta.pop("units", None)
         return cls(body_names=body_names, material_names=material_names, meta=meta, **arrays)
 
+    def export(self, directory, format="ply", overwrite: bool = False, frames=None) -> list[Path]:
+        """Write per-frame files to `directory`: "ply" (binary PLY), "vtk" (.vtu per frame plus a
+        ParaView .pvd time index) or both, and meta.json. A non-empty directory raises FileExistsError
+        unless overwrite=True. See simcore.export.export_trajectory."""
+        from .export import export_trajectory  # here: export imports this module
+
+        return export_trajectory(self, directory, format=format, overwrite=overwrite, frames=frames)
+
     def truncated(self, frames: int) -> "Trajectory":
         """The first `frames` + 1 states."""
         per_frame = {k: (getattr(self, k)[: frames + 1] if getattr(self, k) is not None else None)

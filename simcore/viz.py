@@ -26,7 +26,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon, Rectangle
 
 from .colliders import Box, Collider, Cylinder, Plane, Sphere
-from .export import atomic_path, check_trajectory, select_frames
+from .export import check_trajectory, select_frames
+from .io import atomic_path
 from .io import atomic_write
 from .trajectory import Trajectory
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from simcore import io as sc_io
 import simcore as sc
 from simcore import export
 from simcore.export import export_trajectory
@@ -200,7 +201,7 @@ def test_real_scene_saved_loaded_and_exported(tmp_path):
 
 def test_atomic_path_removes_the_temporary_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
-        with export.atomic_path(tmp_path / "a.vtu") as tmp:
+        with sc_io.atomic_path(tmp_path / "a.vtu") as tmp:
             assert tmp.suffix == ".vtu" and tmp.parent == tmp_path
             tmp.write_text("partial")
             raise RuntimeError("writer failed")
