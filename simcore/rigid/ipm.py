@@ -197,11 +197,10 @@ def measure(F0, w, kappa, lay):
     return eq, err
 
 
-def solve(evaluate, residual, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int,
-          omega_limit=None):
+def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int, omega_limit=None):
     """Solve r(w; κ) = 0 from the interior point w0 (B, N).
 
-    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)); residual(w) → r(w; 0). omega_limit(w, d) → (B,) largest
+    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)). omega_limit(w, d) → (B,) largest
     step keeping every |ω|·dt inside the domain of the rotation update. Returns (w, J at w, SolveReport).
     Worlds that converge stop moving while the others iterate.
     """
@@ -209,8 +208,20 @@ def solve(evaluate, residual, w0, lay: Layout, kappa: float, rtol: float, max_it
     B = w.shape[0]
     iterations = torch.zeros(B, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
+    previous = None
     for it in range(max_iterations + 1):
         J, F0 = evaluate(w)
+        for _ in range(30):
+            # Guard: a trial point with a non-finite residual halves the last step (the cone and ω
+            # step rules normally prevent this).
+            bad = ~torch.isfinite(F0).all(-1) | ~torch.isfinite(J).all((-1, -2))
+            if previous is None or not bool(bad.any()):
+                break
+            w_prev, d_prev, a_prev = previous
+            a_prev = torch.where(bad, 0.5 * a_prev, a_prev)
+            w = w_prev + a_prev[:, None] * d_prev
+            previous = (w_prev, d_prev, a_prev)
+            J, F0 = evaluate(w)
         eq, comp = measure(F0, w, kappa, lay)
         newly = (eq <= rtol) & (comp <= max(rtol, CENTRAL_PATH_FLOOR)) & ~done
         iterations[newly] = it
@@ -242,18 +253,7 @@ def solve(evaluate, residual, w0, lay: Layout, kappa: float, rtol: float, max_it
         if omega_limit is not None:
             alpha = torch.minimum(alpha, omega_limit(w, d))
         alpha = torch.where(done, torch.zeros_like(alpha), alpha)
-        alpha = finite_step(residual, w, d, alpha)
+        previous = (w, d, alpha)
         w = w + alpha[:, None] * d
     iterations[~done] = max_iterations
     return w, J, SolveReport(iterations, eq, comp, done)
-
-
-def finite_step(residual, w, d, alpha, halvings=30):
-    """Halve α while the trial point gives a non-finite residual (a guard; the cone and ω step rules
-    normally prevent it)."""
-    for _ in range(halvings):
-        bad = ~torch.isfinite(residual(w + alpha[:, None] * d)).all(-1)
-        if not bool(bad.any()):
-            break
-        alpha = torch.where(bad, 0.5 * alpha, alpha)
-    return alpha

@@ -140,9 +140,6 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             return J, r
 
         w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, warm)
-        def residual(w):
-            return equations(w, 0.0, st, controls, prm, contacts, dt, jacobian=False)[0]
-
         def omega_limit(w, d):
             # |ω + α dω| dt ≤ 1.9 < 2 keeps √(4/dt² − |ω|²) real; halve α until it holds.
             om, dom = w[:, :6 * nb].reshape(B, nb, 6)[..., 3:], d[:, :6 * nb].reshape(B, nb, 6)[..., 3:]
@@ -155,9 +152,9 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             return alpha
 
         with _threads(B * lay.n**2):
-            w, J, report = ipm.solve(evaluate, residual, w0, lay, kappa, rtol, max_iterations, omega_limit)
+            w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
             if not bool(report.converged.all()) and len(selected):
-                w, J, report = _continuation(evaluate, residual, initial_guess(st, contacts, selected, prm.mass,
+                w, J, report = _continuation(evaluate, initial_guess(st, contacts, selected, prm.mass,
                                                                                  prm.gravity, dt),
                                              lay, kappa, rtol, max_iterations, omega_limit, report)
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
@@ -166,7 +163,7 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
     return State(x2, q2, v2, om2), info
 
 
-def _continuation(evaluate, residual, w0, lay, kappa, rtol, max_iterations, omega_limit, first):
+def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, first):
     """Fallback when the direct solve fails: follow the central path from a cold start, solving at
     κ_i = μ₀·10⁻ⁱ down to κ (each stage warm-starts the next; Dojo's outer loop). Iterations add up."""
     w = w0
@@ -175,7 +172,7 @@ def _continuation(evaluate, residual, w0, lay, kappa, rtol, max_iterations, omeg
     while True:
         k = max(k * 0.1, kappa)
         last = k <= kappa
-        w, J, report = ipm.solve(evaluate, residual, w, lay, k, rtol if last else 1e-3, max_iterations,
+        w, J, report = ipm.solve(evaluate, w, lay, k, rtol if last else 1e-3, max_iterations,
                                  omega_limit)
         total += report.iterations
         if last:

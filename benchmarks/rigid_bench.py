@@ -1,0 +1,190 @@
+"""simcore.rigid against MuJoCo on the same scenes and time step, plus gradient costs.
+
+Scenes (dt = 0.01 s, gravity 9.81 m/s²):
+  box    0.5 m cube, 1000 kg/m³, sliding at 4 m/s on a plane with μ = 0.5: analytic stop v0²/(2μg).
+  sphere 0.1 m sphere, 1000 kg/m³, sliding without spin at 2 m/s, μ = 0.3: rolls at 5/7 v0.
+
+Measures: world-steps per second for 1, 64 and 1,024 worlds (simcore: World.run on a batched state;
+MuJoCo: mujoco.rollout over one MjData per thread), the stop distance / rolling speed each engine gives
+against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
+cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.
+
+    python benchmarks/rigid_bench.py                # full table (a few minutes on 2 cores)
+    python benchmarks/rigid_bench.py --worlds 1 64  # fewer batch sizes
+Needs `pip install mujoco` for the MuJoCo columns (skipped with a note otherwise).
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+import simcore.rigid as rigid
+from simcore.rigid import quaternion as quat
+
+DT, G = 0.01, 9.81
+SCENES = {
+    "box": dict(v0=4.0, mu=0.5, analytic=lambda v0, mu: v0**2 / (2 * mu * G), what="stop distance (m)"),
+    "sphere": dict(v0=2.0, mu=0.3, analytic=lambda v0, mu: 5 / 7 * v0, what="rolling speed (m/s)"),
+}
+
+
+def simcore_world(scene):
+    s = SCENES[scene]
+    world = rigid.World(dt=DT, gravity=(0, -G, 0))
+    world.add(rigid.Plane(friction=s["mu"]))
+    if scene == "box":
+        world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 0.25, 0), velocity=(s["v0"], 0, 0)))
+    else:
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(0, 0.1, 0), velocity=(s["v0"], 0, 0)))
+    return world
+
+
+def mujoco_model(scene, cone="elliptic"):
+    import mujoco
+
+    s = SCENES[scene]
+    geom = ('<geom type="box" size="0.25 0.25 0.25" density="1000"/>' if scene == "box"
+            else '<geom type="sphere" size="0.1" density="1000"/>')
+    z = 0.25 if scene == "box" else 0.1
+    xml = f"""<mujoco><option timestep="{DT}" gravity="0 0 -{G}" cone="{cone}"/>
+      <default><geom friction="{s['mu']} 0 0" condim="3"/></default>
+      <worldbody><geom type="plane" size="10 10 0.1"/>
+        <body pos="0 0 {z}"><freejoint/>{geom}</body></worldbody></mujoco>"""
+    model = mujoco.MjModel.from_xml_string(xml)
+    data = mujoco.MjData(model)
+    data.qvel[0] = s["v0"]
+    return model, data
+
+
+def time_simcore(scene, worlds, steps):
+    world = simcore_world(scene)
+    state = world.initial_state(batch=worlds)
+    world.run(steps=2, state=state)  # warm-up
+    t = time.perf_counter()
+    traj = world.run(steps=steps, state=state)
+    elapsed = time.perf_counter() - t
+    return worlds * steps / elapsed, float(np.median(traj.iterations))
+
+
+def time_mujoco(scene, worlds, steps, threads=2):
+    import mujoco
+    from mujoco import rollout
+
+    model, data = mujoco_model(scene)
+    spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+    state0 = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, data, state0, spec)
+    initial = np.tile(state0, (worlds, 1))
+    datas = [mujoco.MjData(model) for _ in range(min(threads, worlds))]
+    rollout.rollout(model, datas, initial, nstep=2)  # warm-up
+    t = time.perf_counter()
+    rollout.rollout(model, datas, initial, nstep=steps)
+    return worlds * steps / (time.perf_counter() - t)
+
+
+def accuracy(scene):
+    """(simcore, MuJoCo elliptic, MuJoCo pyramidal, analytic) for the scene's check quantity."""
+    s = SCENES[scene]
+    analytic = s["analytic"](s["v0"], s["mu"])
+    traj = simcore_world(scene).run(steps=150)
+    ours = traj.position[-1, 0, 0] if scene == "box" else traj.velocity[-1, 0, 0]
+    out = [float(ours)]
+    try:
+        import mujoco
+
+        for cone in ("elliptic", "pyramidal"):
+            model, data = mujoco_model(scene, cone)
+            for _ in range(150):
+                mujoco.mj_step(model, data)
+            out.append(float(data.qpos[0] if scene == "box" else data.qvel[0]))
+    except ImportError:
+        out += [float("nan")] * 2
+    return out + [analytic]
+
+
+def gradient_costs(steps=50):
+    """Backward/forward time of World.rollout, and FD (24 rollouts) against one adjoint gradient for
+    the 12-dimensional initial state (position, rotation vector, velocity, angular velocity)."""
+    def rollout_loss(x12, grad):
+        world = rigid.World(dt=DT, gravity=(0, -G, 0), rtol=1e-10)
+        world.add(rigid.Plane(friction=0.5))
+        rot = x12[3:6]
+        q0 = quat.multiply(torch.tensor([1.0, 0, 0, 0], dtype=torch.float64),
+                           torch.cat([torch.ones(1, dtype=torch.float64), 0.5 * rot]))
+        world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=x12[:3], orientation=q0,
+                            velocity=x12[6:9], angular_velocity=x12[9:12]))
+        t0 = time.perf_counter()
+        out = world.rollout(steps=steps)
+        loss = out.position[-1, 0].sum() + out.velocity[-1, 0].sum()
+        t1 = time.perf_counter()
+        if grad:
+            loss.backward()
+        return float(loss.detach()), t1 - t0, time.perf_counter() - t1
+
+    x12 = torch.tensor([0, 0.25, 0, 0, 0, 0, 4.0, 0, 1.0, 0, 0.5, 0], dtype=torch.float64, requires_grad=True)
+    rollout_loss(x12.detach(), False)  # warm-up
+    _, fwd, bwd = rollout_loss(x12, True)
+    t = time.perf_counter()
+    fd = []
+    for i in range(12):
+        losses = []
+        for sign in (1, -1):
+            x = x12.detach().clone()
+            x[i] += sign * 1e-6
+            with torch.no_grad():
+                losses.append(rollout_loss(x, False)[0])
+        fd.append((losses[0] - losses[1]) / 2e-6)
+    fd_time = time.perf_counter() - t
+    err = float(np.linalg.norm(np.array(fd) - x12.grad.numpy()) / np.linalg.norm(fd))
+    return dict(steps=steps, forward_s=fwd, backward_s=bwd, backward_over_forward=bwd / fwd,
+                fd_s=fd_time, adjoint_s=fwd + bwd, fd_over_adjoint=fd_time / (fwd + bwd), fd_rel_diff=err)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    results = dict(throughput=[], accuracy={}, gradients=None, threads=torch.get_num_threads())
+    try:
+        import mujoco  # noqa: F401
+
+        have_mujoco = True
+    except ImportError:
+        have_mujoco = False
+        print("mujoco not installed: MuJoCo columns skipped (pip install mujoco)")
+    print("| scene | worlds | simcore steps/s | median IPM iterations | MuJoCo steps/s |")
+    print("|---|---|---|---|---|")
+    for scene in SCENES:
+        for B in args.worlds:
+            steps = max(5, args.steps if B <= 64 else args.steps // 5)
+            ours, its = time_simcore(scene, B, steps)
+            theirs = time_mujoco(scene, B, 200) if have_mujoco else float("nan")
+            results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours, iterations=its, mujoco=theirs))
+            print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} |")
+    print("\n| scene | quantity | simcore | MuJoCo elliptic | MuJoCo pyramidal | analytic |")
+    print("|---|---|---|---|---|---|")
+    for scene in SCENES:
+        acc = accuracy(scene)
+        results["accuracy"][scene] = acc
+        print(f"| {scene} | {SCENES[scene]['what']} | {acc[0]:.4f} | {acc[1]:.4f} | {acc[2]:.4f} | {acc[3]:.4f} |")
+    g = gradient_costs()
+    results["gradients"] = g
+    print(f"\nrollout of {g['steps']} steps (sliding box): forward {g['forward_s']:.3f} s, backward "
+          f"{g['backward_s']:.3f} s → backward/forward = {g['backward_over_forward']:.2f}")
+    print(f"12-dim initial-state gradient: central differences {g['fd_s']:.2f} s (24 rollouts) vs adjoint "
+          f"{g['adjoint_s']:.3f} s → {g['fd_over_adjoint']:.1f}× cheaper; relative difference {g['fd_rel_diff']:.1e}")
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()
