@@ -158,6 +158,8 @@ def test_stack_of_three_boxes_stays_standing(stack):
 
 
 def test_median_interior_point_iterations(settled, sliding, rolling, stack):
-    """Solver efficiency: median interior-point iterations per step ≤ 15 on the issue's scenes."""
-    for traj in (*settled.values(), sliding["traj"], rolling["traj"], stack):
+    """Solver efficiency: median interior-point iterations per step ≤ 15 on the issue's scenes at
+    rtol 1e-6 (the settled runs above use the stricter 1e-10 and are held to the same bound)."""
+    toss = tossed_box(0.05, rtol=1e-6)[1]
+    for traj in (toss, *settled.values(), sliding["traj"], rolling["traj"], stack):
         assert np.median(traj.iterations) <= 15
