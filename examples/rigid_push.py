@@ -50,7 +50,7 @@ def optimize(iters=30, steps=60, push=20, target=1.0, dt=0.02, verbose=True):
         opt.zero_grad()
         loss = loss_fn(world, forces, steps, target)
         loss.backward()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         if verbose:
             print(f"eval {len(history):3d}  loss {history[-1]:.3e}")
         return loss

@@ -41,7 +41,7 @@ def fit(true_mu=0.35, guess=0.6, iters=15, steps=40, dt=0.02, verbose=True):
         out = make_world(mu, dt).rollout(steps=steps)
         loss = ((out.position[:, 0] - observed) ** 2).sum()
         loss.backward()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
         if verbose:
             print(f"μ = {float(mu):.5f}  loss {history[-1]:.3e}")
         return loss

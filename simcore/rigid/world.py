@@ -95,7 +95,7 @@ class World:
             shape.index = len(self.bodies)
             self.bodies.append(shape)
         if shape.name is None:
-            shape.name = f"{shape.kind}{shape.index}"
+            shape.name = f"{'static_' if shape.static and shape.kind != 'plane' else ''}{shape.kind}{shape.index}"
         self._candidates = None
         return shape
 
