@@ -4,7 +4,7 @@ Scenes (dt = 0.01 s, gravity 9.81 m/s²):
   box    0.5 m cube, 1000 kg/m³, sliding at 4 m/s on a plane with μ = 0.5: analytic stop v0²/(2μg).
   sphere 0.1 m sphere, 1000 kg/m³, sliding without spin at 2 m/s, μ = 0.3: rolls at 5/7 v0.
 
-Measures: world-steps per second for 1, 64 and 1,024 worlds (simcore: World.run on a batched state;
+Measures: interior-point iterations per step on the issue's scenes, world-steps per second for 1, 64 and 1,024 worlds (simcore: World.run on a batched state;
 MuJoCo: mujoco.rollout over one MjData per thread), the stop distance / rolling speed each engine gives
 against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
 cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.
@@ -106,6 +106,26 @@ def accuracy(scene):
     return out + [analytic]
 
 
+def iteration_report(rtol=1e-6):
+    """Interior-point iterations per step (median, max) on the scenes of the issue's checks."""
+    rows = []
+    for dt in (0.1, 0.05, 0.01):
+        world = rigid.World(dt=dt, gravity=(0, -G, 0), rtol=rtol)
+        world.add(rigid.Plane(friction=0.5))
+        world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 1.0, 0), orientation=(0.95, 0.2, 0.1, 0.2),
+                            velocity=(1, 0, 0.5), angular_velocity=(2, 1, 0)))
+        rows.append((f"tossed box, dt = {dt}", world.run(steps=int(round(3 / dt)))))
+    rows.append(("sliding box, dt = 0.01", simcore_world("box").run(steps=150)))
+    rows.append(("sliding → rolling sphere, dt = 0.01", simcore_world("sphere").run(steps=100)))
+    world = rigid.World(dt=DT, gravity=(0, -G, 0), rtol=rtol)
+    world.add(rigid.Plane(friction=0.5))
+    for i in range(3):
+        world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 0.25 + 0.5 * i, 0)))
+    rows.append(("stack of 3 boxes, 1,000 steps", world.run(steps=1000)))
+    return [(name, float(np.median(t.iterations)), int(t.iterations.max()), float(np.mean(t.iterations)))
+            for name, t in rows]
+
+
 def gradient_costs(steps=50):
     """Backward/forward time of World.rollout, and FD (24 rollouts) against one adjoint gradient for
     the 12-dimensional initial state (position, rotation vector, velocity, angular velocity)."""
@@ -173,6 +193,11 @@ def main():
         acc = accuracy(scene)
         results["accuracy"][scene] = acc
         print(f"| {scene} | {SCENES[scene]['what']} | {acc[0]:.4f} | {acc[1]:.4f} | {acc[2]:.4f} | {acc[3]:.4f} |")
+    print("\n| scene (rtol 1e-6) | median iterations | max | mean |")
+    print("|---|---|---|---|")
+    results["iterations"] = iteration_report()
+    for name, med, mx, mean in results["iterations"]:
+        print(f"| {name} | {med:g} | {mx} | {mean:.1f} |")
     g = gradient_costs()
     results["gradients"] = g
     print(f"\nrollout of {g['steps']} steps (sliding box): forward {g['forward_s']:.3f} s, backward "
