@@ -68,6 +68,8 @@ class DiffRollout:
         self.set_colliders = set_colliders
         self.checkpoints: list[dict] = []
         self.schedule: Schedule | None = None
+        # Floor on |s_j² − s_i²| in the SVD adjoint: far below any physical gap, far above round-off.
+        self.svd_eps = 1e-12 if solver.real == ti.f64 else 1e-6
 
     # -- forward ----------------------------------------------------------------------------
     def _segments(self):
@@ -162,14 +164,20 @@ class DiffRollout:
         if self.set_colliders is not None:
             self.set_colliders(g)
         solver.clear_grid()
+        if solver.split_svd:
+            solver.deform_and_svd(s)
         solver.p2g(s, s + 1)
         solver.grid_update()
-        solver.grid_momentum.grad.fill(0)
-        solver.grid_mass.grad.fill(0)
-        solver.grid_velocity.grad.fill(0)
+        for field in (solver.grid_momentum, solver.grid_mass, solver.grid_velocity):
+            field.grad.fill(0)
         solver.g2p.grad(s, s + 1)
         solver.grid_update.grad()
+        if solver.split_svd:
+            for field in (solver.F_trial, solver.svd_U, solver.svd_s, solver.svd_V):
+                field.grad.fill(0)
         solver.p2g.grad(s, s + 1)
+        if solver.split_svd:
+            solver.deform_and_svd_adjoint(s, self.svd_eps)
 
     def _export_state_grads(self, s: int) -> dict[str, np.ndarray]:
         solver = self.solver

@@ -78,12 +78,13 @@ def fluid_stress(J, mu, lam, plastic, C):
 
 
 @ti.func
-def solid_update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, plastic):
+def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, Jp, mu, lam, plastic):
     """Project F_trial onto the solid material's admissible set and compute the Kirchhoff stress.
 
     Args:
         kinds: static tuple of material kind codes present in the scene.
         kind: this particle's kind code (not FLUID). F_trial = (I + dt C) F: (d, d).
+        U, s, V: F_trial = U diag(s) Vᵀ (only read by the SVD-based materials; see `uses_svd`).
         Jp: plastic volume ratio (snow). mu, lam: Lamé parameters (Pa).
         plastic: (3,) material constants (see simcore.materials).
     Returns:
@@ -100,8 +101,6 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, pl
             tau = mu * (F_trial @ F_trial.transpose() - I) + lam * ti.log(J) * I
     if ti.static(_any_of(kinds, SVD_KINDS)):
         if kind != NEO_HOOKEAN:
-            U, sig, V = ti.svd(F_trial)
-            s = _singular_values(sig)
             if ti.static(FIXED_COROTATED in kinds):
                 if kind == FIXED_COROTATED:
                     tau = corotated_stress(F_trial, U, V, _product(s), mu, lam)
@@ -137,6 +136,45 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, Jp, mu, lam, pl
                     F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
                     tau = hencky_stress(U, eps, mu, lam)
     return F_new, Jp_new, tau
+
+
+def uses_svd(kinds) -> bool:
+    """Whether any material present needs the SVD of F_trial."""
+    return _any_of(kinds, SVD_KINDS)
+
+
+@ti.func
+def svd(F):
+    """F = U diag(s) Vᵀ with U, V rotations: returns U, s (vector), V."""
+    U, sig, V = ti.svd(F)
+    return U, _singular_values(sig), V
+
+
+@ti.func
+def svd_adjoint(U, s, V, gU, gs, gV, eps):
+    """dL/dF from dL/dU, dL/ds, dL/dV for F = U diag(s) Vᵀ (Townsend 2016, square case):
+
+        F̄ = U [ (K_U ∘ X) S + diag(s̄) + S (K_V ∘ X) ] Vᵀ,  X_ij = 1 / (s_j² − s_i²) (i ≠ j),
+        K_U = Uᵀ Ū − Ūᵀ U,  K_V = Vᵀ V̄ − V̄ᵀ V.
+
+    Equal singular values (F = I at rest) make X infinite while K → 0 for the isotropic losses of
+    elasticity; |s_j² − s_i²| is floored at `eps` (keeping its sign) so the product stays finite."""
+    dim = ti.static(s.get_shape()[0])
+    KU = U.transpose() @ gU
+    KU = KU - KU.transpose()
+    KV = V.transpose() @ gV
+    KV = KV - KV.transpose()
+    inner = ti.Matrix.zero(float, dim, dim)
+    for i in ti.static(range(dim)):
+        for j in ti.static(range(dim)):
+            if ti.static(i == j):
+                inner[i, i] = gs[i]
+            else:
+                gap = s[j] * s[j] - s[i] * s[i]
+                if ti.abs(gap) < eps:
+                    gap = eps if gap >= 0 else -eps
+                inner[i, j] = (KU[i, j] * s[j] + s[i] * KV[i, j]) / gap
+    return U @ inner @ V.transpose()
 
 
 @ti.func

@@ -15,7 +15,7 @@ Kernels never overwrite what they read, which is what Taichi's reverse-mode auto
 import numpy as np
 import taichi as ti
 
-from ..materials import FLUID, SNOW
+from ..materials import FLUID, NEO_HOOKEAN, SNOW
 from . import boundary, constitutive
 
 BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > n_grid - BOUND are wall nodes
@@ -71,6 +71,15 @@ class MPMSolver:
         self.kind = ti.field(ti.i32)
         fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
                                           self.wave_speed, self.kind)
+        # The trial deformation gradient and its SVD, kept per particle only on the differentiable
+        # path: Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint.
+        self.split_svd = needs_grad and self.has_solids and constitutive.uses_svd(self.kinds)
+        if self.split_svd:
+            self.F_trial = ti.Matrix.field(dim, dim, real, needs_grad=True)
+            self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=True)
+            self.svd_s = ti.Vector.field(dim, real, needs_grad=True)
+            self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=True)
+            fb.dense(ti.i, n_particles).place(self.F_trial, self.svd_U, self.svd_s, self.svd_V)
         # Grid.
         self.grid_momentum = ti.Vector.field(dim, real, needs_grad=needs_grad)   # kg·m/s, then reused by nothing else
         self.grid_mass = ti.field(real, needs_grad=needs_grad)                   # kg
@@ -143,12 +152,23 @@ class MPMSolver:
                     tau = constitutive.fluid_stress(J, self.mu[p], self.lam[p], self.plastic[p], C)
             if ti.static(self.has_solids):
                 if kind != FLUID:
-                    F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+                    F_trial = ti.Matrix.zero(float, self.dim, self.dim)
+                    U = ti.Matrix.identity(float, self.dim)
+                    V = ti.Matrix.identity(float, self.dim)
+                    sv = ti.Vector.one(float, self.dim)
+                    if ti.static(self.split_svd):  # differentiable path: from deform_and_svd
+                        F_trial = self.F_trial[p]
+                        U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
+                    else:
+                        F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+                        if ti.static(constitutive.uses_svd(self.kinds)):
+                            if kind != NEO_HOOKEAN:
+                                U, sv, V = constitutive.svd(F_trial)
                     Jp = 1.0
                     if ti.static(SNOW in self.kinds):
                         Jp = self.Jp[s_in, p]
                     F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
-                        self.kinds, kind, F_trial, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                        self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
                     tau = tau_solid
                     self.F[s_out, p] = F_new
                     if ti.static(SNOW in self.kinds):
@@ -199,9 +219,35 @@ class MPMSolver:
             self.C[s_out, p] = new_C
             self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
 
+    @ti.kernel
+    def deform_and_svd(self, s_in: ti.i32):
+        """F_trial = (I + dt C) F and its SVD, per solid particle (differentiable path only)."""
+        for p in range(self.n_particles):
+            if self.kind[p] != FLUID:
+                F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
+                self.F_trial[p] = F_trial
+                if self.kind[p] != NEO_HOOKEAN:
+                    U, sv, V = constitutive.svd(F_trial)
+                    self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
+
+    @ti.kernel
+    def deform_and_svd_adjoint(self, s_in: ti.i32, eps: ti.f64):
+        """Hand-written adjoint of `deform_and_svd`: SVD adjoint, then F_trial = (I + dt C) F."""
+        for p in range(self.n_particles):
+            if self.kind[p] != FLUID:
+                g = self.F_trial.grad[p]
+                if self.kind[p] != NEO_HOOKEAN:
+                    g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
+                                                  self.svd_s.grad[p], self.svd_V.grad[p], eps)
+                A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
+                self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
+                self.F.grad[s_in, p] += A.transpose() @ g
+
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
+        if self.split_svd:
+            self.deform_and_svd(s_in)
         self.p2g(s_in, s_out)
         self.grid_update()
         self.g2p(s_in, s_out)
