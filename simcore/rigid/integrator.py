@@ -100,6 +100,14 @@ class _Attachment:
         D = d_w[..., :, None] * self.L[..., :1, :] + d_u @ self.L[..., 1:, :]
         self.jac_rot = Rk @ D  # ∂p_next/∂ω (…, 3, 3); ∂p_next/∂v = dt·I
 
+    def __getitem__(self, sl):
+        """The points sl (a slice over the contact dimension)."""
+        part = object.__new__(_Attachment)
+        part.dt = self.dt
+        for k in ("r", "om", "Rk", "root", "ell", "p_next", "p_now", "L", "jac_rot"):
+            setattr(part, k, getattr(self, k)[:, sl])
+        return part
+
     def angular_impulse(self, lam):
         """Body-frame angular impulse of world impulse lam at the point: (1/dt) (∂p/∂ω)ᵀ λ."""
         return _mtv(self.jac_rot, lam) / self.dt
@@ -140,8 +148,11 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     zero = torch.zeros(B, 1, 3, dtype=w.dtype)
     X, V2, W2 = torch.cat([x, zero], 1), torch.cat([v2, zero], 1), torch.cat([om2, zero], 1)
     R_k = quat.to_matrix(torch.cat([q, quat.identity((B, 1), w.dtype)], 1))
-    att = {k: _Attachment(X, V2, W2, R_k, rows, getattr(contacts, k), dt)
-           for k, rows in (("rn_a", ia), ("rn_b", ib), ("rt_a", ia), ("rt_b", ib))}
+    # All witness points in one batch (normal a, normal b, friction a, friction b), then views.
+    names = ("rn_a", "rn_b", "rt_a", "rt_b")
+    every = _Attachment(X, V2, W2, R_k, torch.cat([ia, ib, ia, ib]),
+                        torch.cat([getattr(contacts, k) for k in names], 1), dt)
+    att = {k: every[i * C:(i + 1) * C] for i, k in enumerate(names)}
 
     phi = (n * (att["rn_a"].p_next - att["rn_b"].p_next)).sum(-1) - contacts.offset
     slip = (att["rt_a"].p_next - att["rt_a"].p_now) - (att["rt_b"].p_next - att["rt_b"].p_now)
@@ -203,6 +214,8 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     comp_row = rb["comp"][0] + cidx
     cone_row = rb["cone"][0] + 3 * cidx[:, None] + torch.arange(3)
 
+    curv = every.curvature(torch.cat([lam_n, lam_n, lam_t, lam_t], 1))
+    curv = {k: curv[:, i * C:(i + 1) * C] for i, k in enumerate(names)}
     for side, sign in (("a", 1.0), ("b", -1.0)):
         rows_body = ia if side == "a" else ib
         dyn = (rows_body < nb).to(w.dtype) * on                      # (B, C) couples to a dynamic body
@@ -216,7 +229,7 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
         Tt = T.transpose(-1, -2)                                     # (B, C, 3, 2)
         put(lr[:, :, None], b_col[:, None, 1:], -s_dyn * Tt)
         put(ar[:, :, None], b_col[:, None, 1:], -s_dyn * (at.jac_rot.transpose(-1, -2) @ Tt) / dt)
-        put(ar[:, :, None], ar[:, None, :], -s_dyn * (an.curvature(lam_n) + at.curvature(lam_t)))
+        put(ar[:, :, None], ar[:, None, :], -s_dyn * (curv["rn_" + side] + curv["rt_" + side]))
         # gap rows: −∂φ/∂z ; slip rows: −∂v_t/∂z
         put(gap_row[:, None, None], lr[:, None, :], -s_dyn * dt * n[..., None, :])
         put(gap_row[:, None, None], ar[:, None, :], -s_dyn * (n[..., None, :] @ an.jac_rot))
