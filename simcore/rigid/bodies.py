@@ -29,15 +29,19 @@ def as_tensor(value, shape, name: str) -> torch.Tensor:
 
 
 class Shape:
-    """Common parts of every shape. friction: dimensionless Coulomb coefficient (pair rule: product)."""
+    """Common parts of every shape. friction: dimensionless Coulomb coefficient (pair rule: product);
+    restitution: coefficient e in [0, 1] of Newton's impact law (pair rule: maximum; 0 = inelastic)."""
 
     kind = "shape"
     static = False
 
-    def __init__(self, friction, name):
+    def __init__(self, friction, name, restitution=0.0):
         self.friction = as_tensor(friction, (), "friction")
         if float(self.friction.detach()) < 0:
             raise ValueError(f"friction must be ≥ 0, got {float(self.friction.detach())}")
+        self.restitution = as_tensor(restitution, (), "restitution")
+        if not 0.0 <= float(self.restitution.detach()) <= 1.0:
+            raise ValueError(f"restitution must be in [0, 1], got {float(self.restitution.detach())}")
         self.name = name
         self.index = None  # set by World.add: row in the body arrays (dynamic) or static list
 
@@ -51,8 +55,8 @@ class Plane(Shape):
     kind = "plane"
     static = True
 
-    def __init__(self, point=(0.0, 0.0, 0.0), normal=(0.0, 1.0, 0.0), friction=0.5, name=None):
-        super().__init__(friction, name)
+    def __init__(self, point=(0.0, 0.0, 0.0), normal=(0.0, 1.0, 0.0), friction=0.5, restitution=0.0, name=None):
+        super().__init__(friction, name, restitution)
         self.point = as_tensor(point, (3,), "Plane point")
         n = as_tensor(normal, (3,), "Plane normal")
         if float(n.detach().norm()) < 1e-12:
@@ -70,8 +74,8 @@ class Body(Shape):
     """
 
     def __init__(self, *, density, mass, inertia, position, orientation, velocity, angular_velocity,
-                 friction, name, static=False):
-        super().__init__(friction, name)
+                 friction, name, static=False, restitution=0.0):
+        super().__init__(friction, name, restitution)
         self.static = bool(static)
         self.position = as_tensor(position, (3,), "position")
         q = as_tensor(orientation, (4,), "orientation")
@@ -127,13 +131,13 @@ class Sphere(Body):
 
     def __init__(self, radius, *, density=None, mass=None, inertia=None, position=(0, 0, 0),
                  orientation=(1, 0, 0, 0), velocity=(0, 0, 0), angular_velocity=(0, 0, 0), friction=1.0,
-                 name=None):
+                 restitution=0.0, name=None):
         self.radius = as_tensor(radius, (), "Sphere radius")
         if float(self.radius.detach()) <= 0:
             raise ValueError(f"Sphere radius must be > 0 m, got {float(self.radius.detach())}")
         super().__init__(density=density, mass=mass, inertia=inertia, position=position,
                          orientation=orientation, velocity=velocity, angular_velocity=angular_velocity,
-                         friction=friction, name=name)
+                         friction=friction, name=name, restitution=restitution)
 
     def volume(self):
         return 4.0 / 3.0 * math.pi * self.radius**3
@@ -154,13 +158,13 @@ class Box(Body):
 
     def __init__(self, size, *, density=None, mass=None, inertia=None, position=(0, 0, 0),
                  orientation=(1, 0, 0, 0), velocity=(0, 0, 0), angular_velocity=(0, 0, 0), friction=1.0,
-                 static=False, name=None):
+                 restitution=0.0, static=False, name=None):
         self.size = as_tensor(size, (3,), "Box size")
         if float(self.size.detach().min()) <= 0:
             raise ValueError(f"Box size must be > 0 m on every axis, got {self.size.detach().tolist()}")
         super().__init__(density=density, mass=mass, inertia=inertia, position=position,
                          orientation=orientation, velocity=velocity, angular_velocity=angular_velocity,
-                         friction=friction, name=name, static=static)
+                         friction=friction, name=name, static=static, restitution=restitution)
 
     def volume(self):
         return self.size.prod()
@@ -181,7 +185,7 @@ class Capsule(Body):
 
     def __init__(self, radius, length, *, density=None, mass=None, inertia=None, position=(0, 0, 0),
                  orientation=(1, 0, 0, 0), velocity=(0, 0, 0), angular_velocity=(0, 0, 0), friction=1.0,
-                 name=None):
+                 restitution=0.0, name=None):
         self.radius = as_tensor(radius, (), "Capsule radius")
         self.length = as_tensor(length, (), "Capsule length")
         if float(self.radius.detach()) <= 0 or float(self.length.detach()) < 0:
@@ -189,7 +193,7 @@ class Capsule(Body):
                              f"{float(self.length.detach())}")
         super().__init__(density=density, mass=mass, inertia=inertia, position=position,
                          orientation=orientation, velocity=velocity, angular_velocity=angular_velocity,
-                         friction=friction, name=name)
+                         friction=friction, name=name, restitution=restitution)
 
     def volume(self):
         r, L = self.radius, self.length

@@ -161,13 +161,14 @@ def _normalize(v):
     return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-300)
 
 
-def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin: float,
+def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: float, margin: float,
            decisions: dict | None = None):
     """Evaluate all candidates at the start of a step.
 
     poses: (x (B, P, 3) m, R (B, P, 3, 3), v (B, P, 3) m/s, omega_body (B, P, 3) rad/s) for the pose table
-    (dynamic bodies then static boxes); sizes: (P, 3) m size vectors; frictions: (P,) and planes: dict
-    with point (Np, 3), normal (Np, 3), friction (Np,). Returns (Contacts, decisions).
+    (dynamic bodies then static boxes); sizes: (P, 3) m size vectors; frictions, restitutions: (P,);
+    planes: dict with point (Np, 3), normal (Np, 3), friction (Np,), restitution (Np,).
+    Returns (Contacts, decisions).
     """
     x, R, v, om = poses
     B, nb = x.shape[0], cand.bodies
@@ -202,7 +203,8 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         rt = c - rho[..., None] * body_frame(j, n)
         parts.append(dict(ia=j, ib=torch.full_like(j, nb), n=n, rn_a=c, rn_b=p0, rt_a=rt,
                           rt_b=torch.zeros_like(rt), offset=rho, dist=dist, speed=point_velocity(j, rt),
-                          mu=frictions[j] * planes["friction"][pi], valid=torch.ones_like(dist, dtype=bool)))
+                          mu=frictions[j] * planes["friction"][pi],
+                          e=torch.maximum(restitutions[j], planes["restitution"][pi]), valid=torch.ones_like(dist, dtype=bool)))
     # sphere – sphere
     if len(cand.ss_a):
         a, b = cand.ss_a, cand.ss_b
@@ -213,7 +215,8 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         rta, rtb = body_frame(a, -ra[..., None] * n), body_frame(b, rb[..., None] * n)
         parts.append(dict(ia=a, ib=b, n=n, rn_a=z, rn_b=z, rt_a=rta, rt_b=rtb, offset=ra + rb,
                           dist=d.norm(dim=-1) - ra - rb, speed=point_velocity(a, rta) - point_velocity(b, rtb),
-                          mu=frictions[a] * frictions[b], valid=torch.ones_like(ra, dtype=bool)))
+                          mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
+                          valid=torch.ones_like(ra, dtype=bool)))
     # sphere (a) – box (b): closest point of the box to the sphere centre
     if len(cand.sb_a):
         a, b = cand.sb_a, cand.sb_b
@@ -236,7 +239,8 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         parts.append(dict(ia=a, ib=body_row(b), n=n, rn_a=torch.zeros_like(n), rn_b=witness(b, closest),
                           rt_a=rta, rt_b=witness(b, closest), offset=ra, dist=dist,
                           speed=point_velocity(a, rta) - point_velocity(b, closest),
-                          mu=frictions[a] * frictions[b], valid=torch.ones_like(ra, dtype=bool)))
+                          mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
+                          valid=torch.ones_like(ra, dtype=bool)))
     # corner of box a against the faces of box b
     if len(cand.cf_a):
         a, b = cand.cf_a, cand.cf_b
@@ -265,12 +269,14 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         parts.append(dict(ia=body_row(a), ib=body_row(b), n=n, rn_a=wa, rn_b=wb, rt_a=wa, rt_b=wb,
                           offset=torch.zeros_like(dist), dist=dist,
                           speed=point_velocity(a, corner) - point_velocity(b, on_face),
-                          mu=frictions[a] * frictions[b], valid=valid))
+                          mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
+                          valid=valid))
     if not parts:
         e3 = torch.zeros(B, 0, 3, dtype=x.dtype)
         e = torch.zeros(B, 0, dtype=x.dtype)
         empty = torch.zeros(0, dtype=torch.long)
         decisions.setdefault("active", torch.zeros(B, 0, dtype=torch.bool))
+        decisions.setdefault("impact", torch.zeros(B, 0, dtype=torch.bool))
         return Contacts(empty, empty, e3, torch.zeros(B, 0, 2, 3, dtype=x.dtype), e3, e3, e3, e3, e, e,
                         decisions["active"], e, e3), decisions
     cat = lambda k, d=1: torch.cat([p[k] for p in parts], dim=d)  # noqa: E731
@@ -280,9 +286,18 @@ def detect(cand: Candidates, poses, sizes, frictions, planes, dt: float, margin:
         decisions["active"] = (cat("valid") & (dist.detach() < reach)).detach()
     n = cat("n")
     mu = torch.cat([p["mu"].expand(B, -1) for p in parts], dim=1)
+    # Newton's impact law, for pairs with restitution e > 0 whose contact closes during this step
+    # (φ_k + dt v_n < 0): the step must end at least φ_k + e·dt·|v_n| apart, i.e. the contact stops at
+    # its start-of-step gap and leaves with normal speed ≥ e|v_n|.
+    e = torch.cat([p["e"].expand(B, -1) for p in parts], dim=1)
+    v_n = (n * speed).sum(-1)
+    if fresh:
+        decisions["impact"] = ((e > 0) & (dist + dt * v_n < 0) & (v_n < 0)).detach()
+    bounce = dist + e * dt * (-v_n)
+    offset = cat("offset") + torch.where(decisions["impact"], bounce, torch.zeros_like(bounce))
     contacts = Contacts(body_a=cat("ia", 0), body_b=cat("ib", 0), normal=n, tangent=tangent_basis(n),
                         rn_a=cat("rn_a"), rn_b=cat("rn_b"), rt_a=cat("rt_a"), rt_b=cat("rt_b"),
-                        offset=cat("offset"), friction=mu,
+                        offset=offset, friction=mu,
                         active=decisions["active"], distance=dist, velocity=speed)
     return contacts, decisions
 

@@ -46,9 +46,11 @@ class Params:
     plane_friction: torch.Tensor  # (Np,)
     static_position: torch.Tensor     # (Ns, 3) m
     static_orientation: torch.Tensor  # (Ns, 4)
+    restitutions: torch.Tensor        # (P,)
+    plane_restitution: torch.Tensor   # (Np,)
 
     FIELDS = ("mass", "inertia", "gravity", "sizes", "frictions", "plane_point", "plane_normal",
-              "plane_friction", "static_position", "static_orientation")
+              "plane_friction", "static_position", "static_orientation", "restitutions", "plane_restitution")
 
     def tensors(self):
         return tuple(getattr(self, f) for f in self.FIELDS)
@@ -69,8 +71,10 @@ class StepInfo:
 def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None):
     x, q, v, om = state_tensors
     poses = collision.pose_table(x, q, v, om, params.static_position, params.static_orientation)
-    planes = dict(point=params.plane_point, normal=params.plane_normal, friction=params.plane_friction)
-    return collision.detect(cand, poses, params.sizes, params.frictions, planes, dt, margin, decisions)
+    planes = dict(point=params.plane_point, normal=params.plane_normal, friction=params.plane_friction,
+                  restitution=params.plane_restitution)
+    return collision.detect(cand, poses, params.sizes, params.frictions, params.restitutions, planes, dt, margin,
+                            decisions)
 
 
 def equations(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt,

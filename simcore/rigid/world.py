@@ -121,6 +121,8 @@ class World:
             plane_friction=stack([p.friction for p in self.planes], torch.zeros(0, dtype=DTYPE)),
             static_position=stack([s.position for s in statics], z3),
             static_orientation=stack([s.orientation for s in statics], torch.zeros(0, 4, dtype=DTYPE)),
+            restitutions=stack([b.restitution for b in self.bodies + statics], torch.zeros(0, dtype=DTYPE)),
+            plane_restitution=stack([p.restitution for p in self.planes], torch.zeros(0, dtype=DTYPE)),
         )
 
     def initial_state(self, batch: int = 1) -> State:

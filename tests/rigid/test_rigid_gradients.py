@@ -133,3 +133,20 @@ def test_two_body_contact_gradient_matches_central_differences():
     fd, ad = np.array(fd), np.array(ad)
     assert np.abs(fd).min() > 1e-4, fd
     assert np.abs(ad - fd).max() <= 1e-5 * np.abs(fd).max(), (ad, fd)
+
+
+def test_restitution_gradient_matches_central_differences():
+    """Implicit function theorem through an impact with restitution: d(height after the bounce)/de
+    matches central differences to 1e-5 relative."""
+    def height(e):
+        world = rigid.World(dt=0.005, gravity=(0, -9.81, 0), rtol=1e-12)
+        world.add(rigid.Plane(friction=0.5, restitution=e))
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(0, 0.35, 0)))
+        return world.rollout(steps=80).position[-1, 0, 1]
+
+    e = torch.tensor(0.6, **T64, requires_grad=True)
+    (grad,) = torch.autograd.grad(height(e), e)
+    with torch.no_grad():
+        fd = (float(height(torch.tensor(0.6 + 1e-6, **T64))) - float(height(torch.tensor(0.6 - 1e-6, **T64)))) / 2e-6
+    assert abs(fd) > 1e-2
+    assert abs(float(grad) - fd) <= 1e-5 * abs(fd)
