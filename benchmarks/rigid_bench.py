@@ -4,7 +4,8 @@ Scenes (dt = 0.01 s, gravity 9.81 m/s²):
   box    0.5 m cube, 1000 kg/m³, sliding at 4 m/s on a plane with μ = 0.5: analytic stop v0²/(2μg).
   sphere 0.1 m sphere, 1000 kg/m³, sliding without spin at 2 m/s, μ = 0.3: rolls at 5/7 v0.
 
-Measures: interior-point iterations per step on the issue's scenes, world-steps per second for 1, 64 and 1,024 worlds (simcore: World.run on a batched state;
+Measures: interior-point iterations per step on the issue's scenes, world-steps per second for 1, 64
+and 1,024 worlds (simcore: World.run on a batched state;
 MuJoCo: mujoco.rollout over one MjData per thread), the stop distance / rolling speed each engine gives
 against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
 cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.

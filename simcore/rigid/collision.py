@@ -204,7 +204,8 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
         parts.append(dict(ia=j, ib=torch.full_like(j, nb), n=n, rn_a=c, rn_b=p0, rt_a=rt,
                           rt_b=torch.zeros_like(rt), offset=rho, dist=dist, speed=point_velocity(j, rt),
                           mu=frictions[j] * planes["friction"][pi],
-                          e=torch.maximum(restitutions[j], planes["restitution"][pi]), valid=torch.ones_like(dist, dtype=bool)))
+                          e=torch.maximum(restitutions[j], planes["restitution"][pi]),
+                          valid=torch.ones_like(dist, dtype=bool)))
     # sphere – sphere
     if len(cand.ss_a):
         a, b = cand.ss_a, cand.ss_b

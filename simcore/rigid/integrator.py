@@ -243,12 +243,12 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     put(mu_row[:, None, None], g_col[:, None, None], -contacts.friction[..., None, None])
     put(comp_row[:, None, None], g_col[:, None, None], gap[..., None, None])
     put(comp_row[:, None, None], s_col[:, None, None], gamma[..., None, None])
-    put(cone_row[:, :, None], b_col[:, None, :], _arrow(eta))
-    put(cone_row[:, :, None], e_col[:, None, :], _arrow(beta))
+    put(cone_row[:, :, None], b_col[:, None, :], arrow(eta))
+    put(cone_row[:, :, None], e_col[:, None, :], arrow(beta))
     return r, Jm
 
 
-def _arrow(x):
+def arrow(x):
     """Arrow matrix of the Jordan product: x ∘ y = Arrow(x) y. (…, 3) → (…, 3, 3)."""
     eye = torch.eye(3, dtype=x.dtype)
     A = x[..., :1, None] * eye

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .integrator import row_blocks, sizes
+from .integrator import arrow, row_blocks, sizes
 
 FRACTION_TO_BOUNDARY = 0.99
 # Relative accuracy of γ s = κ below which round-off in the ill-conditioned Newton system (cond ~ γ/s)
@@ -124,14 +124,6 @@ def nesterov_todd(x, y):
     W_inv = torch.cat([top_i, torch.cat([-w1[..., :, None], lower], -1)], -2) / scale
     lam = (W @ y[..., None])[..., 0]
     return W, W_inv, lam
-
-
-def arrow(x):
-    """Arrow matrix of the Jordan product, x ∘ y = Arrow(x) y. (…, 3) → (…, 3, 3)."""
-    A = x[..., :1, None] * torch.eye(3, dtype=x.dtype)
-    top = torch.cat([x[..., :1], x[..., 1:]], -1)
-    A = torch.cat([top[..., None, :], torch.cat([x[..., 1:, None], A[..., 1:, 1:]], -1)], -2)
-    return A
 
 
 def scaled_system(J, F0, w, lay, near):

@@ -84,13 +84,14 @@ def equations(w, kappa, state_tensors, controls, params: Params, contacts: colli
                                 params.inertia, params.gravity, contacts, dt, jacobian)
 
 
-INIT = dict(s=1e-3, g=1e-3, b=1e-3, e=1e-3)
+# Floors of the cold start (m, N·s, N·s, m/s): keep every pair strictly inside its cone.
+GAP_FLOOR, IMPULSE_FLOOR, FRICTION_FLOOR, SLIP_FLOOR = 1e-3, 1e-3, 1e-3, 1e-3
 
 
 def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, gravity, dt, warm=None):
-    """Interior starting point: velocities from the previous step; contact variables from the previous
-    step's solution for candidates solved there too (warm start), else centred with complementarity
-    μ₀ = max(κ, 1e-6) around the start-of-step gap."""
+    """Interior starting point (B, N): velocities from the previous step; contact variables from the
+    previous step's solution for candidates solved there too (warm start), else a cold start on the
+    scale of the step (below)."""
     x, q, v, om = state_tensors
     B, nb = x.shape[:2]
     C = contacts.normal.shape[1]
@@ -102,15 +103,15 @@ def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, g
     v_n = (contacts.normal * vel).sum(-1)
     v_t = (vel - v_n[..., None] * contacts.normal).norm(dim=-1)
     predicted = contacts.distance.detach() + dt * (v_n - dt * g_norm)
-    gap = predicted.abs() + INIT["s"]
+    gap = predicted.abs() + GAP_FLOOR
     rows = torch.where(contacts.body_a < nb, contacts.body_a, contacts.body_b).clamp(max=nb - 1)
     share = (torch.nn.functional.one_hot(rows, nb).to(DTYPE) * contacts.active[..., None]).sum(1)  # (B, nb)
     per_body = share.gather(1, rows.expand(B, -1)).clamp_min(1)
-    gamma = mass.detach()[rows] * ((-v_n).clamp_min(0) + dt * g_norm) / per_body + INIT["g"]
+    gamma = mass.detach()[rows] * ((-v_n).clamp_min(0) + dt * g_norm) / per_body + IMPULSE_FLOOR
     beta = torch.zeros(B, C, 3, dtype=DTYPE)
-    beta[..., 0] = INIT["b"] + contacts.friction.detach() * gamma
+    beta[..., 0] = FRICTION_FLOOR + contacts.friction.detach() * gamma
     eta = torch.zeros(B, C, 3, dtype=DTYPE)
-    eta[..., 0] = INIT["e"] + v_t
+    eta[..., 0] = SLIP_FLOOR + v_t
     if warm is not None and C and warm[0].shape[0] == B:
         prev_w, prev_sel = warm
         pos = torch.full((int(max(selected.max(), prev_sel.max() if len(prev_sel) else 0)) + 1,), -1)
@@ -144,6 +145,7 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             return J, r
 
         w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, warm)
+
         def omega_limit(w, d):
             # |ω + α dω| dt ≤ 1.9 < 2 keeps √(4/dt² − |ω|²) real; halve α until it holds.
             om, dom = w[:, :6 * nb].reshape(B, nb, 6)[..., 3:], d[:, :6 * nb].reshape(B, nb, 6)[..., 3:]
@@ -158,9 +160,9 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         with _threads(B * lay.n**2):
             w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
             if not bool(report.converged.all()) and len(selected):
-                w, J, report = _continuation(evaluate, initial_guess(st, contacts, selected, prm.mass,
-                                                                                 prm.gravity, dt),
-                                             lay, kappa, rtol, max_iterations, omega_limit, report)
+                cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt)
+                w, J, report = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
+                                             report)
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
     info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
@@ -169,7 +171,8 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
 
 def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, first):
     """Fallback when the direct solve fails: follow the central path from a cold start, solving at
-    κ_i = μ₀·10⁻ⁱ down to κ (each stage warm-starts the next; Dojo's outer loop). Iterations add up."""
+    κ_i = μ₀·10⁻ⁱ down to κ (each stage warm-starts the next; Dojo's outer loop), intermediate stages to
+    a loose 1e-3. All worlds of the batch restart; reported iterations add up over the attempts."""
     w = w0
     total = first.iterations.clone()
     k = float(ipm.duality_measure(w0, lay).max())
@@ -187,8 +190,8 @@ def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, f
 @contextlib.contextmanager
 def _threads(work):
     """One intra-op thread for small systems: torch's thread pool costs more than it saves below ~1e6
-    matrix entries per factorization batch (measured: stack of 3 boxes, 51 ms/step on 1 thread vs 212 ms
-    on 2 busy cores)."""
+    matrix entries per factorization batch (development measurement: stack of 3 boxes, 51 ms/step on 1
+    thread vs 212 ms on 2 busy cores)."""
     before = torch.get_num_threads()
     if work < 1e6 and before != 1:
         torch.set_num_threads(1)

@@ -209,7 +209,8 @@ class World:
     def _trajectory(self, frames, its, res, comp, ncont, batched):
         sq = (lambda a: a) if batched else (lambda a: a[:, 0] if a.ndim >= 2 else a)
         st = lambda f: np.stack([f(s).detach().numpy() for s in frames])  # noqa: E731
-        seq = lambda xs, dt: np.stack([x.numpy() for x in xs]) if xs else np.zeros((0, frames[0].position.shape[0]), dt)  # noqa: E731
+        B = frames[0].position.shape[0]
+        seq = lambda xs, dt: np.stack([x.numpy() for x in xs]) if xs else np.zeros((0, B), dt)  # noqa: E731
         return Trajectory(
             position=sq(st(lambda s: s.position)), orientation=sq(st(lambda s: s.orientation)),
             velocity=sq(st(lambda s: s.velocity)), angular_velocity=sq(st(lambda s: s.angular_velocity)),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import simcore.rigid as rigid
-from simcore.rigid import collision, integrator, step
+from simcore.rigid import step
 
 T64 = dict(dtype=torch.float64)
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 import simcore.rigid as rigid
 from simcore.errors import SimulationError

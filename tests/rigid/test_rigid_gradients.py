@@ -33,7 +33,8 @@ def pushed_box_loss(params):
     out = world.rollout(steps=STEPS, controls=params["controls"])
     weights = torch.tensor([1.0, 0.3, 0.7], **T64)
     return ((out.position[-1, 0] * weights).sum() + out.velocity[-1, 0].sum()
-            + out.angular_velocity[-1, 0].sum() + (out.orientation[-1, 0] * torch.tensor([0.1, 0.2, 0.3, 0.4], **T64)).sum())
+            + out.angular_velocity[-1, 0].sum()
+            + (out.orientation[-1, 0] * torch.tensor([0.1, 0.2, 0.3, 0.4], **T64)).sum())
 
 
 def base_params():
