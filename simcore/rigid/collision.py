@@ -18,8 +18,9 @@ Freezing the frame and witnesses over one step makes φ and the tangential slip 
 end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
 of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
 Supported pairs: plane–{sphere, box, capsule}, sphere–sphere, sphere–box, box–box (vertex–face; edge–edge
-contact between boxes is not detected), static box–{sphere, box}. Capsules collide with planes only (a
-RuntimeWarning names the pairs that will pass through each other).
+contact between boxes is not detected), static box–{sphere, box}, capsule–{capsule, sphere} (closest
+points of the axis segments). Capsule–box contact is missing (a RuntimeWarning names the pairs that will
+pass through each other).
 """
 
 from __future__ import annotations
@@ -58,10 +59,14 @@ class Candidates:
     cf_a: torch.Tensor
     cf_sign: torch.Tensor
     cf_b: torch.Tensor
+    # capsule–capsule and capsule–sphere: closest points of two segments (a sphere is a segment of
+    # zero length)
+    sg_a: torch.Tensor
+    sg_b: torch.Tensor
 
     @property
     def count(self) -> int:
-        return len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a)
+        return len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a) + len(self.sg_a)
 
     def pairs(self):
         """(kind, ref a, ref b) per candidate, for messages."""
@@ -69,6 +74,7 @@ class Candidates:
         out += [("sphere-sphere", int(a), int(b)) for a, b in zip(self.ss_a, self.ss_b)]
         out += [("sphere-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
         out += [("corner-face", int(a), int(b)) for a, b in zip(self.cf_a, self.cf_b)]
+        out += [("segment-segment", int(a), int(b)) for a, b in zip(self.sg_a, self.sg_b)]
         return out
 
 
@@ -95,7 +101,7 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                     points.append((sel, e0))
             for sel, rad in points:
                 pp_plane.append(pi), pp_body.append(j), pp_point.append(sel), pp_radius.append(rad)
-    ss_a, ss_b, sb_a, sb_b, cf_a, cf_sign, cf_b = [], [], [], [], [], [], []
+    ss_a, ss_b, sb_a, sb_b, cf_a, cf_sign, cf_b, sg_a, sg_b = [], [], [], [], [], [], [], [], []
     for ia, (ra, a) in enumerate(refs):
         for rb, b in refs[ia + 1:]:
             if a.static and b.static:
@@ -111,14 +117,17 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                 for c in CORNERS:
                     cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
                     cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
+            elif set(kinds) <= {"capsule", "sphere"}:
+                sg_a.append(ra), sg_b.append(rb)
             elif "capsule" in kinds:
                 other = a if b.kind == "capsule" else b
-                warnings.warn(f"{a.name} and {b.name} will pass through each other: capsules collide with "
-                              f"planes only (no capsule–{other.kind} contact yet)", RuntimeWarning, stacklevel=3)
+                warnings.warn(f"{a.name} and {b.name} will pass through each other: no capsule–{other.kind} "
+                              "contact yet (capsules collide with planes, spheres and capsules)", RuntimeWarning,
+                              stacklevel=3)
     L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
     return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
-                      L(sb_a), L(sb_b), L(cf_a), S(cf_sign, (3,)), L(cf_b))
+                      L(sb_a), L(sb_b), L(cf_a), S(cf_sign, (3,)), L(cf_b), L(sg_a), L(sg_b))
 
 
 @dataclass
@@ -272,6 +281,26 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                           speed=point_velocity(a, corner) - point_velocity(b, on_face),
                           mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
                           valid=valid))
+    # capsule–capsule, capsule–sphere: closest points of the axis segments, then a sphere–sphere contact
+    if len(cand.sg_a):
+        a, b = cand.sg_a, cand.sg_b
+        ra, rb = sizes[a, 0].expand(B, -1), sizes[b, 0].expand(B, -1)
+        axis = torch.tensor([0.0, 0.0, 1.0], dtype=x.dtype)
+        ha = sizes[a, 1][None, :, None] * axis
+        hb = sizes[b, 1][None, :, None] * axis
+        p1, q1 = x[:, a] - _rot(R[:, a], ha), x[:, a] + _rot(R[:, a], ha)
+        p2, q2 = x[:, b] - _rot(R[:, b], hb), x[:, b] + _rot(R[:, b], hb)
+        s_a, t_b = closest_segment_parameters(p1, q1, p2, q2)
+        ca, cb = p1 + s_a[..., None] * (q1 - p1), p2 + t_b[..., None] * (q2 - p2)
+        n = _normalize(ca - cb)
+        wa = (2 * s_a - 1)[..., None] * ha          # body-frame points on the axes
+        wb = (2 * t_b - 1)[..., None] * hb
+        rta, rtb = wa - ra[..., None] * body_frame(a, n), wb + rb[..., None] * body_frame(b, n)
+        parts.append(dict(ia=a, ib=b, n=n, rn_a=wa, rn_b=wb, rt_a=rta, rt_b=rtb, offset=ra + rb,
+                          dist=(ca - cb).norm(dim=-1) - ra - rb,
+                          speed=point_velocity(a, rta) - point_velocity(b, rtb),
+                          mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
+                          valid=torch.ones_like(ra, dtype=bool)))
     if not parts:
         e3 = torch.zeros(B, 0, 3, dtype=x.dtype)
         e = torch.zeros(B, 0, dtype=x.dtype)
@@ -301,6 +330,30 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                         offset=offset, friction=mu,
                         active=decisions["active"], distance=dist, velocity=speed)
     return contacts, decisions
+
+
+def _rot(R, v):
+    return (R @ v[..., None])[..., 0]
+
+
+def closest_segment_parameters(p1, q1, p2, q2, eps=1e-12):
+    """Parameters (s, t) in [0, 1] of the closest points p1 + s(q1 − p1), p2 + t(q2 − p2) of two segments
+    (…, 3) (Ericson, Real-Time Collision Detection, §5.1.9); zero-length segments are points. Parallel
+    segments take s = 0."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = (d1 * d1).sum(-1), (d2 * d2).sum(-1)
+    f, c, b = (d2 * r).sum(-1), (d1 * r).sum(-1), (d1 * d2).sum(-1)
+    safe = lambda den: torch.where(den.abs() > eps, den, torch.ones_like(den))  # noqa: E731
+    denom = a * e - b * b
+    s = torch.where(denom > eps * a * e, ((b * f - c * e) / safe(denom)).clamp(0, 1), torch.zeros_like(a))
+    t = (b * s + f) / safe(e)
+    s = torch.where(t < 0, (-c / safe(a)).clamp(0, 1), torch.where(t > 1, ((b - c) / safe(a)).clamp(0, 1), s))
+    t = t.clamp(0, 1)
+    # Degenerate segments.
+    s = torch.where(a <= eps, torch.zeros_like(s), s)
+    t = torch.where(e <= eps, torch.zeros_like(t), torch.where(a <= eps, (f / safe(e)).clamp(0, 1), t))
+    s = torch.where((e <= eps) & (a > eps), (-c / safe(a)).clamp(0, 1), s)
+    return s, t
 
 
 def pose_table(x, q, v, om, static_x, static_q):

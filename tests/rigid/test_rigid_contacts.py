@@ -79,8 +79,7 @@ def resting_scenes():
     # Axis along body z: the first lies along world z, the second stands (z turned onto world y).
     w.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(0, 0.15, 0)))
     w.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(1.0, 0.45, 0), orientation=(s, s, 0, 0)))
-    with pytest.warns(RuntimeWarning, match="capsules collide with planes only"):
-        out["capsules"] = w.run(steps=100)
+    out["capsules"] = w.run(steps=100)
     return out
 
 
@@ -143,7 +142,7 @@ def test_analytic_jacobian_matches_autodiff():
     world.add(rigid.Box(size=(0.3, 0.2, 0.3), position=(0.0, 0.6, 0.5), angular_velocity=(0.5, 0.1, 0.3)))
     world.add(rigid.Capsule(radius=0.1, length=0.3, position=(1.0, 0.5, 0.0), angular_velocity=(0.3, 0.2, 0.1)))
     state, prm = world.initial_state(2), world.params()
-    with pytest.warns(RuntimeWarning, match="capsules collide with planes only"):
+    with pytest.warns(RuntimeWarning, match="no capsule–"):
         contacts = detect_all(world)
     nb, C = 4, contacts.normal.shape[1]
     w = torch.rand(2, 6 * nb + 8 * C, **T64)
@@ -172,3 +171,37 @@ def test_ball_bounces_to_restitution_squared_height(e):
     first_up = int(np.argmax(traj.velocity[:, 0, 1] > 0))
     assert first_up > 0
     assert height[first_up:].max() == pytest.approx(e**2 * 0.5, rel=0.02)
+
+
+def test_capsule_capsule_and_capsule_sphere_distances():
+    """Geometry: distance between capsules is the distance of their axis segments minus both radii,
+    here for crossed capsules (closest points mid-axis) and a sphere beyond a capsule's end cap."""
+    s = np.sqrt(0.5)
+    world = rigid.World(dt=0.01)
+    world.add(rigid.Capsule(radius=0.1, length=1.0, position=(0, 0, 0)))                          # axis z
+    world.add(rigid.Capsule(radius=0.2, length=1.0, position=(1.0, 0, 0), orientation=(s, s, 0, 0)))  # axis y
+    world.add(rigid.Sphere(radius=0.05, position=(0, 0, 1.0)))
+    c = detect_all(world)
+    kinds = world.candidates.pairs()
+    d = dict(zip(kinds, c.distance[0].numpy()))
+    assert d[("segment-segment", 0, 1)] == pytest.approx(1.0 - 0.3)
+    assert d[("segment-segment", 0, 2)] == pytest.approx(0.5 - 0.15)   # end cap centre at z = 0.5
+    i = kinds.index(("segment-segment", 0, 2))
+    assert np.allclose(c.normal[0, i].numpy(), [0, 0, -1])            # from the sphere to capsule 0
+
+
+def test_crossed_capsules_collide_centrally():
+    """Law: momentum conservation in an inelastic central impact between crossed capsules (contact at
+    mid-axis, so no spin is induced)."""
+    s = np.sqrt(0.5)
+    world = rigid.World(dt=0.01, gravity=(0, 0, 0), kappa=1e-8)
+    a = world.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(-0.3, 0, 0), velocity=(1.0, 0, 0)))
+    b = world.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(0.3, 0, 0),
+                                orientation=(s, s, 0, 0), velocity=(-1.0, 0, 0)))
+    traj = world.run(steps=40)
+    m = np.array([float(a.mass), float(b.mass)])
+    p = (m[None, :, None] * traj.velocity).sum(1)
+    assert np.abs(p - p[0]).max() < 1e-8
+    assert np.abs(traj.velocity[-1, :, 0]).max() < 1e-3                  # equal masses: both stop
+    assert np.abs(traj.angular_velocity[-1]).max() < 1e-6
+    assert traj.position[-1, 1, 0] - traj.position[-1, 0, 0] == pytest.approx(0.2, abs=1e-3)
