@@ -18,14 +18,13 @@ Freezing the frame and witnesses over one step makes φ and the tangential slip 
 end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
 of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
 Supported pairs: plane–{sphere, box, capsule}, sphere–sphere, sphere–box, box–box (vertex–face; edge–edge
-contact between boxes is not detected), static box–{sphere, box}, capsule–{capsule, sphere} (closest
-points of the axis segments). Capsule–box contact is missing (a RuntimeWarning names the pairs that will
-pass through each other).
+contact between boxes is not detected), static box–{sphere, box, capsule}, capsule–{capsule, sphere} (closest
+points of the axis segments), capsule–box (the two end caps against the box; a box edge across the
+middle of a capsule is missed).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +54,7 @@ class Candidates:
     # sphere (a) – box (b)
     sb_a: torch.Tensor
     sb_b: torch.Tensor
+    sb_end: torch.Tensor  # (·,) position of the ball centre on a's axis in half lengths: 0 sphere, ±1 cap
     # corner of box a (signs) against the faces of box b
     cf_a: torch.Tensor
     cf_sign: torch.Tensor
@@ -72,7 +72,7 @@ class Candidates:
         """(kind, ref a, ref b) per candidate, for messages."""
         out = [("plane", int(b), -1 - int(p)) for p, b in zip(self.pp_plane, self.pp_body)]
         out += [("sphere-sphere", int(a), int(b)) for a, b in zip(self.ss_a, self.ss_b)]
-        out += [("sphere-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
+        out += [("ball-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
         out += [("corner-face", int(a), int(b)) for a, b in zip(self.cf_a, self.cf_b)]
         out += [("segment-segment", int(a), int(b)) for a, b in zip(self.sg_a, self.sg_b)]
         return out
@@ -101,7 +101,7 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                     points.append((sel, e0))
             for sel, rad in points:
                 pp_plane.append(pi), pp_body.append(j), pp_point.append(sel), pp_radius.append(rad)
-    ss_a, ss_b, sb_a, sb_b, cf_a, cf_sign, cf_b, sg_a, sg_b = [], [], [], [], [], [], [], [], []
+    ss_a, ss_b, sb_a, sb_b, sb_end, cf_a, cf_sign, cf_b, sg_a, sg_b = [], [], [], [], [], [], [], [], [], []
     for ia, (ra, a) in enumerate(refs):
         for rb, b in refs[ia + 1:]:
             if a.static and b.static:
@@ -110,24 +110,25 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
             if kinds == ("sphere", "sphere"):
                 ss_a.append(ra), ss_b.append(rb)
             elif kinds == ("sphere", "box"):
-                sb_a.append(ra), sb_b.append(rb)
+                sb_a.append(ra), sb_b.append(rb), sb_end.append(0.0)
             elif kinds == ("box", "sphere"):
-                sb_a.append(rb), sb_b.append(ra)
+                sb_a.append(rb), sb_b.append(ra), sb_end.append(0.0)
+            elif set(kinds) == {"capsule", "box"}:
+                # The two end caps against the box (enough for a capsule lying on or hitting a face).
+                cap, box = (ra, rb) if a.kind == "capsule" else (rb, ra)
+                for end in (-1.0, 1.0):
+                    sb_a.append(cap), sb_b.append(box), sb_end.append(end)
             elif kinds == ("box", "box"):
                 for c in CORNERS:
                     cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
                     cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
             elif set(kinds) <= {"capsule", "sphere"}:
                 sg_a.append(ra), sg_b.append(rb)
-            elif "capsule" in kinds:
-                other = a if b.kind == "capsule" else b
-                warnings.warn(f"{a.name} and {b.name} will pass through each other: no capsule–{other.kind} "
-                              "contact yet (capsules collide with planes, spheres and capsules)", RuntimeWarning,
-                              stacklevel=3)
     L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
     return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
-                      L(sb_a), L(sb_b), L(cf_a), S(cf_sign, (3,)), L(cf_b), L(sg_a), L(sg_b))
+                      L(sb_a), L(sb_b), torch.tensor(sb_end, dtype=DTYPE), L(cf_a), S(cf_sign, (3,)), L(cf_b),
+                      L(sg_a), L(sg_b))
 
 
 @dataclass
@@ -227,11 +228,15 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                           dist=d.norm(dim=-1) - ra - rb, speed=point_velocity(a, rta) - point_velocity(b, rtb),
                           mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
                           valid=torch.ones_like(ra, dtype=bool)))
-    # sphere (a) – box (b): closest point of the box to the sphere centre
+    # ball (sphere, or capsule end cap) of a – box b: closest point of the box to the ball centre
     if len(cand.sb_a):
         a, b = cand.sb_a, cand.sb_b
         ra, half = sizes[a, 0].expand(B, -1), sizes[b].expand(B, -1, -1)
-        local = body_frame(b, x[:, a] - x[:, b])
+        centre_a = torch.zeros(len(a), 3, dtype=x.dtype)
+        centre_a[:, 2] = cand.sb_end * sizes[a, 1]        # body frame of a
+        centre_a = centre_a.expand(B, -1, -1)
+        centre = x[:, a] + (R[:, a] @ centre_a[..., None])[..., 0]
+        local = body_frame(b, centre - x[:, b])
         if fresh:
             outside = (local.abs() > half).any(-1)
             depth = half - local.abs()
@@ -244,9 +249,9 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
         closest = torch.where(clamp, sign * half, local)
         n_local = torch.where(outside[..., None], _normalize(local - closest), sign * clamp.to(DTYPE))
         n = (R[:, b] @ n_local[..., None])[..., 0]
-        rta = body_frame(a, -ra[..., None] * n)
-        dist = (n * (x[:, a] - x[:, b] - (R[:, b] @ closest[..., None])[..., 0])).sum(-1) - ra
-        parts.append(dict(ia=a, ib=body_row(b), n=n, rn_a=torch.zeros_like(n), rn_b=witness(b, closest),
+        rta = centre_a - ra[..., None] * body_frame(a, n)
+        dist = (n * (centre - x[:, b] - (R[:, b] @ closest[..., None])[..., 0])).sum(-1) - ra
+        parts.append(dict(ia=a, ib=body_row(b), n=n, rn_a=centre_a, rn_b=witness(b, closest),
                           rt_a=rta, rt_b=witness(b, closest), offset=ra, dist=dist,
                           speed=point_velocity(a, rta) - point_velocity(b, closest),
                           mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),

@@ -33,7 +33,7 @@ def test_signed_distances_and_normals():
     ss = kinds.index(("sphere-sphere", 0, 1))
     assert dist[ss] == pytest.approx(5.0 - 0.75)
     assert np.allclose(c.normal[0, ss].numpy(), [-0.6, -0.8, 0])   # from sphere 1 to sphere 0
-    sb = [i for i, k in enumerate(kinds) if k[0] == "sphere-box"]
+    sb = [i for i, k in enumerate(kinds) if k[0] == "ball-box"]
     assert dist[sb[0]] == pytest.approx(2.0 - 0.5 - 0.5)          # sphere 0 below the box face z = 1.5
     assert np.allclose(c.normal[0, sb[0]].numpy(), [0, 0, -1])
     # A sphere centre inside a box: negative distance through the nearest face.
@@ -142,8 +142,7 @@ def test_analytic_jacobian_matches_autodiff():
     world.add(rigid.Box(size=(0.3, 0.2, 0.3), position=(0.0, 0.6, 0.5), angular_velocity=(0.5, 0.1, 0.3)))
     world.add(rigid.Capsule(radius=0.1, length=0.3, position=(1.0, 0.5, 0.0), angular_velocity=(0.3, 0.2, 0.1)))
     state, prm = world.initial_state(2), world.params()
-    with pytest.warns(RuntimeWarning, match="no capsule–"):
-        contacts = detect_all(world)
+    contacts = detect_all(world)
     nb, C = 4, contacts.normal.shape[1]
     w = torch.rand(2, 6 * nb + 8 * C, **T64)
     w[:, :6 * nb] = torch.randn(2, 6 * nb, **T64)
@@ -205,3 +204,14 @@ def test_crossed_capsules_collide_centrally():
     assert np.abs(traj.velocity[-1, :, 0]).max() < 1e-3                  # equal masses: both stop
     assert np.abs(traj.angular_velocity[-1]).max() < 1e-6
     assert traj.position[-1, 1, 0] - traj.position[-1, 0, 0] == pytest.approx(0.2, abs=1e-3)
+
+
+def test_capsule_rests_across_a_static_box():
+    """Static equilibrium (capsule end caps against a box face): a capsule lying on a static box rests
+    one radius above its top face."""
+    world = rigid.World(dt=0.01, gravity=(0, -9.81, 0))
+    world.add(rigid.Box(size=(2.0, 0.2, 2.0), static=True, position=(0, -0.1, 0)))
+    world.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(0.2, 0.15, 0.1)))
+    traj = world.run(steps=60)
+    assert traj.position[-1, 0, 1] == pytest.approx(0.1, abs=1e-4)
+    assert np.abs(traj.velocity[-1]).max() < 1e-6
