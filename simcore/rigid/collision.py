@@ -17,10 +17,10 @@ candidate at the start-of-step configuration q_k and returns, per candidate:
 Freezing the frame and witnesses over one step makes φ and the tangential slip smooth functions of the
 end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
 of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
-Supported pairs: plane–{sphere, box, capsule}, sphere–sphere, sphere–box, box–box (vertex–face; edge–edge
-contact between boxes is not detected), static box–{sphere, box, capsule}, capsule–{capsule, sphere} (closest
-points of the axis segments), capsule–box (the two end caps against the box; a box edge across the
-middle of a capsule is missed).
+Supported pairs: plane–{sphere, box, capsule}; sphere–sphere; sphere–box; box–box as vertex–face plus one
+edge–edge contact when an edge cross product is the separating axis of least penetration; capsule–
+{capsule, sphere} (closest points of the axis segments); capsule–box (the two end caps against the box;
+a box edge across the middle of a capsule is missed). Boxes may be static in every pair.
 """
 
 from __future__ import annotations
@@ -63,10 +63,15 @@ class Candidates:
     # zero length)
     sg_a: torch.Tensor
     sg_b: torch.Tensor
+    # box–box edge–edge: one candidate per box pair, active when an edge cross product is the axis
+    # of least penetration (separating-axis test over all 15 axes)
+    ee_a: torch.Tensor
+    ee_b: torch.Tensor
 
     @property
     def count(self) -> int:
-        return len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a) + len(self.sg_a)
+        return (len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a) + len(self.sg_a)
+                + len(self.ee_a))
 
     def pairs(self):
         """(kind, ref a, ref b) per candidate, for messages."""
@@ -75,6 +80,7 @@ class Candidates:
         out += [("ball-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
         out += [("corner-face", int(a), int(b)) for a, b in zip(self.cf_a, self.cf_b)]
         out += [("segment-segment", int(a), int(b)) for a, b in zip(self.sg_a, self.sg_b)]
+        out += [("edge-edge", int(a), int(b)) for a, b in zip(self.ee_a, self.ee_b)]
         return out
 
 
@@ -101,7 +107,7 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                     points.append((sel, e0))
             for sel, rad in points:
                 pp_plane.append(pi), pp_body.append(j), pp_point.append(sel), pp_radius.append(rad)
-    ss_a, ss_b, sb_a, sb_b, sb_end, cf_a, cf_sign, cf_b, sg_a, sg_b = [], [], [], [], [], [], [], [], [], []
+    ss_a, ss_b, sb_a, sb_b, sb_end, cf_a, cf_sign, cf_b, sg_a, sg_b, ee_a, ee_b = ([] for _ in range(12))
     for ia, (ra, a) in enumerate(refs):
         for rb, b in refs[ia + 1:]:
             if a.static and b.static:
@@ -122,13 +128,14 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                 for c in CORNERS:
                     cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
                     cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
+                ee_a.append(ra), ee_b.append(rb)
             elif set(kinds) <= {"capsule", "sphere"}:
                 sg_a.append(ra), sg_b.append(rb)
     L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
     return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
                       L(sb_a), L(sb_b), torch.tensor(sb_end, dtype=DTYPE), L(cf_a), S(cf_sign, (3,)), L(cf_b),
-                      L(sg_a), L(sg_b))
+                      L(sg_a), L(sg_b), L(ee_a), L(ee_b))
 
 
 @dataclass
@@ -306,6 +313,9 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                           speed=point_velocity(a, rta) - point_velocity(b, rtb),
                           mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
                           valid=torch.ones_like(ra, dtype=bool)))
+    if len(cand.ee_a):
+        parts.append(_edge_edge(cand, x, R, sizes, frictions, restitutions, decisions, fresh, witness, body_row,
+                                point_velocity))
     if not parts:
         e3 = torch.zeros(B, 0, 3, dtype=x.dtype)
         e = torch.zeros(B, 0, dtype=x.dtype)
@@ -335,6 +345,67 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                         offset=offset, friction=mu,
                         active=decisions["active"], distance=dist, velocity=speed)
     return contacts, decisions
+
+
+EDGE_PREFERENCE = 1e-3  # m: an edge axis must separate this much more than the best face axis
+
+
+def _edge_edge(cand, x, R, sizes, frictions, restitutions, decisions, fresh, witness, body_row, point_velocity):
+    """Edge–edge contact of box pairs: separating-axis test over the 6 face normals and the 9 edge cross
+    products at the start of the step; when an edge axis separates most, one contact between the
+    closest points of the two supporting edges, with normal along that axis (from b to a)."""
+    a, b = cand.ee_a, cand.ee_b
+    B, K = x.shape[0], len(a)
+    RA, RB, hA, hB = R[:, a], R[:, b], sizes[a], sizes[b]
+    d = x[:, a] - x[:, b]
+    edges_a = RA.transpose(-1, -2)                       # rows: A's axes in world (B, K, 3, 3)
+    edges_b = RB.transpose(-1, -2)
+
+    def separation(axis):                                # axis (B, K, 3) unit → (B, K)
+        ext_a = (hA * (edges_a @ axis[..., None])[..., 0].abs()).sum(-1)
+        ext_b = (hB * (edges_b @ axis[..., None])[..., 0].abs()).sum(-1)
+        return (axis * d).sum(-1).abs() - ext_a - ext_b
+
+    if fresh:
+        faces = torch.stack([separation(edges_a[..., i, :]) for i in range(3)]
+                            + [separation(edges_b[..., j, :]) for j in range(3)], -1).amax(-1)
+        crosses = torch.linalg.cross(edges_a[..., :, None, :], edges_b[..., None, :, :], dim=-1)  # (B,K,3,3,3)
+        norms = crosses.norm(dim=-1)
+        unit = crosses / norms.clamp_min(1e-12)[..., None]
+        seps = torch.stack([separation(unit[..., i, j, :]) for i in range(3) for j in range(3)], -1)
+        seps = torch.where(norms.reshape(B, K, 9) > 1e-6, seps, torch.full_like(seps, -torch.inf))
+        best = seps.argmax(-1)
+        i, j = best // 3, best % 3
+        axis = unit.reshape(B, K, 9, 3).gather(2, best[..., None, None].expand(B, K, 1, 3))[:, :, 0]
+        sign = torch.where((axis * d).sum(-1) >= 0, 1.0, -1.0)
+        n0 = sign[..., None] * axis
+        # Supporting edges: A's edge along axis i at the corner farthest along −n, B's along j toward +n.
+        sgn_a = -torch.sign((edges_a @ n0[..., None])[..., 0])
+        sgn_b = torch.sign((edges_b @ n0[..., None])[..., 0])
+        decisions["ee_i"], decisions["ee_j"], decisions["ee_sign"] = i, j, sign
+        decisions["ee_sgn_a"], decisions["ee_sgn_b"] = sgn_a.detach(), sgn_b.detach()
+        decisions["ee_valid"] = (seps.gather(-1, best[..., None])[..., 0] > faces + EDGE_PREFERENCE).detach()
+    i, j, sign = decisions["ee_i"], decisions["ee_j"], decisions["ee_sign"]
+    sgn_a, sgn_b = decisions["ee_sgn_a"], decisions["ee_sgn_b"]
+    ei, ej = torch.nn.functional.one_hot(i, 3).to(x.dtype), torch.nn.functional.one_hot(j, 3).to(x.dtype)
+    axis_a = (edges_a * ei[..., None]).sum(-2)
+    axis_b = (edges_b * ej[..., None]).sum(-2)
+    n = sign[..., None] * _normalize(torch.linalg.cross(axis_a, axis_b, dim=-1))
+    base_a = (1 - ei) * sgn_a * hA                       # body-frame midpoint of the supporting edge
+    base_b = (1 - ej) * sgn_b * hB
+    lo_a, hi_a = base_a - ei * hA, base_a + ei * hA
+    lo_b, hi_b = base_b - ej * hB, base_b + ej * hB
+    world = lambda Rm, xc, p: xc + (Rm @ p[..., None])[..., 0]  # noqa: E731
+    s_a, t_b = closest_segment_parameters(world(RA, x[:, a], lo_a), world(RA, x[:, a], hi_a),
+                                          world(RB, x[:, b], lo_b), world(RB, x[:, b], hi_b))
+    wa = lo_a + s_a[..., None] * (hi_a - lo_a)
+    wb = lo_b + t_b[..., None] * (hi_b - lo_b)
+    dist = (n * (world(RA, x[:, a], wa) - world(RB, x[:, b], wb))).sum(-1)
+    Wa, Wb = witness(a, wa), witness(b, wb)
+    return dict(ia=body_row(a), ib=body_row(b), n=n, rn_a=Wa, rn_b=Wb, rt_a=Wa, rt_b=Wb,
+                offset=torch.zeros_like(dist), dist=dist, speed=point_velocity(a, wa) - point_velocity(b, wb),
+                mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
+                valid=decisions["ee_valid"])
 
 
 def _rot(R, v):

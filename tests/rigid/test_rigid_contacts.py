@@ -215,3 +215,22 @@ def test_capsule_rests_across_a_static_box():
     traj = world.run(steps=60)
     assert traj.position[-1, 0, 1] == pytest.approx(0.1, abs=1e-4)
     assert np.abs(traj.velocity[-1]).max() < 1e-6
+
+
+def test_box_rests_edge_on_crossed_edge():
+    """Geometry and equilibrium of edge–edge contact: a box with a bottom edge along x dropped onto a
+    static box with a top ridge along z touches edge to edge (no corner is over a face): it is detected
+    5 cm above at the start and rests with its centre 2·0.2√2 m up, within 1e-4 m."""
+    c, s = np.cos(np.pi / 8), np.sin(np.pi / 8)
+    half_diagonal = 0.2 * np.sqrt(2)
+    world = rigid.World(dt=0.01)
+    world.add(rigid.Box(size=(0.4, 0.4, 0.4), static=True, orientation=(c, 0, 0, s)))
+    world.add(rigid.Box(size=(0.4, 0.4, 0.4), position=(0, 2 * half_diagonal + 0.05, 0), orientation=(c, s, 0, 0)))
+    contacts = detect_all(world)
+    i = world.candidates.pairs().index(("edge-edge", 0, 1))
+    assert contacts.active[0, i]
+    assert contacts.distance[0, i].item() == pytest.approx(0.05)
+    assert np.allclose(contacts.normal[0, i].numpy(), [0, 1, 0])
+    traj = world.run(steps=100)
+    assert traj.position[-1, 0, 1] == pytest.approx(2 * half_diagonal, abs=1e-4)
+    assert np.abs(traj.velocity[-1]).max() < 1e-6
