@@ -163,3 +163,25 @@ def test_median_interior_point_iterations(settled, sliding, rolling, stack):
     toss = tossed_box(0.05, rtol=1e-6)[1]
     for traj in (toss, *settled.values(), sliding["traj"], rolling["traj"], stack):
         assert np.median(traj.iterations) <= 15
+
+
+@pytest.mark.parametrize("theta_deg,mu", [(30.0, 0.3), (20.0, 0.5)])
+def test_box_on_incline_follows_coulomb(theta_deg, mu):
+    """Law: on an incline of angle θ a box slides down with a = g (sin θ − μ cos θ) if tan θ > μ and
+    stays put otherwise (static friction). The plane normal is tilted and gravity is a plain vector:
+    nothing assumes an up axis."""
+    theta = np.radians(theta_deg)
+    normal = np.array([np.sin(theta), np.cos(theta), 0.0])
+    downhill = np.array([np.cos(theta), -np.sin(theta), 0.0])
+    world = rigid.World(dt=0.01, gravity=(0, -G, 0))
+    world.add(rigid.Plane(point=(0, 0, 0), normal=normal, friction=mu))
+    world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=0.25 * normal,
+                        orientation=(np.cos(-theta / 2), 0, 0, np.sin(-theta / 2))))
+    traj = world.run(steps=60)
+    along = traj.velocity[:, 0] @ downhill
+    if np.tan(theta) > mu:
+        accel = (along[50] - along[20]) / (30 * world.dt)
+        assert accel == pytest.approx(G * (np.sin(theta) - mu * np.cos(theta)), rel=1e-3)
+    else:
+        assert np.abs(traj.velocity[-1]).max() < 1e-6
+        assert np.abs(traj.position[-1, 0] - traj.position[0, 0]).max() < 1e-5
