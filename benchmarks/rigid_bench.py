@@ -6,7 +6,7 @@ Scenes (dt = 0.01 s, gravity 9.81 m/s²):
 
 Measures: interior-point iterations per step on the issue's scenes, world-steps per second for 1, 64
 and 1,024 worlds (simcore: World.run on a batched state;
-MuJoCo: mujoco.rollout over one MjData per thread), the stop distance / rolling speed each engine gives
+MuJoCo: mujoco.rollout, one thread, as simcore), the stop distance / rolling speed each engine gives
 against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
 cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.
 
@@ -71,7 +71,7 @@ def time_simcore(scene, worlds, steps):
     return worlds * steps / elapsed, float(np.median(traj.iterations))
 
 
-def time_mujoco(scene, worlds, steps, threads=2):
+def time_mujoco(scene, worlds, steps, threads=1):
     import mujoco
     from mujoco import rollout
 

@@ -130,7 +130,7 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
                warm=None):
     """Solve one step for all worlds (no autograd). controls: (B, nb, 6) N and N·m, world frame.
     Returns (next State, StepInfo)."""
-    with torch.no_grad():
+    with torch.no_grad(), _threads():
         st = tuple(t.detach() for t in state.tensors())
         prm = Params(*(t.detach() for t in params.tensors()))
         controls = controls.detach()
@@ -157,12 +157,11 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
                 alpha = torch.where(bad, 0.5 * alpha, alpha)
             return alpha
 
-        with _threads(B * lay.n**2):
-            w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
-            if not bool(report.converged.all()) and len(selected):
-                cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt)
-                w, J, report = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
-                                             report)
+        w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
+        if not bool(report.converged.all()) and len(selected):
+            cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt)
+            w, J, report = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
+                                         report)
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
     info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
@@ -187,14 +186,18 @@ def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, f
             return w, J, report
 
 
+# torch intra-op threads while a step is solved. The systems are small dense blocks, and torch's thread
+# pool behaves badly when the cores are shared: on the 2-core development machine with other jobs
+# running, 1,024 sliding-box worlds ran 3,059 world-steps/s on 1 thread and 202 on 2, and a stack of
+# three boxes 51 ms/step on 1 thread against 212 ms on 2.
+SOLVER_THREADS = 1
+
+
 @contextlib.contextmanager
-def _threads(work):
-    """One intra-op thread for small systems: torch's thread pool costs more than it saves below ~1e6
-    matrix entries per factorization batch (development measurement: stack of 3 boxes, 51 ms/step on 1
-    thread vs 212 ms on 2 busy cores)."""
+def _threads():
     before = torch.get_num_threads()
-    if work < 1e6 and before != 1:
-        torch.set_num_threads(1)
+    if before != SOLVER_THREADS:
+        torch.set_num_threads(SOLVER_THREADS)
     try:
         yield
     finally:
