@@ -26,7 +26,7 @@ class _Step(torch.autograd.Function):
         nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
                                rtol=world.rtol, max_iterations=world.max_iterations,
                                margin=world.contact_margin, warm=memo.get("warm"))
-        memo["warm"] = (info.w, info.selected)
+        memo["warm"] = (info.w, info.selected, info.contacts.active)
         memo["info"] = info
         ctx.world, ctx.kappa, ctx.info = world, kappa, info
         ctx.lu = torch.linalg.lu_factor(info.jacobian)

@@ -158,9 +158,13 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     slip = (att["rt_a"].p_next - att["rt_a"].p_now) - (att["rt_b"].p_next - att["rt_b"].p_now)
     v_t = _mv(T, slip) / dt
     phi = torch.where(contacts.active, phi, torch.ones_like(phi))
-    v_t = v_t * on[..., None]
+    # Friction rows of inactive or frictionless (μ = 0) contacts are placeholders: no slip coupling, no
+    # friction impulse, and β₀ = γ (μ_eff = 1) keeps the cone pair interior.
+    rubs = on * (contacts.friction > 0).to(w.dtype)
+    mu_eff = torch.where(contacts.friction > 0, contacts.friction, torch.ones_like(contacts.friction))
+    v_t = v_t * rubs[..., None]
     lam_n = n * (gamma * on)[..., None]
-    lam_t = _mtv(T, beta[..., 1:] * on[..., None])
+    lam_t = _mtv(T, beta[..., 1:] * rubs[..., None])
 
     onehot_a = torch.nn.functional.one_hot(ia, nb + 1).to(w.dtype)[:, :nb]   # (C, nb)
     onehot_b = torch.nn.functional.one_hot(ib, nb + 1).to(w.dtype)[:, :nb]
@@ -177,7 +181,7 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     r_ang = 0.5 * dt * (root2 * J_om2 + torch.linalg.cross(om2, J_om2, dim=-1) - root1 * J_om
                         + torch.linalg.cross(om, J_om, dim=-1)) - dt * _mtv(R_k[:, :nb], torque) - ang_impulse
     r = torch.cat([torch.cat([r_lin, r_ang], -1).reshape(B, -1), gap - phi, (eta[..., 1:] - v_t).reshape(B, -1),
-                   beta[..., 0] - contacts.friction * gamma, gamma * gap - kappa,
+                   beta[..., 0] - mu_eff * gamma, gamma * gap - kappa,
                    torch.cat([(beta * eta).sum(-1, keepdim=True) - kappa,
                               beta[..., :1] * eta[..., 1:] + eta[..., :1] * beta[..., 1:]], -1).reshape(B, -1)], -1)
     if not jacobian:
@@ -223,24 +227,25 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
         lr, ar = lin_rows[jb], ang_rows[jb]                          # (C, 3)
         an, at = att["rn_" + side], att["rt_" + side]
         s_dyn = sign * dyn[..., None, None]
+        s_rub = sign * ((rows_body < nb).to(w.dtype) * rubs)[..., None, None]
         # dynamics rows: −(impulse maps) on γ and β₁₂ columns, −curvature on ω columns
         put(lr[:, :, None], g_col[:, None, None], -s_dyn * n[..., :, None])
         put(ar[:, :, None], g_col[:, None, None], -s_dyn * (an.jac_rot.transpose(-1, -2) @ n[..., :, None]) / dt)
         Tt = T.transpose(-1, -2)                                     # (B, C, 3, 2)
-        put(lr[:, :, None], b_col[:, None, 1:], -s_dyn * Tt)
-        put(ar[:, :, None], b_col[:, None, 1:], -s_dyn * (at.jac_rot.transpose(-1, -2) @ Tt) / dt)
-        put(ar[:, :, None], ar[:, None, :], -s_dyn * (curv["rn_" + side] + curv["rt_" + side]))
+        put(lr[:, :, None], b_col[:, None, 1:], -s_rub * Tt)
+        put(ar[:, :, None], b_col[:, None, 1:], -s_rub * (at.jac_rot.transpose(-1, -2) @ Tt) / dt)
+        put(ar[:, :, None], ar[:, None, :], -s_dyn * curv["rn_" + side] - s_rub * curv["rt_" + side])
         # gap rows: −∂φ/∂z ; slip rows: −∂v_t/∂z
         put(gap_row[:, None, None], lr[:, None, :], -s_dyn * dt * n[..., None, :])
         put(gap_row[:, None, None], ar[:, None, :], -s_dyn * (n[..., None, :] @ an.jac_rot))
-        put(slip_row[:, :, None], lr[:, None, :], -s_dyn * T)
-        put(slip_row[:, :, None], ar[:, None, :], -s_dyn * (T @ at.jac_rot) / dt)
+        put(slip_row[:, :, None], lr[:, None, :], -s_rub * T)
+        put(slip_row[:, :, None], ar[:, None, :], -s_rub * (T @ at.jac_rot) / dt)
 
     ones = torch.ones(B, C, 1, 1, dtype=w.dtype)
     put(gap_row[:, None, None], s_col[:, None, None], ones)
     put(slip_row[:, :, None], e_col[:, None, 1:], (eye[:2, :2] * ones).expand(B, C, 2, 2))
     put(mu_row[:, None, None], b_col[:, None, :1], ones)
-    put(mu_row[:, None, None], g_col[:, None, None], -contacts.friction[..., None, None])
+    put(mu_row[:, None, None], g_col[:, None, None], -mu_eff[..., None, None])
     put(comp_row[:, None, None], g_col[:, None, None], gap[..., None, None])
     put(comp_row[:, None, None], s_col[:, None, None], gamma[..., None, None])
     put(cone_row[:, :, None], b_col[:, None, :], arrow(eta))

@@ -34,10 +34,13 @@ class Layout:
 
     row_scale: (B, N) divides the equality rows so that they read in velocity units (m/s, rad/s):
     dynamics rows by mass or largest principal inertia, friction-magnitude rows by the mean mass.
+    active: which contacts are real in each world; the duality measure averages over those only, so
+    placeholder rows (candidates active in another world of the batch) do not steer the centering.
     """
     bodies: int
     contacts: int
     row_scale: torch.Tensor
+    active: torch.Tensor | None = None  # (B, C) real contacts; others are placeholder rows of a batch
 
     def __post_init__(self):
         o, r = sizes(self.bodies, self.contacts), row_blocks(self.bodies, self.contacts)
@@ -155,9 +158,13 @@ def scaled_system(J, F0, w, lay, near):
 
 
 def duality_measure(w, lay):
-    """μ = (Σ γ s + Σ β·η) / (2 C) per world."""
+    """μ = (Σ γ s + Σ β·η) / (2 C) per world, over the active contacts."""
     g, s, b, e = _cone_parts(w, lay)
-    return ((g * s).sum(-1) + (b * e).sum((-1, -2))) / max(2 * lay.contacts, 1)
+    pair = g * s + (b * e).sum(-1)
+    if lay.active is None:
+        return pair.sum(-1) / max(2 * lay.contacts, 1)
+    on = lay.active.to(w.dtype)
+    return (pair * on).sum(-1) / (2 * on.sum(-1)).clamp_min(1)
 
 
 def centered(F0, t, lay, corr_orthant=None, corr_cone=None):
@@ -189,10 +196,12 @@ def measure(F0, w, kappa, lay):
     return eq, err
 
 
-def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int, omega_limit=None):
+def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: int, omega_limit=None,
+          scaling: bool = True):
     """Solve r(w; κ) = 0 from the interior point w0 (B, N).
 
-    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)). omega_limit(w, d) → (B,) largest
+    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)). scaling: Nesterov–Todd scaling of the cone rows while
+    far from the central path (False: plain Newton throughout). omega_limit(w, d) → (B,) largest
     step keeping every |ω|·dt inside the domain of the rotation update. Returns (w, J at w, SolveReport).
     Worlds that converge stop moving while the others iterate.
     """
@@ -220,7 +229,8 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         done |= newly
         if bool(done.all()) or it == max_iterations:
             break
-        Js, Fs, W, W_inv = scaled_system(J, F0, w, lay, near=comp < 1.0) if lay.contacts \
+        near = (comp < 1.0) | (not scaling)
+        Js, Fs, W, W_inv = scaled_system(J, F0, w, lay, near=near) if lay.contacts \
             else (J, F0, None, None)
         lu, piv = torch.linalg.lu_factor(Js)
         d_aff = torch.linalg.lu_solve(lu, piv, -Fs[..., None])[..., 0]
@@ -241,6 +251,9 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         # One step of iterative refinement: the system mixes impulses of ~10² N·s with gaps of ~10⁻⁸ m.
         d = d - torch.linalg.lu_solve(lu, piv, Js @ d + F[..., None])
         d = d[..., 0]
+        # A singular or overflowing system gives a non-finite direction: that world stays put (and is
+        # reported as not converged) instead of turning into NaN.
+        d = torch.where(torch.isfinite(d).all(-1, keepdim=True), d, torch.zeros_like(d))
         alpha = (FRACTION_TO_BOUNDARY * max_step(w, d, lay)).clamp(max=1.0)
         if omega_limit is not None:
             alpha = torch.minimum(alpha, omega_limit(w, d))

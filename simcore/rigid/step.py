@@ -88,7 +88,7 @@ def equations(w, kappa, state_tensors, controls, params: Params, contacts: colli
 GAP_FLOOR, IMPULSE_FLOOR, FRICTION_FLOOR, SLIP_FLOOR = 1e-3, 1e-3, 1e-3, 1e-3
 
 
-def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, gravity, dt, warm=None):
+def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, gravity, dt, kappa, warm=None):
     """Interior starting point (B, N): velocities from the previous step; contact variables from the
     previous step's solution for candidates solved there too (warm start), else a cold start on the
     scale of the step (below)."""
@@ -112,17 +112,29 @@ def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, g
     beta[..., 0] = FRICTION_FLOOR + contacts.friction.detach() * gamma
     eta = torch.zeros(B, C, 3, dtype=DTYPE)
     eta[..., 0] = SLIP_FLOOR + v_t
+    # Placeholder rows (inactive in this world) start at their exact solution: s = 1 m, γ = κ,
+    # β = (μ_eff κ, 0, 0), η = (1/μ_eff, 0, 0) with μ_eff = 1 where friction is off (see equations).
+    off = ~contacts.active
+    mu_eff = torch.where(contacts.friction.detach() > 0, contacts.friction.detach(), torch.ones_like(gap))
+    gap = torch.where(off, torch.ones_like(gap), gap)
+    gamma = torch.where(off, torch.full_like(gamma, kappa), gamma)
+    beta = torch.where(off[..., None], torch.stack([mu_eff * kappa, 0 * gap, 0 * gap], -1), beta)
+    eta = torch.where(off[..., None], torch.stack([1 / mu_eff, 0 * gap, 0 * gap], -1), eta)
     if warm is not None and C and warm[0].shape[0] == B:
-        prev_w, prev_sel = warm
+        # Warm start only where the candidate was a real contact of this world in the previous step and
+        # still is; a former placeholder row (φ = 1 m) would be a poor start.
+        prev_w, prev_sel, prev_active = warm
         pos = torch.full((int(max(selected.max(), prev_sel.max() if len(prev_sel) else 0)) + 1,), -1)
         pos[prev_sel] = torch.arange(len(prev_sel))
         here = pos[selected]
-        keep = here >= 0
-        if keep.any():
+        if bool((here >= 0).any()):
             _, _, g0, s0, b0, e0 = integrator.unpack(prev_w, nb, len(prev_sel))
-            src = here[keep]
-            gamma[:, keep], gap[:, keep] = g0[:, src], s0[:, src]
-            beta[:, keep], eta[:, keep] = b0[:, src], e0[:, src]
+            src = here.clamp_min(0)
+            keep = (here >= 0) & prev_active[:, src] & contacts.active          # (B, C)
+            gamma = torch.where(keep, g0[:, src], gamma)
+            gap = torch.where(keep, s0[:, src], gap)
+            beta = torch.where(keep[..., None], b0[:, src], beta)
+            eta = torch.where(keep[..., None], e0[:, src], eta)
     return torch.cat([z, gamma, gap, beta.reshape(B, -1), eta.reshape(B, -1)], -1)
 
 
@@ -138,13 +150,13 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         selected = contacts.active.any(0).nonzero()[:, 0]
         contacts = contacts.select(selected)
         B, nb = st[0].shape[:2]
-        lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B))
+        lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B), contacts.active)
 
         def evaluate(w):
             r, J = equations(w, 0.0, st, controls, prm, contacts, dt)
             return J, r
 
-        w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, warm)
+        w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa, warm)
 
         def omega_limit(w, d):
             # |ω + α dω| dt ≤ 1.9 < 2 keeps √(4/dt² − |ω|²) real; halve α until it holds.
@@ -158,20 +170,31 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             return alpha
 
         w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
-        if not bool(report.converged.all()) and len(selected):
-            cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt)
-            w, J, report = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
-                                         report)
+        # Fallbacks for hard steps (landing impacts at large dt): central-path continuation from a cold
+        # start, first with Nesterov–Todd scaling, then with plain Newton; each world keeps its first
+        # converged solution. Neither strategy alone solved every scene of the tests.
+        for scaling in (True, False):
+            if bool(report.converged.all()) or not len(selected):
+                break
+            cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa)
+            w2, J2, report2 = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
+                                            report, scaling)
+            ok = report.converged
+            w, J = torch.where(ok[:, None], w, w2), torch.where(ok[:, None, None], J, J2)
+            report = ipm.SolveReport(*(torch.where(ok, a, b) for a, b in zip(
+                (report.iterations, report.residual, report.complementarity, report.converged),
+                (report2.iterations, report2.residual, report2.complementarity, report2.converged))))
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
     info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
     return State(x2, q2, v2, om2), info
 
 
-def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, first):
+def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, first, scaling):
     """Fallback when the direct solve fails: follow the central path from a cold start, solving at
     κ_i = μ₀·10⁻ⁱ down to κ (each stage warm-starts the next; Dojo's outer loop), intermediate stages to
-    a loose 1e-3. All worlds of the batch restart; reported iterations add up over the attempts."""
+    a loose 1e-3. Reported iterations add up over the attempts; the caller keeps the first solution of
+    worlds that had converged."""
     w = w0
     total = first.iterations.clone()
     k = float(ipm.duality_measure(w0, lay).max())
@@ -179,7 +202,7 @@ def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, f
         k = max(k * 0.1, kappa)
         last = k <= kappa
         w, J, report = ipm.solve(evaluate, w, lay, k, rtol if last else 1e-3, max_iterations,
-                                 omega_limit)
+                                 omega_limit, scaling)
         total += report.iterations
         if last:
             report.iterations = total

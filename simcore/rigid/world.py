@@ -199,7 +199,7 @@ class World:
             state, info = solve_step(self.candidates, state, u[k], params, dt=self.dt, kappa=self.kappa,
                                      rtol=self.rtol, max_iterations=self.max_iterations,
                                      margin=self.contact_margin, warm=warm)
-            warm = (info.w, info.selected)
+            warm = (info.w, info.selected, info.contacts.active)
             self._failure(info, k, build)
             frames.append(state)
             its.append(info.report.iterations), res.append(info.report.residual)

@@ -131,13 +131,13 @@ def test_inelastic_sphere_collision_conserves_momentum():
 
 def test_analytic_jacobian_matches_autodiff():
     """The closed-form ∂r/∂w of integrator.equations equals forward-mode autodiff of r, with spinning
-    bodies, every contact kind and nonzero impulses (curvature terms active)."""
+    bodies, every contact kind, a frictionless body and nonzero impulses (curvature terms active)."""
     torch.manual_seed(0)
     world = rigid.World(dt=0.05)
     world.add(rigid.Plane(point=(0, 0, 0), normal=(0.1, 1, 0.2), friction=0.5))
     world.add(rigid.Box(size=(0.5, 0.4, 0.3), position=(0, 0.5, 0), orientation=(0.9, 0.2, 0.3, 0.1),
                         velocity=(1, -2, 0.5), angular_velocity=(1, 2, 3)))
-    world.add(rigid.Sphere(radius=0.2, position=(0.2, 0.9, 0.1), angular_velocity=(1, 0, 2)))
+    world.add(rigid.Sphere(radius=0.2, position=(0.2, 0.9, 0.1), angular_velocity=(1, 0, 2), friction=0.0))
     world.add(rigid.Box(size=(0.3, 0.3, 0.3), static=True, position=(0.1, 1.3, 0)))
     world.add(rigid.Box(size=(0.3, 0.2, 0.3), position=(0.0, 0.6, 0.5), angular_velocity=(0.5, 0.1, 0.3)))
     world.add(rigid.Capsule(radius=0.1, length=0.3, position=(1.0, 0.5, 0.0), angular_velocity=(0.3, 0.2, 0.1)))
@@ -234,3 +234,15 @@ def test_box_rests_edge_on_crossed_edge():
     traj = world.run(steps=100)
     assert traj.position[-1, 0, 1] == pytest.approx(2 * half_diagonal, abs=1e-4)
     assert np.abs(traj.velocity[-1]).max() < 1e-6
+
+
+def test_frictionless_box_keeps_sliding():
+    """Law: with μ = 0 the contact exerts no tangential force, so a sliding box keeps its velocity
+    (Newton's first law along the plane) while resting on it."""
+    world = rigid.World(dt=0.01, gravity=(0, -9.81, 0))
+    world.add(rigid.Plane(friction=0.0))
+    world.add(rigid.Box(size=(0.5, 0.5, 0.5), position=(0, 0.25, 0), velocity=(2.0, 0, 1.0)))
+    traj = world.run(steps=50)
+    assert np.allclose(traj.velocity[-1, 0, [0, 2]], [2.0, 1.0], atol=1e-12)
+    assert abs(traj.velocity[-1, 0, 1]) < 1e-6
+    assert traj.position[-1, 0, 1] == pytest.approx(0.25, abs=1e-4)
