@@ -81,7 +81,7 @@ def test_rollout_gradient_matches_central_differences(analytic, name, indices):
     assert np.linalg.norm(ad - fd) <= 1e-5 * np.linalg.norm(fd), (ad, fd)
 
 
-def test_rollout_is_batched_over_worlds():
+def test_batched_worlds_match_single_worlds():
     """Batched worlds are independent: each world of a batch of tossed boxes (impacts, different
     contact sets per world) follows its single-world run to 1e-9 m."""
     world = rigid.World(dt=0.05)
