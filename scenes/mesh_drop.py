@@ -20,7 +20,8 @@ def build(**overrides) -> sc.Scene:
     path = path if path.is_absolute() or path.exists() else ASSETS / path
     scene = sc.Scene(dim=3, grid=p["grid"])
     lo = 3.5 / p["grid"]
-    bed = sc.materials.Fluid(bulk_modulus=2e4) if p["bed"] == "water" else sc.materials.Sand()
+    # A stiff bed (2 % hydrostatic compression) so it does not bounce when released at rest.
+    bed = sc.materials.Fluid(bulk_modulus=1e5, viscosity=1.0) if p["bed"] == "water" else sc.materials.Sand()
     scene.add_body(sc.shapes.Box(center=(0.5, lo + 0.1, 0.5), size=(1 - 2 * lo, 0.2, 1 - 2 * lo)), bed, name=p["bed"])
     scene.add_body(sc.shapes.Mesh(path, center=(0.5, 0.55, 0.5), size=p["size"], rotation=(60, 0, 20)),
                    sc.materials.NeoHookean(E=p["E"], density=500.0), velocity=(0.0, -1.0, 0.0), name=path.stem)

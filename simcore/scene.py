@@ -264,7 +264,7 @@ class Scene:
              for b in self.bodies])
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=(be.arch == "cpu"), needs_grad=needs_grad)
+                           serial_scatter=(be.arch == "cpu" and not needs_grad), needs_grad=needs_grad)
         for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
             b.params = b.material.particle_parameters(b.x)
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
@@ -495,13 +495,14 @@ class Scene:
         return Schedule(substeps=[n] * frames, dts=[frame_dt / n] * frames)
 
     def _gradient_solver(self, slots: int) -> MPMSolver:
+        # Reuse a solver with at least `slots` slots: its kernels are compiled (minutes in 3D).
         cached = getattr(self, "_grad_solver", None)
-        if cached is not None and cached.slots == slots and self._grad_generation == backend.generation():
+        if cached is not None and cached.slots >= slots and self._grad_generation == backend.generation():
             self._upload_colliders(cached)
             return cached
         if cached is not None and self._grad_generation == backend.generation():
             cached.destroy()
-        self._grad_solver = self.new_solver(slots, needs_grad=True)
+        self._grad_solver = self.new_solver(max(slots, 16), needs_grad=True)
         self._grad_generation = backend.generation()
         return self._grad_solver
 

@@ -64,10 +64,10 @@ class _NoContext:
 class _Runner:
     """What the Function needs: the scene's gradient-enabled solver, its schedule and initial state."""
 
-    def __init__(self, scene, solver, schedule):
+    def __init__(self, scene, solver, schedule, k):
         self.scene, self.solver, self.schedule = scene, solver, schedule
         self.keep = True  # store checkpoints for backward
-        self.rollout = DiffRollout(solver, set_colliders=scene._collider_setter(schedule))
+        self.rollout = DiffRollout(solver, set_colliders=scene._collider_setter(schedule), checkpoint_every=k)
 
     def initial_state(self, x0, v0):
         state = self.scene.initial_state()
@@ -89,10 +89,10 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         raise ValueError(f"rollout can record x and v, not {sorted(set(record) - {'x', 'v'})}")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
     schedule = scene._schedule(frames, frame_dt)
-    k = checkpoint_every or default_checkpoint_interval(schedule.total)
-    solver = scene._gradient_solver(slots=min(k, max(schedule.total, 1)) + 1)
+    k = min(checkpoint_every or default_checkpoint_interval(schedule.total), schedule.total)
+    solver = scene._gradient_solver(slots=k + 1)
     x0, v0, mass, mu, lam, plastic = scene._torch_inputs(dtype)
-    runner = _Runner(scene, solver, schedule)
+    runner = _Runner(scene, solver, schedule, k)
     inputs = (x0, v0, mass, mu, lam, plastic)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         outputs = _RolloutFunction.apply(runner, record, *inputs)
@@ -102,7 +102,7 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
             outputs = _RolloutFunction.forward(_NoContext(), runner, record, *inputs)
     states = dict(zip(record, outputs))
     t = torch.as_tensor(np.concatenate([[0.0], np.cumsum([frame_dt] * frames)]), dtype=dtype)
-    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "checkpoint_every": solver.slots - 1,
+    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "checkpoint_every": k,
             "frame_dt": frame_dt}
     return Rollout(x=states["x"], v=states.get("v"), t=t, body_id=scene.body_id.copy(),
                    material_id=scene.material_id.copy(), meta=meta)

@@ -55,16 +55,18 @@ class DiffRollout:
 
     Args:
         solver: simcore.mpm.solver.MPMSolver with needs_grad=True.
-        checkpoint_every: k, substeps per segment (solver.slots - 1).
+        checkpoint_every: k, substeps per segment (default and maximum: solver.slots - 1).
         set_colliders: callable(g) that sets the collider fields for global substep g (kinematic
             colliders), or None.
     """
 
-    def __init__(self, solver, set_colliders=None):
+    def __init__(self, solver, set_colliders=None, checkpoint_every: int | None = None):
         if not solver.needs_grad:
             raise ValueError("DiffRollout needs a solver built with needs_grad=True")
         self.solver = solver
-        self.k = solver.slots - 1
+        self.k = solver.slots - 1 if checkpoint_every is None else int(checkpoint_every)
+        if not 1 <= self.k <= solver.slots - 1:
+            raise ValueError(f"checkpoint_every={checkpoint_every} needs 1 <= k <= {solver.slots - 1} (solver slots - 1)")
         self.set_colliders = set_colliders
         self.checkpoints: list[dict] = []
         self.schedule: Schedule | None = None
