@@ -182,12 +182,8 @@ class DiffRollout:
             solver.deform_and_svd_adjoint(s, self.svd_eps)
 
     def _export_state_grads(self, s: int) -> dict[str, np.ndarray]:
-        solver = self.solver
-        n, d = solver.n_particles, solver.dim
-        dtype = np.float64 if solver.real == ti.f64 else np.float32
-        out = {"x": np.empty((n, d), dtype), "v": np.empty((n, d), dtype), "C": np.empty((n, d, d), dtype),
-               "F": np.empty((n, d, d), dtype), "Jp": np.empty(n, dtype)}
-        solver.export_state_grads(s, out["x"], out["v"], out["C"], out["F"], out["Jp"])
+        out = self.solver.empty_state()
+        self.solver.export_state_grads(s, out["x"], out["v"], out["C"], out["F"], out["Jp"])
         return out
 
     def peak_state_bytes(self) -> int:

@@ -366,12 +366,16 @@ class MPMSolver:
     def export_slot(self, s: int) -> dict:
         """State of slot s as numpy arrays {x, v, C, F, Jp} in the solver's precision (raw: a fluid's
         F is not expanded from J here; see `get`)."""
-        n, d = self.n_particles, self.dim
-        dtype = np.float64 if self.real == ti.f64 else np.float32
-        out = {"x": np.empty((n, d), dtype), "v": np.empty((n, d), dtype), "C": np.empty((n, d, d), dtype),
-               "F": np.empty((n, d, d), dtype), "Jp": np.empty(n, dtype)}
+        out = self.empty_state()
         self._export_slot(s, out["x"], out["v"], out["C"], out["F"], out["Jp"])
         return out
+
+    def empty_state(self) -> dict:
+        """Uninitialised arrays {x, v, C, F, Jp} shaped for this solver's particles and precision."""
+        n, d = self.n_particles, self.dim
+        dtype = np.float64 if self.real == ti.f64 else np.float32
+        return {"x": np.empty((n, d), dtype), "v": np.empty((n, d), dtype), "C": np.empty((n, d, d), dtype),
+                "F": np.empty((n, d, d), dtype), "Jp": np.empty(n, dtype)}
 
     def import_slot(self, s: int, state: dict) -> None:
         """Write slot s from arrays {x, v, C, F, Jp} (as returned by `export_slot`)."""
