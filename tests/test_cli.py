@@ -52,3 +52,10 @@ def test_scenes_lists_every_scene(capsys):
     out = capsys.readouterr().out
     for name in scenes.NAMES:
         assert name in out
+
+
+def test_info_lists_versions_and_backends(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "taichi 1.7.4" in out and "cpu     f64: available" in out and "vulkan" in out and "cuda" in out
+    sc.init("cpu")
