@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import backend
 from .colliders import MODES, Collider
 from .errors import SimulationError
-from .materials import Material
+from .materials import Fluid, Material
 from .mpm.solver import BOUND, MPMSolver
 from .shapes import Shape
 from .trajectory import RECORDABLE, Trajectory
@@ -42,6 +42,8 @@ class Body:
     volume: np.ndarray     # (n,) m^dim
     params: dict           # per-particle material arrays (simcore.materials.Material.particle_parameters)
     velocity_tensor: Any = None  # the torch tensor given as velocity, if any: (dim,) or (n, dim) m/s
+    actuator_group: np.ndarray | None = None  # (n,) int, −1 for passive particles
+    fibre: np.ndarray | None = None           # (n, dim) unit fibre directions of actuated particles
 
     @property
     def n_particles(self) -> int:
@@ -139,7 +141,8 @@ class Scene:
         return self.dx / (ppc ** (1 / self.dim))
 
     def add_body(self, shape: Shape, material: Material, velocity=None, angular_velocity=None,
-                 name: str | None = None, particles_per_cell: int | None = None) -> Body:
+                 name: str | None = None, particles_per_cell: int | None = None, actuator=None,
+                 fibre=None) -> Body:
         """Fill `shape` with particles of `material`.
 
         Args:
@@ -148,6 +151,12 @@ class Scene:
                 `velocity` (and the initial APIC velocity gradient is set to match).
             name: used in errors and trajectories; default "body<k>".
             particles_per_cell: overrides the scene's default.
+            actuator: actuator group of the body's particles (ChainQueen-style muscles): an int >= 0
+                for the whole body, or a callable f(x: (n, dim)) -> (n,) ints (−1: passive). Group g
+                adds the active Kirchhoff stress a_g (F f)(F f)ᵀ, with a_g (Pa) given per frame to
+                `run(actuation=...)` / `rollout(actuation=...)` as column g: a_g > 0 is tension along
+                the fibre (the body contracts, like a muscle), a_g < 0 pushes it longer.
+            fibre: (dim,) fibre direction f of the actuated particles (normalized here).
         Raises:
             ValueError: a particle outside the domain or inside the wall layer, or bad parameters.
         """
@@ -195,10 +204,45 @@ class Scene:
         if not np.all(np.isfinite(v)):
             raise ValueError(f"body {name!r}: initial velocity has non-finite values")
         params = material.particle_parameters(x)
-        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor)
+        groups, fibres = self._actuators(name, material, x, actuator, fibre)
+        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres)
         self.bodies.append(body)
         self.solver = None  # rebuilt on the next run
         return body
+
+    def _actuators(self, name, material, x, actuator, fibre):
+        if actuator is None:
+            if fibre is not None:
+                raise ValueError(f"body {name!r}: fibre given without actuator")
+            return None, None
+        groups = np.asarray(actuator(x.copy()) if callable(actuator) else np.full(len(x), actuator))
+        if groups.shape != (len(x),) or not np.issubdtype(groups.dtype, np.integer) or groups.min() < -1:
+            raise ValueError(f"body {name!r}: actuator must be an int >= 0 or a callable returning (n,) ints "
+                             ">= -1 (-1: passive)")
+        if material.kind == Fluid.kind:
+            raise ValueError(f"body {name!r}: a Fluid cannot carry actuators (no fibre to pull)")
+        f = np.asarray(fibre if fibre is not None else np.zeros(self.dim), dtype=np.float64).reshape(-1)
+        if f.shape != (self.dim,) or not np.linalg.norm(f) > 0:
+            raise ValueError(f"body {name!r}: an actuated body needs fibre=(dim,) non-zero direction")
+        return groups.astype(np.int32), np.broadcast_to(f / np.linalg.norm(f), x.shape).copy()
+
+    @property
+    def n_actuators(self) -> int:
+        """Number of actuator groups (columns of `actuation`)."""
+        groups = [b.actuator_group.max() for b in self.bodies if b.actuator_group is not None]
+        return int(max(groups) + 1) if groups else 0
+
+    def _check_actuation(self, actuation, frames):
+        """(frames, n_actuators) activations, Pa; zeros when the scene has actuators and none is given."""
+        shape = (frames, self.n_actuators)
+        if actuation is None:
+            return np.zeros(shape)
+        if self.n_actuators == 0:
+            raise ValueError("actuation given but no body has an actuator (add_body(..., actuator=g, fibre=...))")
+        if tuple(actuation.shape) != shape:
+            raise ValueError(f"actuation must have shape (frames, actuator groups) = {shape}, got "
+                             f"{tuple(actuation.shape)}")
+        return actuation
 
     def _check_inside(self, name, x):
         lo, hi = BOUND * self.dx, 1 - BOUND * self.dx
@@ -264,7 +308,8 @@ class Scene:
              for b in self.bodies])
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=(be.arch == "cpu" and not needs_grad), needs_grad=needs_grad)
+                           serial_scatter=(be.arch == "cpu" and not needs_grad), needs_grad=needs_grad,
+                           n_actuators=self.n_actuators)
         for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
             b.params = b.material.particle_parameters(b.x)
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
@@ -279,6 +324,12 @@ class Scene:
         solver.kind.from_numpy(np.concatenate([np.full(b.n_particles, b.material.kind)
                                                for b in self.bodies]).astype(np.int32))
         solver.gravity.from_numpy(self.gravity[None].astype(f))
+        if solver.n_actuators:
+            solver.actuator_group.from_numpy(np.concatenate(
+                [b.actuator_group if b.actuator_group is not None else np.full(b.n_particles, -1, np.int32)
+                 for b in self.bodies]))
+            solver.fibre.from_numpy(np.concatenate(
+                [b.fibre if b.fibre is not None else np.zeros((b.n_particles, self.dim)) for b in self.bodies]).astype(f))
         self._upload_colliders(solver)
         return solver
 
@@ -336,12 +387,14 @@ class Scene:
     def _read(self, name):
         return self.solver.get(name, self._cur).astype(np.float64)
 
-    def run(self, frames: int, frame_dt: float = 1 / 60, record=("x",), progress: bool | None = None) -> Trajectory:
+    def run(self, frames: int, frame_dt: float = 1 / 60, record=("x",), progress: bool | None = None,
+            actuation=None) -> Trajectory:
         """Advance `frames` frames of `frame_dt` seconds from the current state.
 
         Args:
             record: fields to keep per frame, from ("x", "v", "F", "C", "Jp"); x is always kept.
             progress: show a progress bar (None: only on a terminal, and only if the run takes > 2 s).
+            actuation: (frames, actuator groups) activations in Pa, held for each frame.
         Returns:
             Trajectory with frames + 1 states (frame 0 = the state before the run).
         Raises:
@@ -357,6 +410,7 @@ class Scene:
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}: choose from {RECORDABLE}")
         solver = self.build() if (self.solver is None or self._built_generation != backend.generation()) else self.solver
+        actuation = np.asarray(self._check_actuation(actuation, frames), dtype=np.float64)
         lo, hi = 1.5 * self.dx, 1 - 1.5 * self.dx  # the stencil of a particle beyond these leaves the grid
         backup = solver.slots - 1
         history = {name: [self._read(name)] for name in record}
@@ -380,6 +434,8 @@ class Scene:
                     err.trajectory = partial()
                     raise
                 solver.dt[None] = dt
+                if solver.n_actuators:
+                    solver.activation.from_numpy(actuation[frame - 1].astype(backend.active().np_real))
                 solver.copy_state(self._cur, backup)
                 origins = solver.collider_origin.to_numpy() if kinematic else None
                 t0 = self.time
@@ -461,7 +517,8 @@ class Scene:
     # ------------------------------------------------------------------------------------------
     # Differentiable rollouts (simcore.torch)
     # ------------------------------------------------------------------------------------------
-    def rollout(self, frames: int, frame_dt: float = 1 / 60, record=("x",), checkpoint_every: int | None = None):
+    def rollout(self, frames: int, frame_dt: float = 1 / 60, record=("x",), checkpoint_every: int | None = None,
+                actuation=None):
         """Run `frames` frames from the initial state with gradients: returns a simcore.torch.Rollout
         whose x (and v, if recorded) are torch tensors on the autograd graph of every tensor the scene
         was given (material parameters, initial velocities).
@@ -473,6 +530,7 @@ class Scene:
             record: ("x",) or ("x", "v").
             checkpoint_every: substeps per checkpointed segment (default about √(total substeps)):
                 memory grows like n·(T/k + k).
+            actuation: (frames, actuator groups) activations in Pa (a torch tensor for gradients).
         """
         from . import torch as sctorch
 
@@ -480,7 +538,7 @@ class Scene:
             raise ValueError(f"frames must be a positive integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every)
+        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation)
 
     def _schedule(self, frames, frame_dt):
         from .diff.rollout import Schedule

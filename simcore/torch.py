@@ -36,11 +36,12 @@ class Rollout:
 
 class _RolloutFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, runner, record, x0, v0, mass, mu, lam, plastic):
+    def forward(ctx, runner, record, x0, v0, mass, mu, lam, plastic, actuation):
         solver = runner.solver
         dtype = np.float64 if backend.active().precision == "f64" else np.float32
         for field, value in ((solver.mass, mass), (solver.mu, mu), (solver.lam, lam), (solver.plastic, plastic)):
             field.from_numpy(value.detach().cpu().numpy().astype(dtype))
+        runner.actuation = actuation.detach().cpu().numpy().astype(np.float64)
         initial = runner.initial_state(x0.detach().cpu().numpy(), v0.detach().cpu().numpy())
         frames = runner.rollout.forward(initial, runner.schedule, record=record, keep=runner.keep)
         ctx.runner, ctx.record = runner, record
@@ -50,11 +51,12 @@ class _RolloutFunction(torch.autograd.Function):
     def backward(ctx, *grad_outputs):
         runner = ctx.runner
         grad_frames = {name: g.detach().cpu().numpy() for name, g in zip(ctx.record, grad_outputs) if g is not None}
+        runner.actuation_grad = np.zeros_like(runner.actuation)
         grads = runner.rollout.backward(grad_frames)
         dtype = grad_outputs[0].dtype
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dtype)  # noqa: E731
         return (None, None, as_t(grads["x"]), as_t(grads["v"]), as_t(grads["mass"]), as_t(grads["mu"]),
-                as_t(grads["lam"]), as_t(grads["plastic"]))
+                as_t(grads["lam"]), as_t(grads["plastic"]), as_t(runner.actuation_grad))
 
 
 class _NoContext:
@@ -67,7 +69,27 @@ class _Runner:
     def __init__(self, scene, solver, schedule, k):
         self.scene, self.solver, self.schedule = scene, solver, schedule
         self.keep = True  # store checkpoints for backward
-        self.rollout = DiffRollout(solver, set_colliders=scene._collider_setter(schedule), checkpoint_every=k)
+        self.set_colliders = scene._collider_setter(schedule)
+        self.frame_of = np.repeat(np.arange(len(schedule.substeps)), schedule.substeps)
+        self.actuation = None       # (frames, groups) Pa, set by the Function's forward
+        self.actuation_grad = None
+        self.rollout = DiffRollout(solver, before_substep=self.before_substep, after_adjoint=self.after_adjoint,
+                                   checkpoint_every=k)
+
+    def before_substep(self, g):
+        if self.set_colliders is not None:
+            self.set_colliders(g)
+        if self.solver.n_actuators:
+            self.solver.activation.from_numpy(self.actuation[self.frame_of[g]].astype(self.solver_dtype))
+
+    def after_adjoint(self, g):
+        if self.solver.n_actuators:
+            self.actuation_grad[self.frame_of[g]] += self.solver.activation.grad.to_numpy()
+            self.solver.activation.grad.fill(0)
+
+    @property
+    def solver_dtype(self):
+        return np.float64 if backend.active().precision == "f64" else np.float32
 
     def initial_state(self, x0, v0):
         state = self.scene.initial_state()
@@ -82,7 +104,8 @@ def default_checkpoint_interval(total_substeps: int) -> int:
     return max(1, int(math.ceil(math.sqrt(total_substeps))))
 
 
-def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every: int | None = None) -> Rollout:
+def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every: int | None = None,
+            actuation=None) -> Rollout:
     """See Scene.rollout."""
     record = tuple(dict.fromkeys(("x",) + tuple(record)))
     if set(record) - {"x", "v"}:
@@ -92,8 +115,10 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     k = min(checkpoint_every or default_checkpoint_interval(schedule.total), schedule.total)
     solver = scene._gradient_solver(slots=k + 1)
     x0, v0, mass, mu, lam, plastic = scene._torch_inputs(dtype)
+    act = scene._check_actuation(actuation, frames)
+    act = act.to(dtype) if torch.is_tensor(act) else torch.as_tensor(act, dtype=dtype)
     runner = _Runner(scene, solver, schedule, k)
-    inputs = (x0, v0, mass, mu, lam, plastic)
+    inputs = (x0, v0, mass, mu, lam, plastic, act)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
         outputs = _RolloutFunction.apply(runner, record, *inputs)
     else:  # nothing to differentiate: no checkpoints, no graph

@@ -56,18 +56,21 @@ class DiffRollout:
     Args:
         solver: simcore.mpm.solver.MPMSolver with needs_grad=True.
         checkpoint_every: k, substeps per segment (default and maximum: solver.slots - 1).
-        set_colliders: callable(g) that sets the collider fields for global substep g (kinematic
-            colliders), or None.
+        before_substep: callable(g) that sets time-dependent inputs (kinematic colliders, actuator
+            activations) for global substep g, or None. Called before every forward and recomputed substep.
+        after_adjoint: callable(g) called after substep g's adjoint (to collect the adjoints of
+            time-dependent inputs), or None.
     """
 
-    def __init__(self, solver, set_colliders=None, checkpoint_every: int | None = None):
+    def __init__(self, solver, before_substep=None, after_adjoint=None, checkpoint_every: int | None = None):
         if not solver.needs_grad:
             raise ValueError("DiffRollout needs a solver built with needs_grad=True")
         self.solver = solver
         self.k = solver.slots - 1 if checkpoint_every is None else int(checkpoint_every)
         if not 1 <= self.k <= solver.slots - 1:
             raise ValueError(f"checkpoint_every={checkpoint_every} needs 1 <= k <= {solver.slots - 1} (solver slots - 1)")
-        self.set_colliders = set_colliders
+        self.before_substep = before_substep
+        self.after_adjoint = after_adjoint
         self.checkpoints: list[dict] = []
         self.schedule: Schedule | None = None
         # Floor on |s_j² − s_i²| in the SVD adjoint: far below any physical gap, far above round-off.
@@ -84,8 +87,8 @@ class DiffRollout:
         for i in range(length):
             g = g0 + i
             solver.dt[None] = self.schedule.dt_of(g)
-            if self.set_colliders is not None:
-                self.set_colliders(g)
+            if self.before_substep is not None:
+                self.before_substep(g)
             solver.substep(i, i + 1)
             if on_state is not None:
                 on_state(g + 1, i + 1)
@@ -163,8 +166,8 @@ class DiffRollout:
     def _substep_adjoint(self, g: int, s: int):
         solver = self.solver
         solver.dt[None] = self.schedule.dt_of(g)
-        if self.set_colliders is not None:
-            self.set_colliders(g)
+        if self.before_substep is not None:
+            self.before_substep(g)
         solver.clear_grid()
         if solver.split_svd:
             solver.deform_and_svd(s)
@@ -180,6 +183,8 @@ class DiffRollout:
         solver.p2g.grad(s, s + 1)
         if solver.split_svd:
             solver.deform_and_svd_adjoint(s, self.svd_eps)
+        if self.after_adjoint is not None:
+            self.after_adjoint(g)
 
     def _export_state_grads(self, s: int) -> dict[str, np.ndarray]:
         out = self.solver.empty_state()

@@ -32,6 +32,7 @@ class MPMSolver:
         wall_modes: ((lo, hi) per axis) of boundary mode codes; wall_friction: Coulomb μ at walls.
         colliders: list of (kind, mode) code pairs.
         real: Taichi float type.
+        n_actuators: number of actuator groups (ChainQueen-style active fibre stress).
         needs_grad: allocate adjoint fields for reverse-mode differentiation (simcore.diff).
         serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
             parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
@@ -39,7 +40,7 @@ class MPMSolver:
     """
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
-                 serial_scatter=False, needs_grad=False):
+                 serial_scatter=False, needs_grad=False, n_actuators=0):
         self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
         self.dx = 1.0 / n_grid
         self.inv_dx = float(n_grid)
@@ -48,6 +49,7 @@ class MPMSolver:
         self.wall_friction = float(wall_friction)
         self.colliders = tuple(tuple(c) for c in colliders)
         self.real = real
+        self.n_actuators = int(n_actuators)
         self.serial_scatter = bool(serial_scatter)
         self.has_solids = any(k != FLUID for k in self.kinds)
         # Jp is state only for snow (plastic J) and fluid (J); other materials never touch it.
@@ -71,6 +73,14 @@ class MPMSolver:
         self.kind = ti.field(ti.i32)
         fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
                                           self.wave_speed, self.kind)
+        # Actuators: group per particle (−1: passive), unit fibre direction, and the activation of each
+        # group (Pa), set once per frame.
+        if self.n_actuators > 0:
+            self.actuator_group = ti.field(ti.i32)
+            self.fibre = ti.Vector.field(dim, real)
+            fb.dense(ti.i, n_particles).place(self.actuator_group, self.fibre)
+            self.activation = ti.field(real, needs_grad=needs_grad)
+            fb.dense(ti.i, self.n_actuators).place(self.activation)
         # The trial deformation gradient and its SVD, kept per particle only on the differentiable
         # path: Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint.
         self.split_svd = needs_grad and self.has_solids and constitutive.uses_svd(self.kinds)
@@ -170,6 +180,12 @@ class MPMSolver:
                     F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
                         self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
                     tau = tau_solid
+                    if ti.static(self.n_actuators > 0):
+                        group = self.actuator_group[p]
+                        if group >= 0:
+                            # ChainQueen active stress along the fibre: τ += a (F f)(F f)ᵀ, a in Pa.
+                            fibre = F_new @ self.fibre[p]
+                            tau += self.activation[group] * fibre.outer_product(fibre)
                     self.F[s_out, p] = F_new
                     if ti.static(SNOW in self.kinds):
                         self.Jp[s_out, p] = Jp_new
