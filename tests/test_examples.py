@@ -20,3 +20,17 @@ def test_example_runs(script, args, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     traj = sc.Trajectory.load(out)
     assert traj.frames == 4 and np.isfinite(traj.x).all()
+
+
+def test_throw_example_reaches_target():
+    """examples/throw.py at a reduced size: the best landing loss falls at least 20× (and the
+    landing comes within a cell of the target)."""
+    import re
+
+    proc = subprocess.run([sys.executable, "examples/throw.py", "--iters", "12", "--grid", "24", "--frames", "40"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    cells = float(re.search(r"\(([0-9.]+) cells\)", last).group(1))
+    factor = float(re.search(r"loss fell ([0-9.e+]+)x", last).group(1))
+    assert factor >= 20 and cells < 1.0, last
