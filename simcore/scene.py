@@ -328,8 +328,8 @@ class Scene:
             solver.actuator_group.from_numpy(np.concatenate(
                 [b.actuator_group if b.actuator_group is not None else np.full(b.n_particles, -1, np.int32)
                  for b in self.bodies]))
-            solver.fibre.from_numpy(np.concatenate(
-                [b.fibre if b.fibre is not None else np.zeros((b.n_particles, self.dim)) for b in self.bodies]).astype(f))
+            fibres = [b.fibre if b.fibre is not None else np.zeros((b.n_particles, self.dim)) for b in self.bodies]
+            solver.fibre.from_numpy(np.concatenate(fibres).astype(f))
         self._upload_colliders(solver)
         return solver
 
@@ -409,7 +409,8 @@ class Scene:
         unknown = set(record) - set(RECORDABLE)
         if unknown:
             raise ValueError(f"cannot record {sorted(unknown)}: choose from {RECORDABLE}")
-        solver = self.build() if (self.solver is None or self._built_generation != backend.generation()) else self.solver
+        stale = self.solver is None or self._built_generation != backend.generation()
+        solver = self.build() if stale else self.solver
         actuation = np.asarray(self._check_actuation(actuation, frames), dtype=np.float64)
         lo, hi = 1.5 * self.dx, 1 - 1.5 * self.dx  # the stencil of a particle beyond these leaves the grid
         backup = solver.slots - 1

@@ -69,7 +69,8 @@ class Shape:
             count = int(round(self.volume(dim) * density))
             x = np.empty((0, dim))
             while len(x) < count:  # rejection sampling in the bounding box, deterministic for a seed
-                trial = lo + (hi - lo) * rng.random((max(64, int(1.3 * count * box_volume / max(self.volume(dim), 1e-300))), dim))
+                batch = max(64, int(1.3 * count * box_volume / max(self.volume(dim), 1e-300)))
+                trial = lo + (hi - lo) * rng.random((batch, dim))
                 x = np.concatenate([x, trial[self.contains(trial)]])
             x = x[:count]
             vol = np.full(len(x), self.volume(dim) / max(count, 1))

@@ -68,7 +68,8 @@ class DiffRollout:
         self.solver = solver
         self.k = solver.slots - 1 if checkpoint_every is None else int(checkpoint_every)
         if not 1 <= self.k <= solver.slots - 1:
-            raise ValueError(f"checkpoint_every={checkpoint_every} needs 1 <= k <= {solver.slots - 1} (solver slots - 1)")
+            raise ValueError(f"checkpoint_every={checkpoint_every} needs 1 <= k <= {solver.slots - 1} "
+                             "(the solver's slots - 1)")
         self.before_substep = before_substep
         self.after_adjoint = after_adjoint
         self.checkpoints: list[dict] = []

@@ -57,11 +57,12 @@ class MPMSolver:
 
         fb = ti.FieldsBuilder()
         # Particle state, one copy per slot.
-        self.x = ti.Vector.field(dim, real, needs_grad=needs_grad)          # position, m
-        self.v = ti.Vector.field(dim, real, needs_grad=needs_grad)          # velocity, m/s
-        self.C = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)     # APIC affine velocity (≈ ∇v), 1/s
-        self.F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)     # deformation gradient (elastic part for plastics)
-        self.Jp = ti.field(real, needs_grad=needs_grad)                     # plastic volume ratio (snow), 1 otherwise
+        grad = needs_grad
+        self.x = ti.Vector.field(dim, real, needs_grad=grad)         # position, m
+        self.v = ti.Vector.field(dim, real, needs_grad=grad)         # velocity, m/s
+        self.C = ti.Matrix.field(dim, dim, real, needs_grad=grad)    # APIC affine velocity (≈ ∇v), 1/s
+        self.F = ti.Matrix.field(dim, dim, real, needs_grad=grad)    # deformation gradient (elastic part)
+        self.Jp = ti.field(real, needs_grad=grad)                    # plastic volume ratio (snow), J (fluid)
         fb.dense(ti.ij, (slots, n_particles)).place(self.x, self.v, self.C, self.F, self.Jp)
         # Per-particle constants.
         self.mass = ti.field(real, needs_grad=needs_grad)                   # kg
