@@ -187,70 +187,81 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     if not jacobian:
         return r, None
 
-    Jm = torch.zeros(B, N, N, dtype=w.dtype)
+    return r, jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap,
+                              beta, eta, lam_n, lam_t, every, att, ia, ib)
+
+
+def _scatter_rows(local_a, local_b, onehot_a, onehot_b):
+    """Per-contact rows on the (v, ω) of side a and side b, (B, C, k, 6), placed in the columns of their
+    bodies: (B, C, k, 6 nb). The ground row (index nb) has no columns (one-hot truncated)."""
+    B, C, k, _ = local_a.shape
+    nb = onehot_a.shape[1]
+    full = local_a[:, :, :, None, :] * onehot_a[None, :, None, :, None] \
+        - local_b[:, :, :, None, :] * onehot_b[None, :, None, :, None]
+    return full.reshape(B, C, k, 6 * nb)
+
+
+def _block_diagonal(view, blocks):
+    """Write per-contact blocks (B, C, i, j) on the block diagonal of view (B, C·i, C·j) (a view of J)."""
+    C, i, j = blocks.shape[1:]
+    view.unflatten(1, (C, i)).unflatten(3, (C, j)).diagonal(dim1=1, dim2=3).copy_(blocks.permute(0, 2, 3, 1))
+
+
+def jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap, beta,
+                    eta, lam_n, lam_t, every, att, ia, ib):
+    """∂r/∂w (B, N, N), assembled from dense blocks (rows: dynamics, gap, slip, μ, complementarity, cone;
+    columns: z, γ, s, β, η). The contact rows of the dynamics are the transposed constraint Jacobians
+    (impulses act along ∂φ/∂z and ∂v_t/∂z: discrete Lagrange–d'Alembert), so both come from G_φ, G_v."""
+    B, N = w.shape
+    dtype = w.dtype
+    n, T = n.expand(B, C, 3), T.expand(B, C, 2, 3)
+    on, rubs, mu_eff = on.expand(B, C), rubs.expand(B, C), mu_eff.expand(B, C)
+    Jm = torch.zeros(B, N, N, dtype=dtype)
     o, rb = sizes(nb, C), row_blocks(nb, C)
-    eye = torch.eye(3, dtype=w.dtype)
-    bidx = torch.arange(B)[:, None, None, None]
-
-    def put(rows, cols, vals):
-        """Jm[b, rows, cols] += vals with rows (…, i, 1), cols (…, 1, j) broadcast against vals (B, …, i, j)."""
-        Jm.index_put_((bidx.reshape((B,) + (1,) * (vals.dim() - 1)), rows, cols), vals, accumulate=True)
-
-    # dynamics rows, velocity columns (body blocks)
-    jr = torch.arange(nb)
-    lin_rows = 6 * jr[:, None] + torch.arange(3)[None]            # (nb, 3)
-    ang_rows = lin_rows + 3
-    put(lin_rows[:, :, None], lin_rows[:, None, :], (mass[:, None, None] * eye).expand(B, nb, 3, 3))
+    eye = torch.eye(3, dtype=dtype)
+    nz = 6 * nb
+    # body blocks: m I on v, ½dt ∂(DEL)/∂ω on ω, minus the contact curvature ∂²(λ·p)/∂ω² (below)
     d_rot = root2[..., None] * inertia - J_om2[..., :, None] * om2[..., None, :] / root2[..., None] \
         + _skew(om2) @ inertia - _skew(J_om2)
-    put(ang_rows[:, :, None], ang_rows[:, None, :], 0.5 * dt * d_rot)
-    if C == 0:
-        return r, Jm
+    body = torch.zeros(B, nb, 6, 6, dtype=dtype)
+    body[..., :3, :3] = mass[:, None, None] * eye
+    body[..., 3:, 3:] = 0.5 * dt * d_rot
+    if C:
+        onehot_a = torch.nn.functional.one_hot(ia, nb + 1).to(dtype)[:, :nb]   # (C, nb)
+        onehot_b = torch.nn.functional.one_hot(ib, nb + 1).to(dtype)[:, :nb]
+        curv = every.curvature(torch.cat([lam_n, lam_n, lam_t, lam_t], 1)).unflatten(1, (4, C))
+        on_, rub_ = on[..., None, None], rubs[..., None, None]
+        curv_a = on_ * curv[:, 0] + rub_ * curv[:, 2]
+        curv_b = on_ * curv[:, 1] + rub_ * curv[:, 3]
+        body[..., 3:, 3:] -= torch.einsum("bcij,cn->bnij", curv_a, onehot_a) \
+            - torch.einsum("bcij,cn->bnij", curv_b, onehot_b)
+        # G_φ = ∂φ/∂z (B, C, 6nb) and G_v = ∂v_t/∂z (B, 2C, 6nb); the gap and slip rows are −G.
+        def phi_rows(a):
+            return torch.cat([dt * n, (n[..., None, :] @ a.jac_rot)[..., 0, :]], -1)[:, :, None] * on[..., None, None]
 
-    cidx = torch.arange(C)
-    g_col = o["gamma"][0] + cidx
-    s_col = o["gap"][0] + cidx
-    b_col = o["beta"][0] + 3 * cidx[:, None] + torch.arange(3)     # (C, 3)
-    e_col = o["eta"][0] + 3 * cidx[:, None] + torch.arange(3)
-    gap_row = rb["gap"][0] + cidx
-    slip_row = rb["slip"][0] + 2 * cidx[:, None] + torch.arange(2)  # (C, 2)
-    mu_row = rb["mu"][0] + cidx
-    comp_row = rb["comp"][0] + cidx
-    cone_row = rb["cone"][0] + 3 * cidx[:, None] + torch.arange(3)
+        def slip_rows(a):
+            return torch.cat([T, T @ a.jac_rot / dt], -1) * rubs[..., None, None]
 
-    curv = every.curvature(torch.cat([lam_n, lam_n, lam_t, lam_t], 1))
-    curv = {k: curv[:, i * C:(i + 1) * C] for i, k in enumerate(names)}
-    for side, sign in (("a", 1.0), ("b", -1.0)):
-        rows_body = ia if side == "a" else ib
-        dyn = (rows_body < nb).to(w.dtype) * on                      # (B, C) couples to a dynamic body
-        jb = rows_body.clamp(max=max(nb - 1, 0))
-        lr, ar = lin_rows[jb], ang_rows[jb]                          # (C, 3)
-        an, at = att["rn_" + side], att["rt_" + side]
-        s_dyn = sign * dyn[..., None, None]
-        s_rub = sign * ((rows_body < nb).to(w.dtype) * rubs)[..., None, None]
-        # dynamics rows: −(impulse maps) on γ and β₁₂ columns, −curvature on ω columns
-        put(lr[:, :, None], g_col[:, None, None], -s_dyn * n[..., :, None])
-        put(ar[:, :, None], g_col[:, None, None], -s_dyn * (an.jac_rot.transpose(-1, -2) @ n[..., :, None]) / dt)
-        Tt = T.transpose(-1, -2)                                     # (B, C, 3, 2)
-        put(lr[:, :, None], b_col[:, None, 1:], -s_rub * Tt)
-        put(ar[:, :, None], b_col[:, None, 1:], -s_rub * (at.jac_rot.transpose(-1, -2) @ Tt) / dt)
-        put(ar[:, :, None], ar[:, None, :], -s_dyn * curv["rn_" + side] - s_rub * curv["rt_" + side])
-        # gap rows: −∂φ/∂z ; slip rows: −∂v_t/∂z
-        put(gap_row[:, None, None], lr[:, None, :], -s_dyn * dt * n[..., None, :])
-        put(gap_row[:, None, None], ar[:, None, :], -s_dyn * (n[..., None, :] @ an.jac_rot))
-        put(slip_row[:, :, None], lr[:, None, :], -s_rub * T)
-        put(slip_row[:, :, None], ar[:, None, :], -s_rub * (T @ at.jac_rot) / dt)
-
-    ones = torch.ones(B, C, 1, 1, dtype=w.dtype)
-    put(gap_row[:, None, None], s_col[:, None, None], ones)
-    put(slip_row[:, :, None], e_col[:, None, 1:], (eye[:2, :2] * ones).expand(B, C, 2, 2))
-    put(mu_row[:, None, None], b_col[:, None, :1], ones)
-    put(mu_row[:, None, None], g_col[:, None, None], -mu_eff[..., None, None])
-    put(comp_row[:, None, None], g_col[:, None, None], gap[..., None, None])
-    put(comp_row[:, None, None], s_col[:, None, None], gamma[..., None, None])
-    put(cone_row[:, :, None], b_col[:, None, :], arrow(eta))
-    put(cone_row[:, :, None], e_col[:, None, :], arrow(beta))
-    return r, Jm
+        G_phi = _scatter_rows(phi_rows(att["rn_a"]), phi_rows(att["rn_b"]), onehot_a, onehot_b)[:, :, 0]
+        G_v = _scatter_rows(slip_rows(att["rt_a"]), slip_rows(att["rt_b"]), onehot_a, onehot_b)  # (B, C, 2, 6nb)
+        g0, s0, b0, e0 = o["gamma"][0], o["gap"][0], o["beta"][0], o["eta"][0]
+        Jm[:, :nz, g0:g0 + C] = -G_phi.transpose(1, 2) / dt
+        Jm[:, :nz, b0:b0 + 3 * C].unflatten(2, (C, 3))[..., 1:] = -G_v.permute(0, 3, 1, 2)
+        gr, sr, mr, cr, kr = rb["gap"][0], rb["slip"][0], rb["mu"][0], rb["comp"][0], rb["cone"][0]
+        Jm[:, gr:gr + C, :nz] = -G_phi
+        Jm[:, sr:sr + 2 * C, :nz] = -G_v.reshape(B, 2 * C, nz)
+        Jm[:, gr:gr + C, s0:s0 + C].diagonal(dim1=1, dim2=2).fill_(1.0)
+        Jm[:, sr:sr + 2 * C, e0:e0 + 3 * C].unflatten(1, (C, 2)).unflatten(3, (C, 3)) \
+            .diagonal(dim1=1, dim2=3)[:, :, 1:].copy_(eye[:2, :2, None])
+        Jm[:, mr:mr + C, b0:b0 + 3 * C].unflatten(2, (C, 3)).diagonal(dim1=1, dim2=2)[:, 0].fill_(1.0)
+        Jm[:, mr:mr + C, g0:g0 + C].diagonal(dim1=1, dim2=2).copy_(-mu_eff)
+        Jm[:, cr:cr + C, g0:g0 + C].diagonal(dim1=1, dim2=2).copy_(gap)
+        Jm[:, cr:cr + C, s0:s0 + C].diagonal(dim1=1, dim2=2).copy_(gamma)
+        _block_diagonal(Jm[:, kr:kr + 3 * C, b0:b0 + 3 * C], arrow(eta))
+        _block_diagonal(Jm[:, kr:kr + 3 * C, e0:e0 + 3 * C], arrow(beta))
+    if nb:
+        _block_diagonal(Jm[:, :nz, :nz], body)
+    return Jm
 
 
 def arrow(x):

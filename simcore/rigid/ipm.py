@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .integrator import arrow, row_blocks, sizes
+from .integrator import _block_diagonal, arrow, row_blocks, sizes
 
 FRACTION_TO_BOUNDARY = 0.99
 # Relative accuracy of γ s = κ below which round-off in the ill-conditioned Newton system (cond ~ γ/s)
@@ -99,11 +99,15 @@ def cone_step(x, dx):
 
 
 def max_step(w, dw, lay):
-    g, s, b, e = _cone_parts(w, lay)
-    dg, ds, db, de = _cone_parts(dw, lay)
+    """Largest step keeping (γ, s) ≥ 0 and β, η in their cones, per world (the blocks of w are
+    contiguous: γ, s, then β, η)."""
     if lay.contacts == 0:
         return torch.full(w.shape[:-1], torch.inf, dtype=w.dtype)
-    return torch.stack([orthant_step(g, dg), orthant_step(s, ds), cone_step(b, db), cone_step(e, de)]).amin(0)
+    orth = slice(lay.gamma.start, lay.gap.stop)
+    cones = slice(lay.beta.start, lay.eta.stop)
+    B = w.shape[0]
+    return torch.minimum(orthant_step(w[:, orth], dw[:, orth]),
+                         cone_step(w[:, cones].reshape(B, -1, 3), dw[:, cones].reshape(B, -1, 3)))
 
 
 def nesterov_todd(x, y):
@@ -135,25 +139,22 @@ def scaled_system(J, F0, w, lay, near):
     Worlds already `near` (B,) the central path keep the unscaled rows (W = I): computing λ from cone
     points a hair from the boundary loses digits, and plain Newton converges quadratically there."""
     C = lay.contacts
+    if bool(near.all()):
+        return J, F0, None, None
     _, _, b, e = _cone_parts(w, lay)
     W, W_inv, lam = nesterov_todd(b, e)
     eye = torch.eye(3, dtype=w.dtype)
     nr = near[:, None, None, None]
     W, W_inv = torch.where(nr, eye, W), torch.where(nr, eye, W_inv)
-    A_plain = arrow(e)
-    A_plain_b = arrow(b)
     A = arrow(lam)
     J = J.clone()
     F0 = F0.clone()
     B = J.shape[0]
-    rows = lay.cone_rows.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
-    bcols = lay.beta.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
-    ecols = lay.eta.start + 3 * torch.arange(C)[:, None] + torch.arange(3)
-    J[:, lay.cone_rows, :] = 0
-    bi = torch.arange(B)[:, None, None, None]
-    J[bi, rows[None, :, :, None], bcols[None, :, None, :]] = torch.where(nr, A_plain, A @ W_inv)
-    J[bi, rows[None, :, :, None], ecols[None, :, None, :]] = torch.where(nr, A_plain_b, A @ W)
-    F0[:, lay.cone_rows] = torch.where(near[:, None], F0[:, lay.cone_rows], jordan(lam, lam).reshape(B, -1))
+    # The cone rows hold only the per-contact arrow blocks on the β and η columns: overwrite those.
+    rows = lay.cone_rows
+    _block_diagonal(J[:, rows, lay.beta], torch.where(nr, arrow(e), A @ W_inv))
+    _block_diagonal(J[:, rows, lay.eta], torch.where(nr, arrow(b), A @ W))
+    F0[:, rows] = torch.where(near[:, None], F0[:, rows], jordan(lam, lam).reshape(B, -1))
     return J, F0, W, W_inv
 
 
@@ -215,7 +216,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         for _ in range(30):
             # Guard: a trial point with a non-finite residual halves the last step (the cone and ω
             # step rules normally prevent this).
-            bad = ~torch.isfinite(F0).all(-1) | ~torch.isfinite(J).all((-1, -2))
+            bad = ~torch.isfinite(F0).all(-1)
             if previous is None or not bool(bad.any()):
                 break
             w_prev, d_prev, a_prev = previous
@@ -244,7 +245,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         far = (sigma * mu > kappa).to(w.dtype)[:, None]
         _, ds, db, de = _cone_parts(d_aff, lay)
         dg = d_aff[:, lay.gamma]
-        if lay.contacts:
+        if W is not None:
             db, de = (W_inv @ db[..., None])[..., 0], (W @ de[..., None])[..., 0]
         F = centered(Fs, target, lay, far * dg * ds, far[..., None] * jordan(db, de))
         d = torch.linalg.lu_solve(lu, piv, -F[..., None])
