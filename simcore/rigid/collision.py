@@ -17,10 +17,12 @@ candidate at the start-of-step configuration q_k and returns, per candidate:
 Freezing the frame and witnesses over one step makes φ and the tangential slip smooth functions of the
 end-of-step velocities, with closed-form derivatives; the discrete choices (which face, which coordinates
 of a closest point are clamped) are returned as `decisions` so the backward pass reuses them.
-Supported pairs: plane–{sphere, box, capsule}; sphere–sphere; sphere–box; box–box as vertex–face plus one
-edge–edge contact when an edge cross product is the separating axis of least penetration; capsule–
-{capsule, sphere} (closest points of the axis segments); capsule–box (the two end caps against the box;
-a box edge across the middle of a capsule is missed). Boxes may be static in every pair.
+Supported pairs: plane–{sphere, box, capsule}; sphere–sphere; sphere–box; box–box as the contact polygon
+of a reference and an incident face (vertices, reference corners and edge crossings, up to 8 points; see
+`_box_box`) plus one edge–edge contact when an edge cross product is the separating axis of least
+penetration; capsule–{capsule, sphere} (closest points of the axis segments); capsule–box (the two end
+caps against the box, plus the ends of the axis clipped to the box face below it, `_segment_face`).
+Boxes may be static in every pair.
 """
 
 from __future__ import annotations
@@ -55,10 +57,9 @@ class Candidates:
     sb_a: torch.Tensor
     sb_b: torch.Tensor
     sb_end: torch.Tensor  # (·,) position of the ball centre on a's axis in half lengths: 0 sphere, ±1 cap
-    # corner of box a (signs) against the faces of box b
-    cf_a: torch.Tensor
-    cf_sign: torch.Tensor
-    cf_b: torch.Tensor
+    # box–box face manifold: one entry per box pair, MANIFOLD_SLOTS candidates each (see _box_box)
+    bb_a: torch.Tensor
+    bb_b: torch.Tensor
     # capsule–capsule and capsule–sphere: closest points of two segments (a sphere is a segment of
     # zero length)
     sg_a: torch.Tensor
@@ -67,20 +68,25 @@ class Candidates:
     # of least penetration (separating-axis test over all 15 axes)
     ee_a: torch.Tensor
     ee_b: torch.Tensor
+    # capsule (a) – box (b): the capsule axis clipped to the box face below it, two candidates per pair
+    # (the ends of the clipped piece; the capsule's own ends are the sb end caps)
+    cb_a: torch.Tensor = None
+    cb_b: torch.Tensor = None
 
     @property
     def count(self) -> int:
-        return (len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + len(self.cf_a) + len(self.sg_a)
-                + len(self.ee_a))
+        return (len(self.pp_plane) + len(self.ss_a) + len(self.sb_a) + MANIFOLD_SLOTS * len(self.bb_a)
+                + len(self.sg_a) + len(self.ee_a) + 2 * len(self.cb_a))
 
     def pairs(self):
         """(kind, ref a, ref b) per candidate, for messages."""
         out = [("plane", int(b), -1 - int(p)) for p, b in zip(self.pp_plane, self.pp_body)]
         out += [("sphere-sphere", int(a), int(b)) for a, b in zip(self.ss_a, self.ss_b)]
         out += [("ball-box", int(a), int(b)) for a, b in zip(self.sb_a, self.sb_b)]
-        out += [("corner-face", int(a), int(b)) for a, b in zip(self.cf_a, self.cf_b)]
+        out += [(kind, int(a), int(b)) for a, b in zip(self.bb_a, self.bb_b) for kind in MANIFOLD_KINDS]
         out += [("segment-segment", int(a), int(b)) for a, b in zip(self.sg_a, self.sg_b)]
         out += [("edge-edge", int(a), int(b)) for a, b in zip(self.ee_a, self.ee_b)]
+        out += [("segment-face", int(a), int(b)) for a, b in zip(self.cb_a, self.cb_b) for _ in range(2)]
         return out
 
 
@@ -107,7 +113,7 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                     points.append((sel, e0))
             for sel, rad in points:
                 pp_plane.append(pi), pp_body.append(j), pp_point.append(sel), pp_radius.append(rad)
-    ss_a, ss_b, sb_a, sb_b, sb_end, cf_a, cf_sign, cf_b, sg_a, sg_b, ee_a, ee_b = ([] for _ in range(12))
+    ss_a, ss_b, sb_a, sb_b, sb_end, bb_a, bb_b, sg_a, sg_b, ee_a, ee_b, cb_a, cb_b = ([] for _ in range(13))
     for ia, (ra, a) in enumerate(refs):
         for rb, b in refs[ia + 1:]:
             if a.static and b.static:
@@ -124,18 +130,17 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
                 cap, box = (ra, rb) if a.kind == "capsule" else (rb, ra)
                 for end in (-1.0, 1.0):
                     sb_a.append(cap), sb_b.append(box), sb_end.append(end)
+                cb_a.append(cap), cb_b.append(box)
             elif kinds == ("box", "box"):
-                for c in CORNERS:
-                    cf_a.append(ra), cf_sign.append(c), cf_b.append(rb)
-                    cf_a.append(rb), cf_sign.append(c), cf_b.append(ra)
+                bb_a.append(ra), bb_b.append(rb)
                 ee_a.append(ra), ee_b.append(rb)
             elif set(kinds) <= {"capsule", "sphere"}:
                 sg_a.append(ra), sg_b.append(rb)
     L = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     S = lambda xs, shape: torch.stack(xs) if xs else torch.zeros((0,) + shape, dtype=DTYPE)  # noqa: E731
     return Candidates(nb, L(pp_plane), L(pp_body), S(pp_point, (3, 3)), S(pp_radius, (3,)), L(ss_a), L(ss_b),
-                      L(sb_a), L(sb_b), torch.tensor(sb_end, dtype=DTYPE), L(cf_a), S(cf_sign, (3,)), L(cf_b),
-                      L(sg_a), L(sg_b), L(ee_a), L(ee_b))
+                      L(sb_a), L(sb_b), torch.tensor(sb_end, dtype=DTYPE), L(bb_a), L(bb_b),
+                      L(sg_a), L(sg_b), L(ee_a), L(ee_b), L(cb_a), L(cb_b))
 
 
 @dataclass
@@ -263,36 +268,10 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                           speed=point_velocity(a, rta) - point_velocity(b, closest),
                           mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
                           valid=torch.ones_like(ra, dtype=bool)))
-    # corner of box a against the faces of box b
-    if len(cand.cf_a):
-        a, b = cand.cf_a, cand.cf_b
-        corner = cand.cf_sign * sizes[a]
-        corner = corner.expand(B, -1, -1)
-        half = sizes[b].expand(B, -1, -1)
-        tip = x[:, a] + (R[:, a] @ corner[..., None])[..., 0]
-        local = body_frame(b, tip - x[:, b])
-        if fresh:
-            # Face of b: the axis separating the two boxes most (centre offset against both extents,
-            # a separating-axis test on b's face normals), shared by all corners of the pair.
-            centre = body_frame(b, x[:, a] - x[:, b])
-            R_ab = R[:, b].transpose(-1, -2) @ R[:, a]
-            extent_a = (R_ab.abs() @ sizes[a][..., None])[..., 0]
-            separation = centre.abs() - half - extent_a
-            axis = torch.nn.functional.one_hot(separation.argmax(-1), 3).bool()
-            lateral = torch.where(axis, torch.zeros_like(local), local.abs() - half)
-            decisions["cf_axis"] = axis.detach()
-            decisions["cf_sign"] = torch.where(centre >= 0, 1.0, -1.0).detach()
-            decisions["cf_valid"] = (lateral <= FACE_TOLERANCE * half).all(-1).detach()
-        axis, sign, valid = decisions["cf_axis"], decisions["cf_sign"], decisions["cf_valid"]
-        on_face = torch.where(axis, sign * half, local)
-        n = (R[:, b] @ (sign * axis.to(DTYPE))[..., None])[..., 0]
-        dist = (n * (tip - x[:, b] - (R[:, b] @ on_face[..., None])[..., 0])).sum(-1)
-        wa, wb = witness(a, corner), witness(b, on_face)
-        parts.append(dict(ia=body_row(a), ib=body_row(b), n=n, rn_a=wa, rn_b=wb, rt_a=wa, rt_b=wb,
-                          offset=torch.zeros_like(dist), dist=dist,
-                          speed=point_velocity(a, corner) - point_velocity(b, on_face),
-                          mu=frictions[a] * frictions[b], e=torch.maximum(restitutions[a], restitutions[b]),
-                          valid=valid))
+    # box–box: the contact polygon of the reference face and the incident face (SAT)
+    if len(cand.bb_a):
+        parts.append(_box_box(cand, x, R, v, om, sizes, frictions, restitutions, decisions, fresh, witness,
+                              body_row))
     # capsule–capsule, capsule–sphere: closest points of the axis segments, then a sphere–sphere contact
     if len(cand.sg_a):
         a, b = cand.sg_a, cand.sg_b
@@ -316,6 +295,9 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
     if len(cand.ee_a):
         parts.append(_edge_edge(cand, x, R, sizes, frictions, restitutions, decisions, fresh, witness, body_row,
                                 point_velocity))
+    if len(cand.cb_a):
+        parts.append(_segment_face(cand, x, R, sizes, frictions, restitutions, decisions, fresh, witness,
+                                   body_row, body_frame, point_velocity))
     if not parts:
         e3 = torch.zeros(B, 0, 3, dtype=x.dtype)
         e = torch.zeros(B, 0, dtype=x.dtype)
@@ -345,6 +327,201 @@ def detect(cand: Candidates, poses, sizes, frictions, restitutions, planes, dt: 
                         offset=offset, friction=mu,
                         active=decisions["active"], distance=dist, velocity=speed)
     return contacts, decisions
+
+
+# Box–box manifold slots per pair: 4 vertices of the incident face over the reference face, 4 corners of
+# the reference face under the incident face, 16 crossings of an incident edge with a reference side.
+MANIFOLD_KINDS = ("vertex-face",) * 8 + ("edge-crossing",) * 16
+MANIFOLD_SLOTS = len(MANIFOLD_KINDS)
+# Face vertices in cyclic order (signs on the two lateral axes) and the sides of a rectangle
+# (lateral axis 0/1, sign).
+_QUAD = torch.tensor([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]], dtype=DTYPE)
+_SIDES = ((0, 1.0), (1, 1.0), (0, -1.0), (1, -1.0))
+
+
+def _coord(p, e):
+    """Component of p (…, 3) along the one-hot axis e (…, 3) (broadcast)."""
+    return (p * e).sum(-1)
+
+
+def _box_box(cand, x, R, v, om, sizes, frictions, restitutions, decisions, fresh, witness, body_row):
+    """Contact manifold of box pairs (Ericson §5.2.1 separating axes; the clipping of Box2D / ODE dBoxBox).
+
+    The reference face is the face, among the six face normals of both boxes, that separates the boxes most
+    (SAT at the start of the step); the incident face is the face of the other box most anti-parallel to
+    it. The contacts are the vertices of the overlap of the two faces seen along the reference normal:
+    incident vertices over the reference face, reference corners under the incident face, and the
+    crossings of incident edges with the reference face's sides (a box turned 45° on another gets eight).
+    Each has the reference normal, a witness on each box (the point and its projection onto the other
+    face) and the gap along the normal. Vertices within FACE_TOLERANCE of a side count as over the face;
+    corners and crossings must be inside by that margin, so coincident points are not doubled (an aligned
+    stack has four contacts per pair, not eight). Discrete choices are kept in `decisions`."""
+    a, b = cand.bb_a, cand.bb_b
+    B, K = x.shape[0], len(a)
+    xA, xB, RA, RB = x[:, a], x[:, b], R[:, a], R[:, b]
+    hA, hB = sizes[a].expand(B, K, 3), sizes[b].expand(B, K, 3)
+    eye = torch.eye(3, dtype=x.dtype)
+    if fresh:
+        d = xA - xB
+        C_BA = RB.transpose(-1, -2) @ RA                 # [k, i] = b_k · a_i
+        sep_b = _rot(RB.transpose(-1, -2), d).abs() - hB - _rot(C_BA.abs(), hA)
+        sep_a = _rot(RA.transpose(-1, -2), d).abs() - hA - _rot(C_BA.abs().transpose(-1, -2), hB)
+        best_b, k_b = sep_b.max(-1)
+        best_a, k_a = sep_a.max(-1)
+        decisions["bb_ref_b"] = (best_b >= best_a - 1e-9).detach()
+        decisions["bb_k"] = torch.where(decisions["bb_ref_b"], k_b, k_a)
+    ref_b = decisions["bb_ref_b"]
+    pick = lambda t_b, t_a: torch.where(ref_b.reshape(ref_b.shape + (1,) * (t_b.dim() - 2)), t_b, t_a)  # noqa: E731
+    xR, xI, RR, RI = pick(xB, xA), pick(xA, xB), pick(RB, RA), pick(RA, RB)
+    hR, hI = pick(hB, hA), pick(hA, hB)
+    c = _rot(RR.transpose(-1, -2), xI - xR)              # incident centre, reference frame
+    M = RR.transpose(-1, -2) @ RI                        # incident axes (columns), reference frame
+    k = decisions["bb_k"]
+    ek, eu, ev = eye[k], eye[(k + 1) % 3], eye[(k + 2) % 3]
+    if fresh:
+        decisions["bb_sign"] = torch.where(_coord(c, ek) >= 0, 1.0, -1.0).detach()
+        row_k = (ek[..., :, None] * M).sum(-2)           # k-components of the incident axes
+        decisions["bb_j"] = row_k.abs().argmax(-1)
+        decisions["bb_tau"] = -torch.sign(decisions["bb_sign"] * row_k.gather(-1, decisions["bb_j"][..., None])[..., 0])
+    sigma, j, tau = decisions["bb_sign"], decisions["bb_j"], decisions["bb_tau"]
+    ej, ej1, ej2 = eye[j], eye[(j + 1) % 3], eye[(j + 2) % 3]
+    hRk, hRu, hRv = _coord(hR, ek), _coord(hR, eu), _coord(hR, ev)
+    # incident face vertices (B, K, 4, 3), reference frame
+    s1, s2 = _QUAD[:, 0, None], _QUAD[:, 1, None]
+    v_loc = hI[..., None, :] * (tau[..., None, None] * ej[..., None, :] + s1 * ej1[..., None, :]
+                                + s2 * ej2[..., None, :])
+    P = c[..., None, :] + (M[..., None, :, :] @ v_loc[..., None])[..., 0]
+    ek4 = ek[..., None, :]
+    Pk, Pu, Pv = _coord(P, ek4), _coord(P, eu[..., None, :]), _coord(P, ev[..., None, :])
+    sig, hk = sigma[..., None], hRk[..., None]
+    onto_ref = lambda p, pk: p + (sig * hk - pk)[..., None] * ek4  # noqa: E731
+    tol = FACE_TOLERANCE
+    # 1. incident vertices over the reference face
+    inc_I, inc_R = P, onto_ref(P, Pk)
+    inc_gap = sig * Pk - hk
+    inc_ok = (Pu.abs() <= (1 + tol) * hRu[..., None]) & (Pv.abs() <= (1 + tol) * hRv[..., None])
+    # 2. reference corners under the incident face, projected along the normal onto its plane
+    Q = sig[..., None] * hk[..., None] * ek4 + s1 * hRu[..., None, None] * eu[..., None, :] \
+        + s2 * hRv[..., None, None] * ev[..., None, :]
+    n_inc = tau[..., None] * (M @ ej[..., None])[..., 0]          # incident face normal, reference frame
+    face_inc = c + _coord(hI, ej)[..., None] * n_inc
+    t = ((face_inc[..., None, :] - Q) * n_inc[..., None, :]).sum(-1) / _coord(n_inc, ek)[..., None]
+    ref_I, ref_R = Q + t[..., None] * ek4, Q
+    ref_gap = sig * t
+    l_inc = (M.transpose(-1, -2)[..., None, :, :] @ (ref_I - c[..., None, :])[..., None])[..., 0]
+    ref_ok = (_coord(l_inc, ej1[..., None, :]).abs() < (1 - tol) * _coord(hI, ej1)[..., None]) \
+        & (_coord(l_inc, ej2[..., None, :]).abs() < (1 - tol) * _coord(hI, ej2)[..., None])
+    # 3. crossings of incident edge i (P_i → P_i+1) with reference side m
+    P_next = P.roll(-1, dims=-2)
+    lat = torch.stack([Pu, Pv], -1)                      # (B, K, 4, 2)
+    lat_next = lat.roll(-1, dims=-2)
+    h_lat = torch.stack([hRu, hRv], -1)                  # (B, K, 2)
+    xs_I, xs_ok = [], []
+    for axis, side in _SIDES:
+        other = 1 - axis
+        den = lat_next[..., axis] - lat[..., axis]
+        safe = torch.where(den.abs() > 1e-12, den, torch.ones_like(den))
+        s_par = (side * h_lat[..., axis, None] - lat[..., axis]) / safe
+        o = lat[..., other] + s_par * (lat_next[..., other] - lat[..., other])
+        xs_I.append(P + s_par[..., None] * (P_next - P))
+        xs_ok.append((den.abs() > 1e-12) & (s_par > tol) & (s_par < 1 - tol)
+                     & (o.abs() < (1 - tol) * h_lat[..., other, None]))
+    xs_I = torch.stack(xs_I, -2).flatten(-3, -2)          # (B, K, 16, 3), edge-major
+    xs_ok = torch.stack(xs_ok, -1).flatten(-2)
+    xs_k = _coord(xs_I, ek[..., None, :])
+    xs_R = onto_ref(xs_I, xs_k)
+    xs_gap = sig * xs_k - hk
+    p_I = torch.cat([inc_I, ref_I, xs_I], -2)             # (B, K, 24, 3) reference frame
+    p_R = torch.cat([inc_R, ref_R, xs_R], -2)
+    gap = torch.cat([inc_gap, ref_gap, xs_gap], -1)
+    if fresh:
+        decisions["bb_valid"] = torch.cat([inc_ok, ref_ok, xs_ok], -1).detach()
+    to_world = lambda p: xR[..., None, :] + (RR[..., None, :, :] @ p[..., None])[..., 0]  # noqa: E731
+    w_I, w_R = to_world(p_I), to_world(p_R)
+    rb4 = ref_b[..., None, None]
+    pA, pB = torch.where(rb4, w_I, w_R), torch.where(rb4, w_R, w_I)
+    n_ref = _rot(RR, sigma[..., None] * ek)
+    n = torch.where(ref_b[..., None], n_ref, -n_ref)[..., None, :].expand(B, K, MANIFOLD_SLOTS, 3)
+    S = MANIFOLD_SLOTS
+    ra, rb = a.repeat_interleave(S), b.repeat_interleave(S)
+    flat = lambda t: t.reshape((B, K * S) + t.shape[3:])  # noqa: E731
+    local_a = flat((RA.transpose(-1, -2)[..., None, :, :] @ (pA - xA[..., None, :])[..., None])[..., 0])
+    local_b = flat((RB.transpose(-1, -2)[..., None, :, :] @ (pB - xB[..., None, :])[..., None])[..., 0])
+    wa, wb = witness(ra, local_a), witness(rb, local_b)
+    vel = lambda ref, p: v[:, ref] + _rot(R[:, ref], torch.linalg.cross(om[:, ref], p, dim=-1))  # noqa: E731
+    dist = flat(gap)
+    return dict(ia=body_row(ra), ib=body_row(rb), n=flat(n), rn_a=wa, rn_b=wb, rt_a=wa, rt_b=wb,
+                offset=torch.zeros_like(dist), dist=dist, speed=vel(ra, local_a) - vel(rb, local_b),
+                mu=(frictions[a] * frictions[b]).repeat_interleave(S),
+                e=torch.maximum(restitutions[a], restitutions[b]).repeat_interleave(S),
+                valid=flat(decisions["bb_valid"]))
+
+
+def _segment_face(cand, x, R, sizes, frictions, restitutions, decisions, fresh, witness, body_row, body_frame,
+                  point_velocity):
+    """Capsule (a) lying on a face of box b: its axis segment, clipped to the face's rectangle, touches at
+    the two ends of the clipped piece (where the capsule crosses the face's sides, e.g. across a box top).
+    The face is the box face axis that separates the segment from the box most (SAT on the box's face
+    normals with the segment's extent). A clipped end that is the capsule's own end is left to the end-cap
+    (ball–box) candidate. Two candidates per pair: balls of the capsule's radius at those axis points
+    against the face plane."""
+    a, b = cand.cb_a, cand.cb_b
+    B, K = x.shape[0], len(a)
+    eye = torch.eye(3, dtype=x.dtype)
+    ra, hl = sizes[a, 0].expand(B, K), sizes[a, 1].expand(B, K)
+    half = sizes[b].expand(B, K, 3)
+    RB = R[:, b]
+    c = body_frame(b, x[:, a] - x[:, b])                  # capsule centre, box frame
+    d = _rot(RB.transpose(-1, -2), R[:, a][..., :, 2])    # capsule axis, box frame
+    reach = hl[..., None] * d                             # centre → end (t = 1)
+    if fresh:
+        sep = c.abs() - half - reach.abs()
+        k = sep.argmax(-1)
+        decisions["cb_k"] = k
+        decisions["cb_sign"] = torch.where(_coord(c, eye[k]) >= 0, 1.0, -1.0).detach()
+        # Interval of t ∈ [−1, 1] over the face rectangle, per lateral axis (lateral: not k).
+        moving = reach.abs() > 1e-12
+        safe = torch.where(moving, reach, torch.ones_like(reach))
+        lo_t = torch.where(moving, (-torch.sign(safe) * half - c) / safe, torch.full_like(c, -torch.inf))
+        hi_t = torch.where(moving, (torch.sign(safe) * half - c) / safe, torch.full_like(c, torch.inf))
+        outside = ~moving & (c.abs() > half)
+        lateral = ~torch.nn.functional.one_hot(k, 3).bool()
+        lo_t = torch.where(lateral, lo_t, torch.full_like(lo_t, -torch.inf))
+        hi_t = torch.where(lateral, hi_t, torch.full_like(hi_t, torch.inf))
+        t0, i0 = lo_t.max(-1)
+        t1, i1 = hi_t.min(-1)
+        overlap = (t0 < t1) & ~(outside & lateral).any(-1)
+        decisions["cb_axis"] = torch.stack([i0, i1], -1)
+        decisions["cb_valid"] = torch.stack([overlap & (t0 > -1), overlap & (t1 < 1)], -1).detach()
+        decisions["cb_bound"] = torch.stack([-torch.sign(reach.gather(-1, i0[..., None])[..., 0]),
+                                             torch.sign(reach.gather(-1, i1[..., None])[..., 0])], -1).detach()
+    k, sigma = decisions["cb_k"], decisions["cb_sign"]
+    axis, bound = decisions["cb_axis"], decisions["cb_bound"]                  # (B, K, 2)
+    ei = eye[axis]                                                              # (B, K, 2, 3)
+    num = bound * _coord(half[..., None, :], ei) - _coord(c[..., None, :], ei)
+    den = _coord(reach[..., None, :], ei)
+    valid = decisions["cb_valid"]
+    t = (num / torch.where(valid, den, torch.ones_like(den))).clamp(-1, 1)      # (B, K, 2)
+    centre_b = c[..., None, :] + t[..., None] * reach[..., None, :]             # box frame
+    ek = eye[k][..., None, :]
+    on_face = centre_b + (sigma[..., None] * _coord(half, eye[k])[..., None] - _coord(centre_b, ek))[..., None] * ek
+    n_b = sigma[..., None] * eye[k]
+    n = _rot(RB, n_b)[..., None, :].expand(B, K, 2, 3)
+    dist = sigma[..., None] * _coord(centre_b, ek) - _coord(half, eye[k])[..., None] - ra[..., None]
+    flat = lambda u: u.reshape((B, 2 * K) + u.shape[3:])  # noqa: E731
+    ia, ib = a.repeat_interleave(2), b.repeat_interleave(2)
+    axis_a = torch.zeros(B, K, 2, 3, dtype=x.dtype)
+    axis_a[..., 2] = t * hl[..., None]
+    axis_a = flat(axis_a)
+    n = flat(n)
+    rad = flat(ra[..., None].expand(B, K, 2))
+    rta = axis_a - rad[..., None] * body_frame(ia, n)
+    face_local = flat(on_face)
+    return dict(ia=ia, ib=body_row(ib), n=n, rn_a=axis_a, rn_b=witness(ib, face_local), rt_a=rta,
+                rt_b=witness(ib, face_local), offset=rad, dist=flat(dist),
+                speed=point_velocity(ia, rta) - point_velocity(ib, face_local),
+                mu=(frictions[a] * frictions[b]).repeat_interleave(2),
+                e=torch.maximum(restitutions[a], restitutions[b]).repeat_interleave(2), valid=flat(valid))
 
 
 EDGE_PREFERENCE = 1e-3  # m: an edge axis must separate this much more than the best face axis
