@@ -8,6 +8,9 @@ velocity relative to the collider is projected (Coulomb friction `friction`, bou
 A collider is static (velocity None) or kinematic: `velocity` is a constant vector (m/s) or a callable
 `v(t) -> (dim,)` of time t (s); its position advances by v·dt each substep.
 
+For `Scene.rollout`, `velocity` (a constant, or what the callable returns) and `friction` may be torch
+tensors: the rollout's gradients reach them.
+
 Geometry is packed for the kernels as `kind` (static) and `params: (8,)` (see each class).
 """
 
@@ -22,7 +25,13 @@ PLANE, BOX, SPHERE, CYLINDER = range(4)
 MODES = {"separate": 0, "slip": 1, "sticky": 2}
 
 
+def _is_tensor(value) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
 def _vec(value, name, dim):
+    if _is_tensor(value):
+        value = value.detach().cpu().numpy()
     arr = np.asarray(value, dtype=np.float64).reshape(-1)
     if arr.shape != (dim,):
         raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
@@ -42,8 +51,14 @@ class Collider:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"{type(self).__name__}.mode={self.mode!r}: choose one of {', '.join(MODES)}")
-        if not (np.isfinite(self.friction) and self.friction >= 0):
+        if not (np.isfinite(self.friction_value) and self.friction_value >= 0):
             raise ValueError(f"{type(self).__name__}.friction must be >= 0, got {self.friction!r}")
+
+    @property
+    def friction_value(self) -> float:
+        """The Coulomb friction coefficient as a float (detached if a tensor)."""
+        f = self.friction
+        return float(f.detach().cpu().reshape(()).item()) if _is_tensor(f) else float(f)
 
     @property
     def label(self):
@@ -59,6 +74,21 @@ class Collider:
             return np.zeros(dim)
         value = self.velocity(t) if callable(self.velocity) else self.velocity
         return _vec(value, f"{self.label}.velocity", dim)
+
+    def velocity_path(self, times, dim: int, dtype):
+        """Velocities (len(times), dim) m/s at the given times as a torch tensor, on the autograd
+        graph of a tensor velocity (or of the tensors a callable returns)."""
+        import torch
+
+        if self.velocity is None:
+            return torch.zeros(len(times), dim, dtype=dtype)
+        if callable(self.velocity):
+            rows = [torch.as_tensor(self.velocity(float(t)), dtype=dtype).reshape(-1) for t in times]
+            for r in rows[:1]:
+                _vec(r, f"{self.label}.velocity", dim)
+            return torch.stack(rows)
+        _vec(self.velocity, f"{self.label}.velocity", dim)
+        return torch.as_tensor(self.velocity, dtype=dtype).reshape(1, dim).expand(len(times), dim)
 
     def origin(self, dim: int) -> np.ndarray:
         """The reference point (dim,) m that moves with the collider."""

@@ -19,7 +19,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 # Kind codes shared with simcore.mpm.constitutive.
-FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE = range(6)
+FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE, NEURAL = range(7)
 
 Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
 
@@ -300,3 +300,69 @@ class Plasticine(_Elastic):
 
 
 ALL = (FixedCorotated, NeoHookean, Fluid, Snow, Sand, Plasticine)
+
+
+@dataclasses.dataclass
+class Neural(Material):
+    """A learned (or any torch-defined) elastic material: the stress comes from a torch.nn.Module.
+
+    model: module mapping deformation gradients F (n, d, d) — and, if `features` is given, per-particle
+        features (n, k) as a second argument — to the first Piola–Kirchhoff stress P (n, d, d), Pa.
+        Its parameters receive gradients through `Scene.rollout` (this is the interface of neural
+        constitutive laws, NCLaw style). The kernels use the Kirchhoff stress τ = P Fᵀ.
+    plasticity: optional module F_trial (n, d, d) [, features] -> F_new (n, d, d), a return map
+        applied before the stress (elastic if None).
+    features: optional per-particle inputs: a tensor (n, k) for the body's n particles, or a callable
+        f(x: (n, dim)) -> (n, k) of their initial positions.
+    density: kg/m³.
+    wave_modulus: P-wave modulus (Pa) for the CFL time step; default ∂P_ii/∂F_ii at F = I, taken
+        from the model by autograd (the exact λ + 2μ for an isotropic law), maximised over particles.
+
+    The model runs in its own parameters' dtype; simcore converts F and the stress to and from it.
+    """
+
+    kind: ClassVar[int] = NEURAL
+    model: Any = None
+    plasticity: Any = None
+    features: Any = None
+    density: Param = 1e3
+    wave_modulus: float | None = None
+
+    def __post_init__(self):
+        if not callable(self.model):
+            raise TypeError("Neural(model=...) needs a torch.nn.Module (or callable) mapping F (n, d, d) to "
+                            f"the first Piola–Kirchhoff stress (n, d, d); got {type(self.model).__name__}")
+        if self.plasticity is not None and not callable(self.plasticity):
+            raise TypeError("Neural(plasticity=...) must be a module F_trial (n, d, d) -> F_new (n, d, d)")
+        if self.wave_modulus is not None and not (np.isfinite(self.wave_modulus) and self.wave_modulus > 0):
+            raise ValueError(f"Neural.wave_modulus must be > 0 Pa, got {self.wave_modulus!r}")
+        super().__post_init__()
+
+    def _pack(self, p):
+        zero = p["density"] * 0
+        return zero, zero, _column3(zero)
+
+    def particle_features(self, x: np.ndarray):
+        """The features tensor (n, k) for particles at x, or None."""
+        if self.features is None:
+            return None
+        import torch
+
+        value = self.features(x.copy()) if callable(self.features) else self.features
+        value = torch.as_tensor(value)
+        if value.dim() != 2 or value.shape[0] != len(x):
+            raise ValueError(f"{self.label}.features must have shape (n particles = {len(x)}, k), got "
+                             f"{tuple(value.shape)}")
+        return value
+
+    def _wave_modulus(self, p):
+        if self.wave_modulus is not None:
+            return np.full_like(p["density"], self.wave_modulus)
+        return np.full_like(p["density"], self._rest_modulus)
+
+    def particle_parameters(self, x):
+        if self.wave_modulus is None:
+            from .neural import rest_wave_modulus
+
+            self._rest_modulus = rest_wave_modulus(self, x)
+        return super().particle_parameters(x)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import backend
 from .colliders import MODES, Collider
 from .errors import SimulationError
-from .materials import Fluid, Material
+from .materials import NEURAL, Fluid, Material
 from .mpm.solver import BOUND, MPMSolver
 from .shapes import Shape
 from .trajectory import RECORDABLE, Trajectory
@@ -306,16 +306,16 @@ class Scene:
         self.material_id = np.concatenate(
             [np.full(b.n_particles, next(k for k, m in enumerate(materials) if m is b.material))
              for b in self.bodies])
+        for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
+            b.params = b.material.particle_parameters(b.x)
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
                            serial_scatter=(be.arch == "cpu" and not needs_grad), needs_grad=needs_grad,
-                           n_actuators=self.n_actuators)
-        for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
-            b.params = b.material.particle_parameters(b.x)
+                           n_actuators=self.n_actuators, stress_hook=self._neural_stress())
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
         f = be.np_real
-        solver.mass.from_numpy((par["density"] * volume).astype(f))
+        solver.set_mass(par["density"] * volume)
         solver.volume.from_numpy(volume.astype(f))
         solver.mu.from_numpy(par["mu"].astype(f))
         solver.lam.from_numpy(par["lam"].astype(f))
@@ -333,6 +333,20 @@ class Scene:
         self._upload_colliders(solver)
         return solver
 
+    def _neural_stress(self):
+        """The torch stress hook for the scene's Neural bodies (None if there are none)."""
+        if not any(b.material.kind == NEURAL for b in self.bodies):
+            return None
+        from .neural import NeuralStress
+
+        parts, start = [], 0
+        for b in self.bodies:
+            if b.material.kind == NEURAL:
+                parts.append((b.material, np.arange(start, start + b.n_particles),
+                              b.material.particle_features(b.x)))
+            start += b.n_particles
+        return NeuralStress(parts)
+
     def _upload_colliders(self, solver):
         """Colliders at their initial positions and time-0 velocities."""
         if not self.colliders:
@@ -340,7 +354,7 @@ class Scene:
         d, f = self.dim, backend.active().np_real
         solver.collider_origin.from_numpy(np.stack([c.origin(d) for c in self.colliders]).astype(f))
         solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
-        solver.collider_friction.from_numpy(np.array([c.friction for c in self.colliders], f))
+        solver.collider_friction.from_numpy(np.array([c.friction_value for c in self.colliders], f))
         solver.collider_velocity.from_numpy(np.stack([c.velocity_at(0.0, d) for c in self.colliders]).astype(f))
 
     def initial_state(self) -> dict[str, np.ndarray]:
@@ -519,7 +533,7 @@ class Scene:
     # Differentiable rollouts (simcore.torch)
     # ------------------------------------------------------------------------------------------
     def rollout(self, frames: int, frame_dt: float = 1 / 60, record=("x",), checkpoint_every: int | None = None,
-                actuation=None):
+                actuation=None, controller=None):
         """Run `frames` frames from the initial state with gradients: returns a simcore.torch.Rollout
         whose x (and v, if recorded) are torch tensors on the autograd graph of every tensor the scene
         was given (material parameters, initial velocities).
@@ -532,6 +546,15 @@ class Scene:
             checkpoint_every: substeps per checkpointed segment (default about √(total substeps)):
                 memory grows like n·(T/k + k).
             actuation: (frames, actuator groups) activations in Pa (a torch tensor for gradients).
+            controller: closed-loop control, instead of `actuation`: a callable
+                `controller(t, obs) -> (actuator groups,)` activations (Pa) for the frame starting at
+                time t (s), given obs = {"x": (n, dim), "v": (n, dim)} tensors of the current state (on
+                the autograd graph: a torch.nn.Module controller's parameters get gradients). Called
+                once per frame; the rollout is checkpointed per frame.
+
+        Differentiable inputs (torch tensors given to the scene): material parameters (scalar or one
+        per particle, Neural materials' modules and features), initial velocities, actuation or the
+        controller, kinematic colliders' velocities and friction coefficients.
         """
         from . import torch as sctorch
 
@@ -539,7 +562,7 @@ class Scene:
             raise ValueError(f"frames must be a positive integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation)
+        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation, controller)
 
     def _schedule(self, frames, frame_dt):
         from .diff.rollout import Schedule
@@ -571,7 +594,8 @@ class Scene:
 
         xs, vs, masses, mus, lams, plastics = [], [], [], [], [], []
         for b in self.bodies:
-            xs.append(torch.as_tensor(b.x, dtype=dtype))
+            tensor = getattr(b.shape, "tensor", None)  # Points given as a tensor
+            xs.append(torch.as_tensor(b.x, dtype=dtype) if tensor is None else tensor.to(dtype).reshape(b.x.shape))
             if b.velocity_tensor is not None:
                 vt = b.velocity_tensor.to(dtype)
                 v = vt.expand(b.n_particles, self.dim) if vt.dim() == 1 else vt
@@ -585,29 +609,6 @@ class Scene:
             mus.append(p["mu"]), lams.append(p["lam"]), plastics.append(p["plastic"])
         cat = torch.cat
         return cat(xs), cat(vs), cat(masses), cat(mus), cat(lams), cat(plastics)
-
-    def _collider_setter(self, schedule):
-        """A function g -> None that puts kinematic colliders where they are at global substep g."""
-        kinematic = [i for i, c in enumerate(self.colliders) if c.kinematic]
-        if not kinematic:
-            return None
-        d, f = self.dim, backend.active().np_real
-        origins = np.stack([c.origin(d) for c in self.colliders])
-        per_substep = []
-        t = 0.0
-        for g in range(schedule.total):
-            dt = schedule.dt_of(g)
-            vel = np.stack([c.velocity_at(t, d) for c in self.colliders])
-            per_substep.append((origins.copy(), vel))
-            origins = origins + dt * vel
-            t += dt
-
-        def set_colliders(g):
-            origin, vel = per_substep[g]
-            self._grad_solver.collider_origin.from_numpy(origin.astype(f))
-            self._grad_solver.collider_velocity.from_numpy(vel.astype(f))
-
-        return set_colliders
 
     def close(self):
         """Free the scene's device memory (it is rebuilt if run again)."""

@@ -171,12 +171,20 @@ class Cylinder(Shape):
 @dataclasses.dataclass
 class Points(Shape):
     """Explicit particles. points: (n, dim) m; volume: per-particle volume (m^dim), scalar or (n,);
-    default: the scene's lattice cell volume (spacing^dim)."""
+    default: the scene's lattice cell volume (spacing^dim).
+
+    `points` may be a torch tensor: `Scene.rollout` then differentiates with respect to the initial
+    positions (its values at add_body time are used for validation; in-place updates are read by
+    each rollout)."""
 
     points: np.ndarray = None
     volume_per_particle: float | np.ndarray | None = None
+    tensor: object = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
+        if type(self.points).__module__.startswith("torch"):
+            self.tensor = self.points
+            self.points = self.points.detach().cpu().numpy()
         pts = np.asarray(self.points, dtype=np.float64)
         if pts.ndim != 2 or pts.shape[1] not in (2, 3) or len(pts) == 0:
             raise ValueError(f"Points.points must be a non-empty (n, 2) or (n, 3) array, got shape {pts.shape}")

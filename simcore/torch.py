@@ -1,21 +1,26 @@
-"""The PyTorch bridge: differentiable MPM rollouts as a torch.autograd.Function.
+"""The PyTorch bridge: differentiable MPM rollouts as a chain of torch.autograd.Functions.
 
-Tensors in (initial positions and velocities, per-particle mass and material constants, built by
-torch from whatever the user gave as tensors), tensors out (states per frame); the backward pass runs
-simcore.diff's reverse sweep and returns the gradients as new tensors. Nothing is written into a
-tensor's `.grad` by simcore, so no gradient is counted twice.
+A rollout is cut into segments of k substeps (one segment per frame when a closed-loop controller
+acts). Each segment is one autograd Function from the particle state at its start {x, v, C, F, Jp}
+(plus the per-particle material constants, the activations and collider paths of its substeps, and the
+parameters of any Neural material) to the state at its end and the frames recorded inside it. Autograd
+therefore keeps exactly one state per segment (the checkpoint) and calls each segment's backward in
+reverse order; the backward recomputes the segment and runs simcore.diff's adjoint sweep, returning
+gradients as new tensors. Nothing is written into a tensor's `.grad` by simcore, so no gradient is
+counted twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 
 from . import backend
-from .diff.rollout import DiffRollout, Schedule
+from .diff.rollout import STATE, DiffRollout, Schedule
 
 
 @dataclasses.dataclass
@@ -23,6 +28,7 @@ class Rollout:
     """States per frame as torch tensors on the autograd graph.
 
     x: (frames + 1, n, dim) m; v: (frames + 1, n, dim) m/s if recorded; t: (frames + 1,) s;
+    actuation: (frames, groups) Pa, the activations applied (from the controller, if any);
     body_id, material_id: (n,) numpy; meta: substeps per frame, dt per frame, checkpoint interval.
     """
 
@@ -32,71 +38,109 @@ class Rollout:
     material_id: np.ndarray
     meta: dict
     v: torch.Tensor | None = None
+    actuation: torch.Tensor | None = None
 
 
-class _RolloutFunction(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, runner, record, x0, v0, mass, mu, lam, plastic, actuation):
-        solver = runner.solver
-        dtype = np.float64 if backend.active().precision == "f64" else np.float32
-        for field, value in ((solver.mass, mass), (solver.mu, mu), (solver.lam, lam), (solver.plastic, plastic)):
-            field.from_numpy(value.detach().cpu().numpy().astype(dtype))
-        runner.actuation = actuation.detach().cpu().numpy().astype(np.float64)
-        initial = runner.initial_state(x0.detach().cpu().numpy(), v0.detach().cpu().numpy())
-        frames = runner.rollout.forward(initial, runner.schedule, record=record, keep=runner.keep)
-        ctx.runner, ctx.record = runner, record
-        return tuple(torch.from_numpy(frames[name]).to(x0.dtype) for name in record)
+def _np(t: torch.Tensor, dtype) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+
+
+class _SegmentFunction(torch.autograd.Function):
+    """(start state, constants, per-substep inputs, neural parameters) -> (end state, recorded frames)."""
 
     @staticmethod
-    def backward(ctx, *grad_outputs):
-        runner = ctx.runner
-        grad_frames = {name: g.detach().cpu().numpy() for name, g in zip(ctx.record, grad_outputs) if g is not None}
-        runner.actuation_grad = np.zeros_like(runner.actuation)
-        grads = runner.rollout.backward(grad_frames)
-        dtype = grad_outputs[0].dtype
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dtype)  # noqa: E731
-        return (None, None, as_t(grads["x"]), as_t(grads["v"]), as_t(grads["mass"]), as_t(grads["mu"]),
-                as_t(grads["lam"]), as_t(grads["plastic"]), as_t(runner.actuation_grad))
+    def forward(ctx, runner, g0, length, x, v, C, F, Jp, mass, mu, lam, plastic, act, origin, vel, friction,
+                *neural_params):
+        dt = runner.np_dtype
+        start = {name: _np(t, dt) for name, t in zip(STATE, (x, v, C, F, Jp))}
+        if not all(np.isfinite(a).all() for a in start.values()):
+            raise ValueError(f"rollout: the state entering substep {g0} is not finite (initial state, or a "
+                             "controller/actuation that blew the simulation up)")
+        inputs = (mass, mu, lam, plastic, act, origin, vel, friction)
+        runner.load(g0, *[_np(t, dt) for t in inputs])
+        end, frames = runner.diff.forward_segment(start, g0, length)
+        ctx.runner, ctx.g0, ctx.length, ctx.start = runner, g0, length, start
+        ctx.inputs = [_np(t, dt) for t in inputs]
+        ctx.frames = sorted(frames)
+        ctx.dtype = x.dtype
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(x.dtype)  # noqa: E731
+        rec_x = np.stack([frames[f]["x"] for f in ctx.frames]) if frames else np.zeros((0,) + start["x"].shape, dt)
+        rec_v = np.stack([frames[f]["v"] for f in ctx.frames]) if frames else np.zeros((0,) + start["v"].shape, dt)
+        return tuple(as_t(end[name]) for name in STATE) + (as_t(rec_x), as_t(rec_v))
+
+    @staticmethod
+    def backward(ctx, gx, gv, gC, gF, gJp, grec_x, grec_v):
+        runner, g0, length = ctx.runner, ctx.g0, ctx.length
+        dt = runner.np_dtype
+        runner.load(g0, *ctx.inputs)
+        grad_end = {name: (None if g is None else _np(g, dt)) for name, g in zip(STATE, (gx, gv, gC, gF, gJp))}
+        grad_frames = {f: {"x": None if grec_x is None else _np(grec_x[i], dt),
+                           "v": None if grec_v is None else _np(grec_v[i], dt)}
+                       for i, f in enumerate(ctx.frames)}
+        runner.start_adjoint(length)
+        grads = runner.diff.backward_segment(ctx.start, g0, length, grad_end, grad_frames)
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(ctx.dtype)  # noqa: E731
+        neural = runner.hook.take_param_grads() if runner.hook is not None else []
+        return ((None, None, None) + tuple(as_t(grads[name]) for name in STATE)
+                + (as_t(grads["mass"]), as_t(grads["mu"]), as_t(grads["lam"]), as_t(grads["plastic"]),
+                   as_t(runner.act_grad), as_t(runner.origin_grad), as_t(runner.vel_grad),
+                   as_t(grads["collider_friction"])) + tuple(neural))
 
 
 class _NoContext:
-    """Stands in for autograd's ctx when the forward runs without a graph."""
+    """Stands in for autograd's ctx when a segment runs without a graph."""
 
 
 class _Runner:
-    """What the Function needs: the scene's gradient-enabled solver, its schedule and initial state."""
+    """What the segment Functions share: the scene's gradient-enabled solver, its schedule, and the
+    per-substep inputs of the segment being run."""
 
-    def __init__(self, scene, solver, schedule, k):
+    def __init__(self, scene, solver, schedule):
         self.scene, self.solver, self.schedule = scene, solver, schedule
-        self.keep = True  # store checkpoints for backward
-        self.set_colliders = scene._collider_setter(schedule)
-        self.frame_of = np.repeat(np.arange(len(schedule.substeps)), schedule.substeps)
-        self.actuation = None       # (frames, groups) Pa, set by the Function's forward
-        self.actuation_grad = None
-        self.rollout = DiffRollout(solver, before_substep=self.before_substep, after_adjoint=self.after_adjoint,
-                                   checkpoint_every=k)
+        self.hook = solver.stress_hook
+        self.np_dtype = np.float64 if backend.active().precision == "f64" else np.float32
+        self.diff = DiffRollout(solver, schedule, before_substep=self.before_substep, after_adjoint=self.after_adjoint)
+        self.g0 = 0
+
+    def load(self, g0, mass, mu, lam, plastic, act, origin, vel, friction):
+        """Upload the constants and keep the segment's per-substep inputs (all numpy)."""
+        solver = self.solver
+        solver.set_mass(mass)
+        solver.mu.from_numpy(mu)
+        solver.lam.from_numpy(lam)
+        solver.plastic.from_numpy(plastic)
+        if self.scene.colliders:
+            solver.collider_friction.from_numpy(friction)
+        self.g0, self.act, self.origin, self.vel = g0, act, origin, vel
+
+    def start_adjoint(self, length):
+        self.act_grad = np.zeros_like(self.act)
+        self.origin_grad = np.zeros_like(self.origin)
+        self.vel_grad = np.zeros_like(self.vel)
+        if self.scene.colliders:
+            self.solver.collider_origin.grad.fill(0)
+            self.solver.collider_velocity.grad.fill(0)
 
     def before_substep(self, g):
-        if self.set_colliders is not None:
-            self.set_colliders(g)
-        if self.solver.n_actuators:
-            self.solver.activation.from_numpy(self.actuation[self.frame_of[g]].astype(self.solver_dtype))
+        i = g - self.g0
+        solver = self.solver
+        if solver.n_actuators:
+            solver.activation.from_numpy(self.act[i])
+        if self.scene.colliders:
+            solver.collider_origin.from_numpy(self.origin[i])
+            solver.collider_velocity.from_numpy(self.vel[i])
 
     def after_adjoint(self, g):
-        if self.solver.n_actuators:
-            self.actuation_grad[self.frame_of[g]] += self.solver.activation.grad.to_numpy()
-            self.solver.activation.grad.fill(0)
-
-    @property
-    def solver_dtype(self):
-        return np.float64 if backend.active().precision == "f64" else np.float32
-
-    def initial_state(self, x0, v0):
-        state = self.scene.initial_state()
-        state["x"], state["v"] = x0, v0
-        if not np.isfinite(x0).all() or not np.isfinite(v0).all():
-            raise ValueError("rollout: initial positions or velocities are not finite")
-        return state
+        i = g - self.g0
+        solver = self.solver
+        if solver.n_actuators:
+            self.act_grad[i] += solver.activation.grad.to_numpy()
+            solver.activation.grad.fill(0)
+        if self.scene.colliders:
+            self.origin_grad[i] += solver.collider_origin.grad.to_numpy()
+            self.vel_grad[i] += solver.collider_velocity.grad.to_numpy()
+            solver.collider_origin.grad.fill(0)
+            solver.collider_velocity.grad.fill(0)
 
 
 def default_checkpoint_interval(total_substeps: int) -> int:
@@ -104,30 +148,98 @@ def default_checkpoint_interval(total_substeps: int) -> int:
     return max(1, int(math.ceil(math.sqrt(total_substeps))))
 
 
+def _collider_paths(scene, schedule: Schedule, dtype):
+    """Origins and velocities of every collider at the start of every substep: (T, nc, dim) tensors
+    (on the autograd graph of tensor velocities), and frictions (nc,)."""
+    d, T = scene.dim, schedule.total
+    nc = max(len(scene.colliders), 1)
+    if not scene.colliders:
+        zeros = torch.zeros(T, nc, d, dtype=dtype)
+        return zeros, zeros, torch.zeros(nc, dtype=dtype)
+    dts = torch.as_tensor([schedule.dt_of(g) for g in range(T)], dtype=dtype)
+    times = torch.cumsum(torch.cat([torch.zeros(1, dtype=dtype), dts[:-1]]), 0)
+    origins, velocities = [], []
+    for c in scene.colliders:
+        vel = c.velocity_path(times, d, dtype)                       # (T, d)
+        start = torch.as_tensor(c.origin(d), dtype=dtype)
+        moved = torch.cumsum(dts[:, None] * vel, 0) - dts[:, None] * vel  # displacement before substep g
+        origins.append(start + moved)
+        velocities.append(vel)
+    friction = torch.stack([torch.as_tensor(c.friction, dtype=dtype).reshape(()) for c in scene.colliders])
+    return torch.stack(origins, 1), torch.stack(velocities, 1), friction
+
+
 def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every: int | None = None,
-            actuation=None) -> Rollout:
+            actuation=None, controller: Callable | None = None) -> Rollout:
     """See Scene.rollout."""
     record = tuple(dict.fromkeys(("x",) + tuple(record)))
     if set(record) - {"x", "v"}:
         raise ValueError(f"rollout can record x and v, not {sorted(set(record) - {'x', 'v'})}")
+    if controller is not None and actuation is not None:
+        raise ValueError("give either actuation (open loop) or controller (closed loop), not both")
+    if controller is not None and scene.n_actuators == 0:
+        raise ValueError("controller given but no body has an actuator (add_body(..., actuator=g, fibre=...))")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
     schedule = scene._schedule(frames, frame_dt)
-    k = min(checkpoint_every or default_checkpoint_interval(schedule.total), schedule.total)
+    if controller is not None:  # the controller acts at frame starts: one segment per frame
+        segments = schedule.segments(0, at_frames=True)
+        k = max(schedule.substeps)
+    else:
+        k = min(checkpoint_every or default_checkpoint_interval(schedule.total), schedule.total)
+        segments = schedule.segments(k)
     solver = scene._gradient_solver(slots=k + 1)
-    x0, v0, mass, mu, lam, plastic = scene._torch_inputs(dtype)
-    act = scene._check_actuation(actuation, frames)
-    act = act.to(dtype) if torch.is_tensor(act) else torch.as_tensor(act, dtype=dtype)
-    runner = _Runner(scene, solver, schedule, k)
-    inputs = (x0, v0, mass, mu, lam, plastic, act)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        outputs = _RolloutFunction.apply(runner, record, *inputs)
-    else:  # nothing to differentiate: no checkpoints, no graph
-        runner.keep = False
-        with torch.no_grad():
-            outputs = _RolloutFunction.forward(_NoContext(), runner, record, *inputs)
-    states = dict(zip(record, outputs))
+    runner = _Runner(scene, solver, schedule)
+    x, v, mass, mu, lam, plastic = scene._torch_inputs(dtype)
+    init = scene.initial_state()
+    C, F, Jp = (torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp"))
+    origin, vel, friction = _collider_paths(scene, schedule, dtype)
+    neural = runner.hook.parameters() if runner.hook is not None else []
+    frame_of = torch.as_tensor(np.repeat(np.arange(frames), schedule.substeps))
+    groups = max(scene.n_actuators, 1)
+    if controller is None:
+        act = scene._check_actuation(actuation, frames)
+        act = act.to(dtype) if torch.is_tensor(act) else torch.as_tensor(act, dtype=dtype)
+        act = act.reshape(frames, -1) if scene.n_actuators else torch.zeros(frames, groups, dtype=dtype)
+        per_substep = act[frame_of]
+    frame_start = {g: f for f, g in enumerate(schedule.frame_starts())}
+    constants = (mass, mu, lam, plastic)
+    differentiable = torch.is_grad_enabled() and any(
+        t.requires_grad for t in (x, v, *constants, origin, vel, friction, *neural)
+        + ((per_substep,) if controller is None else ()))
+    if controller is not None:
+        differentiable = torch.is_grad_enabled()  # the controller's parameters are not visible here
+    xs, vs, applied = [x], [v], []
+    state = (x, v, C, F, Jp)
+    for g0, length in segments:
+        if controller is not None:
+            f = frame_start[g0]
+            a = torch.as_tensor(controller(f * frame_dt, {"x": state[0], "v": state[1]}), dtype=dtype)
+            if a.shape != (scene.n_actuators,):
+                raise ValueError(f"controller returned shape {tuple(a.shape)}, expected ({scene.n_actuators},): "
+                                 "one activation (Pa) per actuator group")
+            applied.append(a)
+            seg_act = a.expand(length, groups)
+        else:
+            seg_act = per_substep[g0:g0 + length]
+        args = (runner, g0, length, *state, *constants, seg_act, origin[g0:g0 + length], vel[g0:g0 + length],
+                friction, *neural)
+        if differentiable:
+            out = _SegmentFunction.apply(*args)
+        else:
+            with torch.no_grad():
+                out = _SegmentFunction.forward(_NoContext(), *args)
+        state = out[:5]
+        xs.extend(out[5].unbind(0))
+        vs.extend(out[6].unbind(0))
     t = torch.as_tensor(np.concatenate([[0.0], np.cumsum([frame_dt] * frames)]), dtype=dtype)
-    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "checkpoint_every": k,
-            "frame_dt": frame_dt}
-    return Rollout(x=states["x"], v=states.get("v"), t=t, body_id=scene.body_id.copy(),
-                   material_id=scene.material_id.copy(), meta=meta)
+    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "frame_dt": frame_dt,
+            "checkpoint_every": k if controller is None else "frame"}
+    if controller is not None:
+        actuation_out = torch.stack(applied)
+    elif scene.n_actuators:
+        actuation_out = act
+    else:
+        actuation_out = None
+    return Rollout(x=torch.stack(xs), v=torch.stack(vs) if "v" in record else None, t=t,
+                   body_id=scene.body_id.copy(), material_id=scene.material_id.copy(), meta=meta,
+                   actuation=actuation_out)

@@ -1,22 +1,25 @@
-"""Forward and reverse sweeps of a differentiable MPM rollout.
+"""Forward and reverse sweeps of one segment of a differentiable MPM rollout.
 
-Memory: particle state is kept on the device for one segment of `k` substeps (slots 0..k) and on the
-host at the start of every segment (checkpoints); the grid is never stored per step. Peak memory grows
-like n·(T/k + k), not n·T. The reverse sweep walks the segments backwards: restore the segment's
-checkpoint, recompute its substeps forward (filling slots 0..k), then run the adjoint of each substep
-in reverse — recomputing that substep's grid first, since only particle states are kept:
+A rollout is cut into segments of at most k substeps. A segment starts from a full particle state
+{x, v, C, F, Jp} (its checkpoint: the caller keeps it — simcore.torch lets autograd keep it as the
+segment's input) and runs its substeps in the solver's slots 0..k; the grid is never stored. Peak
+memory grows like n·(T/k + k), not n·T.
 
-    clear_grid; p2g(s, s+1); grid_update          (recompute the grid of substep s)
-    g2p.grad(s, s+1); grid_update.grad(); p2g.grad(s, s+1)
+The reverse sweep of a segment restores its start state, recomputes its substeps forward (filling
+slots 0..length), then runs the adjoint of each substep in reverse, recomputing that substep's grid
+first, since only particle states are kept:
 
-The adjoints of the kernels are Taichi's reverse-mode autodiff of the same kernels the forward
-simulation runs (simcore.mpm.solver), so forward and gradient can never describe different physics.
+    clear_grid; deform_and_svd(s); [neural stress]; p2g(s, s+1); grid_update     (recompute substep s)
+    g2p.grad(s, s+1); grid_update.grad(); p2g.grad(s, s+1); [neural adjoint]; deform_and_svd_adjoint(s)
+
+The adjoints are Taichi's reverse-mode autodiff of the same kernels the forward simulation runs
+(simcore.mpm.solver), plus the hand-written SVD adjoint, so forward and gradient never describe
+different physics.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import taichi as ti
@@ -38,7 +41,11 @@ class Schedule:
 
     def frame_ends(self) -> list[int]:
         """Global substep index after which each frame 1..F ends (frame f ends after frame_ends[f-1])."""
-        return list(np.cumsum(self.substeps))
+        return [int(g) for g in np.cumsum(self.substeps)]
+
+    def frame_starts(self) -> list[int]:
+        """Global substep index at which each frame 1..F starts."""
+        return [0] + self.frame_ends()[:-1]
 
     def dt_of(self, g: int) -> float:
         """dt of global substep g."""
@@ -48,43 +55,57 @@ class Schedule:
             g -= n
         raise IndexError(g)
 
+    def time_of(self, g: int) -> float:
+        """Time (s) at the start of global substep g."""
+        t = 0.0
+        for n, dt in zip(self.substeps, self.dts):
+            if g <= n:
+                return t + g * dt
+            t += n * dt
+            g -= n
+        raise IndexError(g)
+
+    def segments(self, k: int, at_frames: bool = False) -> list[tuple[int, int]]:
+        """(first global substep, length) of each segment of at most k substeps; with at_frames,
+        one segment per frame (a closed-loop controller acts at frame starts)."""
+        if at_frames:
+            return list(zip(self.frame_starts(), self.substeps))
+        return [(g0, min(k, self.total - g0)) for g0 in range(0, self.total, k)]
+
 
 class DiffRollout:
-    """Runs a solver (built with needs_grad=True and slots = k + 1) forward with checkpoints, and
-    backward given the gradients of the recorded per-frame states.
+    """Runs segments of a solver (built with needs_grad=True) forward and backward.
 
     Args:
-        solver: simcore.mpm.solver.MPMSolver with needs_grad=True.
-        checkpoint_every: k, substeps per segment (default and maximum: solver.slots - 1).
+        solver: simcore.mpm.solver.MPMSolver with needs_grad=True; a segment may be up to
+            solver.slots - 1 substeps long.
+        schedule: the rollout's substeps.
         before_substep: callable(g) that sets time-dependent inputs (kinematic colliders, actuator
             activations) for global substep g, or None. Called before every forward and recomputed substep.
         after_adjoint: callable(g) called after substep g's adjoint (to collect the adjoints of
             time-dependent inputs), or None.
     """
 
-    def __init__(self, solver, before_substep=None, after_adjoint=None, checkpoint_every: int | None = None):
+    def __init__(self, solver, schedule: Schedule, before_substep=None, after_adjoint=None):
         if not solver.needs_grad:
             raise ValueError("DiffRollout needs a solver built with needs_grad=True")
         self.solver = solver
-        self.k = solver.slots - 1 if checkpoint_every is None else int(checkpoint_every)
-        if not 1 <= self.k <= solver.slots - 1:
-            raise ValueError(f"checkpoint_every={checkpoint_every} needs 1 <= k <= {solver.slots - 1} "
-                             "(the solver's slots - 1)")
+        self.schedule = schedule
         self.before_substep = before_substep
         self.after_adjoint = after_adjoint
-        self.checkpoints: list[dict] = []
-        self.schedule: Schedule | None = None
+        self.dtype = np.float64 if solver.real == ti.f64 else np.float32
         # Floor on |s_j² − s_i²| in the SVD adjoint: far below any physical gap, far above round-off.
         self.svd_eps = 1e-12 if solver.real == ti.f64 else 1e-6
+        self.frame_at = {g: f + 1 for f, g in enumerate(schedule.frame_ends())}
 
-    # -- forward ----------------------------------------------------------------------------
-    def _segments(self):
-        """(first global substep, length) of each segment."""
-        total = self.schedule.total
-        return [(g0, min(self.k, total - g0)) for g0 in range(0, total, self.k)]
+    def _check_length(self, length):
+        if not 1 <= length <= self.solver.slots - 1:
+            raise ValueError(f"a segment of {length} substeps needs a solver with at least {length + 1} slots")
 
-    def _run_segment(self, g0: int, length: int, on_state=None):
+    def _recompute(self, start: dict, g0: int, length: int, on_state=None):
+        """Import `start` into slot 0 and run substeps g0 .. g0 + length - 1 into slots 1..length."""
         solver = self.solver
+        solver.import_slot(0, start)
         for i in range(length):
             g = g0 + i
             solver.dt[None] = self.schedule.dt_of(g)
@@ -94,75 +115,55 @@ class DiffRollout:
             if on_state is not None:
                 on_state(g + 1, i + 1)
 
-    def forward(self, initial: dict, schedule: Schedule, record=("x",), keep=True) -> dict[str, np.ndarray]:
-        """Run the schedule from `initial` ({x, v, C, F, Jp} arrays). Returns per-frame arrays
-        {name: (frames + 1, n, ...)} for `record`. With keep=False no checkpoint is stored."""
-        solver = self.solver
-        self.schedule = schedule
-        self.checkpoints = []
-        ends = {g: f + 1 for f, g in enumerate(schedule.frame_ends())}
-        frames = {name: [initial[name].copy()] for name in record}
+    # -- forward ----------------------------------------------------------------------------
+    def forward_segment(self, start: dict, g0: int, length: int) -> tuple[dict, dict[int, dict]]:
+        """Run one segment from `start` ({x, v, C, F, Jp} arrays). Returns the end state and
+        {frame index: {x, v}} for every frame that ends inside the segment."""
+        self._check_length(length)
+        frames = {}
 
         def on_state(g, slot):
-            if g in ends:
-                state = solver.export_slot(slot)
-                for name in record:
-                    frames[name].append(state[name])
+            if g in self.frame_at:
+                state = self.solver.export_slot(slot)
+                frames[self.frame_at[g]] = {"x": state["x"], "v": state["v"]}
 
-        solver.import_slot(0, initial)
-        for g0, length in self._segments():
-            if keep:
-                self.checkpoints.append(solver.export_slot(0))
-            self._run_segment(g0, length, on_state)
-            solver.copy_state(length, 0)
-        return {name: np.stack(values) for name, values in frames.items()}
+        self._recompute(start, g0, length, on_state)
+        return self.solver.export_slot(length), frames
 
     # -- backward ---------------------------------------------------------------------------
-    def backward(self, grad_frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Gradients of a loss L with respect to the initial state and the per-particle parameters,
-        given dL/d(recorded state) per frame: {name: (frames + 1, n, ...)} for name in ("x", "v").
+    def backward_segment(self, start: dict, g0: int, length: int, grad_end: dict,
+                         grad_frames: dict[int, dict]) -> dict[str, np.ndarray]:
+        """Gradients of a loss with respect to the segment's start state and the per-particle
+        parameters, given dL/d(end state) `grad_end` ({x, v, C, F, Jp}, any may be missing) and
+        dL/d(x, v) of the frames ending inside the segment ({frame: {x, v}}).
 
-        Returns {x, v, C, F, Jp (of the initial state), mass, volume, mu, lam, plastic, gravity}."""
-        if not self.checkpoints:
-            raise RuntimeError("backward needs a forward run with keep=True first")
+        Returns {x, v, C, F, Jp (of the start state), mass, volume, mu, lam, plastic, gravity,
+        collider_friction}: the parameter gradients are this segment's contribution only."""
+        self._check_length(length)
         solver = self.solver
-        unknown = set(grad_frames) - {"x", "v"}
-        if unknown:
-            raise ValueError(f"gradients can flow back from recorded x and v only, not {sorted(unknown)}")
-        ends = self.schedule.frame_ends()
-        frame_at = {g: f + 1 for f, g in enumerate(ends)}
-        for field in [getattr(solver, n) for n in STATE + PARAMS] + [solver.gravity]:
+        for field in [getattr(solver, n) for n in PARAMS] + [solver.gravity, solver.collider_friction]:
             field.grad.fill(0)
-        dtype = np.float64 if solver.real == ti.f64 else np.float32
-        segments = self._segments()
-        for j in range(len(segments) - 1, -1, -1):
-            g0, length = segments[j]
-            # Recompute the segment's states into slots 0..length.
-            solver.import_slot(0, self.checkpoints[j])
-            self._run_segment(g0, length)
-            for i in range(length, 0, -1):
-                g = g0 + i
-                if g in frame_at:
-                    f = frame_at[g]
-                    self._inject(i, grad_frames, f, dtype)
-                self._substep_adjoint(g - 1, i - 1)
-            if j > 0:
-                # Slot 0 of this segment is slot `length` of the previous one.
-                solver.move_state_grads(0, segments[j - 1][1])
-        self._inject(0, grad_frames, 0, dtype)
-        grads = self._export_state_grads(0)
+        solver.zero_state_grads()
+        self._recompute(start, g0, length)
+        self._inject(length, grad_end)
+        for i in range(length, 0, -1):
+            f = self.frame_at.get(g0 + i)
+            if f is not None and f in grad_frames:
+                self._inject(i, grad_frames[f])
+            self._substep_adjoint(g0 + i - 1, i - 1)
+        grads = solver.empty_state()
+        solver.export_state_grads(0, grads["x"], grads["v"], grads["C"], grads["F"], grads["Jp"])
         for name in PARAMS:
             grads[name] = getattr(solver, name).grad.to_numpy()
         grads["gravity"] = solver.gravity.grad.to_numpy()[0]
+        grads["collider_friction"] = solver.collider_friction.grad.to_numpy()
         return grads
 
-    def _inject(self, slot, grad_frames, f, dtype):
-        n, d = self.solver.n_particles, self.solver.dim
-        gx = grad_frames.get("x")
-        gv = grad_frames.get("v")
-        gx = np.zeros((n, d), dtype) if gx is None else np.ascontiguousarray(gx[f], dtype)
-        gv = np.zeros((n, d), dtype) if gv is None else np.ascontiguousarray(gv[f], dtype)
-        self.solver.add_state_grads(slot, gx, gv)
+    def _inject(self, slot, grads: dict):
+        state = self.solver.empty_state()
+        arrays = [np.zeros_like(state[k]) if grads.get(k) is None else np.ascontiguousarray(grads[k], self.dtype)
+                  for k in STATE]
+        self.solver.add_state_grads(slot, *arrays)
 
     def _substep_adjoint(self, g: int, s: int):
         solver = self.solver
@@ -172,6 +173,8 @@ class DiffRollout:
         solver.clear_grid()
         if solver.split_svd:
             solver.deform_and_svd(s)
+        if solver.has_neural:
+            solver.stress_hook.stress(solver)
         solver.p2g(s, s + 1)
         solver.grid_update()
         for field in (solver.grid_momentum, solver.grid_mass, solver.grid_velocity):
@@ -181,17 +184,13 @@ class DiffRollout:
         if solver.split_svd:
             for field in (solver.F_trial, solver.svd_U, solver.svd_s, solver.svd_V):
                 field.grad.fill(0)
+        if solver.has_neural:
+            solver.ext_F.grad.fill(0)
+            solver.ext_tau.grad.fill(0)
         solver.p2g.grad(s, s + 1)
+        if solver.has_neural:
+            solver.stress_hook.adjoint(solver)
         if solver.split_svd:
             solver.deform_and_svd_adjoint(s, self.svd_eps)
         if self.after_adjoint is not None:
             self.after_adjoint(g)
-
-    def _export_state_grads(self, s: int) -> dict[str, np.ndarray]:
-        out = self.solver.empty_state()
-        self.solver.export_state_grads(s, out["x"], out["v"], out["C"], out["F"], out["Jp"])
-        return out
-
-    def peak_state_bytes(self) -> int:
-        """Host bytes held by checkpoints (device slots are solver memory)."""
-        return sum(a.nbytes for c in self.checkpoints for a in c.values())

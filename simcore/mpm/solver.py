@@ -15,7 +15,7 @@ Kernels never overwrite what they read, which is what Taichi's reverse-mode auto
 import numpy as np
 import taichi as ti
 
-from ..materials import FLUID, NEO_HOOKEAN, SNOW
+from ..materials import FLUID, NEO_HOOKEAN, NEURAL, SNOW
 from . import boundary, constitutive
 
 BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > n_grid - BOUND are wall nodes
@@ -34,13 +34,16 @@ class MPMSolver:
         real: Taichi float type.
         n_actuators: number of actuator groups (ChainQueen-style active fibre stress).
         needs_grad: allocate adjoint fields for reverse-mode differentiation (simcore.diff).
+        stress_hook: for scenes with a Neural material, an object with `stress(solver)` (fills
+            ext_F, ext_tau from F_trial) and `adjoint(solver)` (adds to F_trial.grad from their
+            adjoints); see simcore.neural. Called between `deform_and_svd` and `p2g` (and their adjoints).
         serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
             parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
             while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
     """
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
-                 serial_scatter=False, needs_grad=False, n_actuators=0):
+                 serial_scatter=False, needs_grad=False, n_actuators=0, stress_hook=None):
         self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
         self.dx = 1.0 / n_grid
         self.inv_dx = float(n_grid)
@@ -52,6 +55,10 @@ class MPMSolver:
         self.n_actuators = int(n_actuators)
         self.serial_scatter = bool(serial_scatter)
         self.has_solids = any(k != FLUID for k in self.kinds)
+        self.has_neural = NEURAL in self.kinds
+        self.stress_hook = stress_hook
+        if self.has_neural and stress_hook is None:
+            raise ValueError("a scene with a Neural material needs a stress_hook (simcore.neural)")
         # Jp is state only for snow (plastic J) and fluid (J); other materials never touch it.
         self.uses_Jp = SNOW in self.kinds or FLUID in self.kinds
 
@@ -82,15 +89,20 @@ class MPMSolver:
             fb.dense(ti.i, n_particles).place(self.actuator_group, self.fibre)
             self.activation = ti.field(real, needs_grad=needs_grad)
             fb.dense(ti.i, self.n_actuators).place(self.activation)
-        # The trial deformation gradient and its SVD, kept per particle only on the differentiable
-        # path: Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint.
-        self.split_svd = needs_grad and self.has_solids and constitutive.uses_svd(self.kinds)
+        # The trial deformation gradient and its SVD, kept per particle on the differentiable path
+        # (Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint) and
+        # whenever a Neural material's stress is computed by torch between kernels.
+        self.split_svd = (needs_grad and self.has_solids and constitutive.uses_svd(self.kinds)) or self.has_neural
         if self.split_svd:
-            self.F_trial = ti.Matrix.field(dim, dim, real, needs_grad=True)
-            self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=True)
-            self.svd_s = ti.Vector.field(dim, real, needs_grad=True)
-            self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=True)
+            self.F_trial = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+            self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+            self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
+            self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.F_trial, self.svd_U, self.svd_s, self.svd_V)
+        if self.has_neural:  # a Neural material's F_new and Kirchhoff stress (Pa), written by torch
+            self.ext_F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+            self.ext_tau = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+            fb.dense(ti.i, n_particles).place(self.ext_F, self.ext_tau)
         # Grid.
         self.grid_momentum = ti.Vector.field(dim, real, needs_grad=needs_grad)   # kg·m/s, then reused by nothing else
         self.grid_mass = ti.field(real, needs_grad=needs_grad)                   # kg
@@ -100,10 +112,12 @@ class MPMSolver:
         # Scene-wide parameters, fields so that changing them does not recompile.
         self.gravity = ti.Vector.field(dim, real, needs_grad=needs_grad)   # m/s²
         self.dt = ti.field(real)                     # substep, s
+        # Grid nodes lighter than this (kg) are treated as empty; see `set_mass`.
+        self.mass_floor = ti.field(real)
         fb.dense(ti.i, 1).place(self.gravity)
-        fb.place(self.dt)
+        fb.place(self.dt, self.mass_floor)
         nc = max(len(self.colliders), 1)
-        self.collider_origin = ti.Vector.field(dim, real)
+        self.collider_origin = ti.Vector.field(dim, real, needs_grad=needs_grad)
         self.collider_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)
         self.collider_params = ti.Vector.field(8, real)
         self.collider_friction = ti.field(real, needs_grad=needs_grad)
@@ -181,6 +195,9 @@ class MPMSolver:
                     F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
                         self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
                     tau = tau_solid
+                    if ti.static(self.has_neural):
+                        if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
+                            F_new, tau = self.ext_F[p], self.ext_tau[p]
                     if ti.static(self.n_actuators > 0):
                         group = self.actuator_group[p]
                         if group >= 0:
@@ -208,7 +225,7 @@ class MPMSolver:
         for I in ti.grouped(self.grid_mass):
             m = self.grid_mass[I]
             v = ti.zero(self.grid_velocity[I])
-            if m > 0:
+            if m > self.mass_floor[None]:
                 v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
                 v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction)
                 if ti.static(len(self.colliders) > 0):
@@ -243,7 +260,7 @@ class MPMSolver:
             if self.kind[p] != FLUID:
                 F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
                 self.F_trial[p] = F_trial
-                if self.kind[p] != NEO_HOOKEAN:
+                if self.kind[p] != NEO_HOOKEAN and self.kind[p] != NEURAL:
                     U, sv, V = constitutive.svd(F_trial)
                     self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
 
@@ -253,18 +270,35 @@ class MPMSolver:
         for p in range(self.n_particles):
             if self.kind[p] != FLUID:
                 g = self.F_trial.grad[p]
-                if self.kind[p] != NEO_HOOKEAN:
+                if self.kind[p] != NEO_HOOKEAN and self.kind[p] != NEURAL:
                     g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
                                                   self.svd_s.grad[p], self.svd_V.grad[p], eps)
                 A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
                 self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
                 self.F.grad[s_in, p] += A.transpose() @ g
 
+    # Relative grid-mass floor. A node at the edge of a body can receive a mass that is a product of
+    # three tiny B-spline weights; v = p / m is fine there, but its adjoint −(∂L/∂v)·p / m² overflows
+    # in f32 and turns every gradient into NaN. Nodes lighter than this fraction of the lightest
+    # particle are dropped: their weight in any particle's gather is below the fraction too, so the
+    # change is below round-off (1e-9 vs f32's 6e-8; 1e-15 vs f64's 1e-16 · stencil sums).
+    MASS_FLOOR = {ti.f32: 1e-9, ti.f64: 1e-15}
+
+    def set_mass(self, mass: np.ndarray) -> None:
+        """Per-particle masses (n,) kg, and the grid-mass floor that goes with them."""
+        dtype = np.float64 if self.real == ti.f64 else np.float32
+        mass = np.ascontiguousarray(mass, dtype=dtype)
+        positive = mass[mass > 0]
+        self.mass.from_numpy(mass)
+        self.mass_floor[None] = self.MASS_FLOOR[self.real] * (float(positive.min()) if positive.size else 0.0)
+
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
         if self.split_svd:
             self.deform_and_svd(s_in)
+        if self.has_neural:
+            self.stress_hook.stress(self)
         self.p2g(s_in, s_out)
         self.grid_update()
         self.g2p(s_in, s_out)
@@ -351,34 +385,28 @@ class MPMSolver:
             Jp[p] = self.Jp.grad[s, p]
 
     @ti.kernel
-    def add_state_grads(self, s: ti.i32, gx: ti.types.ndarray(), gv: ti.types.ndarray()):
-        """x.grad[s] += gx, v.grad[s] += gv (a loss's gradient with respect to a recorded state)."""
+    def add_state_grads(self, s: ti.i32, gx: ti.types.ndarray(), gv: ti.types.ndarray(), gC: ti.types.ndarray(),
+                        gF: ti.types.ndarray(), gJp: ti.types.ndarray()):
+        """Add a loss's gradient with respect to slot s's state: x.grad[s] += gx, ... (shapes as
+        `export_state_grads`)."""
         for p in range(self.n_particles):
             for i in ti.static(range(self.dim)):
                 self.x.grad[s, p][i] += gx[p, i]
                 self.v.grad[s, p][i] += gv[p, i]
+                for j in ti.static(range(self.dim)):
+                    self.C.grad[s, p][i, j] += gC[p, i, j]
+                    self.F.grad[s, p][i, j] += gF[p, i, j]
+            self.Jp.grad[s, p] += gJp[p]
 
     @ti.kernel
-    def move_state_grads(self, src: ti.i32, dst: ti.i32):
-        """Move the state adjoints of slot src to slot dst and zero every other slot's."""
+    def zero_state_grads(self):
+        """Zero the state adjoints of every slot."""
         for s, p in ti.ndrange(self.slots, self.n_particles):
-            if s != src and s != dst:
-                self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
-                self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
-                self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
-                self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
-                self.Jp.grad[s, p] = 0
-        for p in range(self.n_particles):
-            self.x.grad[dst, p] = self.x.grad[src, p]
-            self.v.grad[dst, p] = self.v.grad[src, p]
-            self.C.grad[dst, p] = self.C.grad[src, p]
-            self.F.grad[dst, p] = self.F.grad[src, p]
-            self.Jp.grad[dst, p] = self.Jp.grad[src, p]
-            self.x.grad[src, p] = ti.zero(self.x.grad[src, p])
-            self.v.grad[src, p] = ti.zero(self.v.grad[src, p])
-            self.C.grad[src, p] = ti.zero(self.C.grad[src, p])
-            self.F.grad[src, p] = ti.zero(self.F.grad[src, p])
-            self.Jp.grad[src, p] = 0
+            self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
+            self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
+            self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
+            self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
+            self.Jp.grad[s, p] = 0
 
     def export_slot(self, s: int) -> dict:
         """State of slot s as numpy arrays {x, v, C, F, Jp} in the solver's precision (raw: a fluid's
