@@ -29,7 +29,7 @@ class _Step(torch.autograd.Function):
         memo["warm"] = (info.w, info.selected, info.contacts.active)
         memo["info"] = info
         ctx.world, ctx.kappa, ctx.info = world, kappa, info
-        ctx.lu = torch.linalg.lu_factor(info.jacobian)
+        ctx.lu = torch.linalg.lu_factor(info.jacobian())
         ctx.save_for_backward(x, q, v, om, controls, *params)
         return nxt.velocity, nxt.body_angular_velocity
 

@@ -66,6 +66,10 @@ def _skew(v):
                        -1).reshape(v.shape + (3,))
 
 
+def _mm(A, B):
+    return A @ B
+
+
 def _mv(M, v):
     return (M @ v[..., None])[..., 0]
 
@@ -97,8 +101,8 @@ class _Attachment:
                    - r[..., :, None] * u[..., None, :] - w[..., None] * _skew(r))
         self.L = 0.5 * dt * torch.cat([-om[..., None, :] / self.root[..., None], eye.expand(om.shape[:-1] + (3, 3))],
                                       -2)
-        D = d_w[..., :, None] * self.L[..., :1, :] + d_u @ self.L[..., 1:, :]
-        self.jac_rot = Rk @ D  # ∂p_next/∂ω (…, 3, 3); ∂p_next/∂v = dt·I
+        D = d_w[..., :, None] * self.L[..., :1, :] + _mm(d_u, self.L[..., 1:, :])
+        self.jac_rot = _mm(Rk, D)  # ∂p_next/∂ω (…, 3, 3); ∂p_next/∂v = dt·I
 
     def __getitem__(self, sl):
         """The points sl (a slice over the contact dimension)."""
@@ -125,13 +129,15 @@ class _Attachment:
         om, root = self.om, self.root[..., 0]
         d2_ell0 = 0.5 * self.dt * (-eye / root[..., None, None]
                                    - om[..., :, None] * om[..., None, :] / root[..., None, None] ** 3)
-        hess = 2 * self.L.transpose(-1, -2) @ Q @ self.L + 2 * Q_ell0[..., None, None] * d2_ell0
+        hess = 2 * _mm(self.L.transpose(-1, -2), _mm(Q, self.L)) + 2 * Q_ell0[..., None, None] * d2_ell0
         return hess / self.dt
 
 
 def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt: float,
               jacobian: bool = True):
-    """Step residual r(w; κ) (B, N) and, if asked, its Jacobian ∂r/∂w (B, N, N).
+    """Step residual r(w; κ) (B, N) and, if asked, its Jacobian ∂r/∂w (B, N, N) (jacobian="lazy": a
+    function that assembles it from this evaluation's intermediate values, for solvers that first check
+    convergence).
 
     x, q, v, om: (B, nb, ·) start-of-step state (ω body frame); force, torque: (B, nb, 3) N, N·m world
     frame; mass (nb,) kg; inertia (nb, 3, 3) kg·m² body frame; gravity (3,) m/s²; contacts: a
@@ -187,8 +193,10 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     if not jacobian:
         return r, None
 
-    return r, jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap,
-                              beta, eta, lam_n, lam_t, every, att, ia, ib)
+    def jac():
+        return jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap,
+                               beta, eta, lam_n, lam_t, every, att, ia, ib)
+    return r, (jac if jacobian == "lazy" else jac())
 
 
 def _scatter_rows(local_a, local_b, onehot_a, onehot_b):
@@ -237,10 +245,10 @@ def jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, ru
             - torch.einsum("bcij,cn->bnij", curv_b, onehot_b)
         # G_φ = ∂φ/∂z (B, C, 6nb) and G_v = ∂v_t/∂z (B, 2C, 6nb); the gap and slip rows are −G.
         def phi_rows(a):
-            return torch.cat([dt * n, (n[..., None, :] @ a.jac_rot)[..., 0, :]], -1)[:, :, None] * on[..., None, None]
+            return torch.cat([dt * n, _mtv(a.jac_rot, n)], -1)[:, :, None] * on[..., None, None]
 
         def slip_rows(a):
-            return torch.cat([T, T @ a.jac_rot / dt], -1) * rubs[..., None, None]
+            return torch.cat([T, _mm(T, a.jac_rot) / dt], -1) * rubs[..., None, None]
 
         G_phi = _scatter_rows(phi_rows(att["rn_a"]), phi_rows(att["rn_b"]), onehot_a, onehot_b)[:, :, 0]
         G_v = _scatter_rows(slip_rows(att["rt_a"]), slip_rows(att["rt_b"]), onehot_a, onehot_b)  # (B, C, 2, 6nb)

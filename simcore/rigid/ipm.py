@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .integrator import _block_diagonal, arrow, row_blocks, sizes
+from .integrator import _block_diagonal, _mm, _mv, arrow, row_blocks, sizes
 
 FRACTION_TO_BOUNDARY = 0.99
 # Relative accuracy of γ s = κ below which round-off in the ill-conditioned Newton system (cond ~ γ/s)
@@ -129,7 +129,7 @@ def nesterov_todd(x, y):
     W = scale * torch.cat([top, torch.cat([w1[..., :, None], lower], -1)], -2)
     top_i = torch.cat([w0[..., None], -w1[..., None, :]], -1)
     W_inv = torch.cat([top_i, torch.cat([-w1[..., :, None], lower], -1)], -2) / scale
-    lam = (W @ y[..., None])[..., 0]
+    lam = _mv(W, y)
     return W, W_inv, lam
 
 
@@ -152,8 +152,8 @@ def scaled_system(J, F0, w, lay, near):
     B = J.shape[0]
     # The cone rows hold only the per-contact arrow blocks on the β and η columns: overwrite those.
     rows = lay.cone_rows
-    _block_diagonal(J[:, rows, lay.beta], torch.where(nr, arrow(e), A @ W_inv))
-    _block_diagonal(J[:, rows, lay.eta], torch.where(nr, arrow(b), A @ W))
+    _block_diagonal(J[:, rows, lay.beta], torch.where(nr, arrow(e), _mm(A, W_inv)))
+    _block_diagonal(J[:, rows, lay.eta], torch.where(nr, arrow(b), _mm(A, W)))
     F0[:, rows] = torch.where(near[:, None], F0[:, rows], jordan(lam, lam).reshape(B, -1))
     return J, F0, W, W_inv
 
@@ -201,9 +201,10 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
           scaling: bool = True):
     """Solve r(w; κ) = 0 from the interior point w0 (B, N).
 
-    evaluate(w) → (J (B, N, N), r(w; 0) (B, N)). scaling: Nesterov–Todd scaling of the cone rows while
+    evaluate(w) → (jacobian (a function returning J (B, N, N)), r(w; 0) (B, N)); the Jacobian is
+    assembled only where another Newton step is taken. scaling: Nesterov–Todd scaling of the cone rows while
     far from the central path (False: plain Newton throughout). omega_limit(w, d) → (B,) largest
-    step keeping every |ω|·dt inside the domain of the rotation update. Returns (w, J at w, SolveReport).
+    step keeping every |ω|·dt inside the domain of the rotation update. Returns (w, SolveReport).
     Worlds that converge stop moving while the others iterate.
     """
     w = w0.clone()
@@ -212,7 +213,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
     done = torch.zeros(B, dtype=torch.bool)
     previous = None
     for it in range(max_iterations + 1):
-        J, F0 = evaluate(w)
+        jacobian, F0 = evaluate(w)
         for _ in range(30):
             # Guard: a trial point with a non-finite residual halves the last step (the cone and ω
             # step rules normally prevent this).
@@ -223,7 +224,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
             a_prev = torch.where(bad, 0.5 * a_prev, a_prev)
             w = w_prev + a_prev[:, None] * d_prev
             previous = (w_prev, d_prev, a_prev)
-            J, F0 = evaluate(w)
+            jacobian, F0 = evaluate(w)
         eq, comp = measure(F0, w, kappa, lay)
         newly = (eq <= rtol) & (comp <= max(rtol, CENTRAL_PATH_FLOOR)) & ~done
         iterations[newly] = it
@@ -231,6 +232,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         if bool(done.all()) or it == max_iterations:
             break
         near = (comp < 1.0) | (not scaling)
+        J = jacobian()
         Js, Fs, W, W_inv = scaled_system(J, F0, w, lay, near=near) if lay.contacts \
             else (J, F0, None, None)
         lu, piv = torch.linalg.lu_factor(Js)
@@ -246,7 +248,7 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         _, ds, db, de = _cone_parts(d_aff, lay)
         dg = d_aff[:, lay.gamma]
         if W is not None:
-            db, de = (W_inv @ db[..., None])[..., 0], (W @ de[..., None])[..., 0]
+            db, de = _mv(W_inv, db), _mv(W, de)
         F = centered(Fs, target, lay, far * dg * ds, far[..., None] * jordan(db, de))
         d = torch.linalg.lu_solve(lu, piv, -F[..., None])
         # One step of iterative refinement: the system mixes impulses of ~10² N·s with gaps of ~10⁻⁸ m.
@@ -262,4 +264,4 @@ def solve(evaluate, w0, lay: Layout, kappa: float, rtol: float, max_iterations: 
         previous = (w, d, alpha)
         w = w + alpha[:, None] * d
     iterations[~done] = max_iterations
-    return w, J, SolveReport(iterations, eq, comp, done)
+    return w, SolveReport(iterations, eq, comp, done)

@@ -61,7 +61,7 @@ class StepInfo:
     """What the forward step keeps for reporting, warm starts and the backward pass."""
     report: ipm.SolveReport
     w: torch.Tensor          # (B, N) solution
-    jacobian: torch.Tensor   # (B, N, N) at the solution
+    jacobian: object         # () → (B, N, N) ∂r/∂w at the solution (assembled on demand: `rollout` needs it)
     selected: torch.Tensor   # (C,) candidate indices in the system
     decisions: dict
     contacts: collision.Contacts
@@ -153,8 +153,8 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B), contacts.active)
 
         def evaluate(w):
-            r, J = equations(w, 0.0, st, controls, prm, contacts, dt)
-            return J, r
+            r, jacobian = equations(w, 0.0, st, controls, prm, contacts, dt, jacobian="lazy")
+            return jacobian, r
 
         w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa, warm)
 
@@ -169,7 +169,7 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
                 alpha = torch.where(bad, 0.5 * alpha, alpha)
             return alpha
 
-        w, J, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
+        w, report = ipm.solve(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit)
         # Fallbacks for hard steps (landing impacts at large dt): central-path continuation from a cold
         # start, first with Nesterov–Todd scaling, then with plain Newton; each world keeps its first
         # converged solution. Neither strategy alone solved every scene of the tests.
@@ -177,16 +177,20 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
             if bool(report.converged.all()) or not len(selected):
                 break
             cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa)
-            w2, J2, report2 = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
+            w2, report2 = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
                                             report, scaling)
             ok = report.converged
-            w, J = torch.where(ok[:, None], w, w2), torch.where(ok[:, None, None], J, J2)
+            w = torch.where(ok[:, None], w, w2)
             report = ipm.SolveReport(*(torch.where(ok, a, b) for a, b in zip(
                 (report.iterations, report.residual, report.complementarity, report.converged),
                 (report2.iterations, report2.residual, report2.complementarity, report2.converged))))
         v2, om2 = integrator.unpack(w, nb, len(selected))[:2]
         x2, q2 = integrator.advance(st[0], st[1], v2, om2, dt)
-    info = StepInfo(report, w, J, selected, decisions, contacts, kappa)
+
+    def jacobian():
+        with torch.no_grad(), _threads():
+            return equations(w, 0.0, st, controls, prm, contacts, dt)[1]
+    info = StepInfo(report, w, jacobian, selected, decisions, contacts, kappa)
     return State(x2, q2, v2, om2), info
 
 
@@ -201,12 +205,12 @@ def _continuation(evaluate, w0, lay, kappa, rtol, max_iterations, omega_limit, f
     while True:
         k = max(k * 0.1, kappa)
         last = k <= kappa
-        w, J, report = ipm.solve(evaluate, w, lay, k, rtol if last else 1e-3, max_iterations,
+        w, report = ipm.solve(evaluate, w, lay, k, rtol if last else 1e-3, max_iterations,
                                  omega_limit, scaling)
         total += report.iterations
         if last:
             report.iterations = total
-            return w, J, report
+            return w, report
 
 
 # torch intra-op threads while a step is solved. The systems are small dense blocks, and torch's thread
