@@ -310,7 +310,7 @@ class Scene:
             b.params = b.material.particle_parameters(b.x)
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=(be.arch == "cpu" and not needs_grad), needs_grad=needs_grad,
+                           serial_scatter=be.arch == "cpu", needs_grad=needs_grad,
                            n_actuators=self.n_actuators, stress_hook=self._neural_stress())
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")

@@ -175,19 +175,20 @@ class DiffRollout:
             solver.deform_and_svd(s)
         if solver.has_neural:
             solver.stress_hook.stress(solver)
-        solver.p2g(s, s + 1)
-        solver.grid_update()
+        solver.p2g(s, s + 1, solver.serial_scatter)
+        solver.grid_update(False)
         for field in (solver.grid_momentum, solver.grid_mass, solver.grid_velocity):
             field.grad.fill(0)
-        solver.g2p.grad(s, s + 1)
-        solver.grid_update.grad()
+        serial = solver.serial_adjoint
+        solver.g2p.grad(s, s + 1, serial)
+        solver.grid_update.grad(serial)
         if solver.split_svd:
             for field in (solver.F_trial, solver.svd_U, solver.svd_s, solver.svd_V):
                 field.grad.fill(0)
         if solver.has_neural:
             solver.ext_F.grad.fill(0)
             solver.ext_tau.grad.fill(0)
-        solver.p2g.grad(s, s + 1)
+        solver.p2g.grad(s, s + 1, serial)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_svd:

@@ -40,10 +40,12 @@ class MPMSolver:
         serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
             parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
             while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
+        serial_adjoint: run the adjoints of p2g, grid_update and g2p (simcore.diff) as serial loops, for
+            the same reason: reverse-mode autodiff turns every gather into an atomic scatter of adjoints.
     """
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
-                 serial_scatter=False, needs_grad=False, n_actuators=0, stress_hook=None):
+                 serial_scatter=False, needs_grad=False, n_actuators=0, stress_hook=None, serial_adjoint=False):
         self.dim, self.n_grid, self.n_particles, self.slots = dim, n_grid, n_particles, slots
         self.dx = 1.0 / n_grid
         self.inv_dx = float(n_grid)
@@ -54,6 +56,7 @@ class MPMSolver:
         self.real = real
         self.n_actuators = int(n_actuators)
         self.serial_scatter = bool(serial_scatter)
+        self.serial_adjoint = bool(serial_adjoint)
         self.has_solids = any(k != FLUID for k in self.kinds)
         self.has_neural = NEURAL in self.kinds
         self.stress_hook = stress_hook
@@ -162,9 +165,10 @@ class MPMSolver:
             self.grid_mass[I] = 0
 
     @ti.kernel
-    def p2g(self, s_in: ti.i32, s_out: ti.i32):
-        """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F."""
-        ti.loop_config(serialize=self.serial_scatter)
+    def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
+        """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F.
+        `serial`: one serial loop (see `serial_scatter`); its adjoint's atomic adds then become plain adds."""
+        ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
             base, fx, w = self._stencil(self.x[s_in, p])
             C = self.C[s_in, p]
@@ -220,8 +224,9 @@ class MPMSolver:
                 self.grid_mass[base + offset] += weight * m
 
     @ti.kernel
-    def grid_update(self):
+    def grid_update(self, serial: ti.template()):
         """Momentum → velocity, add gravity, then project on walls and colliders."""
+        ti.loop_config(serialize=serial)
         for I in ti.grouped(self.grid_mass):
             m = self.grid_mass[I]
             v = ti.zero(self.grid_velocity[I])
@@ -235,8 +240,9 @@ class MPMSolver:
             self.grid_velocity[I] = v
 
     @ti.kernel
-    def g2p(self, s_in: ti.i32, s_out: ti.i32):
+    def g2p(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
         """Gather velocity and the APIC affine matrix C from the grid; advect particles."""
+        ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
             base, fx, w = self._stencil(self.x[s_in, p])
             new_v = ti.zero(self.v[s_in, p])
@@ -299,9 +305,9 @@ class MPMSolver:
             self.deform_and_svd(s_in)
         if self.has_neural:
             self.stress_hook.stress(self)
-        self.p2g(s_in, s_out)
-        self.grid_update()
-        self.g2p(s_in, s_out)
+        self.p2g(s_in, s_out, self.serial_scatter)
+        self.grid_update(False)
+        self.g2p(s_in, s_out, False)
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping kernels
