@@ -60,10 +60,13 @@ def advance(x, q, v_next, om_next, dt):
     return x + dt * v_next, q_next / q_next.norm(dim=-1, keepdim=True)
 
 
-def _skew(v):
-    z = torch.zeros_like(v[..., 0])
-    return torch.stack([z, -v[..., 2], v[..., 1], v[..., 2], z, -v[..., 0], -v[..., 1], v[..., 0], z],
-                       -1).reshape(v.shape + (3,))
+_skew = quat.skew
+# The arrow matrix of the Jordan product as a linear map of x: Arrow(x)_ij = Σ_k _ARROW_ijk x_k.
+_ARROW = torch.zeros(3, 3, 3, dtype=torch.float64)
+_ARROW[0, 0, 0] = _ARROW[1, 1, 0] = _ARROW[2, 2, 0] = 1.0
+_ARROW[0, 1, 1] = _ARROW[1, 0, 1] = _ARROW[0, 2, 2] = _ARROW[2, 0, 2] = 1.0
+_ARROW_MAP = _ARROW.permute(2, 0, 1).reshape(3, 9)
+
 
 
 def _mm(A, B):
@@ -79,12 +82,15 @@ def _mtv(M, v):
 
 
 class _Attachment:
-    """A body-fixed point r during one step: its end-of-step position, the Jacobian of that position
-    with respect to the body's (v, ω), and the curvature of λ·p with respect to ω."""
+    """Body-fixed points r during one step: their end-of-step positions, the Jacobian of those positions
+    with respect to the bodies' (v, ω), and the curvature of λ·p with respect to ω.
 
-    def __init__(self, X, V2, W2, R_k, rows, r, dt):
+    X, Rk: (B, P, 3), (B, P, 3, 3) start-of-step position and rotation of each point's body; V2, W2:
+    (B, P, 3) that body's end-of-step velocities (the unknowns); r: (B, P, 3) body-frame points."""
+
+    def __init__(self, X, V2, W2, Rk, r, dt):
         self.dt, self.r = dt, r
-        om, Rk = W2[:, rows], R_k[:, rows]
+        om = W2
         self.om, self.Rk = om, Rk
         self.root = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
         ell = 0.5 * dt * torch.cat([self.root, om], -1)
@@ -92,8 +98,7 @@ class _Attachment:
         self.ell = ell
         rotated = (w * w - (u * u).sum(-1, keepdim=True)) * r + 2 * (u * r).sum(-1, keepdim=True) * u \
             + 2 * w * torch.linalg.cross(u, r, dim=-1)
-        self.p_next = X[:, rows] + dt * V2[:, rows] + _mv(Rk, rotated)
-        self.p_now = X[:, rows] + _mv(Rk, r)
+        self.p_next = X + dt * V2 + _mv(Rk, rotated)
         # ∂(R(ℓ) r)/∂ℓ = [2(w r + u × r), 2((u·r) I + u rᵀ − r uᵀ − w [r]×)], ∂ℓ/∂ω = dt/2 [−ωᵀ/root; I]
         eye = torch.eye(3, dtype=r.dtype)
         d_w = 2 * (w * r + torch.linalg.cross(u, r, dim=-1))
@@ -103,14 +108,6 @@ class _Attachment:
                                       -2)
         D = d_w[..., :, None] * self.L[..., :1, :] + _mm(d_u, self.L[..., 1:, :])
         self.jac_rot = _mm(Rk, D)  # ∂p_next/∂ω (…, 3, 3); ∂p_next/∂v = dt·I
-
-    def __getitem__(self, sl):
-        """The points sl (a slice over the contact dimension)."""
-        part = object.__new__(_Attachment)
-        part.dt = self.dt
-        for k in ("r", "om", "Rk", "root", "ell", "p_next", "p_now", "L", "jac_rot"):
-            setattr(part, k, getattr(self, k)[:, sl])
-        return part
 
     def angular_impulse(self, lam):
         """Body-frame angular impulse of world impulse lam at the point: (1/dt) (∂p/∂ω)ᵀ λ."""
@@ -133,8 +130,42 @@ class _Attachment:
         return hess / self.dt
 
 
+class Prepared:
+    """The parts of the step equations that do not depend on the unknowns w (computed once per step)."""
+
+
+def prepare(x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt: float) -> Prepared:
+    """Per-step constants of `equations`: the start-of-step poses gathered per witness point, the
+    contact frames and masks, and the dynamics terms of the start-of-step state and controls."""
+    p = Prepared()
+    B, nb = x.shape[:2]
+    C = contacts.normal.shape[1]
+    dtype = x.dtype
+    p.B, p.nb, p.C, p.dt, p.mass, p.inertia = B, nb, C, dt, mass, inertia
+    p.n, p.T, p.active, p.offset = contacts.normal, contacts.tangent, contacts.active, contacts.offset
+    p.on = contacts.active.to(dtype)
+    p.ia, p.ib = contacts.body_a, contacts.body_b
+    # The ground (all static shapes) is an extra body row that never moves.
+    X = torch.cat([x, torch.zeros(B, 1, 3, dtype=dtype)], 1)
+    R_k = quat.to_matrix(torch.cat([q, quat.identity((B, 1), dtype)], 1))
+    # All witness points in one batch: normal a, normal b, friction a, friction b (4C points).
+    p.rows = torch.cat([p.ia, p.ib, p.ia, p.ib])
+    p.r = torch.cat([contacts.rn_a, contacts.rn_b, contacts.rt_a, contacts.rt_b], 1).expand(B, 4 * C, 3)
+    p.X, p.Rk = X[:, p.rows], R_k[:, p.rows]
+    p.p_now = p.X + _mv(p.Rk, p.r)
+    p.rubs = p.on * (contacts.friction > 0).to(dtype)
+    p.mu_eff = torch.where(contacts.friction > 0, contacts.friction, torch.ones_like(contacts.friction))
+    p.onehot_a = torch.nn.functional.one_hot(p.ia, nb + 1).to(dtype)[:, :nb]   # (C, nb)
+    p.onehot_b = torch.nn.functional.one_hot(p.ib, nb + 1).to(dtype)[:, :nb]
+    J_om = _mv(inertia, om)
+    root1 = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
+    p.lin0 = -mass[:, None] * v - dt * (mass[:, None] * gravity + force)
+    p.ang0 = 0.5 * dt * (-root1 * J_om + torch.linalg.cross(om, J_om, dim=-1)) - dt * _mtv(R_k[:, :nb], torque)
+    return p
+
+
 def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt: float,
-              jacobian: bool = True):
+              jacobian: bool = True, prepared: Prepared | None = None):
     """Step residual r(w; κ) (B, N) and, if asked, its Jacobian ∂r/∂w (B, N, N) (jacobian="lazy": a
     function that assembles it from this evaluation's intermediate values, for solvers that first check
     convergence).
@@ -142,60 +173,46 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     x, q, v, om: (B, nb, ·) start-of-step state (ω body frame); force, torque: (B, nb, 3) N, N·m world
     frame; mass (nb,) kg; inertia (nb, 3, 3) kg·m² body frame; gravity (3,) m/s²; contacts: a
     collision.Contacts. Inactive candidates get the trivially satisfied constraint φ = 1 m, v_t = 0 and
-    exert no impulse.
+    exert no impulse. prepared: `prepare(...)` of the same arguments, to skip recomputing it.
     """
-    B, nb = x.shape[:2]
-    C = contacts.normal.shape[1]
-    N = w.shape[-1]
+    p = prepare(x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt) if prepared is None else prepared
+    B, nb, C = p.B, p.nb, p.C
     v2, om2, gamma, gap, beta, eta = unpack(w, nb, C)
-    n, T, on = contacts.normal, contacts.tangent, contacts.active.to(w.dtype)
-    ia, ib = contacts.body_a, contacts.body_b
-    # The ground (all static shapes) is an extra body row that never moves.
+    n, T, on, rubs = p.n, p.T, p.on, p.rubs
     zero = torch.zeros(B, 1, 3, dtype=w.dtype)
-    X, V2, W2 = torch.cat([x, zero], 1), torch.cat([v2, zero], 1), torch.cat([om2, zero], 1)
-    R_k = quat.to_matrix(torch.cat([q, quat.identity((B, 1), w.dtype)], 1))
-    # All witness points in one batch (normal a, normal b, friction a, friction b), then views.
-    names = ("rn_a", "rn_b", "rt_a", "rt_b")
-    every = _Attachment(X, V2, W2, R_k, torch.cat([ia, ib, ia, ib]),
-                        torch.cat([getattr(contacts, k) for k in names], 1), dt)
-    att = {k: every[i * C:(i + 1) * C] for i, k in enumerate(names)}
-
-    phi = (n * (att["rn_a"].p_next - att["rn_b"].p_next)).sum(-1) - contacts.offset
-    slip = (att["rt_a"].p_next - att["rt_a"].p_now) - (att["rt_b"].p_next - att["rt_b"].p_now)
+    V2, W2 = torch.cat([v2, zero], 1), torch.cat([om2, zero], 1)
+    every = _Attachment(p.X, V2[:, p.rows], W2[:, p.rows], p.Rk, p.r, dt)
+    P = every.p_next.unflatten(1, (4, C))
+    P0 = p.p_now.unflatten(1, (4, C))
+    phi = (n * (P[:, 0] - P[:, 1])).sum(-1) - p.offset
+    slip = (P[:, 2] - P0[:, 2]) - (P[:, 3] - P0[:, 3])
     v_t = _mv(T, slip) / dt
-    phi = torch.where(contacts.active, phi, torch.ones_like(phi))
+    phi = torch.where(p.active, phi, torch.ones_like(phi))
     # Friction rows of inactive or frictionless (μ = 0) contacts are placeholders: no slip coupling, no
     # friction impulse, and β₀ = γ (μ_eff = 1) keeps the cone pair interior.
-    rubs = on * (contacts.friction > 0).to(w.dtype)
-    mu_eff = torch.where(contacts.friction > 0, contacts.friction, torch.ones_like(contacts.friction))
     v_t = v_t * rubs[..., None]
     lam_n = n * (gamma * on)[..., None]
     lam_t = _mtv(T, beta[..., 1:] * rubs[..., None])
-
-    onehot_a = torch.nn.functional.one_hot(ia, nb + 1).to(w.dtype)[:, :nb]   # (C, nb)
-    onehot_b = torch.nn.functional.one_hot(ib, nb + 1).to(w.dtype)[:, :nb]
     lam = lam_n + lam_t
-    scatter = lambda a, b: onehot_a.T @ a - onehot_b.T @ b  # noqa: E731  (B, C, 3) → (B, nb, 3)
+    scatter = lambda a, b: p.onehot_a.T @ a - p.onehot_b.T @ b  # noqa: E731  (B, C, 3) → (B, nb, 3)
     lin_impulse = scatter(lam, lam)
-    ang_impulse = scatter(att["rn_a"].angular_impulse(lam_n) + att["rt_a"].angular_impulse(lam_t),
-                          att["rn_b"].angular_impulse(lam_n) + att["rt_b"].angular_impulse(lam_t))
+    lam4 = torch.cat([lam_n, lam_n, lam_t, lam_t], 1)
+    ang = every.angular_impulse(lam4).unflatten(1, (4, C))
+    ang_impulse = scatter(ang[:, 0] + ang[:, 2], ang[:, 1] + ang[:, 3])
 
-    J_om2, J_om = _mv(inertia, om2), _mv(inertia, om)
+    J_om2 = _mv(p.inertia, om2)
     root2 = torch.sqrt(4.0 / dt**2 - (om2 * om2).sum(-1, keepdim=True))
-    root1 = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
-    r_lin = mass[:, None] * (v2 - v) - dt * (mass[:, None] * gravity + force) - lin_impulse
-    r_ang = 0.5 * dt * (root2 * J_om2 + torch.linalg.cross(om2, J_om2, dim=-1) - root1 * J_om
-                        + torch.linalg.cross(om, J_om, dim=-1)) - dt * _mtv(R_k[:, :nb], torque) - ang_impulse
+    r_lin = p.mass[:, None] * v2 + p.lin0 - lin_impulse
+    r_ang = 0.5 * dt * (root2 * J_om2 + torch.linalg.cross(om2, J_om2, dim=-1)) + p.ang0 - ang_impulse
     r = torch.cat([torch.cat([r_lin, r_ang], -1).reshape(B, -1), gap - phi, (eta[..., 1:] - v_t).reshape(B, -1),
-                   beta[..., 0] - mu_eff * gamma, gamma * gap - kappa,
+                   beta[..., 0] - p.mu_eff * gamma, gamma * gap - kappa,
                    torch.cat([(beta * eta).sum(-1, keepdim=True) - kappa,
                               beta[..., :1] * eta[..., 1:] + eta[..., :1] * beta[..., 1:]], -1).reshape(B, -1)], -1)
     if not jacobian:
         return r, None
 
     def jac():
-        return jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap,
-                               beta, eta, lam_n, lam_t, every, att, ia, ib)
+        return jacobian_blocks(w, p, om2, root2, J_om2, gamma, gap, beta, eta, lam4, every)
     return r, (jac if jacobian == "lazy" else jac())
 
 
@@ -215,15 +232,15 @@ def _block_diagonal(view, blocks):
     view.unflatten(1, (C, i)).unflatten(3, (C, j)).diagonal(dim1=1, dim2=3).copy_(blocks.permute(0, 2, 3, 1))
 
 
-def jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, rubs, mu_eff, gamma, gap, beta,
-                    eta, lam_n, lam_t, every, att, ia, ib):
+def jacobian_blocks(w, p: Prepared, om2, root2, J_om2, gamma, gap, beta, eta, lam4, every):
     """∂r/∂w (B, N, N), assembled from dense blocks (rows: dynamics, gap, slip, μ, complementarity, cone;
     columns: z, γ, s, β, η). The contact rows of the dynamics are the transposed constraint Jacobians
     (impulses act along ∂φ/∂z and ∂v_t/∂z: discrete Lagrange–d'Alembert), so both come from G_φ, G_v."""
     B, N = w.shape
+    nb, C, dt, mass, inertia = p.nb, p.C, p.dt, p.mass, p.inertia
     dtype = w.dtype
-    n, T = n.expand(B, C, 3), T.expand(B, C, 2, 3)
-    on, rubs, mu_eff = on.expand(B, C), rubs.expand(B, C), mu_eff.expand(B, C)
+    n, T = p.n.expand(B, C, 3), p.T.expand(B, C, 2, 3)
+    on, rubs, mu_eff = p.on.expand(B, C), p.rubs.expand(B, C), p.mu_eff.expand(B, C)
     Jm = torch.zeros(B, N, N, dtype=dtype)
     o, rb = sizes(nb, C), row_blocks(nb, C)
     eye = torch.eye(3, dtype=dtype)
@@ -235,23 +252,24 @@ def jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, ru
     body[..., :3, :3] = mass[:, None, None] * eye
     body[..., 3:, 3:] = 0.5 * dt * d_rot
     if C:
-        onehot_a = torch.nn.functional.one_hot(ia, nb + 1).to(dtype)[:, :nb]   # (C, nb)
-        onehot_b = torch.nn.functional.one_hot(ib, nb + 1).to(dtype)[:, :nb]
-        curv = every.curvature(torch.cat([lam_n, lam_n, lam_t, lam_t], 1)).unflatten(1, (4, C))
+        onehot_a, onehot_b = p.onehot_a, p.onehot_b
+        curv = every.curvature(lam4).unflatten(1, (4, C))
         on_, rub_ = on[..., None, None], rubs[..., None, None]
         curv_a = on_ * curv[:, 0] + rub_ * curv[:, 2]
         curv_b = on_ * curv[:, 1] + rub_ * curv[:, 3]
         body[..., 3:, 3:] -= torch.einsum("bcij,cn->bnij", curv_a, onehot_a) \
             - torch.einsum("bcij,cn->bnij", curv_b, onehot_b)
         # G_φ = ∂φ/∂z (B, C, 6nb) and G_v = ∂v_t/∂z (B, 2C, 6nb); the gap and slip rows are −G.
-        def phi_rows(a):
-            return torch.cat([dt * n, _mtv(a.jac_rot, n)], -1)[:, :, None] * on[..., None, None]
+        jac4 = every.jac_rot.unflatten(1, (4, C))
 
-        def slip_rows(a):
-            return torch.cat([T, _mm(T, a.jac_rot) / dt], -1) * rubs[..., None, None]
+        def phi_rows(jac_rot):
+            return torch.cat([dt * n, _mtv(jac_rot, n)], -1)[:, :, None] * on[..., None, None]
 
-        G_phi = _scatter_rows(phi_rows(att["rn_a"]), phi_rows(att["rn_b"]), onehot_a, onehot_b)[:, :, 0]
-        G_v = _scatter_rows(slip_rows(att["rt_a"]), slip_rows(att["rt_b"]), onehot_a, onehot_b)  # (B, C, 2, 6nb)
+        def slip_rows(jac_rot):
+            return torch.cat([T, _mm(T, jac_rot) / dt], -1) * rubs[..., None, None]
+
+        G_phi = _scatter_rows(phi_rows(jac4[:, 0]), phi_rows(jac4[:, 1]), onehot_a, onehot_b)[:, :, 0]
+        G_v = _scatter_rows(slip_rows(jac4[:, 2]), slip_rows(jac4[:, 3]), onehot_a, onehot_b)  # (B, C, 2, 6nb)
         g0, s0, b0, e0 = o["gamma"][0], o["gap"][0], o["beta"][0], o["eta"][0]
         Jm[:, :nz, g0:g0 + C] = -G_phi.transpose(1, 2) / dt
         Jm[:, :nz, b0:b0 + 3 * C].unflatten(2, (C, 3))[..., 1:] = -G_v.permute(0, 3, 1, 2)
@@ -274,12 +292,7 @@ def jacobian_blocks(w, nb, C, dt, mass, inertia, om2, root2, J_om2, n, T, on, ru
 
 def arrow(x):
     """Arrow matrix of the Jordan product: x ∘ y = Arrow(x) y. (…, 3) → (…, 3, 3)."""
-    eye = torch.eye(3, dtype=x.dtype)
-    A = x[..., :1, None] * eye
-    A = A.clone()
-    A[..., 0, 1:] = x[..., 1:]
-    A[..., 1:, 0] = x[..., 1:]
-    return A
+    return (x @ _ARROW_MAP.to(x.dtype)).unflatten(-1, (3, 3))
 
 
 def angular_momentum(q, om, inertia, dt):

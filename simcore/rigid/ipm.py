@@ -78,23 +78,19 @@ def orthant_step(x, dx):
     return ratio.amin(-1) if ratio.shape[-1] else torch.full(x.shape[:-1], torch.inf, dtype=x.dtype)
 
 
+_LORENTZ = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
+
+
 def cone_step(x, dx):
-    """Largest α with x + α dx in the second-order cone {x₀ ≥ |x₁₂|}, per world. x: (B, C, 3) interior."""
-    a = dx[..., 0] ** 2 - (dx[..., 1:] ** 2).sum(-1)
-    b = 2 * (x[..., 0] * dx[..., 0] - (x[..., 1:] * dx[..., 1:]).sum(-1))
-    c = x[..., 0] ** 2 - (x[..., 1:] ** 2).sum(-1)
-    inf = torch.full_like(a, torch.inf)
-    disc = (b * b - 4 * a * c).clamp_min(0).sqrt()
-    # Roots of a α² + b α + c written to avoid cancellation.
-    qq = -0.5 * (b + torch.where(b >= 0, disc, -disc))
-    r1 = torch.where(a != 0, qq / torch.where(a != 0, a, torch.ones_like(a)), inf)
-    r2 = torch.where(qq != 0, c / torch.where(qq != 0, qq, torch.ones_like(qq)), inf)
-    r1 = torch.where(r1 > 0, r1, inf)
-    r2 = torch.where(r2 > 0, r2, inf)
-    has_root = (b * b - 4 * a * c >= 0) & ((a < 0) | (b < 0))
-    alpha = torch.where(has_root, torch.minimum(r1, r2), inf)
-    # x₀ must stay positive as well (the quadratic alone also admits the negative cone).
-    alpha = torch.minimum(alpha, torch.where(dx[..., 0] < 0, -x[..., 0] / dx[..., 0].clamp(max=-1e-300), inf))
+    """Largest α with x + α dx in the second-order cone {x₀ ≥ |x₁₂|}, per world. x: (B, C, 3) interior.
+
+    q(α) = ⟨x + α dx, x + α dx⟩ with ⟨u, v⟩ = u₀v₀ − u₁₂·v₁₂ is a quadratic a α² + b α + c with c > 0; a
+    path from the interior leaves the cone (it cannot reach x₀ < 0 otherwise) at the smallest positive
+    root, 2c / (−b + √(b² − 4ac)) when that denominator is positive, and never otherwise."""
+    xl, dl = x * _LORENTZ, dx * _LORENTZ
+    a, b, c = (dl * dx).sum(-1), 2 * (xl * dx).sum(-1), (xl * x).sum(-1)
+    den = -b + (b * b - 4 * a * c).clamp_min(0).sqrt()
+    alpha = torch.where(den > 0, 2 * c / den.clamp_min(1e-300), torch.inf)
     return alpha.amin(-1) if alpha.shape[-1] else torch.full(x.shape[:-1], torch.inf, dtype=x.dtype)
 
 

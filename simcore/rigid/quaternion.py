@@ -18,14 +18,24 @@ def multiply(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 
 def to_matrix(q: torch.Tensor) -> torch.Tensor:
-    """Rotation matrix of a unit quaternion. q: (..., 4) → (..., 3, 3); body → world."""
-    w, x, y, z = q.unbind(-1)
-    rows = [
-        w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z,
-    ]
-    return torch.stack(rows, -1).reshape(q.shape[:-1] + (3, 3))
+    """Rotation matrix of a unit quaternion. q: (..., 4) → (..., 3, 3); body → world.
+    R = (w² − |u|²) I + 2 u uᵀ + 2 w [u]×."""
+    w, u = q[..., :1, None], q[..., 1:]
+    eye = _EYE.to(q.dtype)
+    return (w * w - (u * u).sum(-1)[..., None, None]) * eye + 2 * u[..., :, None] * u[..., None, :] \
+        + 2 * w * skew(u)
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """Cross-product matrix [v]× (..., 3, 3) of v (..., 3): [v]×_ij = −ε_ijk v_k."""
+    return (v @ _SKEW_MAP.to(v.dtype)).unflatten(-1, (3, 3))
+
+
+_EYE = torch.eye(3, dtype=torch.float64)
+_LEVI_CIVITA = torch.zeros(3, 3, 3, dtype=torch.float64)
+_LEVI_CIVITA[0, 1, 2] = _LEVI_CIVITA[1, 2, 0] = _LEVI_CIVITA[2, 0, 1] = 1.0
+_LEVI_CIVITA[0, 2, 1] = _LEVI_CIVITA[2, 1, 0] = _LEVI_CIVITA[1, 0, 2] = -1.0
+_SKEW_MAP = -_LEVI_CIVITA.permute(2, 0, 1).reshape(3, 9)   # v (…, 3) @ this = [v]× flattened
 
 
 def step_rotation(omega: torch.Tensor, dt: float) -> torch.Tensor:

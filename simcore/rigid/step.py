@@ -78,10 +78,16 @@ def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None
 
 
 def equations(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt,
-              jacobian=True):
+              jacobian=True, prepared=None):
     """Step residual (B, N) and Jacobian (B, N, N) for every world (integrator.equations)."""
     return integrator.equations(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass,
-                                params.inertia, params.gravity, contacts, dt, jacobian)
+                                params.inertia, params.gravity, contacts, dt, jacobian, prepared)
+
+
+def prepare(state_tensors, controls, params: Params, contacts: collision.Contacts, dt):
+    """The w-independent part of `equations` for one step (integrator.prepare)."""
+    return integrator.prepare(*state_tensors, controls[..., :3], controls[..., 3:], params.mass, params.inertia,
+                              params.gravity, contacts, dt)
 
 
 # Floors of the cold start (m, N·s, N·s, m/s): keep every pair strictly inside its cone.
@@ -152,8 +158,10 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         B, nb = st[0].shape[:2]
         lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B), contacts.active)
 
+        prepared = prepare(st, controls, prm, contacts, dt)
+
         def evaluate(w):
-            r, jacobian = equations(w, 0.0, st, controls, prm, contacts, dt, jacobian="lazy")
+            r, jacobian = equations(w, 0.0, st, controls, prm, contacts, dt, jacobian="lazy", prepared=prepared)
             return jacobian, r
 
         w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa, warm)
@@ -189,7 +197,7 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
 
     def jacobian():
         with torch.no_grad(), _threads():
-            return equations(w, 0.0, st, controls, prm, contacts, dt)[1]
+            return equations(w, 0.0, st, controls, prm, contacts, dt, prepared=prepared)[1]
     info = StepInfo(report, w, jacobian, selected, decisions, contacts, kappa)
     return State(x2, q2, v2, om2), info
 
