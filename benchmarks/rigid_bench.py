@@ -109,23 +109,29 @@ def accuracy(scene):
 
 
 def iteration_report(rtol=1e-6):
-    """Interior-point iterations per step (median, max) on the scenes of the issue's checks."""
+    """Interior-point iterations per step (median, max, mean) on the scenes of the issue's checks, the
+    contact candidates in the last step's solve, and the time per step (ms, one world)."""
+    def timed(world, steps):
+        t = time.perf_counter()
+        traj = world.run(steps=steps)
+        return traj, 1e3 * (time.perf_counter() - t) / steps
+
     rows = []
     for dt in (0.1, 0.05, 0.01):
         world = rigid.World(dt=dt, gravity=(0, -G, 0), rtol=rtol)
         world.add(rigid.Plane(friction=0.5))
         world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 1.0, 0), orientation=(0.95, 0.2, 0.1, 0.2),
                             velocity=(1, 0, 0.5), angular_velocity=(2, 1, 0)))
-        rows.append((f"tossed box, dt = {dt}", world.run(steps=int(round(3 / dt)))))
-    rows.append(("sliding box, dt = 0.01", simcore_world("box").run(steps=150)))
-    rows.append(("sliding → rolling sphere, dt = 0.01", simcore_world("sphere").run(steps=100)))
+        rows.append((f"tossed box, dt = {dt}", *timed(world, int(round(3 / dt)))))
+    rows.append(("sliding box, dt = 0.01", *timed(simcore_world("box"), 150)))
+    rows.append(("sliding → rolling sphere, dt = 0.01", *timed(simcore_world("sphere"), 100)))
     world = rigid.World(dt=DT, gravity=(0, -G, 0), rtol=rtol)
     world.add(rigid.Plane(friction=0.5))
     for i in range(3):
         world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 0.25 + 0.5 * i, 0)))
-    rows.append(("stack of 3 boxes, 1,000 steps", world.run(steps=1000)))
-    return [(name, float(np.median(t.iterations)), int(t.iterations.max()), float(np.mean(t.iterations)))
-            for name, t in rows]
+    rows.append(("stack of 3 boxes, 1,000 steps", *timed(world, 1000)))
+    return [(name, float(np.median(t.iterations)), int(t.iterations.max()), float(np.mean(t.iterations)),
+             int(t.contacts[-1]), ms) for name, t, ms in rows]
 
 
 def gradient_costs(steps=50):
@@ -199,8 +205,9 @@ def main():
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    parser.add_argument("--only", choices=("throughput", "gradients"), default=None,
-                        help="run one part only (throughput: the MuJoCo table; gradients: the gradient costs)")
+    parser.add_argument("--only", choices=("throughput", "accuracy", "gradients"), default=None,
+                        help="run one part only (throughput: world-steps/s against MuJoCo; accuracy: stop distance, "
+                             "rolling speed and interior-point iterations; gradients: the gradient costs)")
     args = parser.parse_args()
     results = dict(throughput=[], accuracy={}, gradients=None, threads=torch.get_num_threads())
     try:
@@ -210,7 +217,7 @@ def main():
     except ImportError:
         have_mujoco = False
         print("mujoco not installed: MuJoCo columns skipped (pip install mujoco)")
-    if args.only != "gradients":
+    if args.only in (None, "throughput"):
         print("| scene | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s | MuJoCo / simcore |")
         print("|---|---|---|---|---|---|")
         for scene in SCENES:
@@ -220,18 +227,19 @@ def main():
                 theirs = time_mujoco(scene, B, 200) if have_mujoco else float("nan")
                 results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours, iterations=its, mujoco=theirs))
                 print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+    if args.only in (None, "accuracy"):
         print("\n| scene | quantity | simcore | MuJoCo elliptic | MuJoCo pyramidal | analytic |")
         print("|---|---|---|---|---|---|")
         for scene in SCENES:
             acc = accuracy(scene)
             results["accuracy"][scene] = acc
             print(f"| {scene} | {SCENES[scene]['what']} | {acc[0]:.4f} | {acc[1]:.4f} | {acc[2]:.4f} | {acc[3]:.4f} |")
-        print("\n| scene (rtol 1e-6) | median iterations | max | mean |")
-        print("|---|---|---|---|")
+        print("\n| scene (rtol 1e-6) | median iterations | max | mean | contacts (last step) | ms/step |")
+        print("|---|---|---|---|---|---|")
         results["iterations"] = iteration_report()
-        for name, med, mx, mean in results["iterations"]:
-            print(f"| {name} | {med:g} | {mx} | {mean:.1f} |")
-    if args.only != "throughput":
+        for name, med, mx, mean, contacts, ms in results["iterations"]:
+            print(f"| {name} | {med:g} | {mx} | {mean:.1f} | {contacts} | {ms:.1f} |")
+    if args.only in (None, "gradients"):
         g = gradient_costs()
         results["gradients"] = g
         print(f"\nrollout of {g['steps']} steps (sliding box): forward {g['forward_s']:.3f} s "
