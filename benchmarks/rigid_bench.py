@@ -141,6 +141,7 @@ def gradient_costs(steps=50):
     - forward / backward time of World.rollout (backward per step relative to forward per step);
     - central finite differences, 24 rollouts one after the other (the usual baseline), and the same 24
       perturbed initial states as one batched rollout of 24 worlds (a cheaper way to run them);
+      times are medians (adjoint: 3 runs; finite differences: 24 × the median rollout);
     - the adjoint: one rollout plus its backward pass.
     With the same solver in both, the adjoint can be at most 24× cheaper than the 24 sequential rollouts
     (if its backward cost nothing): fd / adjoint = 24 / (1 + backward/forward)."""
@@ -169,7 +170,13 @@ def gradient_costs(steps=50):
     h = 1e-6
     x12 = torch.tensor([0, 0.25, 0, 0, 0, 0, 4.0, 0, 1.0, 0, 0.5, 0], dtype=torch.float64, requires_grad=True)
     rollout_loss(x12.detach(), False)  # warm-up
-    _, fwd, bwd = rollout_loss(x12, True)
+    # The shared machine's load changes from second to second: the adjoint is timed three times and
+    # every time is a median (finite differences: 24 × the median of its 24 rollouts).
+    adjoint_runs = []
+    for _ in range(3):
+        x12.grad = None
+        adjoint_runs.append(rollout_loss(x12, True)[1:])
+    fwd, bwd = (float(np.median(t)) for t in zip(*adjoint_runs))
     perturbed = []
     for i in range(12):
         for sign in (1, -1):
@@ -178,7 +185,7 @@ def gradient_costs(steps=50):
             perturbed.append(x)
     with torch.no_grad():   # timed like the adjoint: the rollouts, not the building of the worlds
         runs = [rollout_loss(x, False) for x in perturbed]
-    losses, fd_time = [r[0] for r in runs], sum(r[1] for r in runs)
+    losses, fd_time = [r[0] for r in runs], 24 * float(np.median([r[1] for r in runs]))
     fd = (np.array(losses[0::2]) - np.array(losses[1::2])) / (2 * h)
     # The same 24 rollouts as one batch of worlds (states built as each world's initial state).
     states = [build(x).initial_state() for x in perturbed]
