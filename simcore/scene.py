@@ -310,7 +310,7 @@ class Scene:
             b.params = b.material.particle_parameters(b.x)
         solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
                            self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=be.arch == "cpu", needs_grad=needs_grad,
+                           serial_scatter=be.arch == "cpu", serial_adjoint=be.arch == "cpu", needs_grad=needs_grad,
                            n_actuators=self.n_actuators, stress_hook=self._neural_stress())
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
@@ -351,11 +351,13 @@ class Scene:
         """Colliders at their initial positions and time-0 velocities."""
         if not self.colliders:
             return
-        d, f = self.dim, backend.active().np_real
-        solver.collider_origin.from_numpy(np.stack([c.origin(d) for c in self.colliders]).astype(f))
+        d, f, slots = self.dim, backend.active().np_real, solver.slots
+        origin = np.stack([c.origin(d) for c in self.colliders])
+        velocity = np.stack([c.velocity_at(0.0, d) for c in self.colliders])
+        solver.set_substep_inputs(0, origin=np.broadcast_to(origin, (slots,) + velocity.shape),
+                                  velocity=np.broadcast_to(velocity, (slots,) + velocity.shape))
         solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
         solver.collider_friction.from_numpy(np.array([c.friction_value for c in self.colliders], f))
-        solver.collider_velocity.from_numpy(np.stack([c.velocity_at(0.0, d) for c in self.colliders]).astype(f))
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The bodies' initial particle state {x, v, C, F, Jp} (float64)."""
@@ -370,6 +372,7 @@ class Scene:
         self._cur = 0
         self.time = 0.0
         self._upload_colliders(solver)
+        self._collider_origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
 
     # ------------------------------------------------------------------------------------------
     # Running
@@ -449,10 +452,11 @@ class Scene:
                     err.trajectory = partial()
                     raise
                 solver.dt[None] = dt
-                if solver.n_actuators:
-                    solver.activation.from_numpy(actuation[frame - 1].astype(backend.active().np_real))
+                if solver.n_actuators:  # held for the frame: every slot
+                    solver.set_substep_inputs(0, activation=np.broadcast_to(actuation[frame - 1],
+                                                                            (solver.slots, solver.n_actuators)))
                 solver.copy_state(self._cur, backup)
-                origins = solver.collider_origin.to_numpy() if kinematic else None
+                origins = self._collider_origin.copy() if kinematic else None
                 t0 = self.time
                 for k in range(n_sub):
                     self._substep(kinematic, t0 + k * dt, dt)
@@ -472,21 +476,13 @@ class Scene:
 
     def _substep(self, kinematic, t, dt):
         solver = self.solver
-        if kinematic:
-            d = self.dim
-            vel = solver.collider_velocity.to_numpy()
-            for i in kinematic:
-                vel[i] = self.colliders[i].velocity_at(t, d)
-            solver.collider_velocity.from_numpy(vel)
+        if kinematic:  # colliders where they are now, moving at their velocity at time t
+            vel = np.stack([c.velocity_at(t, self.dim) for c in self.colliders])
+            solver.set_substep_inputs(self._cur, origin=self._collider_origin[None], velocity=vel[None])
         solver.substep(self._cur, 1 - self._cur)
         self._cur = 1 - self._cur
         if kinematic:
-            self._advance_colliders(dt)
-
-    def _advance_colliders(self, dt):
-        origin = self.solver.collider_origin.to_numpy()
-        origin += dt * self.solver.collider_velocity.to_numpy()
-        self.solver.collider_origin.from_numpy(origin)
+            self._collider_origin = self._collider_origin + dt * vel
 
     def _locate_failure(self, frame, n_sub, dt, t0, backup, origins, kinematic, lo, hi, partial):
         """Re-run the failed frame from its start, checking after every substep, and raise."""
@@ -494,7 +490,7 @@ class Scene:
         solver.copy_state(backup, 0)
         self._cur = 0
         if origins is not None:
-            solver.collider_origin.from_numpy(origins)
+            self._collider_origin = origins.copy()
         bad_substep = n_sub - 1
         for k in range(n_sub):
             self._substep(kinematic, t0 + k * dt, dt)
@@ -510,7 +506,7 @@ class Scene:
         solver.copy_state(backup, 0)
         self._cur = 0
         if origins is not None:
-            solver.collider_origin.from_numpy(origins)
+            self._collider_origin = origins
         raise SimulationError(
             f"simulation failed at frame {frame}, substep {bad_substep} of {n_sub} (dt={dt:.3g} s): "
             f"{count} particle(s) of body {body!r} became non-finite or left the grid (first: particle "

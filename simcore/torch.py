@@ -79,6 +79,7 @@ class _SegmentFunction(torch.autograd.Function):
                        for i, f in enumerate(ctx.frames)}
         runner.start_adjoint(length)
         grads = runner.diff.backward_segment(ctx.start, g0, length, grad_end, grad_frames)
+        runner.finish_adjoint(length)
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(ctx.dtype)  # noqa: E731
         neural = runner.hook.take_param_grads() if runner.hook is not None else []
         return ((None, None, None) + tuple(as_t(grads[name]) for name in STATE)
@@ -99,11 +100,11 @@ class _Runner:
         self.scene, self.solver, self.schedule = scene, solver, schedule
         self.hook = solver.stress_hook
         self.np_dtype = np.float64 if backend.active().precision == "f64" else np.float32
-        self.diff = DiffRollout(solver, schedule, before_substep=self.before_substep, after_adjoint=self.after_adjoint)
-        self.g0 = 0
+        self.diff = DiffRollout(solver, schedule)
 
     def load(self, g0, mass, mu, lam, plastic, act, origin, vel, friction):
-        """Upload the constants and keep the segment's per-substep inputs (all numpy)."""
+        """Upload the constants and the segment's per-substep inputs (all numpy; substep g0 + i
+        reads slot i)."""
         solver = self.solver
         solver.set_mass(mass)
         solver.mu.from_numpy(mu)
@@ -111,36 +112,27 @@ class _Runner:
         solver.plastic.from_numpy(plastic)
         if self.scene.colliders:
             solver.collider_friction.from_numpy(friction)
-        self.g0, self.act, self.origin, self.vel = g0, act, origin, vel
+        solver.set_substep_inputs(0, origin=origin if self.scene.colliders else None,
+                                  velocity=vel if self.scene.colliders else None,
+                                  activation=act if solver.n_actuators else None)
+        self.act, self.origin, self.vel = act, origin, vel
 
     def start_adjoint(self, length):
-        self.act_grad = np.zeros_like(self.act)
-        self.origin_grad = np.zeros_like(self.origin)
-        self.vel_grad = np.zeros_like(self.vel)
-        if self.scene.colliders:
-            self.solver.collider_origin.grad.fill(0)
-            self.solver.collider_velocity.grad.fill(0)
+        for name in ("collider_origin", "collider_velocity", "activation"):
+            field = getattr(self.solver, name, None)
+            if field is not None:
+                field.grad.fill(0)
 
-    def before_substep(self, g):
-        i = g - self.g0
+    def finish_adjoint(self, length):
+        """The adjoints of the segment's per-substep inputs, (length, ...) numpy."""
         solver = self.solver
-        if solver.n_actuators:
-            solver.activation.from_numpy(self.act[i])
+        self.act_grad = (solver.activation.grad.to_numpy()[:length] if solver.n_actuators
+                         else np.zeros_like(self.act))
         if self.scene.colliders:
-            solver.collider_origin.from_numpy(self.origin[i])
-            solver.collider_velocity.from_numpy(self.vel[i])
-
-    def after_adjoint(self, g):
-        i = g - self.g0
-        solver = self.solver
-        if solver.n_actuators:
-            self.act_grad[i] += solver.activation.grad.to_numpy()
-            solver.activation.grad.fill(0)
-        if self.scene.colliders:
-            self.origin_grad[i] += solver.collider_origin.grad.to_numpy()
-            self.vel_grad[i] += solver.collider_velocity.grad.to_numpy()
-            solver.collider_origin.grad.fill(0)
-            solver.collider_velocity.grad.fill(0)
+            self.origin_grad = solver.collider_origin.grad.to_numpy()[:length]
+            self.vel_grad = solver.collider_velocity.grad.to_numpy()[:length]
+        else:
+            self.origin_grad, self.vel_grad = np.zeros_like(self.origin), np.zeros_like(self.vel)
 
 
 def default_checkpoint_interval(total_substeps: int) -> int:

@@ -9,8 +9,11 @@ The reverse sweep of a segment restores its start state, recomputes its substeps
 slots 0..length), then runs the adjoint of each substep in reverse, recomputing that substep's grid
 first, since only particle states are kept:
 
-    clear_grid; deform_and_svd(s); [neural stress]; p2g(s, s+1); grid_update     (recompute substep s)
-    g2p.grad(s, s+1); grid_update.grad(); p2g.grad(s, s+1); [neural adjoint]; deform_and_svd_adjoint(s)
+    clear_grid; deform_and_svd(s); [neural stress]; p2g(s, s+1); grid_update(s)   (recompute substep s)
+    g2p.grad(s, s+1); grid_update.grad(s); p2g.grad(s, s+1); [neural adjoint]; deform_and_svd_adjoint(s)
+
+Time-dependent inputs (collider origins and velocities, activations) live per slot in the solver,
+uploaded for a whole segment before it runs; their adjoints accumulate per slot.
 
 The adjoints are Taichi's reverse-mode autodiff of the same kernels the forward simulation runs
 (simcore.mpm.solver), plus the hand-written SVD adjoint, so forward and gradient never describe
@@ -49,11 +52,11 @@ class Schedule:
 
     def dt_of(self, g: int) -> float:
         """dt of global substep g."""
-        for n, dt in zip(self.substeps, self.dts):
-            if g < n:
-                return dt
-            g -= n
-        raise IndexError(g)
+        if not 0 <= g < self.total:
+            raise IndexError(g)
+        if getattr(self, "_per_substep", None) is None:
+            self._per_substep = np.repeat(self.dts, self.substeps)
+        return float(self._per_substep[g])
 
     def time_of(self, g: int) -> float:
         """Time (s) at the start of global substep g."""
@@ -80,19 +83,13 @@ class DiffRollout:
         solver: simcore.mpm.solver.MPMSolver with needs_grad=True; a segment may be up to
             solver.slots - 1 substeps long.
         schedule: the rollout's substeps.
-        before_substep: callable(g) that sets time-dependent inputs (kinematic colliders, actuator
-            activations) for global substep g, or None. Called before every forward and recomputed substep.
-        after_adjoint: callable(g) called after substep g's adjoint (to collect the adjoints of
-            time-dependent inputs), or None.
     """
 
-    def __init__(self, solver, schedule: Schedule, before_substep=None, after_adjoint=None):
+    def __init__(self, solver, schedule: Schedule):
         if not solver.needs_grad:
             raise ValueError("DiffRollout needs a solver built with needs_grad=True")
         self.solver = solver
         self.schedule = schedule
-        self.before_substep = before_substep
-        self.after_adjoint = after_adjoint
         self.dtype = np.float64 if solver.real == ti.f64 else np.float32
         # Floor on |s_j² − s_i²| in the SVD adjoint: far below any physical gap, far above round-off.
         self.svd_eps = 1e-12 if solver.real == ti.f64 else 1e-6
@@ -105,12 +102,11 @@ class DiffRollout:
     def _recompute(self, start: dict, g0: int, length: int, on_state=None):
         """Import `start` into slot 0 and run substeps g0 .. g0 + length - 1 into slots 1..length."""
         solver = self.solver
+        solver.resident = None
         solver.import_slot(0, start)
         for i in range(length):
             g = g0 + i
             solver.dt[None] = self.schedule.dt_of(g)
-            if self.before_substep is not None:
-                self.before_substep(g)
             solver.substep(i, i + 1)
             if on_state is not None:
                 on_state(g + 1, i + 1)
@@ -128,6 +124,9 @@ class DiffRollout:
                 frames[self.frame_at[g]] = {"x": state["x"], "v": state["v"]}
 
         self._recompute(start, g0, length, on_state)
+        # The segment's states stay in the slots: if its backward comes next (the last segment of a
+        # rollout), it needs no recomputation.
+        self.solver.resident = (id(self), g0, length)
         return self.solver.export_slot(length), frames
 
     # -- backward ---------------------------------------------------------------------------
@@ -137,14 +136,16 @@ class DiffRollout:
         parameters, given dL/d(end state) `grad_end` ({x, v, C, F, Jp}, any may be missing) and
         dL/d(x, v) of the frames ending inside the segment ({frame: {x, v}}).
 
-        Returns {x, v, C, F, Jp (of the start state), mass, volume, mu, lam, plastic, gravity,
+        Returns {x, v, C, F, Jp (of the start state), mass, volume, mu, lam, plastic,
         collider_friction}: the parameter gradients are this segment's contribution only."""
         self._check_length(length)
         solver = self.solver
-        for field in [getattr(solver, n) for n in PARAMS] + [solver.gravity, solver.collider_friction]:
+        for field in [getattr(solver, n) for n in PARAMS] + [solver.collider_friction]:
             field.grad.fill(0)
-        solver.zero_state_grads()
-        self._recompute(start, g0, length)
+        solver.zero_state_grads(length + 1)
+        if getattr(solver, "resident", None) != (id(self), g0, length):
+            self._recompute(start, g0, length)
+        solver.resident = None
         self._inject(length, grad_end)
         for i in range(length, 0, -1):
             f = self.frame_at.get(g0 + i)
@@ -155,7 +156,6 @@ class DiffRollout:
         solver.export_state_grads(0, grads["x"], grads["v"], grads["C"], grads["F"], grads["Jp"])
         for name in PARAMS:
             grads[name] = getattr(solver, name).grad.to_numpy()
-        grads["gravity"] = solver.gravity.grad.to_numpy()[0]
         grads["collider_friction"] = solver.collider_friction.grad.to_numpy()
         return grads
 
@@ -168,30 +168,19 @@ class DiffRollout:
     def _substep_adjoint(self, g: int, s: int):
         solver = self.solver
         solver.dt[None] = self.schedule.dt_of(g)
-        if self.before_substep is not None:
-            self.before_substep(g)
         solver.clear_grid()
         if solver.split_svd:
             solver.deform_and_svd(s)
         if solver.has_neural:
             solver.stress_hook.stress(solver)
         solver.p2g(s, s + 1, solver.serial_scatter)
-        solver.grid_update(False)
-        for field in (solver.grid_momentum, solver.grid_mass, solver.grid_velocity):
-            field.grad.fill(0)
+        solver.grid_update(s, False)
+        solver.clear_adjoint_temporaries()
         serial = solver.serial_adjoint
         solver.g2p.grad(s, s + 1, serial)
-        solver.grid_update.grad(serial)
-        if solver.split_svd:
-            for field in (solver.F_trial, solver.svd_U, solver.svd_s, solver.svd_V):
-                field.grad.fill(0)
-        if solver.has_neural:
-            solver.ext_F.grad.fill(0)
-            solver.ext_tau.grad.fill(0)
+        solver.grid_update.grad(s, serial)
         solver.p2g.grad(s, s + 1, serial)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_svd:
             solver.deform_and_svd_adjoint(s, self.svd_eps)
-        if self.after_adjoint is not None:
-            self.after_adjoint(g)

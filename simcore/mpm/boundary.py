@@ -94,11 +94,12 @@ def signed_distance(kind: ti.template(), r, params):
 
 
 @ti.func
-def collider_velocity(x, v, colliders: ti.template(), origin, velocity, params, friction):
-    """Apply every collider (static list of (kind, mode)) to grid velocity v at position x."""
+def collider_velocity(x, v, colliders: ti.template(), s, origin, velocity, params, friction):
+    """Apply every collider (static list of (kind, mode)) to grid velocity v at position x, with the
+    colliders' origins and velocities of substep slot s (origin[s, c], velocity[s, c])."""
     for c in ti.static(range(len(colliders))):
         kind, mode = ti.static(colliders[c])
-        phi, normal = signed_distance(kind, x - origin[c], params[c])
+        phi, normal = signed_distance(kind, x - origin[s, c], params[c])
         if phi < 0:
-            v = velocity[c] + project_velocity(v - velocity[c], normal, mode, friction[c])
+            v = velocity[s, c] + project_velocity(v - velocity[s, c], normal, mode, friction[c])
     return v

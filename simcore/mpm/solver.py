@@ -85,13 +85,13 @@ class MPMSolver:
         fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
                                           self.wave_speed, self.kind)
         # Actuators: group per particle (−1: passive), unit fibre direction, and the activation of each
-        # group (Pa), set once per frame.
+        # group (Pa) for the substep that starts from each slot (activation[s, g]).
         if self.n_actuators > 0:
             self.actuator_group = ti.field(ti.i32)
             self.fibre = ti.Vector.field(dim, real)
             fb.dense(ti.i, n_particles).place(self.actuator_group, self.fibre)
             self.activation = ti.field(real, needs_grad=needs_grad)
-            fb.dense(ti.i, self.n_actuators).place(self.activation)
+            fb.dense(ti.ij, (slots, self.n_actuators)).place(self.activation)
         # The trial deformation gradient and its SVD, kept per particle on the differentiable path
         # (Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint) and
         # whenever a Neural material's stress is computed by torch between kernels.
@@ -113,19 +113,22 @@ class MPMSolver:
         fb.dense(ti.ij if dim == 2 else ti.ijk, (n_grid,) * dim).place(
             self.grid_momentum, self.grid_mass, self.grid_velocity)
         # Scene-wide parameters, fields so that changing them does not recompile.
-        self.gravity = ti.Vector.field(dim, real, needs_grad=needs_grad)   # m/s²
+        # m/s². No adjoint: every grid node would add to the same gradient (contended atomics).
+        self.gravity = ti.Vector.field(dim, real)
         self.dt = ti.field(real)                     # substep, s
         # Grid nodes lighter than this (kg) are treated as empty; see `set_mass`.
         self.mass_floor = ti.field(real)
         fb.dense(ti.i, 1).place(self.gravity)
         fb.place(self.dt, self.mass_floor)
+        # Colliders: origin (m) and velocity (m/s) for the substep that starts from each slot (so a
+        # differentiable segment uploads its whole path at once), geometry and friction.
         nc = max(len(self.colliders), 1)
         self.collider_origin = ti.Vector.field(dim, real, needs_grad=needs_grad)
         self.collider_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)
+        fb.dense(ti.ij, (slots, nc)).place(self.collider_origin, self.collider_velocity)
         self.collider_params = ti.Vector.field(8, real)
         self.collider_friction = ti.field(real, needs_grad=needs_grad)
-        fb.dense(ti.i, nc).place(self.collider_origin, self.collider_velocity, self.collider_params,
-                                 self.collider_friction)
+        fb.dense(ti.i, nc).place(self.collider_params, self.collider_friction)
         # Diagnostics.
         self.max_signal_speed = ti.field(real)      # max over particles of (wave speed + |v|), m/s
         self.bad_count = ti.field(ti.i32)           # particles with non-finite or out-of-grid state
@@ -135,6 +138,8 @@ class MPMSolver:
             fb.lazy_grad()
         self.needs_grad = needs_grad
         self._tree = fb.finalize()
+        self._np_real = np.float64 if real == ti.f64 else np.float32
+        self._host_inputs = {}  # numpy mirrors of the per-slot input fields
 
     def destroy(self):
         """Free the fields' memory; the solver is unusable afterwards."""
@@ -207,7 +212,7 @@ class MPMSolver:
                         if group >= 0:
                             # ChainQueen active stress along the fibre: τ += a (F f)(F f)ᵀ, a in Pa.
                             fibre = F_new @ self.fibre[p]
-                            tau += self.activation[group] * fibre.outer_product(fibre)
+                            tau += self.activation[s_in, group] * fibre.outer_product(fibre)
                     self.F[s_out, p] = F_new
                     if ti.static(SNOW in self.kinds):
                         self.Jp[s_out, p] = Jp_new
@@ -224,17 +229,17 @@ class MPMSolver:
                 self.grid_mass[base + offset] += weight * m
 
     @ti.kernel
-    def grid_update(self, serial: ti.template()):
-        """Momentum → velocity, add gravity, then project on walls and colliders."""
+    def grid_update(self, s: ti.i32, serial: ti.template()):
+        """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s)."""
         ti.loop_config(serialize=serial)
-        for I in ti.grouped(self.grid_mass):
+        for I in ti.grouped(ti.ndrange(*((self.n_grid,) * self.dim))):  # a range-for: it can be serialized
             m = self.grid_mass[I]
             v = ti.zero(self.grid_velocity[I])
             if m > self.mass_floor[None]:
                 v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
                 v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction)
                 if ti.static(len(self.colliders) > 0):
-                    v = boundary.collider_velocity(I * self.dx, v, self.colliders, self.collider_origin,
+                    v = boundary.collider_velocity(I * self.dx, v, self.colliders, s, self.collider_origin,
                                                    self.collider_velocity, self.collider_params,
                                                    self.collider_friction)
             self.grid_velocity[I] = v
@@ -258,6 +263,24 @@ class MPMSolver:
             self.v[s_out, p] = new_v
             self.C[s_out, p] = new_C
             self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+
+    @ti.kernel
+    def clear_adjoint_temporaries(self):
+        """Zero the adjoints of the grid and of the per-substep particle temporaries (F_trial, its SVD,
+        a Neural material's F_new and τ) before a substep's adjoint: one pass instead of a fill each."""
+        for I in ti.grouped(self.grid_mass):
+            self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
+            self.grid_mass.grad[I] = 0
+            self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
+        if ti.static(self.split_svd):
+            for p in range(self.n_particles):
+                self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
+                self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
+                self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
+                self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
+                if ti.static(self.has_neural):
+                    self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
+                    self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
 
     @ti.kernel
     def deform_and_svd(self, s_in: ti.i32):
@@ -298,6 +321,18 @@ class MPMSolver:
         self.mass.from_numpy(mass)
         self.mass_floor[None] = self.MASS_FLOOR[self.real] * (float(positive.min()) if positive.size else 0.0)
 
+    def set_substep_inputs(self, first: int, origin=None, velocity=None, activation=None) -> None:
+        """Collider origins (L, nc, dim) m, velocities (L, nc, dim) m/s and activations (L, groups) Pa
+        for the substeps starting from slots first .. first + L − 1 (one upload per field)."""
+        for field, value in ((self.collider_origin, origin), (self.collider_velocity, velocity),
+                             (getattr(self, "activation", None), activation)):
+            if value is None or field is None:
+                continue
+            shape = field.shape + ((field.n,) if hasattr(field, "n") else ())
+            host = self._host_inputs.setdefault(id(field), np.zeros(shape, self._np_real))
+            host[first:first + len(value)] = value
+            field.from_numpy(host)
+
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
@@ -306,7 +341,7 @@ class MPMSolver:
         if self.has_neural:
             self.stress_hook.stress(self)
         self.p2g(s_in, s_out, self.serial_scatter)
-        self.grid_update(False)
+        self.grid_update(s_in, False)
         self.g2p(s_in, s_out, False)
 
     # ------------------------------------------------------------------------------------------
@@ -405,9 +440,9 @@ class MPMSolver:
             self.Jp.grad[s, p] += gJp[p]
 
     @ti.kernel
-    def zero_state_grads(self):
-        """Zero the state adjoints of every slot."""
-        for s, p in ti.ndrange(self.slots, self.n_particles):
+    def zero_state_grads(self, slots: ti.i32):
+        """Zero the state adjoints of slots 0 .. slots − 1."""
+        for s, p in ti.ndrange(slots, self.n_particles):
             self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
             self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
             self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
