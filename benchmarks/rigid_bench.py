@@ -134,6 +134,26 @@ def iteration_report(rtol=1e-6):
              int(t.contacts[-1]), ms) for name, t, ms in rows]
 
 
+def torch_calls_per_step(scene, steps=20):
+    """ATen operations dispatched per step of one world (the first `steps` steps of the scene), with the
+    mean interior-point iterations: a load-independent measure of the per-step overhead, which dominates small batches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        calls = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.calls += 1
+            return func(*args, **(kwargs or {}))
+
+    world = simcore_world(scene)
+    start = world.initial_state(batch=1)
+    world.run(steps=5, state=start)  # warm-up
+    with Count():
+        traj = world.run(steps=steps, state=start)
+    return Count.calls / steps, float(traj.iterations.mean())
+
+
 def gradient_costs(steps=50):
     """Costs of one gradient of a scalar loss of a 50-step sliding-box rollout with respect to the
     12-dimensional initial state (position, rotation vector, velocity, angular velocity):
@@ -212,8 +232,8 @@ def main():
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    parser.add_argument("--only", choices=("throughput", "accuracy", "gradients"), default=None,
-                        help="run one part only (throughput: world-steps/s against MuJoCo; accuracy: stop distance, "
+    parser.add_argument("--only", choices=("throughput", "calls", "accuracy", "gradients"), default=None,
+                        help="run one part only (throughput: world-steps/s against MuJoCo; calls: torch operations per step; accuracy: stop distance, "
                              "rolling speed and interior-point iterations; gradients: the gradient costs)")
     args = parser.parse_args()
     results = dict(throughput=[], accuracy={}, gradients=None, threads=torch.get_num_threads())
@@ -234,6 +254,14 @@ def main():
                 theirs = time_mujoco(scene, B, 200) if have_mujoco else float("nan")
                 results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours, iterations=its, mujoco=theirs))
                 print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+    if args.only in (None, "calls"):
+        print("\n| scene, one world | torch operations per step | mean interior-point iterations |")
+        print("|---|---|---|")
+        results["calls"] = {}
+        for scene in SCENES:
+            calls, its = torch_calls_per_step(scene)
+            results["calls"][scene] = dict(per_step=calls, iterations=its)
+            print(f"| {scene} | {calls:,.0f} | {its:.2f} |")
     if args.only in (None, "accuracy"):
         print("\n| scene | quantity | simcore | MuJoCo elliptic | MuJoCo pyramidal | analytic |")
         print("|---|---|---|---|---|---|")
