@@ -136,7 +136,8 @@ def iteration_report(rtol=1e-6):
 
 def torch_calls_per_step(scene, steps=20):
     """ATen operations dispatched per step of one world (the first `steps` steps of the scene), with the
-    mean interior-point iterations: a load-independent measure of the per-step overhead, which dominates small batches."""
+    mean interior-point iterations: a load-independent measure of the per-step overhead, which dominates
+    small batches."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class Count(TorchDispatchMode):
@@ -233,8 +234,9 @@ def main():
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--only", choices=("throughput", "calls", "accuracy", "gradients"), default=None,
-                        help="run one part only (throughput: world-steps/s against MuJoCo; calls: torch operations per step; accuracy: stop distance, "
-                             "rolling speed and interior-point iterations; gradients: the gradient costs)")
+                        help="run one part only (throughput: world-steps/s against MuJoCo; calls: torch operations "
+                             "per step; accuracy: stop distance, rolling speed and interior-point iterations; "
+                             "gradients: the gradient costs)")
     args = parser.parse_args()
     results = dict(throughput=[], accuracy={}, gradients=None, threads=torch.get_num_threads())
     try:
@@ -245,7 +247,8 @@ def main():
         have_mujoco = False
         print("mujoco not installed: MuJoCo columns skipped (pip install mujoco)")
     if args.only in (None, "throughput"):
-        print("| scene | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s | MuJoCo / simcore |")
+        print("| scene | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s "
+              "| MuJoCo / simcore |")
         print("|---|---|---|---|---|---|")
         for scene in SCENES:
             for B in args.worlds:

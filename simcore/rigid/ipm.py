@@ -134,7 +134,6 @@ def scaled_system(J, F0, w, lay, near):
 
     Worlds already `near` (B,) the central path keep the unscaled rows (W = I): computing λ from cone
     points a hair from the boundary loses digits, and plain Newton converges quadratically there."""
-    C = lay.contacts
     if bool(near.all()):
         return J, F0, None, None
     _, _, b, e = _cone_parts(w, lay)
