@@ -63,11 +63,11 @@ with torch.no_grad():
 
 
 history = []  # (loss, E, ν) of each rollout
-start = time.perf_counter()
 
 
 def closure():
     """One rollout with gradients: the loss, and dloss/dz in z_E.grad, z_nu.grad."""
+    start = time.perf_counter()
     optimizer.zero_grad()
     jelly.E, jelly.nu = moduli()
     x = scene.rollout(frames=args.frames, frame_dt=1 / 60).x
@@ -75,7 +75,7 @@ def closure():
     loss.backward()
     history.append((loss.item(), jelly.E.item(), jelly.nu.item()))
     print(f"iter {len(history) - 1:3d}  loss {loss.item():.3e} cells²  E {history[-1][1]:9.1f} Pa  "
-          f"nu {history[-1][2]:.4f}  ({time.perf_counter() - start:.0f} s)", flush=True)
+          f"nu {history[-1][2]:.4f}  ({time.perf_counter() - start:.1f} s)", flush=True)
     return loss
 
 
@@ -104,7 +104,8 @@ if args.plot:
     its = range(len(history))
     axes[0].semilogy(its, [h[0] for h in history])
     axes[0].set(xlabel="iteration", ylabel="loss (cells²)")
-    axes[1].plot(its, [h[1] for h in history]), axes[1].axhline(args.E, ls="--", c="k")
+    axes[1].plot(its, [h[1] for h in history]), axes[1].axhline(args.E, ls="--", c="k", label="true")
+    axes[1].legend()
     axes[1].set(xlabel="iteration", ylabel="E (Pa)")
     axes[2].plot(its, [h[2] for h in history]), axes[2].axhline(args.nu, ls="--", c="k")
     axes[2].set(xlabel="iteration", ylabel="ν")
