@@ -157,6 +157,8 @@ def prepare(x, q, v, om, force, torque, mass, inertia, gravity, contacts, dt: fl
     p.mu_eff = torch.where(contacts.friction > 0, contacts.friction, torch.ones_like(contacts.friction))
     p.onehot_a = torch.nn.functional.one_hot(p.ia, nb + 1).to(dtype)[:, :nb]   # (C, nb)
     p.onehot_b = torch.nn.functional.one_hot(p.ib, nb + 1).to(dtype)[:, :nb]
+    # Sum over contacts into bodies, + for side a, − for side b: (nb, 2C) applied to [a-terms; b-terms].
+    p.scatter = torch.cat([p.onehot_a, -p.onehot_b]).T
     J_om = _mv(inertia, om)
     root1 = torch.sqrt(4.0 / dt**2 - (om * om).sum(-1, keepdim=True))
     p.lin0 = -mass[:, None] * v - dt * (mass[:, None] * gravity + force)
@@ -194,7 +196,7 @@ def equations(w, kappa, x, q, v, om, force, torque, mass, inertia, gravity, cont
     lam_n = n * (gamma * on)[..., None]
     lam_t = _mtv(T, beta[..., 1:] * rubs[..., None])
     lam = lam_n + lam_t
-    scatter = lambda a, b: p.onehot_a.T @ a - p.onehot_b.T @ b  # noqa: E731  (B, C, 3) → (B, nb, 3)
+    scatter = lambda a, b: torch.einsum("nc,bck->bnk", p.scatter, torch.cat([a, b], 1))  # noqa: E731
     lin_impulse = scatter(lam, lam)
     lam4 = torch.cat([lam_n, lam_n, lam_t, lam_t], 1)
     ang = every.angular_impulse(lam4).unflatten(1, (4, C))
@@ -257,8 +259,7 @@ def jacobian_blocks(w, p: Prepared, om2, root2, J_om2, gamma, gap, beta, eta, la
         on_, rub_ = on[..., None, None], rubs[..., None, None]
         curv_a = on_ * curv[:, 0] + rub_ * curv[:, 2]
         curv_b = on_ * curv[:, 1] + rub_ * curv[:, 3]
-        body[..., 3:, 3:] -= torch.einsum("bcij,cn->bnij", curv_a, onehot_a) \
-            - torch.einsum("bcij,cn->bnij", curv_b, onehot_b)
+        body[..., 3:, 3:] -= torch.einsum("nc,bcij->bnij", p.scatter, torch.cat([curv_a, curv_b], 1))
         # G_φ = ∂φ/∂z (B, C, 6nb) and G_v = ∂v_t/∂z (B, 2C, 6nb); the gap and slip rows are −G.
         jac4 = every.jac_rot.unflatten(1, (4, C))
 
