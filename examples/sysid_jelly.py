@@ -30,12 +30,11 @@ parser.add_argument("--size", type=float, default=0.2, help="edge of the jelly c
 parser.add_argument("--E", type=float, default=2e4, help="true Young's modulus (Pa)")
 parser.add_argument("--nu", type=float, default=0.3, help="true Poisson's ratio")
 parser.add_argument("--noise", type=float, default=1e-3, help="std of the observation noise (m)")
-parser.add_argument("--precision", default="f64", choices=["f32", "f64"])
 parser.add_argument("--plot", default=None, help="write the history to this PNG")
 args = parser.parse_args()
 
-sc.init("cpu", args.precision)
-dtype = torch.float64 if args.precision == "f64" else torch.float32
+sc.init("cpu", "f64")
+dtype = torch.float64
 # The unknowns, bounded by smooth maps so that no trial step of the line search leaves the range where
 # the fixed dt below is stable: E in (E_init / 4, 4 E_init) on a log scale, ν in (0, 0.45).
 E_init, nu_init = 2 * args.E, args.nu - 0.1                                    # 2× too stiff, 0.1 too small

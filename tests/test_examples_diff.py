@@ -22,9 +22,9 @@ def test_sysid_jelly_recovers_moduli(tmp_path):
     """examples/sysid_jelly.py on a 16³ grid (a 3D jelly of 343 particles, 12 frames, at most 12
     rollouts): starting 2× off in E and 0.1 off in ν, the trajectory loss falls at least 100× (to the
     noise floor; measured 332×) and E comes within 5 % and ν within 0.03 of the truth (measured:
-    0.01 % and 0.0003, in 11 rollouts); the plot is written. Cost on a 2-core CPU: about 15 s of
-    rollouts, plus about 3 minutes of CPU time compiling the 3D forward and adjoint kernels when
-    Taichi's offline cache is cold (any edit of the kernels' source makes it cold)."""
+    0.01 % and 0.0003, in 11 rollouts); the plot is written. Cost on a 2-core CPU: 11 s with Taichi's
+    offline cache warm, 3.5 minutes cold (compiling the 3D forward and adjoint kernels; any edit of
+    the kernels' source makes the cache cold)."""
     plot = tmp_path / "sysid.png"
     out = run_example("sysid_jelly.py", "--grid", 16, "--frames", 12, "--iters", 12, "--plot", plot)
     last = [line for line in out.splitlines() if line.startswith("after ")][-1]
@@ -39,8 +39,8 @@ def test_control_walker_learns_to_walk(tmp_path):
     """examples/control_walker.py for 1 s (60 frames, 64² grid) and 10 Adam iterations: the trained
     gait takes the walker at least 0.15 body lengths further right than the untrained one (the loss,
     −mean x at the last frame, falls by at least 0.03 m; measured: about 0.3 body lengths). Also
-    writes the before/after GIF. Cost on a 2-core CPU: about 1 minute (30 s of CPU time, half of it
-    compiling the 2D kernels)."""
+    writes the before/after GIF. Cost on a 2-core CPU: 30 to 50 s, cache cold or warm (the 2D
+    kernels compile in about 20 s)."""
     gif = tmp_path / "walker.gif"
     out = run_example("control_walker.py", "--frames", 60, "--iters", 10, "--gif", gif)
     last = [line for line in out.splitlines() if line.startswith("after ")][-1]
