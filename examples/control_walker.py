@@ -30,7 +30,7 @@ parser.add_argument("--harmonics", type=int, default=2)
 parser.add_argument("--frequency", type=float, default=2.0, help="gait frequency (Hz)")
 parser.add_argument("--lr", type=float, default=0.3)
 parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--gif", default=None, help="write a GIF of the walker before (top) and after training")
+parser.add_argument("--gif", default=None, help="write a GIF of the walker before and after training")
 args = parser.parse_args()
 
 sc.init("cpu", "f64")
@@ -38,10 +38,11 @@ torch.manual_seed(args.seed)
 E = 1e4                              # Pa
 A_MAX = 0.25 * E                     # largest activation, Pa
 LENGTH, HEIGHT, FLOOR = 0.2, 0.1, 0.1  # body length and height, floor height (m)
-LEGS = 4
+GROUPS = 4                           # actuator groups: two halves of each of two legs
 
 # A slab on two legs, each leg split lengthwise into two actuated halves (groups 0, 1 at the back,
 # 2, 3 at the front): contracting one half and lengthening the other bends the leg.
+# dt = dx / 16, below the CFL choice for the passive material: the active stress stiffens the legs.
 scene = sc.Scene(dim=2, grid=args.grid, dt=0.5 / args.grid / 8, particles_per_cell=16)
 material = sc.materials.NeoHookean(E=E, nu=0.3, density=1e3)
 X0 = 0.1                                                     # the walker's left end at rest (m)
@@ -57,11 +58,11 @@ t = torch.arange(args.frames, dtype=torch.float64) * frame_dt                 # 
 k = torch.arange(1, args.harmonics + 1, dtype=torch.float64)
 phase = 2 * math.pi * args.frequency * t[:, None] * k                        # (frames, harmonics)
 basis = torch.cat([phase.sin(), phase.cos(), torch.ones(args.frames, 1, dtype=torch.float64)], 1)
-coeffs = (0.1 * torch.randn(basis.shape[1], LEGS, dtype=torch.float64)).requires_grad_()
+coeffs = (0.1 * torch.randn(basis.shape[1], GROUPS, dtype=torch.float64)).requires_grad_()  # near rest
 
 
 def actuation():
-    """(frames, 4 legs) Pa."""
+    """(frames, groups) activations, Pa."""
     return A_MAX * torch.tanh(basis @ coeffs)
 
 
@@ -77,14 +78,12 @@ def walked(x):
 with torch.no_grad():
     before = rollout().x
 optimizer = torch.optim.Adam([coeffs], lr=args.lr)
-history = []  # loss (m) of each iteration
 for it in range(args.iters):
     optimizer.zero_grad()
     x = rollout().x
     loss = -x[-1, :, 0].mean()  # walk right: the mean x at the last frame, negated
     loss.backward()
     optimizer.step()
-    history.append(loss.item())
     print(f"iter {it:3d}  loss {loss.item():+.4f} m  walked {walked(x.detach()):+.3f} body lengths", flush=True)
 with torch.no_grad():
     after = rollout().x
@@ -94,7 +93,7 @@ print(f"after {args.iters} iterations: walked {walked(after):+.3f} body lengths 
       f"{-after[-1, :, 0].mean().item():+.4f} m")
 
 if args.gif:
-    # Both walkers in one picture, the untrained one in the background.
+    # Both walkers in one picture, one colour each (the legend says which is which).
     n = before.shape[1]
     both = sc.Trajectory(x=torch.cat([before, after], 1).numpy(), t=np.arange(args.frames + 1) * frame_dt,
                          body_id=np.repeat([0, 1], n), material_id=np.zeros(2 * n, int), mass=np.ones(2 * n),
