@@ -43,9 +43,11 @@ z_nu = torch.tensor(math.atanh(nu_init / 0.225 - 1), dtype=dtype, requires_grad=
 
 
 def moduli():
+    """E (Pa) and ν of the current guess, on the autograd graph of z_E and z_nu."""
     return E_init * 4 ** torch.tanh(z_E), 0.225 * (1 + torch.tanh(z_nu))
 
 
+# The jelly starts with the true moduli to make the observations; each fitting rollout replaces them.
 jelly = sc.materials.NeoHookean(E=torch.tensor(args.E, dtype=dtype), nu=torch.tensor(args.nu, dtype=dtype),
                                 density=1e3)
 
@@ -59,7 +61,6 @@ scene.add_collider(sc.colliders.Plane(point=(0, 0.15, 0), normal=(0, 1, 0), fric
 with torch.no_grad():
     observed = scene.rollout(frames=args.frames, frame_dt=1 / 60).x
     observed += args.noise * torch.randn(observed.shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
-
 
 history = []  # (loss, E, ν) of each rollout
 
