@@ -328,3 +328,17 @@ def test_capsule_lying_across_box_top_rests_at_radius():
     # 1e-7 m sideways in the first step, then it creeps < 1e-9 m/s.
     assert np.abs(traj.position[:, 0, [0, 2]] - [0.03, 0.02]).max() < 1e-6
     assert np.abs(traj.velocity[-1]).max() < 1e-8
+
+
+def test_tossed_box_settles_on_static_box():
+    """Static equilibrium after impacts (box–box manifold through changing reference and incident
+    faces): a spinning box tossed onto a static box comes to rest on one face, held by 4 contacts, its
+    centre one half extent above the top face (within 1e-3 m)."""
+    world = rigid.World(dt=0.05, gravity=(0, -9.81, 0), rtol=1e-10)
+    world.add(rigid.Box(size=(1.5, 0.2, 1.5), static=True, position=(0, -0.1, 0)))
+    world.add(rigid.Box(size=(0.4, 0.3, 0.5), density=1e3, position=(0.1, 0.6, 0), orientation=(0.95, 0.2, 0.1, 0.2),
+                        velocity=(0.5, 0, 0.3), angular_velocity=(2, 1, 0)))
+    traj = world.run(steps=60)
+    assert np.abs(traj.velocity[-1]).max() < 1e-8 and np.abs(traj.angular_velocity[-1]).max() < 1e-8
+    assert min(abs(traj.position[-1, 0, 1] - h) for h in (0.2, 0.15, 0.25)) < 1e-3
+    assert traj.contacts[-1] == 4
