@@ -70,8 +70,8 @@ class Candidates:
     ee_b: torch.Tensor
     # capsule (a) – box (b): the capsule axis clipped to the box face below it, two candidates per pair
     # (the ends of the clipped piece; the capsule's own ends are the sb end caps)
-    cb_a: torch.Tensor = None
-    cb_b: torch.Tensor = None
+    cb_a: torch.Tensor
+    cb_b: torch.Tensor
 
     @property
     def count(self) -> int:
