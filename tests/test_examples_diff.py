@@ -22,7 +22,7 @@ def test_sysid_jelly_recovers_moduli(tmp_path):
     """examples/sysid_jelly.py on a 16³ grid (a 3D jelly of 343 particles, 12 frames, at most 12
     rollouts): starting 2× off in E and 0.1 off in ν, the trajectory loss falls at least 100× (to the
     noise floor; measured 332×) and E comes within 5 % and ν within 0.03 of the truth (measured:
-    0.01 % and 0.0003, in 11 rollouts); the plot is written. Cost on a 2-core CPU: 11 s with Taichi's
+    0.01 % and 0.0003, in 11 rollouts); the plot is written. Cost on a 2-core CPU: 11 to 55 s with Taichi's
     offline cache warm, 3.5 minutes cold (compiling the 3D forward and adjoint kernels; any edit of
     the kernels' source makes the cache cold)."""
     plot = tmp_path / "sysid.png"
