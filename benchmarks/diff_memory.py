@@ -3,9 +3,10 @@ a 3D neo-Hookean jelly of about 20,000 particles, 2,000 substeps, loss.backward(
 
     python benchmarks/diff_memory.py [--particles 20000] [--substeps 2000] [--precision f32]
 
-Prints the particle count, substeps, checkpoint interval, forward and forward+backward seconds, and the
-process's peak RSS (ru_maxrss) before and after; the first run also compiles the adjoint kernels
-(about 2 minutes on a 2-core CPU), reported separately by a short warm-up rollout.
+Prints the particle count, substeps, checkpoint interval, the seconds of `Scene.run`, of the rollout
+under torch.no_grad and of the rollout with loss.backward(), and the process's peak RSS (ru_maxrss);
+the first run also compiles the adjoint kernels (about 2 minutes on a 2-core CPU), reported separately
+by a short warm-up rollout.
 """
 
 import argparse
@@ -46,6 +47,11 @@ def main():
     out.x[-1].mean().backward()
     print(f"warm-up (compiles the adjoint kernels): {time.perf_counter() - start:.1f} s, peak {peak_mib():.0f} MiB")
 
+    scene.run(frames=1, frame_dt=frame_dt)  # compiles the forward solver
+    scene.reset()
+    start = time.perf_counter()
+    scene.run(frames=frames, frame_dt=frame_dt)
+    run_s = time.perf_counter() - start
     with torch.no_grad():
         start = time.perf_counter()
         scene.rollout(frames=frames, frame_dt=frame_dt, checkpoint_every=k)
@@ -57,7 +63,8 @@ def main():
     total = time.perf_counter() - start
     print(f"particles {scene.n_particles}, substeps {sum(out.meta['substeps'])}, checkpoint every "
           f"{out.meta['checkpoint_every']} substeps, precision {args.precision}")
-    print(f"forward only {forward:.1f} s; forward + backward {total:.1f} s ({total / forward:.2f}x forward)")
+    print(f"Scene.run {run_s:.1f} s; rollout under no_grad {forward:.1f} s ({forward / run_s:.2f}x run); "
+          f"forward + backward {total:.1f} s ({total / forward:.2f}x the no_grad rollout, {total / run_s:.2f}x run)")
     print(f"peak RSS {peak_mib():.0f} MiB; dL/dE = {E.grad.item():.3e}; final x finite: "
           f"{bool(torch.isfinite(out.x).all())}")
 

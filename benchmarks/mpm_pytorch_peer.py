@@ -18,10 +18,12 @@ peer's `surface_collider` with `surface: sticky` at y = 2.5 dx), lands at about 
 Timed (each engine in its own process, wall clock inside that process, imports, set-up and warm-up
 excluded; the two processes take turns, one at a time, so both see the same machine load):
 
-- simcore forward: `scene.rollout(...)` under `torch.no_grad()` (the gradient solver: parallel P2G)
-  and `scene.run(...)` (the forward solver: serial P2G on the CPU);
+- simcore forward: `scene.rollout(...)` under `torch.no_grad()` (the gradient solver) and
+  `scene.run(...)` (the forward solver; both scatter P2G serially on the CPU);
 - simcore forward+backward: `scene.rollout(...)` with E and the initial velocity as torch leaves,
-  loss = mean(x_T²), `loss.backward()` (default segment checkpointing, recompute in backward);
+  loss = mean(x_T²), `loss.backward()`, twice: with the default segment checkpointing (k ≈ √T,
+  segments recomputed in backward) and with every state kept (k = T: nothing recomputed, as the peer,
+  which keeps every step's intermediates);
 - mpm-pytorch forward: its step loop (`CorotatedElasticity` → `MPMSolver.__call__` →
   `IdentityPlasticity`, as in its `simulate.py`) under `torch.no_grad()`;
 - mpm-pytorch forward+backward: the same loop with autograd on, same loss, `loss.backward()`.
@@ -216,11 +218,11 @@ def simcore_child(positions_path: str | None, simcore_src: Path):
         out.update(summary(r.x[-1].numpy()))
         return out
 
-    def fwdbwd():
+    def fwdbwd(k=None):
         E.grad = None
         v0.grad = None
         start = time.perf_counter()
-        r = scene.rollout(frames=1, frame_dt=frame_dt)
+        r = scene.rollout(frames=1, frame_dt=frame_dt, checkpoint_every=k)
         loss = (r.x[-1] ** 2).mean()
         loss.backward()
         out = {"seconds": time.perf_counter() - start, "loss": float(loss), "dL_dE": float(E.grad),
@@ -229,13 +231,13 @@ def simcore_child(positions_path: str | None, simcore_src: Path):
         out.update(summary(r.x[-1].detach().numpy()))
         return out
 
-    handlers = {"run": run, "fwd": fwd, "fwdbwd": fwdbwd}
+    handlers = {"run": run, "fwd": fwd, "fwdbwd": fwdbwd, "fwdbwd_all": lambda: fwdbwd(s["steps"])}
     first = {}
-    for name in ("run", "fwd", "fwdbwd"):  # first calls compile (or load cached) kernels
+    for name in ("run", "fwd", "fwdbwd", "fwdbwd_all"):  # first calls compile (or load cached) kernels
         start = time.perf_counter()
         handlers[name]()
         first[name] = time.perf_counter() - start
-    steady = {name: handlers[name]()["seconds"] for name in ("run", "fwd", "fwdbwd")}
+    steady = {name: handlers[name]()["seconds"] for name in ("run", "fwd", "fwdbwd", "fwdbwd_all")}
     emit({"ready": True, "engine": "simcore", "particles": int(len(x0)), "precision": "float32",
           "first_call_s": first, "compile_s": {k: max(first[k] - steady[k], 0.0) for k in first},
           "volume": float(scene.bodies[0].volume[0]), "torch": torch.__version__, "taichi": ti.__version__,
@@ -350,11 +352,11 @@ def main():
         if p_info["particles"] != s_info["particles"]:
             raise RuntimeError(f"particle counts differ: {p_info['particles']} vs {s_info['particles']}")
         results = {("peer", "fwd"): [], ("peer", "fwdbwd"): [], ("simcore", "fwd"): [], ("simcore", "run"): [],
-                   ("simcore", "fwdbwd"): []}
+                   ("simcore", "fwdbwd"): [], ("simcore", "fwdbwd_all"): []}
         for r in range(args.repeats):  # take turns, one process busy at a time
             print(f"round {r + 1}/{args.repeats} ...", file=sys.stderr)
             for who, cmd in (("peer", "fwd"), ("simcore", "fwd"), ("simcore", "run"), ("peer", "fwdbwd"),
-                             ("simcore", "fwdbwd")):
+                             ("simcore", "fwdbwd"), ("simcore", "fwdbwd_all")):
                 answer = (peer if who == "peer" else simcore).ask(cmd)
                 if not answer["finite"]:
                     raise RuntimeError(f"{who} {cmd}: the state went non-finite")
@@ -384,6 +386,8 @@ def summarize(args, s_info, p_info, results):
         return {"speedup_forward_rollout": t["peer_fwd"] / t["simcore_fwd"],
                 "speedup_forward_run": t["peer_fwd"] / t["simcore_run"],
                 "speedup_forward_backward": t["peer_fwdbwd"] / t["simcore_fwdbwd"],
+                "speedup_forward_backward_all_kept": t["peer_fwdbwd"] / t["simcore_fwdbwd_all"],
+                "simcore_fwdbwd_all_over_fwd_rollout": t["simcore_fwdbwd_all"] / t["simcore_fwd"],
                 "simcore_fwdbwd_over_fwd_rollout": t["simcore_fwdbwd"] / t["simcore_fwd"],
                 "simcore_fwdbwd_over_run": t["simcore_fwdbwd"] / t["simcore_run"],
                 "peer_fwdbwd_over_fwd": t["peer_fwdbwd"] / t["peer_fwd"]}
@@ -421,11 +425,12 @@ def print_report(rep):
     first = rep["simcore"]["first_call_s"]
     comp = rep["simcore"]["compile_s"]
     print("simcore first calls (Taichi compile or offline-cache load, excluded below): "
-          + ", ".join(f"{k} {first[k]:.1f} s (~{comp[k]:.1f} s over steady)" for k in ("run", "fwd", "fwdbwd")))
+          + ", ".join(f"{k} {first[k]:.1f} s (~{comp[k]:.1f} s over steady)" for k in first))
     print(f"mpm-pytorch warm-up (2 steps fwd + fwd/bwd, Warp SVD kernel load): {rep['peer']['warmup_s']:.2f} s")
     rows = [("mpm-pytorch forward (no_grad)", "peer_fwd"), ("mpm-pytorch forward+backward", "peer_fwdbwd"),
             ("simcore forward: rollout, no_grad", "simcore_fwd"), ("simcore forward: Scene.run", "simcore_run"),
-            (f"simcore forward+backward (k={rep['simcore_checkpoint_every']})", "simcore_fwdbwd")]
+            (f"simcore forward+backward (k={rep['simcore_checkpoint_every']})", "simcore_fwdbwd"),
+            (f"simcore forward+backward (k={s['steps']}, all kept)", "simcore_fwdbwd_all")]
     print(f"{'':<40} {'best s':>8} {'median s':>9} {'M particle-steps/s':>19}")
     for label, key in rows:
         t = rep["timings"][key]
@@ -434,8 +439,10 @@ def print_report(rep):
     lines = [("simcore speed-up, forward (rollout no_grad)", "speedup_forward_rollout", "goal >= 5"),
              ("simcore speed-up, forward (Scene.run)", "speedup_forward_run", "goal >= 5"),
              ("simcore speed-up, forward+backward", "speedup_forward_backward", "goal >= 15"),
+             ("simcore speed-up, forward+backward, all kept", "speedup_forward_backward_all_kept", "goal >= 15"),
              ("mpm-pytorch (fwd+bwd)/fwd", "peer_fwdbwd_over_fwd", ""),
-             ("simcore (fwd+bwd)/fwd, against rollout no_grad", "simcore_fwdbwd_over_fwd_rollout", ""),
+             ("simcore (fwd+bwd)/fwd, against rollout no_grad", "simcore_fwdbwd_over_fwd_rollout", "goal <= 4"),
+             ("simcore (fwd+bwd, all kept)/fwd", "simcore_fwdbwd_all_over_fwd_rollout", "goal <= 3"),
              ("simcore (fwd+bwd)/fwd, against Scene.run", "simcore_fwdbwd_over_run", "")]
     for label, key, goal in lines:
         print(f"{label:<50} {rb[key]:6.2f}x  (medians: {rm[key]:5.2f}x)  {goal}")

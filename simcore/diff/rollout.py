@@ -9,15 +9,17 @@ The reverse sweep of a segment restores its start state, recomputes its substeps
 slots 0..length), then runs the adjoint of each substep in reverse, recomputing that substep's grid
 first, since only particle states are kept:
 
-    clear_grid; deform_and_svd(s); [neural stress]; p2g(s, s+1); grid_update(s)   (recompute substep s)
-    g2p.grad(s, s+1); grid_update.grad(s); p2g.grad(s, s+1); [neural adjoint]; deform_and_svd_adjoint(s)
+    clear_grid; deform_and_svd(s); [neural stress]; p2g_stress(s, s+1); p2g_scatter(s); grid_update(s)
+    g2p_adjoint(s, s+1); grid_update.grad(s); p2g_scatter_adjoint(s); p2g_stress.grad(s, s+1);
+    [neural adjoint]; deform_and_svd_adjoint(s)
 
 Time-dependent inputs (collider origins and velocities, activations) live per slot in the solver,
 uploaded for a whole segment before it runs; their adjoints accumulate per slot.
 
-The adjoints are Taichi's reverse-mode autodiff of the same kernels the forward simulation runs
-(simcore.mpm.solver), plus the hand-written SVD adjoint, so forward and gradient never describe
-different physics.
+The adjoints of the per-particle stress update and of the grid update are Taichi's reverse-mode
+autodiff of the same kernels the forward simulation runs (simcore.mpm.solver), so forward and gradient
+never describe different constitutive physics; the transfers (P2G's scatter, G2P) and the SVD have
+hand-written adjoints, checked against finite differences in tests/diff.
 """
 
 from __future__ import annotations
@@ -173,13 +175,15 @@ class DiffRollout:
             solver.deform_and_svd(s)
         if solver.has_neural:
             solver.stress_hook.stress(solver)
-        solver.p2g(s, s + 1, solver.serial_scatter)
+        solver.p2g_stress(s, s + 1)
+        solver.p2g_scatter(s, solver.serial_scatter)
         solver.grid_update(s, False)
         solver.clear_adjoint_temporaries()
         serial = solver.serial_adjoint
-        solver.g2p.grad(s, s + 1, serial)
+        solver.g2p_adjoint(s, s + 1, serial)
         solver.grid_update.grad(s, serial)
-        solver.p2g.grad(s, s + 1, serial)
+        solver.p2g_scatter_adjoint(s)
+        solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_svd:

@@ -102,6 +102,9 @@ class MPMSolver:
             self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
             self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.F_trial, self.svd_U, self.svd_s, self.svd_V)
+        if needs_grad:  # P2G's per-particle half writes the APIC affine matrix here (kg/s)
+            self.affine = ti.Matrix.field(dim, dim, real, needs_grad=True)
+            fb.dense(ti.i, n_particles).place(self.affine)
         if self.has_neural:  # a Neural material's F_new and Kirchhoff stress (Pa), written by torch
             self.ext_F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             self.ext_tau = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
@@ -163,70 +166,115 @@ class MPMSolver:
         w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
         return base, fx, w
 
+    @ti.func
+    def _weight(self, offset: ti.template(), w):
+        """B-spline weight of the stencil node at (static) `offset`: the product over axes."""
+        weight = 1.0
+        for d in ti.static(range(self.dim)):
+            weight *= w[offset[d]][d]
+        return weight
+
+    @ti.func
+    def _weight_gradient(self, offset: ti.template(), fx, w):
+        """∂(weight)/∂x_p (1/m) of the stencil node at `offset`, for the hand-written adjoints.
+        The derivatives of the three quadratic B-spline pieces in fx are fx − 1.5, −2(fx − 1), fx − 0.5."""
+        dw = [fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5]
+        grad = ti.Vector.zero(float, self.dim)
+        for d in ti.static(range(self.dim)):
+            g = dw[offset[d]][d] * self.inv_dx
+            for e in ti.static(range(self.dim)):
+                if ti.static(e != d):
+                    g *= w[offset[e]][e]
+            grad[d] = g
+        return grad
+
     @ti.kernel
     def clear_grid(self):
         for I in ti.grouped(self.grid_mass):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
 
+    @ti.func
+    def _affine(self, p, s_in, s_out):
+        """Stress update of particle p: writes its F and Jp at slot s_out and returns the APIC affine
+        matrix A = −dt V (4/dx²) τ + m C (kg/s) that P2G scatters with the momentum."""
+        C = self.C[s_in, p]
+        kind = self.kind[p]
+        tau = ti.Matrix.zero(float, self.dim, self.dim)
+        if ti.static(FLUID in self.kinds):
+            if kind == FLUID:  # a fluid's state is J (kept in Jp): J_new = det(I + dt C) J
+                J = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C).determinant() * self.Jp[s_in, p]
+                self.Jp[s_out, p] = J
+                tau = constitutive.fluid_stress(J, self.mu[p], self.lam[p], self.plastic[p], C)
+        if ti.static(self.has_solids):
+            if kind != FLUID:
+                F_trial = ti.Matrix.zero(float, self.dim, self.dim)
+                U = ti.Matrix.identity(float, self.dim)
+                V = ti.Matrix.identity(float, self.dim)
+                sv = ti.Vector.one(float, self.dim)
+                if ti.static(self.split_svd):  # differentiable path: from deform_and_svd
+                    F_trial = self.F_trial[p]
+                    U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
+                else:
+                    F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+                    if ti.static(constitutive.uses_svd(self.kinds)):
+                        if kind != NEO_HOOKEAN:
+                            U, sv, V = constitutive.svd(F_trial)
+                Jp = 1.0
+                if ti.static(SNOW in self.kinds):
+                    Jp = self.Jp[s_in, p]
+                F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
+                    self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                tau = tau_solid
+                if ti.static(self.has_neural):
+                    if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
+                        F_new, tau = self.ext_F[p], self.ext_tau[p]
+                if ti.static(self.n_actuators > 0):
+                    group = self.actuator_group[p]
+                    if group >= 0:
+                        # ChainQueen active stress along the fibre: τ += a (F f)(F f)ᵀ, a in Pa.
+                        fibre = F_new @ self.fibre[p]
+                        tau += self.activation[s_in, group] * fibre.outer_product(fibre)
+                self.F[s_out, p] = F_new
+                if ti.static(SNOW in self.kinds):
+                    self.Jp[s_out, p] = Jp_new
+        # MLS-MPM: ∇w_ip = 4/dx² w_ip (x_i − x_p) for quadratic B-splines (Hu et al. 2018, eq. 16).
+        return (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + self.mass[p] * C
+
+    @ti.func
+    def _scatter(self, p, s_in, affine):
+        """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes."""
+        base, fx, w = self._stencil(self.x[s_in, p])
+        m = self.mass[p]
+        momentum = m * self.v[s_in, p]
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            dpos = (offset - fx) * self.dx
+            weight = self._weight(offset, w)
+            self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
+            self.grid_mass[base + offset] += weight * m
+
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
         """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F.
-        `serial`: one serial loop (see `serial_scatter`); its adjoint's atomic adds then become plain adds."""
+        `serial`: one serial loop (see `serial_scatter`). Forward-only solvers use this fused kernel;
+        gradient solvers run its two halves, `p2g_stress` and `p2g_scatter`."""
         ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
-            base, fx, w = self._stencil(self.x[s_in, p])
-            C = self.C[s_in, p]
-            kind = self.kind[p]
-            tau = ti.Matrix.zero(float, self.dim, self.dim)
-            if ti.static(FLUID in self.kinds):
-                if kind == FLUID:  # a fluid's state is J (kept in Jp): J_new = det(I + dt C) J
-                    J = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C).determinant() * self.Jp[s_in, p]
-                    self.Jp[s_out, p] = J
-                    tau = constitutive.fluid_stress(J, self.mu[p], self.lam[p], self.plastic[p], C)
-            if ti.static(self.has_solids):
-                if kind != FLUID:
-                    F_trial = ti.Matrix.zero(float, self.dim, self.dim)
-                    U = ti.Matrix.identity(float, self.dim)
-                    V = ti.Matrix.identity(float, self.dim)
-                    sv = ti.Vector.one(float, self.dim)
-                    if ti.static(self.split_svd):  # differentiable path: from deform_and_svd
-                        F_trial = self.F_trial[p]
-                        U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
-                    else:
-                        F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
-                        if ti.static(constitutive.uses_svd(self.kinds)):
-                            if kind != NEO_HOOKEAN:
-                                U, sv, V = constitutive.svd(F_trial)
-                    Jp = 1.0
-                    if ti.static(SNOW in self.kinds):
-                        Jp = self.Jp[s_in, p]
-                    F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
-                        self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
-                    tau = tau_solid
-                    if ti.static(self.has_neural):
-                        if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
-                            F_new, tau = self.ext_F[p], self.ext_tau[p]
-                    if ti.static(self.n_actuators > 0):
-                        group = self.actuator_group[p]
-                        if group >= 0:
-                            # ChainQueen active stress along the fibre: τ += a (F f)(F f)ᵀ, a in Pa.
-                            fibre = F_new @ self.fibre[p]
-                            tau += self.activation[s_in, group] * fibre.outer_product(fibre)
-                    self.F[s_out, p] = F_new
-                    if ti.static(SNOW in self.kinds):
-                        self.Jp[s_out, p] = Jp_new
-            m = self.mass[p]
-            # MLS-MPM: ∇w_ip = 4/dx² w_ip (x_i − x_p) for quadratic B-splines (Hu et al. 2018, eq. 16).
-            affine = (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + m * C
-            momentum = m * self.v[s_in, p]
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-                dpos = (offset - fx) * self.dx
-                weight = 1.0
-                for d in ti.static(range(self.dim)):
-                    weight *= w[offset[d]][d]
-                self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
-                self.grid_mass[base + offset] += weight * m
+            self._scatter(p, s_in, self._affine(p, s_in, s_out))
+
+    @ti.kernel
+    def p2g_stress(self, s_in: ti.i32, s_out: ti.i32):
+        """The per-particle half of P2G (stress, F and Jp updates) into `affine`: differentiated by
+        Taichi's autodiff (no scatter in it, so its adjoint has no contended atomics)."""
+        for p in range(self.n_particles):
+            self.affine[p] = self._affine(p, s_in, s_out)
+
+    @ti.kernel
+    def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
+        """The scatter half of P2G, from `affine`; its adjoint is `p2g_scatter_adjoint`."""
+        ti.loop_config(serialize=serial)
+        for p in range(self.n_particles):
+            self._scatter(p, s_in, self.affine[p])
 
     @ti.kernel
     def grid_update(self, s: ti.i32, serial: ti.template()):
@@ -254,15 +302,70 @@ class MPMSolver:
             new_C = ti.zero(self.C[s_in, p])
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
                 dpos = (offset - fx) * self.dx
-                weight = 1.0
-                for d in ti.static(range(self.dim)):
-                    weight *= w[offset[d]][d]
+                weight = self._weight(offset, w)
                 g_v = self.grid_velocity[base + offset]
                 new_v += weight * g_v
                 new_C += (4 * self.inv_dx * self.inv_dx * weight) * g_v.outer_product(dpos)
             self.v[s_out, p] = new_v
             self.C[s_out, p] = new_C
             self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+
+    # ------------------------------------------------------------------------------------------
+    # Hand-written adjoints of the transfers (gradient solvers). Taichi's autodiff of a gather
+    # scatters its adjoints with atomics; these loop over particles like the forward kernels, scatter
+    # only where the forward gathered, and write per-particle adjoints with plain stores.
+    # ------------------------------------------------------------------------------------------
+    @ti.kernel
+    def g2p_adjoint(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
+        """Adjoint of `g2p`: from the adjoints of v, C, x at s_out, add to grid_velocity.grad and
+        x.grad at s_in. With v' = Σ w g_i, C' = (4/dx²) Σ w g_i ⊗ (x_i − x_p), x' = x + dt v'."""
+        ti.loop_config(serialize=serial)
+        k = 4 * self.inv_dx * self.inv_dx
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            g_x = self.x.grad[s_out, p]
+            g_v = self.v.grad[s_out, p] + self.dt[None] * g_x
+            g_C = self.C.grad[s_out, p]
+            g_x_in = g_x
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = self._weight(offset, w)
+                grad_w = self._weight_gradient(offset, fx, w)
+                g_node = self.grid_velocity[base + offset]
+                gC_dpos = g_C @ dpos
+                self.grid_velocity.grad[base + offset] += weight * (g_v + k * gC_dpos)
+                # weight and dpos = x_i − x_p both depend on x_p (∂dpos/∂x_p = −I).
+                g_x_in += (g_v.dot(g_node) + k * g_node.dot(gC_dpos)) * grad_w \
+                    - (k * weight) * (g_C.transpose() @ g_node)
+            self.x.grad[s_in, p] = self.x.grad[s_in, p] + g_x_in
+
+    @ti.kernel
+    def p2g_scatter_adjoint(self, s_in: ti.i32):
+        """Adjoint of `p2g_scatter`: from grid_momentum.grad and grid_mass.grad, add to the adjoints of
+        x, v (slot s_in), mass and affine. Gathers only: a parallel loop without atomics."""
+        for p in range(self.n_particles):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            m = self.mass[p]
+            v = self.v[s_in, p]
+            A = self.affine[p]
+            g_momentum = ti.zero(v)
+            g_m = 0.0
+            g_A = ti.zero(A)
+            g_x = ti.zero(v)
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = self._weight(offset, w)
+                grad_w = self._weight_gradient(offset, fx, w)
+                GP = self.grid_momentum.grad[base + offset]
+                GM = self.grid_mass.grad[base + offset]
+                g_momentum += weight * GP
+                g_m += weight * GM
+                g_A += weight * GP.outer_product(dpos)
+                g_x += (GP.dot(m * v + A @ dpos) + GM * m) * grad_w - weight * (A.transpose() @ GP)
+            self.x.grad[s_in, p] = self.x.grad[s_in, p] + g_x
+            self.v.grad[s_in, p] = self.v.grad[s_in, p] + m * g_momentum
+            self.mass.grad[p] = self.mass.grad[p] + g_m + g_momentum.dot(v)
+            self.affine.grad[p] = self.affine.grad[p] + g_A
 
     @ti.kernel
     def clear_adjoint_temporaries(self):
@@ -272,15 +375,16 @@ class MPMSolver:
             self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
             self.grid_mass.grad[I] = 0
             self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
-        if ti.static(self.split_svd):
-            for p in range(self.n_particles):
+        for p in range(self.n_particles):
+            self.affine.grad[p] = ti.zero(self.affine.grad[p])
+            if ti.static(self.split_svd):
                 self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
                 self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
                 self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
                 self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
-                if ti.static(self.has_neural):
-                    self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
-                    self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
+            if ti.static(self.has_neural):
+                self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
+                self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
 
     @ti.kernel
     def deform_and_svd(self, s_in: ti.i32):
@@ -340,7 +444,11 @@ class MPMSolver:
             self.deform_and_svd(s_in)
         if self.has_neural:
             self.stress_hook.stress(self)
-        self.p2g(s_in, s_out, self.serial_scatter)
+        if self.needs_grad:
+            self.p2g_stress(s_in, s_out)
+            self.p2g_scatter(s_in, self.serial_scatter)
+        else:
+            self.p2g(s_in, s_out, self.serial_scatter)
         self.grid_update(s_in, False)
         self.g2p(s_in, s_out, False)
 
