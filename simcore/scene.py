@@ -560,10 +560,15 @@ class Scene:
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
         return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation, controller)
 
-    def _schedule(self, frames, frame_dt):
+    def _schedule(self, frames, frame_dt, velocity=None):
+        """Fixed substeps for a rollout, from the CFL bound of the *current* parameters: a material
+        tensor or initial velocity tensor may have changed since add_body (an optimiser step).
+        velocity: (n, dim) current initial velocities (default: those given to add_body)."""
         from .diff.rollout import Schedule
 
-        speeds = np.concatenate([b.params["wave_speed"] + np.linalg.norm(b.v, axis=1) for b in self.bodies])
+        wave = np.concatenate([b.material.particle_parameters(b.x)["wave_speed"] for b in self.bodies])
+        v = np.concatenate([b.v for b in self.bodies]) if velocity is None else velocity
+        speeds = wave + np.linalg.norm(v, axis=1)
         speed = float(speeds.max()) + float(np.linalg.norm(self.gravity)) * frame_dt
         bound = self.dx / max(speed, 1e-30)
         if self.dt is not None and self.dt > bound:

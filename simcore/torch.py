@@ -172,7 +172,8 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     if controller is not None and scene.n_actuators == 0:
         raise ValueError("controller given but no body has an actuator (add_body(..., actuator=g, fibre=...))")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
-    schedule = scene._schedule(frames, frame_dt)
+    x, v, mass, mu, lam, plastic = scene._torch_inputs(dtype)
+    schedule = scene._schedule(frames, frame_dt, velocity=v.detach().cpu().numpy())
     if controller is not None:  # the controller acts at frame starts: one segment per frame
         segments = schedule.segments(0, at_frames=True)
         k = max(schedule.substeps)
@@ -181,7 +182,6 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         segments = schedule.segments(k)
     solver = scene._gradient_solver(slots=k + 1)
     runner = _Runner(scene, solver, schedule)
-    x, v, mass, mu, lam, plastic = scene._torch_inputs(dtype)
     init = scene.initial_state()
     C, F, Jp = (torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp"))
     origin, vel, friction = _collider_paths(scene, schedule, dtype)

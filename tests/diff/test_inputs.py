@@ -225,3 +225,17 @@ def test_initial_position_gradients():
     with torch.no_grad():
         x0 += 0.002 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     directional_check(lambda: spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)), [x0], 1e-6)
+
+
+def test_time_step_follows_the_current_parameters():
+    """CFL: with an automatic dt, a rollout's substeps come from the material and velocity tensors'
+    current values (an optimiser may have stiffened the material since add_body): 16× the modulus is
+    4× the wave speed, so about 4× the substeps."""
+    E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)
+    scene = sc.Scene(dim=2, grid=24)
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.15, 0.15)), M.NeoHookean(E=E))
+    with torch.no_grad():
+        soft = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
+        E *= 16
+        stiff = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
+    assert 3.5 * soft <= stiff <= 4.5 * soft
