@@ -1,5 +1,5 @@
-"""Soft-robot control: a 2D soft walker (DiffTaichi-style) learns an open-loop gait through
-differentiable rollouts.
+"""Soft-robot control: a 2D soft walker (DiffTaichi-style) learns a gait through differentiable
+rollouts, open loop (a learnt periodic signal) or closed loop (a neural controller).
 
 The walker is a neo-Hookean slab on two legs; each leg is split lengthwise into two actuator groups
 with a vertical fibre (activation a > 0 shortens a half-leg, a < 0 lengthens it, so opposite signs bend
@@ -8,7 +8,12 @@ its harmonics,
     a_g(t) = a_max · tanh(Σ_k s_gk sin(2π k f t) + c_gk cos(2π k f t) + b_g),
 whose coefficients s, c, b are learnt with Adam (loss: −mean x of the particles at the last frame).
 
+With --controller mlp the activations come instead from a small neural network called at every frame
+(DiffTaichi's walker): a_g = a_max · tanh(MLP(clock sin/cos, centre-of-mass velocity, each body's
+centre relative to the walker's centre)); the network's weights are learnt through the rollout.
+
     python examples/control_walker.py [--iters 100] [--grid 64] [--frames 120] [--gif out/walker.gif]
+                                      [--controller open|mlp]
 
 Prints the loss and distance walked each iteration, and a summary line with the distance walked
 before and after training, in body lengths.
@@ -31,6 +36,9 @@ parser.add_argument("--frequency", type=float, default=2.0, help="gait frequency
 parser.add_argument("--lr", type=float, default=0.3)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--gif", default=None, help="write a GIF of the walker before and after training")
+parser.add_argument("--controller", default="open", choices=["open", "mlp"],
+                    help="open-loop periodic signal, or a closed-loop neural controller")
+parser.add_argument("--hidden", type=int, default=32, help="hidden units of the mlp controller")
 args = parser.parse_args()
 
 sc.init("cpu", "f64")
@@ -66,7 +74,28 @@ def actuation():
     return A_MAX * torch.tanh(basis @ coeffs)
 
 
+# The closed-loop controller sees a clock and the walker's state: which particles belong to which body.
+body_of = torch.as_tensor(np.repeat(np.arange(len(scene.bodies)), [b.n_particles for b in scene.bodies]))
+n_bodies = len(scene.bodies)
+net = torch.nn.Sequential(torch.nn.Linear(2 * args.harmonics + 2 + 2 * n_bodies, args.hidden), torch.nn.Tanh(),
+                          torch.nn.Linear(args.hidden, GROUPS)).double()
+with torch.no_grad():
+    net[2].weight.mul_(0.1)  # start near rest, like the open-loop coefficients
+
+
+def controller(t, obs):
+    """(groups,) activations, Pa, for the frame starting at time t (s), from the current state."""
+    x, v = obs["x"], obs["v"]
+    centre = x.mean(0)
+    bodies = torch.stack([x[body_of == b].mean(0) for b in range(n_bodies)]) - centre   # (bodies, 2) m
+    clock = 2 * math.pi * args.frequency * t * k                                         # (harmonics,)
+    features = torch.cat([clock.sin(), clock.cos(), v.mean(0), 10 * bodies.reshape(-1)])
+    return A_MAX * torch.tanh(net(features))
+
+
 def rollout():
+    if args.controller == "mlp":
+        return scene.rollout(frames=args.frames, frame_dt=frame_dt, controller=controller)
     return scene.rollout(frames=args.frames, frame_dt=frame_dt, actuation=actuation())
 
 
@@ -77,7 +106,8 @@ def walked(x):
 
 with torch.no_grad():
     before = rollout().x
-optimizer = torch.optim.Adam([coeffs], lr=args.lr)
+optimizer = torch.optim.Adam([coeffs] if args.controller == "open" else net.parameters(),
+                             lr=args.lr if args.controller == "open" else args.lr / 10)
 for it in range(args.iters):
     optimizer.zero_grad()
     x = rollout().x
@@ -100,5 +130,5 @@ if args.gif:
                          volume=np.full(2 * n, scene.dx**2 / 16), body_names=["before training", "after training"],
                          material_names=["walker"], meta={"dim": 2, "grid": args.grid, "frame_dt": frame_dt})
     sc.viz.render(both, args.gif, colliders=scene.colliders, frames=range(0, args.frames + 1, 2), fps=30,
-                  title="soft walker, open-loop gait")
+                  title=f"soft walker, {'open-loop gait' if args.controller == 'open' else 'neural controller'}")
     print(f"wrote {args.gif}")

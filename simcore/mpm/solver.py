@@ -102,8 +102,12 @@ class MPMSolver:
             self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
             self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.F_trial, self.svd_U, self.svd_s, self.svd_V)
-        if needs_grad:  # P2G's per-particle half writes the APIC affine matrix here (kg/s)
-            self.affine = ti.Matrix.field(dim, dim, real, needs_grad=True)
+        # P2G in two halves (per-particle stress into `affine`, then the scatter): always in gradient
+        # solvers (the scatter has a hand-written adjoint), and in serial-scatter forward solvers whose
+        # materials need an SVD, so that the costly per-particle half runs in parallel.
+        self.split_p2g = needs_grad or (self.serial_scatter and constitutive.uses_svd(self.kinds))
+        if self.split_p2g:  # the APIC affine matrix of each particle (kg/s)
+            self.affine = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.affine)
         if self.has_neural:  # a Neural material's F_new and Kirchhoff stress (Pa), written by torch
             self.ext_F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
@@ -444,7 +448,7 @@ class MPMSolver:
             self.deform_and_svd(s_in)
         if self.has_neural:
             self.stress_hook.stress(self)
-        if self.needs_grad:
+        if self.split_p2g:
             self.p2g_stress(s_in, s_out)
             self.p2g_scatter(s_in, self.serial_scatter)
         else:
