@@ -48,3 +48,15 @@ def test_control_walker_learns_to_walk(tmp_path):
     before = float(re.search(r"before training ([-+0-9.]+)\)", last).group(1))
     assert after > before + 0.15, last
     assert gif.stat().st_size > 0
+
+
+def test_control_walker_closed_loop_learns(tmp_path):
+    """examples/control_walker.py --controller mlp (a neural controller called every frame on the
+    walker's state, gradients through the per-frame rollout) for 1 s and 10 Adam iterations: the trained
+    controller takes the walker at least 0.08 body lengths further right than the untrained one
+    (measured: +0.143 against −0.003). Cost on a 2-core CPU: about 40 s."""
+    out = run_example("control_walker.py", "--controller", "mlp", "--frames", 60, "--iters", 10)
+    last = [line for line in out.splitlines() if line.startswith("after ")][-1]
+    after = float(re.search(r"walked ([-+0-9.]+) body lengths", last).group(1))
+    before = float(re.search(r"before training ([-+0-9.]+)\)", last).group(1))
+    assert after > before + 0.08, last
