@@ -21,13 +21,16 @@ import torch
 
 from . import backend
 from .diff.rollout import STATE, DiffRollout, Schedule
+from .materials import FLUID, SNOW
 
 
 @dataclasses.dataclass
 class Rollout:
     """States per frame as torch tensors on the autograd graph.
 
-    x: (frames + 1, n, dim) m; v: (frames + 1, n, dim) m/s if recorded; t: (frames + 1,) s;
+    x: (frames + 1, n, dim) m; t: (frames + 1,) s; if recorded: v (frames + 1, n, dim) m/s,
+    C (frames + 1, n, dim, dim) 1/s, F (frames + 1, n, dim, dim), Jp (frames + 1, n) — with `run`'s
+    conventions (a fluid particle's F is J^(1/d) I and its Jp is J; Jp is 1 except for snow and fluid);
     actuation: (frames, groups) Pa, the activations applied (from the controller, if any);
     body_id, material_id: (n,) numpy; meta: substeps per frame, dt per frame, checkpoint interval.
     """
@@ -38,6 +41,9 @@ class Rollout:
     material_id: np.ndarray
     meta: dict
     v: torch.Tensor | None = None
+    C: torch.Tensor | None = None
+    F: torch.Tensor | None = None
+    Jp: torch.Tensor | None = None
     actuation: torch.Tensor | None = None
 
 
@@ -49,7 +55,7 @@ class _SegmentFunction(torch.autograd.Function):
     """(start state, constants, per-substep inputs, neural parameters) -> (end state, recorded frames)."""
 
     @staticmethod
-    def forward(ctx, runner, g0, length, x, v, C, F, Jp, mass, mu, lam, plastic, act, origin, vel, friction,
+    def forward(ctx, runner, g0, length, fields, x, v, C, F, Jp, mass, mu, lam, plastic, act, origin, vel, friction,
                 *neural_params):
         dt = runner.np_dtype
         start = {name: _np(t, dt) for name, t in zip(STATE, (x, v, C, F, Jp))}
@@ -58,31 +64,32 @@ class _SegmentFunction(torch.autograd.Function):
                              "controller/actuation that blew the simulation up)")
         inputs = (mass, mu, lam, plastic, act, origin, vel, friction)
         runner.load(g0, *[_np(t, dt) for t in inputs])
-        end, frames = runner.diff.forward_segment(start, g0, length)
+        end, frames = runner.diff.forward_segment(start, g0, length, fields)
         ctx.runner, ctx.g0, ctx.length, ctx.start = runner, g0, length, start
         ctx.inputs = [_np(t, dt) for t in inputs]
         ctx.frames = sorted(frames)
+        ctx.fields = fields
         ctx.dtype = x.dtype
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(x.dtype)  # noqa: E731
-        rec_x = np.stack([frames[f]["x"] for f in ctx.frames]) if frames else np.zeros((0,) + start["x"].shape, dt)
-        rec_v = np.stack([frames[f]["v"] for f in ctx.frames]) if frames else np.zeros((0,) + start["v"].shape, dt)
-        return tuple(as_t(end[name]) for name in STATE) + (as_t(rec_x), as_t(rec_v))
+        # One (frames in segment, n, ...) output per state field; empty (0, ...) when not recorded.
+        recorded = [np.stack([frames[f][name] for f in ctx.frames]) if frames and name in fields
+                    else np.zeros((0,) + start[name].shape, dt) for name in STATE]
+        return tuple(as_t(end[name]) for name in STATE) + tuple(as_t(r) for r in recorded)
 
     @staticmethod
-    def backward(ctx, gx, gv, gC, gF, gJp, grec_x, grec_v):
+    def backward(ctx, gx, gv, gC, gF, gJp, *grec):
         runner, g0, length = ctx.runner, ctx.g0, ctx.length
         dt = runner.np_dtype
         runner.load(g0, *ctx.inputs)
         grad_end = {name: (None if g is None else _np(g, dt)) for name, g in zip(STATE, (gx, gv, gC, gF, gJp))}
-        grad_frames = {f: {"x": None if grec_x is None else _np(grec_x[i], dt),
-                           "v": None if grec_v is None else _np(grec_v[i], dt)}
+        grad_frames = {f: {name: _np(g[i], dt) for name, g in zip(STATE, grec) if g is not None and g.shape[0]}
                        for i, f in enumerate(ctx.frames)}
         runner.start_adjoint(length)
         grads = runner.diff.backward_segment(ctx.start, g0, length, grad_end, grad_frames)
         runner.finish_adjoint(length)
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(ctx.dtype)  # noqa: E731
         neural = runner.hook.take_param_grads() if runner.hook is not None else []
-        return ((None, None, None) + tuple(as_t(grads[name]) for name in STATE)
+        return ((None, None, None, None) + tuple(as_t(grads[name]) for name in STATE)
                 + (as_t(grads["mass"]), as_t(grads["mu"]), as_t(grads["lam"]), as_t(grads["plastic"]),
                    as_t(runner.act_grad), as_t(runner.origin_grad), as_t(runner.vel_grad),
                    as_t(grads["collider_friction"])) + tuple(neural))
@@ -165,8 +172,10 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
             actuation=None, controller: Callable | None = None) -> Rollout:
     """See Scene.rollout."""
     record = tuple(dict.fromkeys(("x",) + tuple(record)))
-    if set(record) - {"x", "v"}:
-        raise ValueError(f"rollout can record x and v, not {sorted(set(record) - {'x', 'v'})}")
+    if set(record) - set(STATE):
+        raise ValueError(f"cannot record {sorted(set(record) - set(STATE))}: choose from {STATE}")
+    if "F" in record:  # a fluid particle's F is made from its J (kept in Jp)
+        record = tuple(dict.fromkeys(record + ("Jp",)))
     if controller is not None and actuation is not None:
         raise ValueError("give either actuation (open loop) or controller (closed loop), not both")
     if controller is not None and scene.n_actuators == 0:
@@ -200,8 +209,9 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         + ((per_substep,) if controller is None else ()))
     if controller is not None:
         differentiable = torch.is_grad_enabled()  # the controller's parameters are not visible here
-    xs, vs, applied = [x], [v], []
     state = (x, v, C, F, Jp)
+    history = {name: [t] for name, t in zip(STATE, state) if name in record}
+    applied = []
     for g0, length in segments:
         if controller is not None:
             f = frame_start[g0]
@@ -213,16 +223,17 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
             seg_act = a.expand(length, groups)
         else:
             seg_act = per_substep[g0:g0 + length]
-        args = (runner, g0, length, *state, *constants, seg_act, origin[g0:g0 + length], vel[g0:g0 + length],
-                friction, *neural)
+        args = (runner, g0, length, record, *state, *constants, seg_act, origin[g0:g0 + length],
+                vel[g0:g0 + length], friction, *neural)
         if differentiable:
             out = _SegmentFunction.apply(*args)
         else:
             with torch.no_grad():
                 out = _SegmentFunction.forward(_NoContext(), *args)
         state = out[:5]
-        xs.extend(out[5].unbind(0))
-        vs.extend(out[6].unbind(0))
+        for name, frames_out in zip(STATE, out[5:]):
+            if name in history:
+                history[name].extend(frames_out.unbind(0))
     t = torch.as_tensor(np.concatenate([[0.0], np.cumsum([frame_dt] * frames)]), dtype=dtype)
     meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "frame_dt": frame_dt,
             "checkpoint_every": k if controller is None else "frame"}
@@ -232,6 +243,23 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         actuation_out = act
     else:
         actuation_out = None
-    return Rollout(x=torch.stack(xs), v=torch.stack(vs) if "v" in record else None, t=t,
-                   body_id=scene.body_id.copy(), material_id=scene.material_id.copy(), meta=meta,
-                   actuation=actuation_out)
+    fields = _run_conventions(scene, {name: torch.stack(values) for name, values in history.items()})
+    return Rollout(t=t, body_id=scene.body_id.copy(), material_id=scene.material_id.copy(), meta=meta,
+                   actuation=actuation_out, **fields)
+
+
+def _run_conventions(scene, fields: dict) -> dict:
+    """F and Jp as `Scene.run` reports them: the solver keeps only J (in Jp) for a fluid particle, so its
+    F is J^(1/d) I; a solid's Jp is 1 unless it is snow (plastic volume ratio)."""
+    kinds = np.concatenate([np.full(b.n_particles, b.material.kind) for b in scene.bodies])
+    fluid = torch.as_tensor(kinds == FLUID)
+    if "F" in fields and fluid.any():
+        J = fields["Jp"]  # recorded along with F (see rollout)
+        d = scene.dim
+        iso = J.clamp_min(0) ** (1.0 / d)
+        eye = torch.eye(d, dtype=J.dtype)
+        fields["F"] = torch.where(fluid[None, :, None, None], iso[..., None, None] * eye, fields["F"])
+    if "Jp" in fields:
+        keep = torch.as_tensor((kinds == FLUID) | (kinds == SNOW))
+        fields["Jp"] = torch.where(keep[None], fields["Jp"], torch.ones_like(fields["Jp"]))
+    return fields

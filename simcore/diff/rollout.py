@@ -114,16 +114,17 @@ class DiffRollout:
                 on_state(g + 1, i + 1)
 
     # -- forward ----------------------------------------------------------------------------
-    def forward_segment(self, start: dict, g0: int, length: int) -> tuple[dict, dict[int, dict]]:
+    def forward_segment(self, start: dict, g0: int, length: int, fields=("x", "v")) -> tuple[dict, dict[int, dict]]:
         """Run one segment from `start` ({x, v, C, F, Jp} arrays). Returns the end state and
-        {frame index: {x, v}} for every frame that ends inside the segment."""
+        {frame index: {field: array}} (the given state fields) for every frame that ends inside the
+        segment."""
         self._check_length(length)
         frames = {}
 
         def on_state(g, slot):
             if g in self.frame_at:
                 state = self.solver.export_slot(slot)
-                frames[self.frame_at[g]] = {"x": state["x"], "v": state["v"]}
+                frames[self.frame_at[g]] = {name: state[name] for name in fields}
 
         self._recompute(start, g0, length, on_state)
         # The segment's states stay in the slots: if its backward comes next (the last segment of a
@@ -136,7 +137,7 @@ class DiffRollout:
                          grad_frames: dict[int, dict]) -> dict[str, np.ndarray]:
         """Gradients of a loss with respect to the segment's start state and the per-particle
         parameters, given dL/d(end state) `grad_end` ({x, v, C, F, Jp}, any may be missing) and
-        dL/d(x, v) of the frames ending inside the segment ({frame: {x, v}}).
+        dL/d(state) of the frames ending inside the segment ({frame: {field: array}}).
 
         Returns {x, v, C, F, Jp (of the start state), mass, volume, mu, lam, plastic,
         collider_friction}: the parameter gradients are this segment's contribution only."""

@@ -59,9 +59,45 @@ def corotated_stress(F, U, V, J, mu, lam):
 
 
 @ti.func
-def hencky_stress(U, eps, mu, lam):
-    """St. Venant–Kirchhoff on Hencky strain ε = log Σ: τ = U diag(2μ ε + λ tr(ε)) Uᵀ."""
-    return U @ _diag(2 * mu * eps + lam * eps.sum()) @ U.transpose()
+def _log_divided_difference(x, y):
+    """(log x − log y) / (x − y) for x, y > 0, with its limit 1/y (as a series) when x ≈ y."""
+    r = x / y - 1
+    out = 0.0
+    if ti.abs(r) < 1e-3:
+        out = (1 - r / 2 + r * r / 3 - r * r * r / 4) / y
+    else:
+        out = (ti.log(x) - ti.log(y)) / (x - y)
+    return out
+
+
+@ti.func
+def hencky_stress(F, eps, mu, lam):
+    """St. Venant–Kirchhoff on Hencky strain, for F = U exp(ε) Vᵀ: τ = U diag(2μ ε + λ tr ε) Uᵀ.
+
+    Written without U: with b = F Fᵀ (eigenvalues β_i = exp(2 ε_i)), U diag(μ log β) Uᵀ is the Newton
+    interpolation polynomial of μ log at the β_i evaluated at b (Sylvester):
+        μ [log β₀ I + f[β₀, β₁] (b − β₀ I) + f[β₀, β₁, β₂] (b − β₀ I)(b − β₁ I)]   (3D; 2D stops at the
+    second term), with divided differences of log and their confluent limits. Its derivative then needs
+    only F and ε — not the singular vectors, whose derivative is singular at equal singular values
+    (F = I at rest), where it silently lost the shear stiffness (gradients 1e-3 off)."""
+    dim = ti.static(F.get_shape()[0])
+    I = ti.Matrix.identity(float, dim)
+    b = F @ F.transpose()
+    beta = ti.exp(2 * eps)
+    tau = ti.Matrix.zero(float, dim, dim)
+    if ti.static(dim == 2):
+        tau = 2 * mu * eps[0] * I + mu * _log_divided_difference(beta[0], beta[1]) * (b - beta[0] * I)
+    else:
+        lo = ti.min(ti.min(beta[0], beta[1]), beta[2])
+        hi = ti.max(ti.max(beta[0], beta[1]), beta[2])
+        mid = beta.sum() - lo - hi
+        d_lo_mid = _log_divided_difference(mid, lo)
+        d_mid_hi = _log_divided_difference(hi, mid)
+        d2 = -0.5 / (mid * mid)  # f''/2 of log: the confluent limit of the second divided difference
+        if hi - lo > 1e-3 * mid:
+            d2 = (d_mid_hi - d_lo_mid) / (hi - lo)
+        tau = mu * (ti.log(lo) * I + d_lo_mid * (b - lo * I) + d2 * (b - lo * I) @ (b - mid * I))
+    return tau + lam * eps.sum() * I
 
 
 @ti.func
@@ -109,32 +145,43 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, Jp, mu
                     # Stomakhin et al. 2013, §5: clamp singular values, move the rest into Jp.
                     s_new = ti.min(ti.max(s, 1 - plastic[0]), 1 + plastic[1])
                     Jp_new = Jp * _product(s) / _product(s_new)
-                    F_new = U @ _diag(s_new) @ V.transpose()
+                    # Unclamped: F_new is F_trial itself, not its reconstruction U diag(s) Vᵀ: the same
+                    # value, but the derivative then does not pass through the SVD's, whose singular
+                    # part is lost at equal singular values (F = I at rest; see svd_adjoint).
+                    if (s_new != s).any():
+                        F_new = U @ _diag(s_new) @ V.transpose()
                     hardening = ti.exp(plastic[2] * (1 - Jp_new))
                     tau = corotated_stress(F_new, U, V, _product(s_new), mu * hardening, lam * hardening)
             if ti.static(_any_of(kinds, (SAND, PLASTICINE))):
                 if kind == SAND or kind == PLASTICINE:
                     eps = ti.log(s)
+                    projected = 0  # whether the return map moved ε (else F_new = F_trial, as for snow)
                     trace = eps.sum()
                     eps_dev = eps - trace / dim
-                    dev_norm = eps_dev.norm()
+                    # ‖dev ε‖ with its square floored: at rest (ε = 0) the norm's derivative is infinite,
+                    # and reverse-mode autodiff multiplies it by a zero adjoint (NaN in dL/dE, dL/dν).
+                    dev_norm = ti.sqrt(ti.max(eps_dev.norm_sqr(), 1e-30))
                     if ti.static(SAND in kinds):
                         if kind == SAND:
                             # Klár et al. 2016, Alg. 2: Drucker–Prager return map in Hencky strain.
                             if trace >= 0:  # expansion: cohesionless sand carries no stress
                                 eps = ti.Vector.zero(float, dim)
+                                projected = 1
                             else:
                                 dgamma = dev_norm + (dim * lam + 2 * mu) / (2 * mu) * trace * plastic[0]
                                 if dgamma > 0:
                                     eps = eps - dgamma / dev_norm * eps_dev
+                                    projected = 1
                     if ti.static(PLASTICINE in kinds):
                         if kind == PLASTICINE:
                             # von Mises: ‖dev τ‖ = 2μ‖dev ε‖ ≤ √(2/3) σ_y.
                             excess = dev_norm - SQRT_2_3 * plastic[0] / (2 * mu)
                             if excess > 0:
                                 eps = eps - excess / dev_norm * eps_dev
-                    F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
-                    tau = hencky_stress(U, eps, mu, lam)
+                                projected = 1
+                    if projected:
+                        F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
+                    tau = hencky_stress(F_new, eps, mu, lam)
     return F_new, Jp_new, tau
 
 
@@ -157,8 +204,12 @@ def svd_adjoint(U, s, V, gU, gs, gV, eps):
         F̄ = U [ (K_U ∘ X) S + diag(s̄) + S (K_V ∘ X) ] Vᵀ,  X_ij = 1 / (s_j² − s_i²) (i ≠ j),
         K_U = Uᵀ Ū − Ūᵀ U,  K_V = Vᵀ V̄ − V̄ᵀ V.
 
-    Equal singular values (F = I at rest) make X infinite while K → 0 for the isotropic losses of
-    elasticity; |s_j² − s_i²| is floored at `eps` (keeping its sign) so the product stays finite."""
+    Off the diagonal, (a s_j + s_i b) / (s_j² − s_i²) with a = K_U,ij, b = K_V,ij is evaluated as
+    ½ (a + b) / (s_j − s_i) + ½ (a − b) / (s_j + s_i): only the first part is singular at equal singular
+    values (F = I at rest, isotropic compression), and its numerator vanishes there for the isotropic
+    functions of elasticity and plasticity, while the second part — the rotation's own derivative —
+    stays. |s_j − s_i| is floored at `eps` (keeping its sign). (Flooring s_j² − s_i² instead, as this
+    function first did, dropped the second part at equal singular values: snow gradients were 0.5 % off.)"""
     dim = ti.static(s.get_shape()[0])
     KU = U.transpose() @ gU
     KU = KU - KU.transpose()
@@ -170,10 +221,11 @@ def svd_adjoint(U, s, V, gU, gs, gV, eps):
             if ti.static(i == j):
                 inner[i, i] = gs[i]
             else:
-                gap = s[j] * s[j] - s[i] * s[i]
+                a, b = KU[i, j], KV[i, j]
+                gap = s[j] - s[i]
                 if ti.abs(gap) < eps:
                     gap = eps if gap >= 0 else -eps
-                inner[i, j] = (KU[i, j] * s[j] + s[i] * KV[i, j]) / gap
+                inner[i, j] = 0.5 * (a + b) / gap + 0.5 * (a - b) / (s[j] + s[i])
     return U @ inner @ V.transpose()
 
 

@@ -108,6 +108,15 @@ def test_plasticine_yield_stress(dim):
     check(make_scene(dim, M.Plasticine(E=2e4, yield_stress=sigma_y), (0.5, -2.0, 0.2)[:dim]), [sigma_y], [0.05])
 
 
+def test_hencky_elastic_moduli():
+    """dL/dE and dL/dν of the Hencky (St. Venant–Kirchhoff on log strain) elasticity under sand and
+    plasticine, kept elastic (a yield stress it never reaches). Both were NaN (the adjoint of ‖dev ε‖ at
+    ε = 0), then 2e-4 off (the stress's derivative went through the singular vectors, singular at rest);
+    the stress is now a polynomial in b = F Fᵀ with divided-difference coefficients."""
+    E, nu = t(2e4), t(0.3)
+    check(make_scene(2, M.Plasticine(E=E, nu=nu, yield_stress=1e7), (0.5, -2.0)), [E, nu], [1.0, 1e-5])
+
+
 @pytest.mark.parametrize("dim", [2])
 def test_sand_friction_angle(dim):
     """dL/dφ through the Drucker–Prager return map."""
@@ -164,3 +173,38 @@ def test_actuation():
         assert A.grad[index].item() == pytest.approx((plus - minus) / 2.0, rel=TOL)
     with pytest.raises(ValueError, match="actuation must have shape"):
         scene.run(frames=2, actuation=np.zeros((3, 2)))
+
+
+def test_snow_and_fluid_gradients_and_recorded_fields():
+    """Snow (clamped singular values, hardening) and a weakly compressible viscous fluid in one scene:
+    the rollout records every field `run` records (x, v, C, F, Jp, with run's conventions) with the same
+    values, and dL/d(snow E, hardening, fluid bulk modulus, viscosity) — the loss reading recorded F and
+    Jp too — matches central differences."""
+    E, hardening, K, viscosity = t(3e4), t(10.0), t(2e4), t(0.5)
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Box(center=(0.35, 0.3), size=(0.12, 0.12)),
+                   M.Snow(E=E, hardening=hardening, density=1e3), velocity=(0.5, -2.0))
+    scene.add_body(sc.shapes.Box(center=(0.65, 0.3), size=(0.12, 0.12)),
+                   M.Fluid(bulk_modulus=K, viscosity=viscosity, gamma=1.0), velocity=(-0.5, -2.0))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.3))
+    fields = ("x", "v", "C", "F", "Jp")
+    traj = scene.run(frames=4, frame_dt=1 / 60, record=fields)
+    with torch.no_grad():
+        out = scene.rollout(frames=4, frame_dt=1 / 60, record=fields)
+    for name in fields:
+        assert np.abs(getattr(out, name).numpy() - getattr(traj, name)).max() < 1e-9, name
+
+    def loss():
+        out = scene.rollout(frames=6, frame_dt=1 / 60, record=fields)
+        return (out.x[-1] ** 2).mean() + (out.F[-1] ** 2).mean() + out.Jp[-1].mean()
+
+    for param, h in ((E, 1.0), (hardening, 1e-4), (K, 1.0), (viscosity, 1e-5)):
+        param.grad = None
+        loss().backward()
+        with torch.no_grad():
+            param += h
+            plus = loss().item()
+            param -= 2 * h
+            minus = loss().item()
+            param += h
+        assert param.grad.item() == pytest.approx((plus - minus) / (2 * h), rel=TOL, abs=1e-12), param
