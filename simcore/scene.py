@@ -596,7 +596,14 @@ class Scene:
         xs, vs, masses, mus, lams, plastics = [], [], [], [], [], []
         for b in self.bodies:
             tensor = getattr(b.shape, "tensor", None)  # Points given as a tensor
-            xs.append(torch.as_tensor(b.x, dtype=dtype) if tensor is None else tensor.to(dtype).reshape(b.x.shape))
+            if tensor is not None:
+                if tuple(tensor.shape) != b.x.shape:
+                    raise ValueError(f"body {b.name!r}: its points tensor now has shape {tuple(tensor.shape)}, "
+                                     f"but the body was built with {b.x.shape}; rebuild the scene to change "
+                                     "the particle count")
+                # The tensor may have moved since add_body (an optimiser step): check it again.
+                self._check_inside(b.name, tensor.detach().cpu().numpy().astype(np.float64))
+            xs.append(torch.as_tensor(b.x, dtype=dtype) if tensor is None else tensor.to(dtype))
             if b.velocity_tensor is not None:
                 vt = b.velocity_tensor.to(dtype)
                 v = vt.expand(b.n_particles, self.dim) if vt.dim() == 1 else vt

@@ -225,6 +225,14 @@ def test_initial_position_gradients():
     with torch.no_grad():
         x0 += 0.002 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     directional_check(lambda: spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)), [x0], 1e-6)
+    # Positions moved out of the domain by an update are refused, naming the body, as in add_body.
+    with torch.no_grad():
+        saved = x0.clone()
+        x0[0, 0] = 0.01
+    with pytest.raises(ValueError, match="overlaps the wall layer"):
+        scene.rollout(frames=1, frame_dt=1 / 60)
+    with torch.no_grad():
+        x0.copy_(saved)
 
 
 def test_time_step_follows_the_current_parameters():
