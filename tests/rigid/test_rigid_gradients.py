@@ -115,27 +115,34 @@ def two_box_loss(params):
     return out.position[-1, 1, 0] + 0.5 * out.velocity[-1, 1, 0] + out.position[-1, 0, 0]
 
 
-def test_two_body_contact_gradient_matches_central_differences():
-    """Implicit function theorem through a contact between two dynamic bodies (the contact geometry
-    depends on both poses and on B's size): gradients match central differences to 1e-5 relative."""
-    base = dict(size_b=torch.tensor([0.3, 0.3, 0.3], **T64), mass_b=torch.tensor(10.0, **T64),
-                friction_b=torch.tensor(0.8, **T64), push=torch.tensor(150.0, **T64))
+def assert_matches_central_differences(loss, base, entries):
+    """Gradients of loss(params) at `base` (a dict of tensors) against central differences, entry by
+    entry ((name, flat index) pairs), to 1e-5 of the largest; each difference must be resolvable."""
     params = {k: v.clone().requires_grad_(True) for k, v in base.items()}
-    two_box_loss(params).backward()
+    loss(params).backward()
     ad, fd = [], []
-    for name, i in [("size_b", 0), ("size_b", 1), ("mass_b", 0), ("friction_b", 0), ("push", 0)]:
+    for name, i in entries:
         eps = 1e-6 * max(abs(float(base[name].view(-1)[i])), 1.0)
         losses = []
         for sign in (1, -1):
             p = {k: v.clone() for k, v in base.items()}
             p[name].view(-1)[i] += sign * eps
             with torch.no_grad():
-                losses.append(float(two_box_loss(p)))
+                losses.append(float(loss(p)))
         fd.append((losses[0] - losses[1]) / (2 * eps))
         ad.append(float(params[name].grad.view(-1)[i]))
     fd, ad = np.array(fd), np.array(ad)
     assert np.abs(fd).min() > 1e-4, fd
     assert np.abs(ad - fd).max() <= 1e-5 * np.abs(fd).max(), (ad, fd)
+
+
+def test_two_body_contact_gradient_matches_central_differences():
+    """Implicit function theorem through a contact between two dynamic bodies (the contact geometry
+    depends on both poses and on B's size): gradients match central differences to 1e-5 relative."""
+    base = dict(size_b=torch.tensor([0.3, 0.3, 0.3], **T64), mass_b=torch.tensor(10.0, **T64),
+                friction_b=torch.tensor(0.8, **T64), push=torch.tensor(150.0, **T64))
+    assert_matches_central_differences(two_box_loss, base, [("size_b", 0), ("size_b", 1), ("mass_b", 0),
+                                                            ("friction_b", 0), ("push", 0)])
 
 
 def test_restitution_gradient_matches_central_differences():
@@ -183,20 +190,6 @@ def test_manifold_and_segment_face_gradients_match_central_differences():
     base = dict(size=torch.tensor([0.4, 0.4, 0.4], **T64), radius=torch.tensor(0.05, **T64),
                 friction=torch.tensor(0.5, **T64), box_velocity=torch.tensor([0.3, 0.0, 0.1], **T64),
                 capsule_velocity=torch.tensor([0.1, 0.0, 0.2], **T64))
-    params = {k: v.clone().requires_grad_(True) for k, v in base.items()}
-    manifold_loss(params).backward()
-    ad, fd = [], []
-    for name, i in [("size", 0), ("size", 1), ("radius", 0), ("friction", 0), ("box_velocity", 0),
-                    ("box_velocity", 2), ("capsule_velocity", 2)]:
-        eps = 1e-6 * max(abs(float(base[name].view(-1)[i])), 1.0)
-        losses = []
-        for sign in (1, -1):
-            p = {k: v.clone() for k, v in base.items()}
-            p[name].view(-1)[i] += sign * eps
-            with torch.no_grad():
-                losses.append(float(manifold_loss(p)))
-        fd.append((losses[0] - losses[1]) / (2 * eps))
-        ad.append(float(params[name].grad.view(-1)[i]))
-    fd, ad = np.array(fd), np.array(ad)
-    assert np.abs(fd).min() > 1e-4, fd
-    assert np.abs(ad - fd).max() <= 1e-5 * np.abs(fd).max(), (ad, fd)
+    assert_matches_central_differences(manifold_loss, base, [("size", 0), ("size", 1), ("radius", 0),
+                                                             ("friction", 0), ("box_velocity", 0),
+                                                             ("box_velocity", 2), ("capsule_velocity", 2)])
