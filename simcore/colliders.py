@@ -84,8 +84,10 @@ class Collider:
             return torch.zeros(len(times), dim, dtype=dtype)
         if callable(self.velocity):
             rows = [torch.as_tensor(self.velocity(float(t)), dtype=dtype).reshape(-1) for t in times]
-            for r in rows[:1]:
-                _vec(r, f"{self.label}.velocity", dim)
+            for t, r in zip(times, rows):
+                if r.shape != (dim,) or not torch.isfinite(r).all():
+                    raise ValueError(f"{self.label}.velocity({float(t):.4g}) must be {dim} finite components "
+                                     f"(m/s), got {r.detach().tolist()}")
             return torch.stack(rows)
         _vec(self.velocity, f"{self.label}.velocity", dim)
         return torch.as_tensor(self.velocity, dtype=dtype).reshape(1, dim).expand(len(times), dim)

@@ -130,4 +130,4 @@ class NeuralStress:
         """The accumulated parameter gradients (zeros where none), in `parameters()` order; resets them."""
         out = [self.param_grads.get(id(p), torch.zeros_like(p)) for p in self.parameters()]
         self.param_grads = {}
-        return [g if torch.is_tensor(g) else torch.zeros_like(p) for g, p in zip(out, self.parameters())]
+        return out

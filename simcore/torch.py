@@ -204,11 +204,11 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         per_substep = act[frame_of]
     frame_start = {g: f for f, g in enumerate(schedule.frame_starts())}
     constants = (mass, mu, lam, plastic)
-    differentiable = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (x, v, *constants, origin, vel, friction, *neural)
-        + ((per_substep,) if controller is None else ()))
-    if controller is not None:
-        differentiable = torch.is_grad_enabled()  # the controller's parameters are not visible here
+    if controller is not None:  # its parameters are not visible here: assume it has some
+        differentiable = torch.is_grad_enabled()
+    else:
+        differentiable = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (x, v, *constants, origin, vel, friction, per_substep, *neural))
     state = (x, v, C, F, Jp)
     history = {name: [t] for name, t in zip(STATE, state) if name in record}
     applied = []

@@ -60,16 +60,6 @@ class Schedule:
             self._per_substep = np.repeat(self.dts, self.substeps)
         return float(self._per_substep[g])
 
-    def time_of(self, g: int) -> float:
-        """Time (s) at the start of global substep g."""
-        t = 0.0
-        for n, dt in zip(self.substeps, self.dts):
-            if g <= n:
-                return t + g * dt
-            t += n * dt
-            g -= n
-        raise IndexError(g)
-
     def segments(self, k: int, at_frames: bool = False) -> list[tuple[int, int]]:
         """(first global substep, length) of each segment of at most k substeps; with at_frames,
         one segment per frame (a closed-loop controller acts at frame starts)."""
