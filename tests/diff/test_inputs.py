@@ -190,8 +190,9 @@ def test_collider_velocity_and_friction_gradients():
     # The same motion given as a function of time: v(t) = velocity · (1 + t).
     pusher.velocity = lambda t: velocity * (1 + t)
     directional_check(loss, [velocity], 1e-5)
-    pusher.velocity = lambda t: torch.zeros(3, dtype=torch.float64)  # a 3D velocity in a 2D scene
-    with pytest.raises(ValueError, match="must be 2 finite components"):
+    # A path that goes bad part-way (here NaN after 0.05 s) is named with the time.
+    pusher.velocity = lambda t: velocity if t < 0.05 else torch.tensor([float("nan"), 0.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"velocity\(0\.05.*must be 2 finite components"):
         loss()
 
 
