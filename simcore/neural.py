@@ -1,6 +1,6 @@
 """Torch-computed stress for Neural materials, between the MPM kernels.
 
-Each substep, `deform_and_svd` writes the trial deformation gradient F_trial = (I + dt C) F of every
+Each substep, `deform` writes the trial deformation gradient F_trial = (I + dt C) F of every
 particle; `NeuralStress.stress` evaluates each Neural material's modules on its particles' F_trial,
 
     F_new = plasticity(F_trial) (or F_trial),   P = model(F_new),   τ = P F_newᵀ,

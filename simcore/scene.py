@@ -451,7 +451,7 @@ class Scene:
                 except SimulationError as err:
                     err.trajectory = partial()
                     raise
-                solver.dt[None] = dt
+                solver.set_dt(dt)
                 if solver.n_actuators:  # held for the frame: every slot
                     solver.set_substep_inputs(0, activation=np.broadcast_to(actuation[frame - 1],
                                                                             (solver.slots, solver.n_actuators)))
@@ -539,8 +539,9 @@ class Scene:
 
         Args:
             record: ("x",) or ("x", "v").
-            checkpoint_every: substeps per checkpointed segment (default about √(total substeps)):
-                memory grows like n·(T/k + k).
+            checkpoint_every: substeps per checkpointed segment, k. Default: every substep kept
+                (k = T, nothing recomputed in backward) when they fit in
+                simcore.torch.KEEP_ALL_BUDGET (512 MiB), else about √T: memory grows like n·(T/k + k).
             actuation: (frames, actuator groups) activations in Pa (a torch tensor for gradients).
             controller: closed-loop control, instead of `actuation`: a callable
                 `controller(t, obs) -> (actuator groups,)` activations (Pa) for the frame starting at
@@ -585,7 +586,7 @@ class Scene:
             return cached
         if cached is not None and self._grad_generation == backend.generation():
             cached.destroy()
-        self._grad_solver = self.new_solver(max(slots, 16), needs_grad=True)
+        self._grad_solver = self.new_solver(slots, needs_grad=True)
         self._grad_generation = backend.generation()
         return self._grad_solver
 

@@ -64,7 +64,9 @@ class _SegmentFunction(torch.autograd.Function):
                              "controller/actuation that blew the simulation up)")
         inputs = (mass, mu, lam, plastic, act, origin, vel, friction)
         runner.load(g0, *[_np(t, dt) for t in inputs])
-        end, frames = runner.diff.forward_segment(start, g0, length, fields)
+        # The last segment keeps its substeps' temporaries when a backward will follow it at once.
+        keep = not isinstance(ctx, _NoContext) and g0 + length == runner.schedule.total
+        end, frames = runner.diff.forward_segment(start, g0, length, fields, keep)
         ctx.runner, ctx.g0, ctx.length, ctx.start = runner, g0, length, start
         ctx.inputs = [_np(t, dt) for t in inputs]
         ctx.frames = sorted(frames)
@@ -142,8 +144,29 @@ class _Runner:
             self.origin_grad, self.vel_grad = np.zeros_like(self.origin), np.zeros_like(self.vel)
 
 
-def default_checkpoint_interval(total_substeps: int) -> int:
-    """k minimising n·(T/k + k): about √T."""
+# A rollout whose substeps all fit in this much solver memory keeps them all (k = T: its backward
+# recomputes nothing); a longer one is checkpointed every √T substeps.
+KEEP_ALL_BUDGET = 512 << 20
+
+
+def solver_slots(k: int) -> int:
+    """Slots of the gradient solver for segments of k substeps: k + 1 rounded up to a power of two
+    (at least 16), so that rollouts of similar lengths share one compiled solver."""
+    return max(16, 1 << (k).bit_length())
+
+
+def slot_bytes(n_particles: int, dim: int, n_grid: int, itemsize: int) -> int:
+    """Bytes per slot of a gradient solver: the particle state and its adjoint, the kept per-particle
+    temporaries (at most 4 d² floats) and the kept grid ((2d + 1) floats per node)."""
+    state = 2 * dim + 2 * dim * dim + 1
+    return itemsize * (n_particles * (2 * state + 4 * dim * dim) + n_grid ** dim * (2 * dim + 1))
+
+
+def default_checkpoint_interval(total_substeps: int, bytes_per_slot: int | None = None) -> int:
+    """k = T when every substep fits in KEEP_ALL_BUDGET (given the bytes per slot), else the k
+    minimising n·(T/k + k): about √T."""
+    if bytes_per_slot is not None and solver_slots(total_substeps) * bytes_per_slot <= KEEP_ALL_BUDGET:
+        return total_substeps
     return max(1, int(math.ceil(math.sqrt(total_substeps))))
 
 
@@ -187,9 +210,12 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         segments = schedule.segments(0, at_frames=True)
         k = max(schedule.substeps)
     else:
-        k = min(checkpoint_every or default_checkpoint_interval(schedule.total), schedule.total)
+        itemsize = 8 if dtype == torch.float64 else 4
+        k = checkpoint_every or default_checkpoint_interval(
+            schedule.total, slot_bytes(scene.n_particles, scene.dim, scene.grid, itemsize))
+        k = min(k, schedule.total)
         segments = schedule.segments(k)
-    solver = scene._gradient_solver(slots=k + 1)
+    solver = scene._gradient_solver(slots=solver_slots(k))
     runner = _Runner(scene, solver, schedule)
     init = scene.initial_state()
     C, F, Jp = (torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp"))

@@ -2,24 +2,27 @@
 
 A rollout is cut into segments of at most k substeps. A segment starts from a full particle state
 {x, v, C, F, Jp} (its checkpoint: the caller keeps it — simcore.torch lets autograd keep it as the
-segment's input) and runs its substeps in the solver's slots 0..k; the grid is never stored. Peak
-memory grows like n·(T/k + k), not n·T.
+segment's input) and runs its substeps in the solver's slots 0..k. Nothing is kept per substep of the
+whole rollout: peak memory grows like n·(T/k + k), not n·T.
 
-The reverse sweep of a segment restores its start state, recomputes its substeps forward (filling
-slots 0..length), then runs the adjoint of each substep in reverse, recomputing that substep's grid
-first, since only particle states are kept:
+The reverse sweep of a segment restores its start state and recomputes its substeps forward (filling
+slots 0..length; the last segment of a rollout skips this, its states are still there), saving each
+substep's grid and per-particle temporaries (F_trial and its decomposition, the APIC affine matrix) in
+the solver's per-slot copies: k grids, reused by every segment (`MPMSolver.KEEP_BUDGET`; above it the
+grid is recomputed instead, `clear_grid; deform; p2g_stress; p2g_scatter; grid_update`). Then it runs
+the adjoint of each substep in reverse:
 
-    clear_grid; deform_and_svd(s); [neural stress]; p2g_stress(s, s+1); p2g_scatter(s); grid_update(s)
-    g2p_adjoint(s, s+1); grid_update.grad(s); p2g_scatter_adjoint(s); p2g_stress.grad(s, s+1);
-    [neural adjoint]; deform_and_svd_adjoint(s)
+    load_temporaries(s)   [else: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries]
+    g2p_adjoint_scatter(s, s+1); grid_update.grad(s); transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1);
+    [neural adjoint]; deform_adjoint(s)
 
 Time-dependent inputs (collider origins and velocities, activations) live per slot in the solver,
 uploaded for a whole segment before it runs; their adjoints accumulate per slot.
 
 The adjoints of the per-particle stress update and of the grid update are Taichi's reverse-mode
 autodiff of the same kernels the forward simulation runs (simcore.mpm.solver), so forward and gradient
-never describe different constitutive physics; the transfers (P2G's scatter, G2P) and the SVD have
-hand-written adjoints, checked against finite differences in tests/diff.
+never describe different constitutive physics; the transfers (P2G's scatter, G2P), the SVD and the
+closest rotation have hand-written adjoints, checked against finite differences in tests/diff.
 """
 
 from __future__ import annotations
@@ -83,31 +86,39 @@ class DiffRollout:
         self.solver = solver
         self.schedule = schedule
         self.dtype = np.float64 if solver.real == ti.f64 else np.float32
-        # Floor on |s_j² − s_i²| in the SVD adjoint: far below any physical gap, far above round-off.
-        self.svd_eps = 1e-12 if solver.real == ti.f64 else 1e-6
+        # Floor on the singular denominators of the decompositions' adjoints (|s_j − s_i| in the SVD's,
+        # det(tr S I − S) in the closest rotation's): far below any physical value, far above round-off.
+        self.adjoint_eps = 1e-12 if solver.real == ti.f64 else 1e-6
         self.frame_at = {g: f + 1 for f, g in enumerate(schedule.frame_ends())}
 
     def _check_length(self, length):
         if not 1 <= length <= self.solver.slots - 1:
             raise ValueError(f"a segment of {length} substeps needs a solver with at least {length + 1} slots")
 
-    def _recompute(self, start: dict, g0: int, length: int, on_state=None):
-        """Import `start` into slot 0 and run substeps g0 .. g0 + length - 1 into slots 1..length."""
+    def _recompute(self, start: dict, g0: int, length: int, on_state=None, keep=True):
+        """Import `start` into slot 0 and run substeps g0 .. g0 + length - 1 into slots 1..length;
+        with `keep`, save each substep's temporaries for the reverse sweep (if the solver keeps them)."""
         solver = self.solver
         solver.resident = None
         solver.import_slot(0, start)
+        keep = keep and solver.keeps_temporaries
         for i in range(length):
             g = g0 + i
-            solver.dt[None] = self.schedule.dt_of(g)
+            solver.set_dt(self.schedule.dt_of(g))
             solver.substep(i, i + 1)
+            if keep:
+                solver.save_temporaries(i)
             if on_state is not None:
                 on_state(g + 1, i + 1)
+        return keep
 
     # -- forward ----------------------------------------------------------------------------
-    def forward_segment(self, start: dict, g0: int, length: int, fields=("x", "v")) -> tuple[dict, dict[int, dict]]:
+    def forward_segment(self, start: dict, g0: int, length: int, fields=("x", "v"),
+                        keep: bool = False) -> tuple[dict, dict[int, dict]]:
         """Run one segment from `start` ({x, v, C, F, Jp} arrays). Returns the end state and
         {frame index: {field: array}} (the given state fields) for every frame that ends inside the
-        segment."""
+        segment. `keep`: also save the substeps' temporaries, for a reverse sweep that comes next
+        (the last segment of a rollout that will be differentiated)."""
         self._check_length(length)
         frames = {}
 
@@ -116,10 +127,10 @@ class DiffRollout:
                 state = self.solver.export_slot(slot)
                 frames[self.frame_at[g]] = {name: state[name] for name in fields}
 
-        self._recompute(start, g0, length, on_state)
+        kept = self._recompute(start, g0, length, on_state, keep)
         # The segment's states stay in the slots: if its backward comes next (the last segment of a
         # rollout), it needs no recomputation.
-        self.solver.resident = (id(self), g0, length)
+        self.solver.resident = (id(self), g0, length, kept)
         return self.solver.export_slot(length), frames
 
     # -- backward ---------------------------------------------------------------------------
@@ -136,7 +147,7 @@ class DiffRollout:
         for field in [getattr(solver, n) for n in PARAMS] + [solver.collider_friction]:
             field.grad.fill(0)
         solver.zero_state_grads(length + 1)
-        if getattr(solver, "resident", None) != (id(self), g0, length):
+        if getattr(solver, "resident", None) != (id(self), g0, length, solver.keeps_temporaries):
             self._recompute(start, g0, length)
         solver.resident = None
         self._inject(length, grad_end)
@@ -160,22 +171,25 @@ class DiffRollout:
 
     def _substep_adjoint(self, g: int, s: int):
         solver = self.solver
-        solver.dt[None] = self.schedule.dt_of(g)
-        solver.clear_grid()
-        if solver.split_svd:
-            solver.deform_and_svd(s)
-        if solver.has_neural:
-            solver.stress_hook.stress(solver)
-        solver.p2g_stress(s, s + 1)
-        solver.p2g_scatter(s, solver.serial_scatter)
-        solver.grid_update(s, False)
-        solver.clear_adjoint_temporaries()
+        solver.set_dt(self.schedule.dt_of(g))
+        if solver.keeps_temporaries:
+            solver.load_temporaries(s)  # and zeroes the adjoints of the grid and the temporaries
+        else:
+            solver.clear_grid()
+            if solver.split_deform:
+                solver.deform(s)
+            if solver.has_neural:
+                solver.stress_hook.stress(solver)
+            solver.p2g_stress(s, s + 1)
+            solver.p2g_scatter(s, solver.serial_scatter)
+            solver.grid_update(s, False)
+            solver.clear_adjoint_temporaries()
         serial = solver.serial_adjoint
-        solver.g2p_adjoint(s, s + 1, serial)
+        solver.g2p_adjoint_scatter(s, s + 1, serial)
         solver.grid_update.grad(s, serial)
-        solver.p2g_scatter_adjoint(s)
+        solver.transfer_adjoint_gather(s, s + 1)
         solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
-        if solver.split_svd:
-            solver.deform_and_svd_adjoint(s, self.svd_eps)
+        if solver.split_deform:
+            solver.deform_adjoint(s, self.adjoint_eps)

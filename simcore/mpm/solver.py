@@ -36,7 +36,7 @@ class MPMSolver:
         needs_grad: allocate adjoint fields for reverse-mode differentiation (simcore.diff).
         stress_hook: for scenes with a Neural material, an object with `stress(solver)` (fills
             ext_F, ext_tau from F_trial) and `adjoint(solver)` (adds to F_trial.grad from their
-            adjoints); see simcore.neural. Called between `deform_and_svd` and `p2g` (and their adjoints).
+            adjoints); see simcore.neural. Called between `deform` and `p2g` (and their adjoints).
         serial_scatter: run P2G as one serial loop. On CPUs this is several times faster than a
             parallel loop: a serial scatter's atomic adds become plain adds (Taichi demotes them),
             while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
@@ -92,20 +92,31 @@ class MPMSolver:
             fb.dense(ti.i, n_particles).place(self.actuator_group, self.fibre)
             self.activation = ti.field(real, needs_grad=needs_grad)
             fb.dense(ti.ij, (slots, self.n_actuators)).place(self.activation)
-        # The trial deformation gradient and its SVD, kept per particle on the differentiable path
-        # (Taichi cannot differentiate ti.svd, so `deform_and_svd` has a hand-written adjoint) and
-        # whenever a Neural material's stress is computed by torch between kernels.
-        self.split_svd = (needs_grad and self.has_solids and constitutive.uses_svd(self.kinds)) or self.has_neural
-        if self.split_svd:
+        # The trial deformation gradient and its decompositions (the SVD; fixed corotated's closest
+        # rotation), kept per particle on the differentiable path (Taichi cannot differentiate ti.svd or
+        # an iteration, so `deform` has a hand-written adjoint) and whenever a Neural material's stress
+        # is computed by torch between kernels.
+        self.uses_svd = constitutive.uses_svd(self.kinds)
+        self.uses_rotation = constitutive.uses_rotation(self.kinds)
+        self.split_deform = (needs_grad and (self.uses_svd or self.uses_rotation)) or self.has_neural
+        # Newton's iteration for the closest rotation stops at a step δ with |δ|² below this (its error
+        # is then about |δ|²/2, below the precision's round-off).
+        self.rotation_tol = 1e-16 if real == ti.f64 else 1e-7
+        if self.split_deform:
             self.F_trial = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
-            self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            fb.dense(ti.i, n_particles).place(self.F_trial, self.svd_U, self.svd_s, self.svd_V)
+            fb.dense(ti.i, n_particles).place(self.F_trial)
+            if self.uses_svd:
+                self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+                self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
+                self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+                fb.dense(ti.i, n_particles).place(self.svd_U, self.svd_s, self.svd_V)
+            if self.uses_rotation:
+                self.rotation = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
+                fb.dense(ti.i, n_particles).place(self.rotation)
         # P2G in two halves (per-particle stress into `affine`, then the scatter): always in gradient
         # solvers (the scatter has a hand-written adjoint), and in serial-scatter forward solvers whose
-        # materials need an SVD, so that the costly per-particle half runs in parallel.
-        self.split_p2g = needs_grad or (self.serial_scatter and constitutive.uses_svd(self.kinds))
+        # materials need a decomposition, so that the costly per-particle half runs in parallel.
+        self.split_p2g = needs_grad or (self.serial_scatter and (self.uses_svd or self.uses_rotation))
         if self.split_p2g:  # the APIC affine matrix of each particle (kg/s)
             self.affine = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.affine)
@@ -136,6 +147,12 @@ class MPMSolver:
         self.collider_params = ti.Vector.field(8, real)
         self.collider_friction = ti.field(real, needs_grad=needs_grad)
         fb.dense(ti.i, nc).place(self.collider_params, self.collider_friction)
+        # The box [box_lo, box_hi) of grid nodes the current substep's P2G touched (set by the scatter).
+        # Passes over the grid visit only this box: a falling jelly fills a few per cent of its grid.
+        # Grid momentum and mass are zero outside it (each pass that moves the box clears the old one).
+        self.box_lo = ti.Vector.field(dim, ti.i32)
+        self.box_hi = ti.Vector.field(dim, ti.i32)
+        fb.place(self.box_lo, self.box_hi)
         # Diagnostics.
         self.max_signal_speed = ti.field(real)      # max over particles of (wave speed + |v|), m/s
         self.bad_count = ti.field(ti.i32)           # particles with non-finite or out-of-grid state
@@ -144,9 +161,75 @@ class MPMSolver:
         if needs_grad:
             fb.lazy_grad()
         self.needs_grad = needs_grad
+        self._keep_substep_temporaries(fb, slots, n_particles, real)
         self._tree = fb.finalize()
+        self.box_lo[None] = [0] * dim  # the whole grid, until the first scatter
+        self.box_hi[None] = [n_grid] * dim
         self._np_real = np.float64 if real == ti.f64 else np.float32
         self._host_inputs = {}  # numpy mirrors of the per-slot input fields
+
+    # A reverse sweep needs, for each substep, the grid and the per-particle temporaries (F_trial and
+    # its decomposition, the APIC affine matrix, a Neural material's output) of its forward. Gradient
+    # solvers keep a copy of them per slot when the copies fit in this many bytes (they are a segment's
+    # k substeps, not the rollout's T); otherwise the reverse sweep recomputes them (`keeps_temporaries`).
+    KEEP_BUDGET = 1 << 30
+
+    def _keep_substep_temporaries(self, fb, slots, n_particles, real):
+        particle = [self.affine] if self.needs_grad else []
+        if self.needs_grad and self.split_deform:
+            particle += [self.F_trial]
+            particle += [self.svd_U, self.svd_s, self.svd_V] if self.uses_svd else []
+            particle += [self.rotation] if self.uses_rotation else []
+            particle += [self.ext_F, self.ext_tau] if self.has_neural else []
+        grid = [self.grid_momentum, self.grid_mass, self.grid_velocity]
+        width = lambda f: f.n * f.m if hasattr(f, "n") else 1  # noqa: E731  (scalars per entry)
+        nbytes = slots * (n_particles * sum(width(f) for f in particle)
+                          + self.n_grid ** self.dim * sum(width(f) for f in grid)) * (8 if real == ti.f64 else 4)
+        self.keeps_temporaries = self.needs_grad and nbytes <= self.KEEP_BUDGET
+        self._kept_particle, self._kept_grid = [], []
+        if not self.keeps_temporaries:
+            return
+        self._kept_particle = [(f, self._like(f, real)) for f in particle]
+        self._kept_grid = [(f, self._like(f, real)) for f in grid]
+        self.kept_box_lo = ti.Vector.field(self.dim, ti.i32)
+        self.kept_box_hi = ti.Vector.field(self.dim, ti.i32)
+        kept = fb.dense(ti.i, slots)
+        kept.place(self.kept_box_lo, self.kept_box_hi)
+        kept.dense(ti.j, n_particles).place(*[k for _, k in self._kept_particle])
+        kept.dense(ti.jk if self.dim == 2 else ti.jkl, (self.n_grid,) * self.dim).place(
+            *[k for _, k in self._kept_grid])
+
+    @staticmethod
+    def _like(field, real):
+        """An unplaced field of field's element type (scalar, vector or matrix), without an adjoint."""
+        if not hasattr(field, "n"):
+            return ti.field(real)
+        return ti.Vector.field(field.n, real) if field.ndim == 1 else ti.Matrix.field(field.n, field.m, real)
+
+    @ti.kernel
+    def save_temporaries(self, t: ti.i32):
+        """Copy this substep's grid (its box) and per-particle temporaries to slot t (`KEEP_BUDGET`)."""
+        for p in range(self.n_particles):
+            for field, kept in ti.static(self._kept_particle):
+                kept[t, p] = field[p]
+        self.kept_box_lo[t], self.kept_box_hi[t] = self.box_lo[None], self.box_hi[None]
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+            for field, kept in ti.static(self._kept_grid):
+                kept[t, I] = field[I]
+
+    @ti.kernel
+    def load_temporaries(self, t: ti.i32):
+        """Restore the grid and per-particle temporaries saved by `save_temporaries(t)`, and zero the
+        adjoints of the grid and of the per-particle temporaries for the substep's reverse sweep."""
+        for p in range(self.n_particles):
+            for field, kept in ti.static(self._kept_particle):
+                field[p] = kept[t, p]
+        self._clear_box()
+        self.box_lo[None], self.box_hi[None] = self.kept_box_lo[t], self.kept_box_hi[t]
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+            for field, kept in ti.static(self._kept_grid):
+                field[I] = kept[t, I]
+        self._clear_adjoint_temporaries()
 
     def destroy(self):
         """Free the fields' memory; the solver is unusable afterwards."""
@@ -192,11 +275,35 @@ class MPMSolver:
             grad[d] = g
         return grad
 
-    @ti.kernel
-    def clear_grid(self):
-        for I in ti.grouped(self.grid_mass):
+    @ti.func
+    def _clear_box(self):
+        """Zero grid momentum and mass in the box (zero outside it already)."""
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
+
+    @ti.kernel
+    def clear_grid(self):
+        """Zero the grid and empty the box, for a scatter."""
+        self._clear_box()
+        self.box_lo[None] = ti.Vector([self.n_grid] * self.dim)
+        self.box_hi[None] = ti.Vector([0] * self.dim)
+
+    @ti.func
+    def _decompose(self, kind, F_trial):
+        """The decomposition of F_trial that particle kind's material reads: its SVD U, s, V (snow,
+        sand, plasticine) or its closest rotation R (fixed corotated); identities otherwise."""
+        U = ti.Matrix.identity(float, self.dim)
+        V = ti.Matrix.identity(float, self.dim)
+        R = ti.Matrix.identity(float, self.dim)
+        sv = ti.Vector.one(float, self.dim)
+        if ti.static(self.uses_svd):
+            if constitutive.is_svd_kind(kind):
+                U, sv, V = constitutive.svd(F_trial)
+        if ti.static(self.uses_rotation):
+            if constitutive.is_rotation_kind(kind):
+                R = constitutive.closest_rotation(F_trial, self.rotation_tol)
+        return U, sv, V, R
 
     @ti.func
     def _affine(self, p, s_in, s_out):
@@ -215,20 +322,22 @@ class MPMSolver:
                 F_trial = ti.Matrix.zero(float, self.dim, self.dim)
                 U = ti.Matrix.identity(float, self.dim)
                 V = ti.Matrix.identity(float, self.dim)
+                R = ti.Matrix.identity(float, self.dim)
                 sv = ti.Vector.one(float, self.dim)
-                if ti.static(self.split_svd):  # differentiable path: from deform_and_svd
+                if ti.static(self.split_deform):  # differentiable path: from `deform`
                     F_trial = self.F_trial[p]
-                    U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
+                    if ti.static(self.uses_svd):
+                        U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
+                    if ti.static(self.uses_rotation):
+                        R = self.rotation[p]
                 else:
                     F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
-                    if ti.static(constitutive.uses_svd(self.kinds)):
-                        if kind != NEO_HOOKEAN:
-                            U, sv, V = constitutive.svd(F_trial)
+                    U, sv, V, R = self._decompose(kind, F_trial)
                 Jp = 1.0
                 if ti.static(SNOW in self.kinds):
                     Jp = self.Jp[s_in, p]
                 F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
-                    self.kinds, kind, F_trial, U, sv, V, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                    self.kinds, kind, F_trial, U, sv, V, R, Jp, self.mu[p], self.lam[p], self.plastic[p])
                 tau = tau_solid
                 if ti.static(self.has_neural):
                     if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
@@ -249,6 +358,9 @@ class MPMSolver:
     def _scatter(self, p, s_in, affine):
         """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes."""
         base, fx, w = self._stencil(self.x[s_in, p])
+        for d in ti.static(range(self.dim)):  # plain min and max in a serial scatter (demoted atomics)
+            ti.atomic_min(self.box_lo[None][d], base[d])
+            ti.atomic_max(self.box_hi[None][d], base[d] + 3)
         m = self.mass[p]
         momentum = m * self.v[s_in, p]
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
@@ -275,7 +387,7 @@ class MPMSolver:
 
     @ti.kernel
     def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
-        """The scatter half of P2G, from `affine`; its adjoint is `p2g_scatter_adjoint`."""
+        """The scatter half of P2G, from `affine`; its adjoint is in `transfer_adjoint_gather`."""
         ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
             self._scatter(p, s_in, self.affine[p])
@@ -284,7 +396,7 @@ class MPMSolver:
     def grid_update(self, s: ti.i32, serial: ti.template()):
         """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s)."""
         ti.loop_config(serialize=serial)
-        for I in ti.grouped(ti.ndrange(*((self.n_grid,) * self.dim))):  # a range-for: it can be serialized
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):  # a range-for over the box: it can be serialized
             m = self.grid_mass[I]
             v = ti.zero(self.grid_velocity[I])
             if m > self.mass_floor[None]:
@@ -319,39 +431,46 @@ class MPMSolver:
     # scatters its adjoints with atomics; these loop over particles like the forward kernels, scatter
     # only where the forward gathered, and write per-particle adjoints with plain stores.
     # ------------------------------------------------------------------------------------------
+    # The adjoints of g2p and p2g_scatter, for a substep whose grid velocity is known and whose
+    # particle adjoints at s_out are complete. With k = 4/dx², dpos_i = x_i − x_p and w_i the weights,
+    #   g2p:          v' = Σ w_i g_i,  C' = k Σ w_i g_i ⊗ dpos_i,  x' = x + dt v'
+    #   p2g_scatter:  P_i += w_i (m v + A dpos_i),  M_i += w_i m
+    # Their adjoints run as `g2p_adjoint_scatter` (ḡ_i += w_i u_i, u_i = v̄' + dt x̄' + k C̄' dpos_i),
+    # then grid_update.grad (ḡ → P̄, M̄), then `transfer_adjoint_gather`, which gathers both adjoints'
+    # per-particle terms in one parallel loop (dpos_i moves with x_p: ∂dpos_i/∂x_p = −I):
+    #   x̄ += x̄' − k C̄'ᵀ v' + Σ_i (g_i · u_i) ∇w_i                                   (g2p)
+    #      + Σ_i (P̄_i · (m v + A dpos_i) + M̄_i m) ∇w_i − Aᵀ Σ_i w_i P̄_i             (p2g_scatter)
+    #   v̄ += m Σ_i w_i P̄_i,  m̄ += Σ_i w_i (M̄_i + P̄_i · v),  Ā += Σ_i w_i P̄_i ⊗ dpos_i
+    @ti.func
+    def _g2p_output_adjoints(self, p, s_out):
+        """x̄', u's constant part v̄' + dt x̄', and C̄' of particle p (slot s_out)."""
+        g_x = self.x.grad[s_out, p]
+        return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
+
     @ti.kernel
-    def g2p_adjoint(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
-        """Adjoint of `g2p`: from the adjoints of v, C, x at s_out, add to grid_velocity.grad and
-        x.grad at s_in. With v' = Σ w g_i, C' = (4/dx²) Σ w g_i ⊗ (x_i − x_p), x' = x + dt v'."""
+    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
+        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`)."""
         ti.loop_config(serialize=serial)
         k = 4 * self.inv_dx * self.inv_dx
         for p in range(self.n_particles):
             base, fx, w = self._stencil(self.x[s_in, p])
-            g_x = self.x.grad[s_out, p]
-            g_v = self.v.grad[s_out, p] + self.dt[None] * g_x
-            g_C = self.C.grad[s_out, p]
-            g_x_in = g_x
+            _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
                 dpos = (offset - fx) * self.dx
-                weight = self._weight(offset, w)
-                grad_w = self._weight_gradient(offset, fx, w)
-                g_node = self.grid_velocity[base + offset]
-                gC_dpos = g_C @ dpos
-                self.grid_velocity.grad[base + offset] += weight * (g_v + k * gC_dpos)
-                # weight and dpos = x_i − x_p both depend on x_p (∂dpos/∂x_p = −I).
-                g_x_in += (g_v.dot(g_node) + k * g_node.dot(gC_dpos)) * grad_w \
-                    - (k * weight) * (g_C.transpose() @ g_node)
-            self.x.grad[s_in, p] = self.x.grad[s_in, p] + g_x_in
+                self.grid_velocity.grad[base + offset] += self._weight(offset, w) * (g_v + k * (g_C @ dpos))
 
     @ti.kernel
-    def p2g_scatter_adjoint(self, s_in: ti.i32):
-        """Adjoint of `p2g_scatter`: from grid_momentum.grad and grid_mass.grad, add to the adjoints of
-        x, v (slot s_in), mass and affine. Gathers only: a parallel loop without atomics."""
+    def transfer_adjoint_gather(self, s_in: ti.i32, s_out: ti.i32):
+        """The per-particle terms of the adjoints of g2p and p2g_scatter (see above): gathers only, a
+        parallel loop without atomics."""
+        k = 4 * self.inv_dx * self.inv_dx
         for p in range(self.n_particles):
             base, fx, w = self._stencil(self.x[s_in, p])
+            g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
             m = self.mass[p]
             v = self.v[s_in, p]
             A = self.affine[p]
+            momentum = m * v
             g_momentum = ti.zero(v)
             g_m = 0.0
             g_A = ti.zero(A)
@@ -359,13 +478,15 @@ class MPMSolver:
             for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
                 dpos = (offset - fx) * self.dx
                 weight = self._weight(offset, w)
-                grad_w = self._weight_gradient(offset, fx, w)
                 GP = self.grid_momentum.grad[base + offset]
                 GM = self.grid_mass.grad[base + offset]
                 g_momentum += weight * GP
                 g_m += weight * GM
                 g_A += weight * GP.outer_product(dpos)
-                g_x += (GP.dot(m * v + A @ dpos) + GM * m) * grad_w - weight * (A.transpose() @ GP)
+                u = g_v + k * (g_C @ dpos)
+                g_x += (self.grid_velocity[base + offset].dot(u) + GP.dot(momentum + A @ dpos) + GM * m) \
+                    * self._weight_gradient(offset, fx, w)
+            g_x += g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
             self.x.grad[s_in, p] = self.x.grad[s_in, p] + g_x
             self.v.grad[s_in, p] = self.v.grad[s_in, p] + m * g_momentum
             self.mass.grad[p] = self.mass.grad[p] + g_m + g_momentum.dot(v)
@@ -373,43 +494,60 @@ class MPMSolver:
 
     @ti.kernel
     def clear_adjoint_temporaries(self):
-        """Zero the adjoints of the grid and of the per-substep particle temporaries (F_trial, its SVD,
-        a Neural material's F_new and τ) before a substep's adjoint: one pass instead of a fill each."""
-        for I in ti.grouped(self.grid_mass):
+        """Zero the adjoints of the grid (in the box) and of the per-substep particle temporaries
+        (F_trial, its decomposition, a Neural material's F_new and τ) before a substep's adjoint."""
+        self._clear_adjoint_temporaries()
+
+    @ti.func
+    def _clear_adjoint_temporaries(self):
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
             self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
             self.grid_mass.grad[I] = 0
             self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
         for p in range(self.n_particles):
             self.affine.grad[p] = ti.zero(self.affine.grad[p])
-            if ti.static(self.split_svd):
+            if ti.static(self.split_deform):
                 self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
+            if ti.static(self.split_deform and self.uses_svd):
                 self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
                 self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
                 self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
+            if ti.static(self.split_deform and self.uses_rotation):
+                self.rotation.grad[p] = ti.zero(self.rotation.grad[p])
             if ti.static(self.has_neural):
                 self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
                 self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
 
     @ti.kernel
-    def deform_and_svd(self, s_in: ti.i32):
-        """F_trial = (I + dt C) F and its SVD, per solid particle (differentiable path only)."""
+    def deform(self, s_in: ti.i32):
+        """F_trial = (I + dt C) F and its decomposition (`_decompose`), per solid particle
+        (differentiable path and Neural materials)."""
         for p in range(self.n_particles):
-            if self.kind[p] != FLUID:
+            kind = self.kind[p]
+            if kind != FLUID:
                 F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
                 self.F_trial[p] = F_trial
-                if self.kind[p] != NEO_HOOKEAN and self.kind[p] != NEURAL:
-                    U, sv, V = constitutive.svd(F_trial)
+                U, sv, V, R = self._decompose(kind, F_trial)
+                if ti.static(self.uses_svd):
                     self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
+                if ti.static(self.uses_rotation):
+                    self.rotation[p] = R
 
     @ti.kernel
-    def deform_and_svd_adjoint(self, s_in: ti.i32, eps: ti.f64):
-        """Hand-written adjoint of `deform_and_svd`: SVD adjoint, then F_trial = (I + dt C) F."""
+    def deform_adjoint(self, s_in: ti.i32, eps: ti.f64):
+        """Hand-written adjoint of `deform`: the decomposition's adjoint, then F_trial = (I + dt C) F."""
         for p in range(self.n_particles):
-            if self.kind[p] != FLUID:
+            kind = self.kind[p]
+            if kind != FLUID:
                 g = self.F_trial.grad[p]
-                if self.kind[p] != NEO_HOOKEAN and self.kind[p] != NEURAL:
-                    g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
-                                                  self.svd_s.grad[p], self.svd_V.grad[p], eps)
+                if ti.static(self.uses_svd):
+                    if constitutive.is_svd_kind(kind):
+                        g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
+                                                      self.svd_s.grad[p], self.svd_V.grad[p], eps)
+                if ti.static(self.uses_rotation):
+                    if constitutive.is_rotation_kind(kind):
+                        g += constitutive.closest_rotation_adjoint(self.F_trial[p], self.rotation[p],
+                                                                   self.rotation.grad[p], eps)
                 A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
                 self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
                 self.F.grad[s_in, p] += A.transpose() @ g
@@ -429,6 +567,12 @@ class MPMSolver:
         self.mass.from_numpy(mass)
         self.mass_floor[None] = self.MASS_FLOOR[self.real] * (float(positive.min()) if positive.size else 0.0)
 
+    def set_dt(self, dt: float) -> None:
+        """The substep (s). Writing a field from Python launches a kernel: skipped when unchanged."""
+        if dt != getattr(self, "_dt_host", None):
+            self.dt[None] = dt
+            self._dt_host = dt
+
     def set_substep_inputs(self, first: int, origin=None, velocity=None, activation=None) -> None:
         """Collider origins (L, nc, dim) m, velocities (L, nc, dim) m/s and activations (L, groups) Pa
         for the substeps starting from slots first .. first + L − 1 (one upload per field)."""
@@ -444,8 +588,8 @@ class MPMSolver:
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
-        if self.split_svd:
-            self.deform_and_svd(s_in)
+        if self.split_deform:
+            self.deform(s_in)
         if self.has_neural:
             self.stress_hook.stress(self)
         if self.split_p2g:

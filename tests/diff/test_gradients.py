@@ -3,14 +3,16 @@
 Each case runs a short rollout with contact (a plane with friction) and compares dL/dθ from
 `loss.backward()` with (L(θ + h) − L(θ − h)) / 2h of the same rollout. One scene per material
 configuration is shared by its checks: gradient kernels compile once per scene, and a 3D
-configuration's adjoint kernels take about 2 minutes to compile on a 2-core CPU, so the plastic
-return maps are checked in 2D (they share the 3D SVD adjoint checked with the corotated model)."""
+configuration's adjoint kernels take most of a minute to compile on a 2-core CPU, so the plastic
+return maps are checked in 2D (the 3D SVD adjoint they share is checked on its own in
+tests/mpm/test_decompositions.py)."""
 
 import numpy as np
 import pytest
 import torch
 
 import simcore as sc
+from simcore.mpm.solver import MPMSolver
 
 M = sc.materials
 TOL = 1e-4  # relative
@@ -96,9 +98,23 @@ def test_free_flight_dx_dv0_is_T(neo_hookean):
 
 @pytest.mark.parametrize("dim", [2, 3])
 def test_fixed_corotated_moduli(dim):
-    """dL/dE and dL/dν through the hand-written SVD adjoint (fixed-corotated)."""
+    """dL/dE and dL/dν through the hand-written adjoint of the closest rotation (fixed corotated)."""
     E, nu = t(2e4), t(0.3)
     check(make_scene(dim, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0, 0.2)[:dim]), [E, nu], [1.0, 1e-5])
+
+
+def test_kept_temporaries_equal_recomputation(monkeypatch):
+    """A reverse sweep reads each substep's grid and per-particle temporaries from the copies its
+    forward sweep saved (MPMSolver.KEEP_BUDGET); recomputing them instead gives the same gradients."""
+    grads = []
+    for budget in (MPMSolver.KEEP_BUDGET, 0):
+        monkeypatch.setattr(MPMSolver, "KEEP_BUDGET", budget)
+        E, v0 = t(3e4), t([0.5, -2.0])
+        scene = make_scene(2, M.FixedCorotated(E=E, nu=0.3), v0)
+        loss_of(scene).backward()
+        assert scene._grad_solver.keeps_temporaries == (budget > 0)
+        grads.append([E.grad.item(), *v0.grad.tolist()])
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
 
 
 @pytest.mark.parametrize("dim", [2])
