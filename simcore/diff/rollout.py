@@ -12,7 +12,7 @@ the solver's per-slot copies: k grids, reused by every segment (`MPMSolver.KEEP_
 grid is recomputed instead, `clear_grid; deform; p2g_stress; p2g_scatter; grid_update`). Then it runs
 the adjoint of each substep in reverse:
 
-    load_temporaries(s)   [else: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries]
+    load_temporaries(s)   [else: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries(s)]
     g2p_adjoint_scatter(s, s+1); grid_update.grad(s); transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1);
     [neural adjoint]; deform_adjoint(s)
 
@@ -146,7 +146,7 @@ class DiffRollout:
         solver = self.solver
         for field in [getattr(solver, n) for n in PARAMS] + [solver.collider_friction]:
             field.grad.fill(0)
-        solver.zero_state_grads(length + 1)
+        solver.zero_state_grads(length)  # each substep's adjoint zeroes the slot it accumulates into
         if getattr(solver, "resident", None) != (id(self), g0, length, solver.keeps_temporaries):
             self._recompute(start, g0, length)
         solver.resident = None
@@ -173,7 +173,7 @@ class DiffRollout:
         solver = self.solver
         solver.set_dt(self.schedule.dt_of(g))
         if solver.keeps_temporaries:
-            solver.load_temporaries(s)  # and zeroes the adjoints of the grid and the temporaries
+            solver.load_temporaries(s)  # and zeroes what the adjoint accumulates into
         else:
             solver.clear_grid()
             if solver.split_deform:
@@ -183,7 +183,7 @@ class DiffRollout:
             solver.p2g_stress(s, s + 1)
             solver.p2g_scatter(s, solver.serial_scatter)
             solver.grid_update(s, False)
-            solver.clear_adjoint_temporaries()
+            solver.clear_adjoint_temporaries(s)
         serial = solver.serial_adjoint
         solver.g2p_adjoint_scatter(s, s + 1, serial)
         solver.grid_update.grad(s, serial)

@@ -219,17 +219,18 @@ class MPMSolver:
 
     @ti.kernel
     def load_temporaries(self, t: ti.i32):
-        """Restore the grid and per-particle temporaries saved by `save_temporaries(t)`, and zero the
-        adjoints of the grid and of the per-particle temporaries for the substep's reverse sweep."""
+        """Restore the grid and per-particle temporaries saved by `save_temporaries(t)`, and zero what
+        the reverse sweep of substep t accumulates into (`clear_adjoint_temporaries`)."""
         for p in range(self.n_particles):
             for field, kept in ti.static(self._kept_particle):
                 field[p] = kept[t, p]
+            self._clear_particle_adjoints(p, t)
         self._clear_box()
         self.box_lo[None], self.box_hi[None] = self.kept_box_lo[t], self.kept_box_hi[t]
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
                 field[I] = kept[t, I]
-        self._clear_adjoint_temporaries()
+            self._clear_grid_adjoints(I)
 
     def destroy(self):
         """Free the fields' memory; the solver is unusable afterwards."""
@@ -493,45 +494,64 @@ class MPMSolver:
             self.affine.grad[p] = self.affine.grad[p] + g_A
 
     @ti.kernel
-    def clear_adjoint_temporaries(self):
-        """Zero the adjoints of the grid (in the box) and of the per-substep particle temporaries
-        (F_trial, its decomposition, a Neural material's F_new and τ) before a substep's adjoint."""
-        self._clear_adjoint_temporaries()
+    def clear_adjoint_temporaries(self, s: ti.i32):
+        """Zero what the reverse sweep of the substep from slot s accumulates into: the adjoints of the
+        grid (in the box), of the per-substep particle temporaries (F_trial, its decomposition, a
+        Neural material's F_new and τ) and of slot s's state."""
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+            self._clear_grid_adjoints(I)
+        for p in range(self.n_particles):
+            self._clear_particle_adjoints(p, s)
 
     @ti.func
-    def _clear_adjoint_temporaries(self):
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
-            self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
-            self.grid_mass.grad[I] = 0
-            self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
-        for p in range(self.n_particles):
-            self.affine.grad[p] = ti.zero(self.affine.grad[p])
-            if ti.static(self.split_deform):
-                self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
-            if ti.static(self.split_deform and self.uses_svd):
-                self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
-                self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
-                self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
-            if ti.static(self.split_deform and self.uses_rotation):
-                self.rotation.grad[p] = ti.zero(self.rotation.grad[p])
-            if ti.static(self.has_neural):
-                self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
-                self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
+    def _clear_grid_adjoints(self, I):
+        self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
+        self.grid_mass.grad[I] = 0
+        self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
+
+    @ti.func
+    def _clear_particle_adjoints(self, p, s):
+        """Zero particle p's state adjoints in slot s and its per-substep temporaries' adjoints."""
+        self._zero_state_grads(s, p)
+        self.affine.grad[p] = ti.zero(self.affine.grad[p])
+        if ti.static(self.split_deform):
+            self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
+        if ti.static(self.split_deform and self.uses_svd):
+            self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
+            self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
+            self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
+        if ti.static(self.split_deform and self.uses_rotation):
+            self.rotation.grad[p] = ti.zero(self.rotation.grad[p])
+        if ti.static(self.has_neural):
+            self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
+            self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
 
     @ti.kernel
     def deform(self, s_in: ti.i32):
         """F_trial = (I + dt C) F and its decomposition (`_decompose`), per solid particle
         (differentiable path and Neural materials)."""
         for p in range(self.n_particles):
-            kind = self.kind[p]
-            if kind != FLUID:
-                F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
-                self.F_trial[p] = F_trial
-                U, sv, V, R = self._decompose(kind, F_trial)
-                if ti.static(self.uses_svd):
-                    self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
-                if ti.static(self.uses_rotation):
-                    self.rotation[p] = R
+            self._deform(p, s_in)
+
+    @ti.kernel
+    def deform_and_stress(self, s_in: ti.i32, s_out: ti.i32):
+        """`deform` then `p2g_stress`, in one pass over the particles (forward sweeps of gradient
+        solvers without Neural materials, whose stress torch computes in between)."""
+        for p in range(self.n_particles):
+            self._deform(p, s_in)
+            self.affine[p] = self._affine(p, s_in, s_out)
+
+    @ti.func
+    def _deform(self, p, s_in):
+        kind = self.kind[p]
+        if kind != FLUID:
+            F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
+            self.F_trial[p] = F_trial
+            U, sv, V, R = self._decompose(kind, F_trial)
+            if ti.static(self.uses_svd):
+                self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
+            if ti.static(self.uses_rotation):
+                self.rotation[p] = R
 
     @ti.kernel
     def deform_adjoint(self, s_in: ti.i32, eps: ti.f64):
@@ -588,12 +608,16 @@ class MPMSolver:
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
-        if self.split_deform:
-            self.deform(s_in)
-        if self.has_neural:
-            self.stress_hook.stress(self)
+        if self.split_deform and self.split_p2g and not self.has_neural:  # one pass: deform and stress
+            self.deform_and_stress(s_in, s_out)
+        else:
+            if self.split_deform:
+                self.deform(s_in)
+            if self.has_neural:
+                self.stress_hook.stress(self)
+            if self.split_p2g:
+                self.p2g_stress(s_in, s_out)
         if self.split_p2g:
-            self.p2g_stress(s_in, s_out)
             self.p2g_scatter(s_in, self.serial_scatter)
         else:
             self.p2g(s_in, s_out, self.serial_scatter)
@@ -696,14 +720,18 @@ class MPMSolver:
             self.Jp.grad[s, p] += gJp[p]
 
     @ti.kernel
-    def zero_state_grads(self, slots: ti.i32):
-        """Zero the state adjoints of slots 0 .. slots − 1."""
-        for s, p in ti.ndrange(slots, self.n_particles):
-            self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
-            self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
-            self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
-            self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
-            self.Jp.grad[s, p] = 0
+    def zero_state_grads(self, s: ti.i32):
+        """Zero the state adjoints of slot s (the reverse sweep zeroes the others as it reaches them)."""
+        for p in range(self.n_particles):
+            self._zero_state_grads(s, p)
+
+    @ti.func
+    def _zero_state_grads(self, s, p):
+        self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
+        self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
+        self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
+        self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
+        self.Jp.grad[s, p] = 0
 
     def export_slot(self, s: int) -> dict:
         """State of slot s as numpy arrays {x, v, C, F, Jp} in the solver's precision (raw: a fluid's
