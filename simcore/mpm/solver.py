@@ -120,6 +120,19 @@ class MPMSolver:
         if self.split_p2g:  # the APIC affine matrix of each particle (kg/s)
             self.affine = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             fb.dense(ti.i, n_particles).place(self.affine)
+        # How `substep` runs P2G. The forward sweep of a gradient solver takes the same path as a
+        # forward solver's where it can, so that a rollout costs what `run` costs: "fused" (`p2g`,
+        # which also stores `affine` in gradient solvers), "split" (`p2g_stress`, `p2g_scatter`), or
+        # "deform" (`deform_and_stress`, `p2g_scatter`: gradient solvers with decompositions).
+        decomposes = self.uses_svd or self.uses_rotation
+        if self.has_neural:
+            self.p2g_mode = "split" if self.split_p2g else "fused"
+        elif self.split_deform:
+            self.p2g_mode = "deform"
+        elif decomposes and self.serial_scatter:
+            self.p2g_mode = "split"
+        else:
+            self.p2g_mode = "fused"
         if self.has_neural:  # a Neural material's F_new and Kirchhoff stress (Pa), written by torch
             self.ext_F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             self.ext_tau = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
@@ -373,11 +386,15 @@ class MPMSolver:
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
         """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F.
-        `serial`: one serial loop (see `serial_scatter`). Forward-only solvers use this fused kernel;
-        gradient solvers run its two halves, `p2g_stress` and `p2g_scatter`."""
+        `serial`: one serial loop (see `serial_scatter`). Gradient solvers also store `affine`, for
+        the adjoint of the scatter; their reverse sweeps recompute with the two halves, `p2g_stress`
+        (differentiated by autodiff) and `p2g_scatter`."""
         ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
-            self._scatter(p, s_in, self._affine(p, s_in, s_out))
+            affine = self._affine(p, s_in, s_out)
+            if ti.static(self.needs_grad):
+                self.affine[p] = affine
+            self._scatter(p, s_in, affine)
 
     @ti.kernel
     def p2g_stress(self, s_in: ti.i32, s_out: ti.i32):
@@ -608,19 +625,19 @@ class MPMSolver:
     def substep(self, s_in: int, s_out: int):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
         self.clear_grid()
-        if self.split_deform and self.split_p2g and not self.has_neural:  # one pass: deform and stress
+        if self.p2g_mode == "deform":
             self.deform_and_stress(s_in, s_out)
         else:
-            if self.split_deform:
+            if self.split_deform:  # Neural materials: torch's stress reads F_trial
                 self.deform(s_in)
             if self.has_neural:
                 self.stress_hook.stress(self)
-            if self.split_p2g:
+            if self.p2g_mode == "split":
                 self.p2g_stress(s_in, s_out)
-        if self.split_p2g:
-            self.p2g_scatter(s_in, self.serial_scatter)
-        else:
+        if self.p2g_mode == "fused":
             self.p2g(s_in, s_out, self.serial_scatter)
+        else:
+            self.p2g_scatter(s_in, self.serial_scatter)
         self.grid_update(s_in, False)
         self.g2p(s_in, s_out, False)
 
