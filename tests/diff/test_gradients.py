@@ -224,3 +224,17 @@ def test_snow_and_fluid_gradients_and_recorded_fields():
             minus = loss().item()
             param += h
         assert param.grad.item() == pytest.approx((plus - minus) / (2 * h), rel=TOL, abs=1e-12), param
+
+
+def test_default_checkpoint_interval():
+    """Every substep is kept when the slots fit in KEEP_ALL_BUDGET, else k = ⌈√T⌉; slot counts are
+    powers of two (k + 1 at least), so rollouts of similar lengths share one compiled solver."""
+    from simcore.torch import KEEP_ALL_BUDGET, default_checkpoint_interval, slot_bytes, solver_slots
+
+    assert [solver_slots(k) for k in (1, 15, 16, 100, 127, 128)] == [16, 16, 32, 128, 128, 256]
+    small = slot_bytes(1000, 2, 32, 8)  # a 2D f64 test scene: about 0.4 MB per slot
+    assert default_checkpoint_interval(200, small) == 200
+    big = slot_bytes(21168, 3, 64, 4)  # benchmarks/diff_memory.py: about 15 MB per slot
+    assert solver_slots(2000) * big > KEEP_ALL_BUDGET
+    assert default_checkpoint_interval(2000, big) == 45
+    assert default_checkpoint_interval(2000) == 45
