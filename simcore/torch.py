@@ -22,6 +22,7 @@ import torch
 from . import backend
 from .diff.rollout import STATE, DiffRollout, Schedule
 from .materials import FLUID, SNOW
+from .mpm.solver import MPMSolver
 
 
 @dataclasses.dataclass
@@ -155,13 +156,6 @@ def solver_slots(k: int) -> int:
     return max(16, 1 << (k).bit_length())
 
 
-def slot_bytes(n_particles: int, dim: int, n_grid: int, itemsize: int) -> int:
-    """Bytes per slot of a gradient solver: the particle state and its adjoint, the kept per-particle
-    temporaries (at most 4 d² floats) and the kept grid ((2d + 1) floats per node)."""
-    state = 2 * dim + 2 * dim * dim + 1
-    return itemsize * (n_particles * (2 * state + 4 * dim * dim) + n_grid ** dim * (2 * dim + 1))
-
-
 def default_checkpoint_interval(total_substeps: int, bytes_per_slot: int | None = None) -> int:
     """k = T when every substep fits in KEEP_ALL_BUDGET (given the bytes per slot), else the k
     minimising n·(T/k + k): about √T."""
@@ -212,7 +206,7 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     else:
         itemsize = 8 if dtype == torch.float64 else 4
         k = checkpoint_every or default_checkpoint_interval(
-            schedule.total, slot_bytes(scene.n_particles, scene.dim, scene.grid, itemsize))
+            schedule.total, MPMSolver.slot_bytes(scene.n_particles, scene.dim, scene.grid, itemsize))
         k = min(k, schedule.total)
         segments = schedule.segments(k)
     solver = scene._gradient_solver(slots=solver_slots(k))

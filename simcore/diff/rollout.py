@@ -12,9 +12,10 @@ the solver's per-slot copies: k grids, reused by every segment (`MPMSolver.KEEP_
 grid is recomputed instead, `clear_grid; deform; p2g_stress; p2g_scatter; grid_update`). Then it runs
 the adjoint of each substep in reverse:
 
-    load_temporaries(s)   [else: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries(s)]
-    g2p_adjoint_scatter(s, s+1); grid_update.grad(s); transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1);
-    [neural adjoint]; deform_adjoint(s)
+    load_temporaries(s)
+        [without copies: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries(s)]
+    g2p_adjoint_scatter(s, s+1); grid_update.grad(s); transfer_adjoint_gather(s, s+1);
+    p2g_stress.grad(s, s+1); [neural adjoint]; deform_adjoint(s)
 
 Time-dependent inputs (collider origins and velocities, activations) live per slot in the solver,
 uploaded for a whole segment before it runs; their adjoints accumulate per slot.

@@ -195,19 +195,10 @@ def uses_svd(kinds) -> bool:
 
 
 @ti.func
-def is_svd_kind(kind) -> bool:
-    """Whether a particle of this kind code reads the SVD of F_trial."""
+def kind_in(kind, group: ti.template()) -> bool:
+    """Whether a particle's kind code is one of `group` (a static tuple, e.g. SVD_KINDS)."""
     out = False
-    for k in ti.static(SVD_KINDS):
-        out = out or kind == k
-    return out
-
-
-@ti.func
-def is_rotation_kind(kind) -> bool:
-    """Whether a particle of this kind code reads the rotation closest to F_trial."""
-    out = False
-    for k in ti.static(ROTATION_KINDS):
+    for k in ti.static(group):
         out = out or kind == k
     return out
 

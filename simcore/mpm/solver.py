@@ -183,9 +183,16 @@ class MPMSolver:
 
     # A reverse sweep needs, for each substep, the grid and the per-particle temporaries (F_trial and
     # its decomposition, the APIC affine matrix, a Neural material's output) of its forward. Gradient
-    # solvers keep a copy of them per slot when the copies fit in this many bytes (they are a segment's
-    # k substeps, not the rollout's T); otherwise the reverse sweep recomputes them (`keeps_temporaries`).
+    # solvers keep a copy of them per slot when all slots (`slot_bytes`) fit in this many bytes (they
+    # are a segment's k substeps, not the rollout's T); otherwise the reverse sweep recomputes them.
     KEEP_BUDGET = 1 << 30
+
+    @staticmethod
+    def slot_bytes(n_particles: int, dim: int, n_grid: int, itemsize: int) -> int:
+        """Upper bound on the bytes per slot of a gradient solver: the particle state and its adjoint,
+        the kept per-particle temporaries (at most 4 d² floats) and the kept grid ((2d + 1) per node)."""
+        state = 2 * dim + 2 * dim * dim + 1
+        return itemsize * (n_particles * (2 * state + 4 * dim * dim) + n_grid ** dim * (2 * dim + 1))
 
     def _keep_substep_temporaries(self, fb, slots, n_particles, real):
         particle = [self.affine] if self.needs_grad else []
@@ -195,9 +202,7 @@ class MPMSolver:
             particle += [self.rotation] if self.uses_rotation else []
             particle += [self.ext_F, self.ext_tau] if self.has_neural else []
         grid = [self.grid_momentum, self.grid_mass, self.grid_velocity]
-        width = lambda f: f.n * f.m if hasattr(f, "n") else 1  # noqa: E731  (scalars per entry)
-        nbytes = slots * (n_particles * sum(width(f) for f in particle)
-                          + self.n_grid ** self.dim * sum(width(f) for f in grid)) * (8 if real == ti.f64 else 4)
+        nbytes = slots * self.slot_bytes(n_particles, self.dim, self.n_grid, 8 if real == ti.f64 else 4)
         self.keeps_temporaries = self.needs_grad and nbytes <= self.KEEP_BUDGET
         self._kept_particle, self._kept_grid = [], []
         if not self.keeps_temporaries:
@@ -226,7 +231,8 @@ class MPMSolver:
             for field, kept in ti.static(self._kept_particle):
                 kept[t, p] = field[p]
         self.kept_box_lo[t], self.kept_box_hi[t] = self.box_lo[None], self.box_hi[None]
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
                 kept[t, I] = field[I]
 
@@ -240,7 +246,8 @@ class MPMSolver:
             self._clear_particle_adjoints(p, t)
         self._clear_box()
         self.box_lo[None], self.box_hi[None] = self.kept_box_lo[t], self.kept_box_hi[t]
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
                 field[I] = kept[t, I]
             self._clear_grid_adjoints(I)
@@ -292,7 +299,8 @@ class MPMSolver:
     @ti.func
     def _clear_box(self):
         """Zero grid momentum and mass in the box (zero outside it already)."""
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
 
@@ -312,10 +320,10 @@ class MPMSolver:
         R = ti.Matrix.identity(float, self.dim)
         sv = ti.Vector.one(float, self.dim)
         if ti.static(self.uses_svd):
-            if constitutive.is_svd_kind(kind):
+            if constitutive.kind_in(kind, constitutive.SVD_KINDS):
                 U, sv, V = constitutive.svd(F_trial)
         if ti.static(self.uses_rotation):
-            if constitutive.is_rotation_kind(kind):
+            if constitutive.kind_in(kind, constitutive.ROTATION_KINDS):
                 R = constitutive.closest_rotation(F_trial, self.rotation_tol)
         return U, sv, V, R
 
@@ -414,7 +422,8 @@ class MPMSolver:
     def grid_update(self, s: ti.i32, serial: ti.template()):
         """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s)."""
         ti.loop_config(serialize=serial)
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):  # a range-for over the box: it can be serialized
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):  # a range-for: serializable
             m = self.grid_mass[I]
             v = ti.zero(self.grid_velocity[I])
             if m > self.mass_floor[None]:
@@ -515,7 +524,8 @@ class MPMSolver:
         """Zero what the reverse sweep of the substep from slot s accumulates into: the adjoints of the
         grid (in the box), of the per-substep particle temporaries (F_trial, its decomposition, a
         Neural material's F_new and τ) and of slot s's state."""
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d]) for d in ti.static(range(self.dim))])):
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
             self._clear_grid_adjoints(I)
         for p in range(self.n_particles):
             self._clear_particle_adjoints(p, s)
@@ -578,11 +588,11 @@ class MPMSolver:
             if kind != FLUID:
                 g = self.F_trial.grad[p]
                 if ti.static(self.uses_svd):
-                    if constitutive.is_svd_kind(kind):
+                    if constitutive.kind_in(kind, constitutive.SVD_KINDS):
                         g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
                                                       self.svd_s.grad[p], self.svd_V.grad[p], eps)
                 if ti.static(self.uses_rotation):
-                    if constitutive.is_rotation_kind(kind):
+                    if constitutive.kind_in(kind, constitutive.ROTATION_KINDS):
                         g += constitutive.closest_rotation_adjoint(self.F_trial[p], self.rotation[p],
                                                                    self.rotation.grad[p], eps)
                 A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]

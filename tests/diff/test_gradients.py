@@ -229,7 +229,9 @@ def test_snow_and_fluid_gradients_and_recorded_fields():
 def test_default_checkpoint_interval():
     """Every substep is kept when the slots fit in KEEP_ALL_BUDGET, else k = ⌈√T⌉; slot counts are
     powers of two (k + 1 at least), so rollouts of similar lengths share one compiled solver."""
-    from simcore.torch import KEEP_ALL_BUDGET, default_checkpoint_interval, slot_bytes, solver_slots
+    from simcore.torch import KEEP_ALL_BUDGET, default_checkpoint_interval, solver_slots
+
+    slot_bytes = MPMSolver.slot_bytes
 
     assert [solver_slots(k) for k in (1, 15, 16, 100, 127, 128)] == [16, 16, 32, 128, 128, 256]
     small = slot_bytes(1000, 2, 32, 8)  # a 2D f64 test scene: about 0.4 MB per slot
