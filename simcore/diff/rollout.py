@@ -9,13 +9,14 @@ The reverse sweep of a segment restores its start state and recomputes its subst
 slots 0..length; the last segment of a rollout skips this, its states are still there), saving each
 substep's grid and per-particle temporaries (F_trial and its decomposition, the APIC affine matrix) in
 the solver's per-slot copies: k grids, reused by every segment (`MPMSolver.KEEP_BUDGET`; above it the
-grid is recomputed instead, `clear_grid; deform; p2g_stress; p2g_scatter; grid_update`). Then it runs
-the adjoint of each substep in reverse:
+grid is recomputed instead, `deform; p2g_stress; p2g_scatter` (which clears the grid, scatters and
+runs the grid update)). Then it runs the adjoint of each substep in reverse:
 
-    load_temporaries(s)
-        [without copies: clear_grid; deform; p2g_stress; p2g_scatter; grid_update; clear_adjoint_temporaries(s)]
-    g2p_adjoint_scatter(s, s+1); grid_update.grad(s); transfer_adjoint_gather(s, s+1);
-    p2g_stress.grad(s, s+1); [neural adjoint]; deform_adjoint(s)
+    [load_temporaries(s): the particles' copies, for the segment's last substep or without `deform`]
+        [without copies: deform; p2g_stress; p2g_scatter; clear_adjoint_temporaries()]
+    g2p_adjoint_scatter(s, s+1) (restoring the grid's copy first); grid_update.grad(s);
+    transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1); [neural adjoint];
+    deform_adjoint(s) (restoring the particles' copies of substep s-1 after)
 
 Time-dependent inputs (collider origins and velocities, activations) live per slot in the solver,
 uploaded for a whole segment before it runs; their adjoints accumulate per slot.
@@ -106,9 +107,7 @@ class DiffRollout:
         for i in range(length):
             g = g0 + i
             solver.set_dt(self.schedule.dt_of(g))
-            solver.substep(i, i + 1)
-            if keep:
-                solver.save_temporaries(i)
+            solver.substep(i, i + 1, keep)
             if on_state is not None:
                 on_state(g + 1, i + 1)
         return keep
@@ -147,7 +146,8 @@ class DiffRollout:
         solver = self.solver
         for field in [getattr(solver, n) for n in PARAMS] + [solver.collider_friction]:
             field.grad.fill(0)
-        solver.zero_state_grads(length)  # each substep's adjoint zeroes the slot it accumulates into
+        solver.zero_state_grads(length)  # each substep's adjoint initialises the slot it writes into
+        solver.clear_temporary_adjoints()
         if getattr(solver, "resident", None) != (id(self), g0, length, solver.keeps_temporaries):
             self._recompute(start, g0, length)
         solver.resident = None
@@ -156,7 +156,7 @@ class DiffRollout:
             f = self.frame_at.get(g0 + i)
             if f is not None and f in grad_frames:
                 self._inject(i, grad_frames[f])
-            self._substep_adjoint(g0 + i - 1, i - 1)
+            self._substep_adjoint(g0 + i - 1, i - 1, first=i == length)
         grads = solver.empty_state()
         solver.export_state_grads(0, grads["x"], grads["v"], grads["C"], grads["F"], grads["Jp"])
         for name in PARAMS:
@@ -170,27 +170,27 @@ class DiffRollout:
                   for k in STATE]
         self.solver.add_state_grads(slot, *arrays)
 
-    def _substep_adjoint(self, g: int, s: int):
+    def _substep_adjoint(self, g: int, s: int, first: bool):
+        """The reverse sweep of global substep g (slots s → s + 1); `first`: the first of its segment."""
         solver = self.solver
         solver.set_dt(self.schedule.dt_of(g))
-        if solver.keeps_temporaries:
-            solver.load_temporaries(s)  # and zeroes what the adjoint accumulates into
-        else:
-            solver.clear_grid()
+        keeps = solver.keeps_temporaries
+        if not keeps:
             if solver.split_deform:
                 solver.deform(s)
             if solver.has_neural:
                 solver.stress_hook.stress(solver)
             solver.p2g_stress(s, s + 1)
-            solver.p2g_scatter(s, solver.serial_scatter)
-            solver.grid_update(s, False)
-            solver.clear_adjoint_temporaries(s)
+            solver.p2g_scatter(s, solver.serial_scatter)  # and the grid update
+            solver.clear_adjoint_temporaries()
+        elif first or not solver.split_deform:  # else deform_adjoint(s + 1) restored them
+            solver.load_temporaries(s)
         serial = solver.serial_adjoint
-        solver.g2p_adjoint_scatter(s, s + 1, serial)
+        solver.g2p_adjoint_scatter(s, s + 1, serial, keeps)  # restoring the kept grid first
         solver.grid_update.grad(s, serial)
         solver.transfer_adjoint_gather(s, s + 1)
         solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_deform:
-            solver.deform_adjoint(s, self.adjoint_eps)
+            solver.deform_adjoint(s, self.adjoint_eps, keeps and s > 0)

@@ -1,10 +1,14 @@
 """MLS-MPM (Hu et al. 2018) with APIC transfers and quadratic B-splines, for 2D and 3D from one code path.
 
-One substep is three stages, each one kernel, read top to bottom in `substep`:
+One substep is three stages, read top to bottom in `substep`:
 
     p2g(s_in, s_out)       particles → grid: momentum, mass, and the stress impulse; writes F, Jp at s_out
     grid_update()          grid momentum → velocity, gravity, walls, colliders
     g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
+
+P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
+of microseconds on a CPU: a 3D jelly's whole substep takes about a millisecond); P2G may be split in a
+per-particle half (the stress) and the scatter (see `p2g_mode`).
 
 Particle state lives in `slots` copies (x[s, p], ...): forward simulation ping-pongs between slots 0 and 1
 and keeps the frame's start in slot `slots - 1`; a differentiable rollout uses one slot per stored substep.
@@ -42,7 +46,16 @@ class MPMSolver:
             while parallel float atomics are compare-and-swap loops (measured in docs/benchmarks.md).
         serial_adjoint: run the adjoints of p2g, grid_update and g2p (simcore.diff) as serial loops, for
             the same reason: reverse-mode autodiff turns every gather into an atomic scatter of adjoints.
+            Either flag also runs the passes over the grid serially when the grid has at most
+            `SERIAL_GRID_NODES` nodes (see there).
     """
+
+    # A parallel loop on the CPU costs tens of microseconds before its first iteration (waking the
+    # thread pool: about 60 µs on a 2-core machine, measured with a 2-iteration loop), more than a
+    # serial pass over a small grid's active box takes. Grids of at most this many nodes run their
+    # passes (clearing, grid update, saving and restoring) serially on the CPU: a whole 32³ grid
+    # updates serially in about the time of a parallel launch, and the active box is usually smaller.
+    SERIAL_GRID_NODES = 32 ** 3
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
                  serial_scatter=False, needs_grad=False, n_actuators=0, stress_hook=None, serial_adjoint=False):
@@ -57,6 +70,7 @@ class MPMSolver:
         self.n_actuators = int(n_actuators)
         self.serial_scatter = bool(serial_scatter)
         self.serial_adjoint = bool(serial_adjoint)
+        self.serial_grid = (self.serial_scatter or self.serial_adjoint) and n_grid ** dim <= self.SERIAL_GRID_NODES
         self.has_solids = any(k != FLUID for k in self.kinds)
         self.has_neural = NEURAL in self.kinds
         self.stress_hook = stress_hook
@@ -224,28 +238,49 @@ class MPMSolver:
             return ti.field(real)
         return ti.Vector.field(field.n, real) if field.ndim == 1 else ti.Matrix.field(field.n, field.m, real)
 
-    @ti.kernel
-    def save_temporaries(self, t: ti.i32):
-        """Copy this substep's grid (its box) and per-particle temporaries to slot t (`KEEP_BUDGET`)."""
-        for p in range(self.n_particles):
-            for field, kept in ti.static(self._kept_particle):
-                kept[t, p] = field[p]
+    @ti.func
+    def _save_particle(self, t, p):
+        """Copy particle p's per-substep temporaries to slot t (see `save_temporaries`)."""
+        for field, kept in ti.static(self._kept_particle):
+            kept[t, p] = field[p]
+
+    @ti.func
+    def _save_grid(self, t):
+        """Copy the grid (its box) to slot t (see `save_temporaries`)."""
         self.kept_box_lo[t], self.kept_box_hi[t] = self.box_lo[None], self.box_hi[None]
+        ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
                 kept[t, I] = field[I]
 
     @ti.kernel
-    def load_temporaries(self, t: ti.i32):
-        """Restore the grid and per-particle temporaries saved by `save_temporaries(t)`, and zero what
-        the reverse sweep of substep t accumulates into (`clear_adjoint_temporaries`)."""
+    def save_temporaries(self, t: ti.i32):
+        """Copy this substep's grid (its box) and per-particle temporaries to slot t (`KEEP_BUDGET`).
+        The forward sweep does this inside `g2p` (its `keep`); the reverse sweep's recomputation here."""
         for p in range(self.n_particles):
-            for field, kept in ti.static(self._kept_particle):
-                field[p] = kept[t, p]
-            self._clear_particle_adjoints(p, t)
+            self._save_particle(t, p)
+        self._save_grid(t)
+
+    @ti.func
+    def _load_particle(self, t, p):
+        """Restore particle p's temporaries saved in slot t."""
+        for field, kept in ti.static(self._kept_particle):
+            field[p] = kept[t, p]
+
+    @ti.kernel
+    def load_temporaries(self, t: ti.i32):
+        """Restore the per-particle temporaries saved by `save_temporaries(t)` (the grid's are restored
+        by `g2p_adjoint_scatter`; `deform_adjoint` restores the next substep's particles itself)."""
+        for p in range(self.n_particles):
+            self._load_particle(t, p)
+
+    @ti.func
+    def _load_grid(self, t):
+        """Restore the grid (and box) saved in slot t and zero the grid adjoints in that box."""
         self._clear_box()
         self.box_lo[None], self.box_hi[None] = self.kept_box_lo[t], self.kept_box_hi[t]
+        ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
@@ -299,17 +334,23 @@ class MPMSolver:
     @ti.func
     def _clear_box(self):
         """Zero grid momentum and mass in the box (zero outside it already)."""
+        ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
 
-    @ti.kernel
-    def clear_grid(self):
+    @ti.func
+    def _empty_grid(self):
         """Zero the grid and empty the box, for a scatter."""
         self._clear_box()
         self.box_lo[None] = ti.Vector([self.n_grid] * self.dim)
         self.box_hi[None] = ti.Vector([0] * self.dim)
+
+    @ti.kernel
+    def clear_grid(self):
+        """Zero the grid and empty the box (the scatter kernels do this themselves)."""
+        self._empty_grid()
 
     @ti.func
     def _decompose(self, kind, F_trial):
@@ -393,16 +434,19 @@ class MPMSolver:
 
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
-        """Scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to the grid; update F.
-        `serial`: one serial loop (see `serial_scatter`). Gradient solvers also store `affine`, for
-        the adjoint of the scatter; their reverse sweeps recompute with the two halves, `p2g_stress`
-        (differentiated by autodiff) and `p2g_scatter`."""
+        """Clear the grid; scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to it and
+        update F; then the grid update (`grid_update`). `serial`: one serial loop (see
+        `serial_scatter`). Gradient solvers also store `affine`, for the adjoint of the scatter; their
+        reverse sweeps recompute with the two halves, `p2g_stress` (differentiated by autodiff) and
+        `p2g_scatter`. (Stages share kernels to save launches: each costs tens of µs on a CPU.)"""
+        self._empty_grid()
         ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
             affine = self._affine(p, s_in, s_out)
             if ti.static(self.needs_grad):
                 self.affine[p] = affine
             self._scatter(p, s_in, affine)
+        self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel
     def p2g_stress(self, s_in: ti.i32, s_out: ti.i32):
@@ -413,33 +457,50 @@ class MPMSolver:
 
     @ti.kernel
     def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
-        """The scatter half of P2G, from `affine`; its adjoint is in `transfer_adjoint_gather`."""
+        """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
+        The scatter's adjoint is in `transfer_adjoint_gather`."""
+        self._empty_grid()
         ti.loop_config(serialize=serial)
         for p in range(self.n_particles):
             self._scatter(p, s_in, self.affine[p])
+        self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel
     def grid_update(self, s: ti.i32, serial: ti.template()):
-        """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s)."""
+        """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s). The
+        forward runs it inside `p2g` / `p2g_scatter`; this kernel is for its adjoint (`.grad`)."""
         ti.loop_config(serialize=serial)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):  # a range-for: serializable
-            m = self.grid_mass[I]
-            v = ti.zero(self.grid_velocity[I])
-            if m > self.mass_floor[None]:
-                v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
-                v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction)
-                if ti.static(len(self.colliders) > 0):
-                    v = boundary.collider_velocity(I * self.dx, v, self.colliders, s, self.collider_origin,
-                                                   self.collider_velocity, self.collider_params,
-                                                   self.collider_friction)
-            self.grid_velocity[I] = v
+            self._grid_node_update(I, s)
+
+    @ti.func
+    def _grid_update(self, s, serial: ti.template()):
+        ti.loop_config(serialize=serial)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            self._grid_node_update(I, s)
+
+    @ti.func
+    def _grid_node_update(self, I, s):
+        m = self.grid_mass[I]
+        v = ti.zero(self.grid_velocity[I])
+        if m > self.mass_floor[None]:
+            v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
+            v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction)
+            if ti.static(len(self.colliders) > 0):
+                v = boundary.collider_velocity(I * self.dx, v, self.colliders, s, self.collider_origin,
+                                               self.collider_velocity, self.collider_params,
+                                               self.collider_friction)
+        self.grid_velocity[I] = v
 
     @ti.kernel
-    def g2p(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
-        """Gather velocity and the APIC affine matrix C from the grid; advect particles."""
-        ti.loop_config(serialize=serial)
+    def g2p(self, s_in: ti.i32, s_out: ti.i32, keep: ti.template()):
+        """Gather velocity and the APIC affine matrix C from the grid; advect particles. With `keep`,
+        also save the substep's temporaries to slot s_in (`save_temporaries`), in the same passes."""
         for p in range(self.n_particles):
+            if ti.static(keep):
+                self._save_particle(s_in, p)
             base, fx, w = self._stencil(self.x[s_in, p])
             new_v = ti.zero(self.v[s_in, p])
             new_C = ti.zero(self.C[s_in, p])
@@ -452,6 +513,8 @@ class MPMSolver:
             self.v[s_out, p] = new_v
             self.C[s_out, p] = new_C
             self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+        if ti.static(keep):
+            self._save_grid(s_in)
 
     # ------------------------------------------------------------------------------------------
     # Hand-written adjoints of the transfers (gradient solvers). Taichi's autodiff of a gather
@@ -475,8 +538,12 @@ class MPMSolver:
         return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
 
     @ti.kernel
-    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
-        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`)."""
+    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template()):
+        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`). With
+        `load`, first restore the substep's grid from slot s_in (`save_temporaries`) and zero the
+        grid adjoints; without, they must be zero already (`clear_adjoint_temporaries`)."""
+        if ti.static(load):
+            self._load_grid(s_in)
         ti.loop_config(serialize=serial)
         k = 4 * self.inv_dx * self.inv_dx
         for p in range(self.n_particles):
@@ -514,21 +581,24 @@ class MPMSolver:
                 g_x += (self.grid_velocity[base + offset].dot(u) + GP.dot(momentum + A @ dpos) + GM * m) \
                     * self._weight_gradient(offset, fx, w)
             g_x += g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
-            self.x.grad[s_in, p] = self.x.grad[s_in, p] + g_x
-            self.v.grad[s_in, p] = self.v.grad[s_in, p] + m * g_momentum
+            # The first adjoints into slot s_in's state of this substep's reverse sweep: stores, not
+            # additions (no pass zeroes them before), and C, F, Jp zeroed for p2g_stress.grad and
+            # deform_adjoint to add to. Likewise `affine`'s adjoint, read by p2g_stress.grad.
+            self.x.grad[s_in, p] = g_x
+            self.v.grad[s_in, p] = m * g_momentum
+            self.C.grad[s_in, p] = ti.zero(g_C)
+            self.F.grad[s_in, p] = ti.zero(g_C)
+            self.Jp.grad[s_in, p] = 0
             self.mass.grad[p] = self.mass.grad[p] + g_m + g_momentum.dot(v)
-            self.affine.grad[p] = self.affine.grad[p] + g_A
+            self.affine.grad[p] = g_A
 
     @ti.kernel
-    def clear_adjoint_temporaries(self, s: ti.i32):
-        """Zero what the reverse sweep of the substep from slot s accumulates into: the adjoints of the
-        grid (in the box), of the per-substep particle temporaries (F_trial, its decomposition, a
-        Neural material's F_new and τ) and of slot s's state."""
+    def clear_adjoint_temporaries(self):
+        """Zero the grid adjoints (in the box) for the reverse sweep of a recomputed substep."""
+        ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
             self._clear_grid_adjoints(I)
-        for p in range(self.n_particles):
-            self._clear_particle_adjoints(p, s)
 
     @ti.func
     def _clear_grid_adjoints(self, I):
@@ -536,11 +606,19 @@ class MPMSolver:
         self.grid_mass.grad[I] = 0
         self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
 
+    # The adjoints of the per-particle temporaries (F_trial, its decomposition, a Neural material's
+    # F_new and τ) are zero before each substep's reverse sweep: zeroed at the start of a segment's
+    # sweep (`clear_temporary_adjoints`), then by `deform_adjoint` once it has read them. `affine`'s
+    # adjoint and slot s's state adjoints are stored, not added, by `transfer_adjoint_gather`.
+    @ti.kernel
+    def clear_temporary_adjoints(self):
+        """Zero the per-particle temporaries' adjoints (before a segment's reverse sweep)."""
+        for p in range(self.n_particles):
+            self.affine.grad[p] = ti.zero(self.affine.grad[p])
+            self._clear_temporary_adjoints(p)
+
     @ti.func
-    def _clear_particle_adjoints(self, p, s):
-        """Zero particle p's state adjoints in slot s and its per-substep temporaries' adjoints."""
-        self._zero_state_grads(s, p)
-        self.affine.grad[p] = ti.zero(self.affine.grad[p])
+    def _clear_temporary_adjoints(self, p):
         if ti.static(self.split_deform):
             self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
         if ti.static(self.split_deform and self.uses_svd):
@@ -581,8 +659,10 @@ class MPMSolver:
                 self.rotation[p] = R
 
     @ti.kernel
-    def deform_adjoint(self, s_in: ti.i32, eps: ti.f64):
-        """Hand-written adjoint of `deform`: the decomposition's adjoint, then F_trial = (I + dt C) F."""
+    def deform_adjoint(self, s_in: ti.i32, eps: ti.f64, preload: ti.template()):
+        """Hand-written adjoint of `deform`: the decomposition's adjoint, then F_trial = (I + dt C) F.
+        Zeroes the temporaries' adjoints it read; with `preload`, then restores the per-particle
+        temporaries of the substep before (slot s_in − 1), whose reverse sweep comes next."""
         for p in range(self.n_particles):
             kind = self.kind[p]
             if kind != FLUID:
@@ -598,6 +678,9 @@ class MPMSolver:
                 A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
                 self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
                 self.F.grad[s_in, p] += A.transpose() @ g
+            self._clear_temporary_adjoints(p)
+            if ti.static(preload):
+                self._load_particle(s_in - 1, p)
 
     # Relative grid-mass floor. A node at the edge of a body can receive a mass that is a product of
     # three tiny B-spline weights; v = p / m is fine there, but its adjoint −(∂L/∂v)·p / m² overflows
@@ -632,9 +715,9 @@ class MPMSolver:
             host[first:first + len(value)] = value
             field.from_numpy(host)
 
-    def substep(self, s_in: int, s_out: int):
-        """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out."""
-        self.clear_grid()
+    def substep(self, s_in: int, s_out: int, keep: bool = False):
+        """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out; with `keep`
+        (gradient solvers that keep temporaries), save its temporaries to slot s_in."""
         if self.p2g_mode == "deform":
             self.deform_and_stress(s_in, s_out)
         else:
@@ -648,8 +731,7 @@ class MPMSolver:
             self.p2g(s_in, s_out, self.serial_scatter)
         else:
             self.p2g_scatter(s_in, self.serial_scatter)
-        self.grid_update(s_in, False)
-        self.g2p(s_in, s_out, False)
+        self.g2p(s_in, s_out, keep)
 
     # ------------------------------------------------------------------------------------------
     # Bookkeeping kernels
