@@ -116,12 +116,8 @@ class _Runner:
         """Upload the constants and the segment's per-substep inputs (all numpy; substep g0 + i
         reads slot i)."""
         solver = self.solver
-        solver.set_mass(mass)
-        solver.mu.from_numpy(mu)
-        solver.lam.from_numpy(lam)
-        solver.plastic.from_numpy(plastic)
-        if self.scene.colliders:
-            solver.collider_friction.from_numpy(friction)
+        solver.set_constants(mass=mass, mu=mu, lam=lam, plastic=plastic,
+                             collider_friction=friction if self.scene.colliders else None)
         solver.set_substep_inputs(0, origin=origin if self.scene.colliders else None,
                                   velocity=vel if self.scene.colliders else None,
                                   activation=act if solver.n_actuators else None)

@@ -194,6 +194,7 @@ class MPMSolver:
         self.box_hi[None] = [n_grid] * dim
         self._np_real = np.float64 if real == ti.f64 else np.float32
         self._host_inputs = {}  # numpy mirrors of the per-slot input fields
+        self._constants = {}  # name -> the array `set_constants` last uploaded
 
     # A reverse sweep needs, for each substep, the grid and the per-particle temporaries (F_trial and
     # its decomposition, the APIC affine matrix, a Neural material's output) of its forward. Gradient
@@ -696,6 +697,23 @@ class MPMSolver:
         positive = mass[mass > 0]
         self.mass.from_numpy(mass)
         self.mass_floor[None] = self.MASS_FLOOR[self.real] * (float(positive.min()) if positive.size else 0.0)
+
+    def set_constants(self, **arrays) -> None:
+        """Upload per-particle constants by field name (mass (n,) kg, mu and lam (n,) Pa, plastic
+        (n, 3), collider_friction (nc,); None skips one), each only if it differs from the array last
+        uploaded here: a differentiable rollout loads them twice per segment, and each upload is a
+        kernel launch."""
+        last = self._constants
+        for name, value in arrays.items():
+            if value is None:
+                continue
+            if name in last and last[name].shape == value.shape and np.array_equal(last[name], value):
+                continue
+            if name == "mass":
+                self.set_mass(value)
+            else:
+                getattr(self, name).from_numpy(value)
+            last[name] = np.array(value, copy=True)
 
     def set_dt(self, dt: float) -> None:
         """The substep (s). Writing a field from Python launches a kernel: skipped when unchanged."""
