@@ -87,7 +87,7 @@ class MPMSolver:
         self.C = ti.Matrix.field(dim, dim, real, needs_grad=grad)    # APIC affine velocity (≈ ∇v), 1/s
         self.F = ti.Matrix.field(dim, dim, real, needs_grad=grad)    # deformation gradient (elastic part)
         self.Jp = ti.field(real, needs_grad=grad)                    # plastic volume ratio (snow), J (fluid)
-        fb.dense(ti.ij, (slots, n_particles)).place(self.x, self.v, self.C, self.F, self.Jp)
+        self._place(lambda: fb.dense(ti.ij, (slots, n_particles)), self.x, self.v, self.C, self.F, self.Jp)
         # Per-particle constants.
         self.mass = ti.field(real, needs_grad=needs_grad)                   # kg
         self.volume = ti.field(real, needs_grad=needs_grad)                 # rest volume, m^dim
@@ -96,8 +96,8 @@ class MPMSolver:
         self.plastic = ti.Vector.field(3, real, needs_grad=needs_grad)      # material constants, see simcore.materials
         self.wave_speed = ti.field(real)             # rest elastic wave speed, m/s
         self.kind = ti.field(ti.i32)
-        fb.dense(ti.i, n_particles).place(self.mass, self.volume, self.mu, self.lam, self.plastic,
-                                          self.wave_speed, self.kind)
+        self._place(lambda: fb.dense(ti.i, n_particles), self.mass, self.volume, self.mu, self.lam, self.plastic,
+                    self.wave_speed, self.kind)
         # Actuators: group per particle (−1: passive), unit fibre direction, and the activation of each
         # group (Pa) for the substep that starts from each slot (activation[s, g]).
         if self.n_actuators > 0:
@@ -105,7 +105,7 @@ class MPMSolver:
             self.fibre = ti.Vector.field(dim, real)
             fb.dense(ti.i, n_particles).place(self.actuator_group, self.fibre)
             self.activation = ti.field(real, needs_grad=needs_grad)
-            fb.dense(ti.ij, (slots, self.n_actuators)).place(self.activation)
+            self._place(lambda: fb.dense(ti.ij, (slots, self.n_actuators)), self.activation)
         # The trial deformation gradient and its decompositions (the SVD; fixed corotated's closest
         # rotation), kept per particle on the differentiable path (Taichi cannot differentiate ti.svd or
         # an iteration, so `deform` has a hand-written adjoint) and whenever a Neural material's stress
@@ -118,22 +118,22 @@ class MPMSolver:
         self.rotation_tol = 1e-16 if real == ti.f64 else 1e-7
         if self.split_deform:
             self.F_trial = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            fb.dense(ti.i, n_particles).place(self.F_trial)
+            self._place(lambda: fb.dense(ti.i, n_particles), self.F_trial)
             if self.uses_svd:
                 self.svd_U = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
                 self.svd_s = ti.Vector.field(dim, real, needs_grad=needs_grad)
                 self.svd_V = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-                fb.dense(ti.i, n_particles).place(self.svd_U, self.svd_s, self.svd_V)
+                self._place(lambda: fb.dense(ti.i, n_particles), self.svd_U, self.svd_s, self.svd_V)
             if self.uses_rotation:
                 self.rotation = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-                fb.dense(ti.i, n_particles).place(self.rotation)
+                self._place(lambda: fb.dense(ti.i, n_particles), self.rotation)
         # P2G in two halves (per-particle stress into `affine`, then the scatter): always in gradient
         # solvers (the scatter has a hand-written adjoint), and in serial-scatter forward solvers whose
         # materials need a decomposition, so that the costly per-particle half runs in parallel.
         self.split_p2g = needs_grad or (self.serial_scatter and (self.uses_svd or self.uses_rotation))
         if self.split_p2g:  # the APIC affine matrix of each particle (kg/s)
             self.affine = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            fb.dense(ti.i, n_particles).place(self.affine)
+            self._place(lambda: fb.dense(ti.i, n_particles), self.affine)
         # How `substep` runs P2G. The forward sweep of a gradient solver takes the same path as a
         # forward solver's where it can, so that a rollout costs what `run` costs: "fused" (`p2g`,
         # which also stores `affine` in gradient solvers), "split" (`p2g_stress`, `p2g_scatter`), or
@@ -150,13 +150,13 @@ class MPMSolver:
         if self.has_neural:  # a Neural material's F_new and Kirchhoff stress (Pa), written by torch
             self.ext_F = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
             self.ext_tau = ti.Matrix.field(dim, dim, real, needs_grad=needs_grad)
-            fb.dense(ti.i, n_particles).place(self.ext_F, self.ext_tau)
+            self._place(lambda: fb.dense(ti.i, n_particles), self.ext_F, self.ext_tau)
         # Grid.
         self.grid_momentum = ti.Vector.field(dim, real, needs_grad=needs_grad)   # kg·m/s, then reused by nothing else
         self.grid_mass = ti.field(real, needs_grad=needs_grad)                   # kg
         self.grid_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)   # m/s after forces and boundaries
-        fb.dense(ti.ij if dim == 2 else ti.ijk, (n_grid,) * dim).place(
-            self.grid_momentum, self.grid_mass, self.grid_velocity)
+        self._place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (n_grid,) * dim),
+                    self.grid_momentum, self.grid_mass, self.grid_velocity)
         # Scene-wide parameters, fields so that changing them does not recompile.
         # m/s². No adjoint: every grid node would add to the same gradient (contended atomics).
         self.gravity = ti.Vector.field(dim, real)
@@ -170,10 +170,10 @@ class MPMSolver:
         nc = max(len(self.colliders), 1)
         self.collider_origin = ti.Vector.field(dim, real, needs_grad=needs_grad)
         self.collider_velocity = ti.Vector.field(dim, real, needs_grad=needs_grad)
-        fb.dense(ti.ij, (slots, nc)).place(self.collider_origin, self.collider_velocity)
+        self._place(lambda: fb.dense(ti.ij, (slots, nc)), self.collider_origin, self.collider_velocity)
         self.collider_params = ti.Vector.field(8, real)
         self.collider_friction = ti.field(real, needs_grad=needs_grad)
-        fb.dense(ti.i, nc).place(self.collider_params, self.collider_friction)
+        self._place(lambda: fb.dense(ti.i, nc), self.collider_params, self.collider_friction)
         # The box [box_lo, box_hi) of grid nodes the current substep's P2G touched (set by the scatter).
         # Passes over the grid visit only this box: a falling jelly fills a few per cent of its grid.
         # Grid momentum and mass are zero outside it (each pass that moves the box clears the old one).
@@ -231,6 +231,16 @@ class MPMSolver:
         kept.dense(ti.j, n_particles).place(*[k for _, k in self._kept_particle])
         kept.dense(ti.jk if self.dim == 2 else ti.jkl, (self.n_grid,) * self.dim).place(
             *[k for _, k in self._kept_grid])
+
+    @staticmethod
+    def _place(make_block, *fields):
+        """Place fields side by side in a block from make_block(), and their adjoints (if any) in a
+        second block of the same shape: adjoints interleaved with their primals (Taichi's lazy_grad
+        layout) would double the stride of every forward pass over the primals."""
+        make_block().place(*fields)
+        adjoints = [f.grad for f in fields if getattr(f, "grad", None) is not None]
+        if adjoints:
+            make_block().place(*adjoints)
 
     @staticmethod
     def _like(field, real):
