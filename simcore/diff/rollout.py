@@ -13,7 +13,7 @@ grid is recomputed instead, `deform; p2g_stress; p2g_scatter` (which clears the 
 runs the grid update)). Then it runs the adjoint of each substep in reverse:
 
     [load_temporaries(s): the particles' copies, for the segment's last substep or without `deform`]
-        [without copies: deform; p2g_stress; p2g_scatter; clear_adjoint_temporaries()]
+        [without copies: deform; p2g_stress; p2g_scatter; clear_grid_adjoints()]
     g2p_adjoint_scatter(s, s+1) (restoring the grid's copy first); grid_update.grad(s);
     transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1); [neural adjoint];
     deform_adjoint(s) (restoring the particles' copies of substep s-1 after)
@@ -147,7 +147,8 @@ class DiffRollout:
         for field in [getattr(solver, n) for n in PARAMS] + [solver.collider_friction]:
             field.grad.fill(0)
         solver.zero_state_grads(length)  # each substep's adjoint initialises the slot it writes into
-        solver.clear_temporary_adjoints()
+        if solver.split_deform:  # F_trial and its decomposition's adjoints (deform_adjoint re-zeroes them)
+            solver.clear_temporary_adjoints()
         if getattr(solver, "resident", None) != (id(self), g0, length, solver.keeps_temporaries):
             self._recompute(start, g0, length)
         solver.resident = None
@@ -182,7 +183,7 @@ class DiffRollout:
                 solver.stress_hook.stress(solver)
             solver.p2g_stress(s, s + 1)
             solver.p2g_scatter(s, solver.serial_scatter)  # and the grid update
-            solver.clear_adjoint_temporaries()
+            solver.clear_grid_adjoints()
         elif first or not solver.split_deform:  # else deform_adjoint(s + 1) restored them
             solver.load_temporaries(s)
         serial = solver.serial_adjoint

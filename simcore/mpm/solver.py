@@ -253,27 +253,19 @@ class MPMSolver:
 
     @ti.func
     def _save_particle(self, t, p):
-        """Copy particle p's per-substep temporaries to slot t (see `save_temporaries`)."""
+        """Copy particle p's per-substep temporaries to slot t (`g2p` with `keep`; `KEEP_BUDGET`)."""
         for field, kept in ti.static(self._kept_particle):
             kept[t, p] = field[p]
 
     @ti.func
     def _save_grid(self, t):
-        """Copy the grid (its box) to slot t (see `save_temporaries`)."""
+        """Copy the grid (its box) to slot t (`g2p` with `keep`)."""
         self.kept_box_lo[t], self.kept_box_hi[t] = self.box_lo[None], self.box_hi[None]
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
             for field, kept in ti.static(self._kept_grid):
                 kept[t, I] = field[I]
-
-    @ti.kernel
-    def save_temporaries(self, t: ti.i32):
-        """Copy this substep's grid (its box) and per-particle temporaries to slot t (`KEEP_BUDGET`).
-        The forward sweep does this inside `g2p` (its `keep`); the reverse sweep's recomputation here."""
-        for p in range(self.n_particles):
-            self._save_particle(t, p)
-        self._save_grid(t)
 
     @ti.func
     def _load_particle(self, t, p):
@@ -283,7 +275,7 @@ class MPMSolver:
 
     @ti.kernel
     def load_temporaries(self, t: ti.i32):
-        """Restore the per-particle temporaries saved by `save_temporaries(t)` (the grid's are restored
+        """Restore the per-particle temporaries saved in slot t by `g2p` (the grid's are restored
         by `g2p_adjoint_scatter`; `deform_adjoint` restores the next substep's particles itself)."""
         for p in range(self.n_particles):
             self._load_particle(t, p)
@@ -359,11 +351,6 @@ class MPMSolver:
         self._clear_box()
         self.box_lo[None] = ti.Vector([self.n_grid] * self.dim)
         self.box_hi[None] = ti.Vector([0] * self.dim)
-
-    @ti.kernel
-    def clear_grid(self):
-        """Zero the grid and empty the box (the scatter kernels do this themselves)."""
-        self._empty_grid()
 
     @ti.func
     def _decompose(self, kind, F_trial):
@@ -481,7 +468,9 @@ class MPMSolver:
     @ti.kernel
     def grid_update(self, s: ti.i32, serial: ti.template()):
         """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s). The
-        forward runs it inside `p2g` / `p2g_scatter`; this kernel is for its adjoint (`.grad`)."""
+        forward runs it inside `p2g` / `p2g_scatter`; this kernel is for its adjoint (`.grad`). Its
+        loop is written out rather than calling `_grid_update`: Taichi's autodiff refuses a kernel
+        whose body is a function call around a loop ("mixed usage of for-loops and statements")."""
         ti.loop_config(serialize=serial)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):  # a range-for: serializable
@@ -510,7 +499,8 @@ class MPMSolver:
     @ti.kernel
     def g2p(self, s_in: ti.i32, s_out: ti.i32, keep: ti.template()):
         """Gather velocity and the APIC affine matrix C from the grid; advect particles. With `keep`,
-        also save the substep's temporaries to slot s_in (`save_temporaries`), in the same passes."""
+        also save the substep's temporaries (its grid within the box, and the per-particle
+        temporaries) to slot s_in for the reverse sweep (`KEEP_BUDGET`), in the same passes."""
         for p in range(self.n_particles):
             if ti.static(keep):
                 self._save_particle(s_in, p)
@@ -553,8 +543,8 @@ class MPMSolver:
     @ti.kernel
     def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template()):
         """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`). With
-        `load`, first restore the substep's grid from slot s_in (`save_temporaries`) and zero the
-        grid adjoints; without, they must be zero already (`clear_adjoint_temporaries`)."""
+        `load`, first restore the substep's grid from slot s_in (saved by `g2p`) and zero the
+        grid adjoints; without, they must be zero already (`clear_grid_adjoints`)."""
         if ti.static(load):
             self._load_grid(s_in)
         ti.loop_config(serialize=serial)
@@ -606,7 +596,7 @@ class MPMSolver:
             self.affine.grad[p] = g_A
 
     @ti.kernel
-    def clear_adjoint_temporaries(self):
+    def clear_grid_adjoints(self):
         """Zero the grid adjoints (in the box) for the reverse sweep of a recomputed substep."""
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
@@ -626,8 +616,7 @@ class MPMSolver:
     @ti.kernel
     def clear_temporary_adjoints(self):
         """Zero the per-particle temporaries' adjoints (before a segment's reverse sweep)."""
-        for p in range(self.n_particles):
-            self.affine.grad[p] = ti.zero(self.affine.grad[p])
+        for p in range(self.n_particles):  # (affine's adjoint is stored, not added: no need)
             self._clear_temporary_adjoints(p)
 
     @ti.func

@@ -17,7 +17,6 @@ def test_grid_mass_equals_particle_mass(cpu64):
     scene.add_body(sc.shapes.Sphere(center=(0.5, 0.5, 0.5), radius=0.15), M.NeoHookean(E=1e4), velocity=(0.3, -0.5, 0.1))
     traj = scene.run(frames=3, frame_dt=0.01)
     solver = scene.solver
-    solver.clear_grid()
     solver.p2g(scene._cur, solver.slots - 1, solver.serial_scatter)
     total = traj.mass.sum()
     assert abs(solver.total_grid_mass() - total) < 1e-12 * total
