@@ -51,12 +51,10 @@ class MPMSolver:
     """
 
     # A parallel loop on the CPU costs tens of microseconds before its first iteration (its thread-pool
-    # round trip: about 60 µs on a 2-core machine, measured with a 2-iteration loop), more than a
-    # serial pass over a small grid's active box takes. Grids of at most this many nodes run their
-    # passes (clearing, grid update, saving and restoring) serially on the CPU: a grid update of a
-    # whole 32³ grid took 112 µs serially against 174 µs in parallel on 2 cores, and the active box
-    # is usually much smaller. (Taichi 1.7.4 runs a range-for of at most 512 iterations on one
-    # thread anyway, but still pays the round trip.)
+    # round trip), more than a serial pass over a small grid's active box takes. Grids of at most
+    # this many nodes run their passes (clearing, grid update, saving and restoring) serially on the
+    # CPU: on 2 cores a whole 32³ grid update was faster serially than in parallel, and the active box
+    # is usually much smaller. `python benchmarks/cpu_loops.py` measures both (docs/benchmarks.md).
     SERIAL_GRID_NODES = 32 ** 3
 
     def __init__(self, dim, n_grid, n_particles, slots, kinds, wall_modes, wall_friction, colliders, real,
