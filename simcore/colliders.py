@@ -61,6 +61,11 @@ class Collider:
         return float(f.detach().cpu().reshape(()).item()) if _is_tensor(f) else float(f)
 
     @property
+    def mode_code(self) -> int:
+        """The boundary mode as the kernels' code (MODES)."""
+        return MODES[self.mode]
+
+    @property
     def label(self):
         return self.name or type(self).__name__
 

@@ -1,5 +1,6 @@
-"""Scene: bodies, colliders and walls in the unit domain [0, 1]^dim; builds the particle set, owns the
-MPM solver, and runs it frame by frame into a Trajectory.
+"""Scene: the builder of an MPM model. Bodies, colliders and walls in the unit domain [0, 1]^dim become
+a frozen `Model` (simcore.mpm.model) and an initial `State`; `run` (simcore.simulate) and `rollout`
+(simcore.torch) drive them on the compiled solver shared by every scene of the same configuration.
 
     scene = Scene(dim=3, grid=64)
     scene.add_body(shapes.Box(...), materials.NeoHookean(...), velocity=(0, -1, 0))
@@ -11,20 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-import time as _time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import backend
 from .colliders import MODES, Collider
-from .errors import SimulationError
 from .materials import NEURAL, Fluid, Material
-from .mpm.solver import BOUND, MPMSolver
+from .mpm import cache
+from .mpm.config import BOUND
+from .mpm.model import Model, check_inside
+from .mpm.state import State
 from .shapes import Shape
-from .trajectory import RECORDABLE, Trajectory
+from .simulate import simulate
+from .trajectory import Trajectory
 
 SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
 
@@ -108,10 +109,8 @@ class Scene:
         self.seed = seed
         self.bodies: list[Body] = []
         self.colliders: list[Collider] = []
-        self.solver: MPMSolver | None = None
-        self.time = 0.0
-        self._cur = 0
-        self._built_generation = None
+        self._model: Model | None = None
+        self._state: State | None = None
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -174,7 +173,7 @@ class Scene:
         if len(x) == 0:
             raise ValueError(f"body {name!r}: the shape holds no particle at this resolution "
                              f"(spacing {spacing:.4g} m); make it larger or raise grid / particles_per_cell")
-        self._check_inside(name, x)
+        check_inside(name, x, self.grid)
         v = np.zeros_like(x)
         C = np.zeros((len(x), self.dim, self.dim))
         velocity_tensor = None
@@ -207,7 +206,7 @@ class Scene:
         groups, fibres = self._actuators(name, material, x, actuator, fibre)
         body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres)
         self.bodies.append(body)
-        self.solver = None  # rebuilt on the next run
+        self._model = self._state = None  # rebuilt on the next run, from the initial state
         return body
 
     def _actuators(self, name, material, x, actuator, fibre):
@@ -232,39 +231,13 @@ class Scene:
         groups = [b.actuator_group.max() for b in self.bodies if b.actuator_group is not None]
         return int(max(groups) + 1) if groups else 0
 
-    def _check_actuation(self, actuation, frames):
-        """(frames, n_actuators) activations, Pa; zeros when the scene has actuators and none is given."""
-        shape = (frames, self.n_actuators)
-        if actuation is None:
-            return np.zeros(shape)
-        if self.n_actuators == 0:
-            raise ValueError("actuation given but no body has an actuator (add_body(..., actuator=g, fibre=...))")
-        if tuple(actuation.shape) != shape:
-            raise ValueError(f"actuation must have shape (frames, actuator groups) = {shape}, got "
-                             f"{tuple(actuation.shape)}")
-        return actuation
-
-    def _check_inside(self, name, x):
-        lo, hi = BOUND * self.dx, 1 - BOUND * self.dx
-        outside = (x < 0) | (x > 1)
-        if outside.any():
-            p = int(np.argmax(outside.any(1)))
-            raise ValueError(f"body {name!r} reaches outside the domain [0, 1]^{self.dim} (particle at "
-                             f"{np.round(x[p], 4).tolist()}); move or shrink it")
-        in_wall = (x < lo) | (x > hi)
-        if in_wall.any():
-            p = int(np.argmax(in_wall.any(1)))
-            raise ValueError(f"body {name!r} overlaps the wall layer (particle at {np.round(x[p], 4).tolist()}); "
-                             f"particles must lie in [{lo:.4g}, {hi:.4g}] m on every axis ({BOUND} cells "
-                             f"of {self.dx:.4g} m at each wall); move or shrink it")
-
     def add_collider(self, collider: Collider) -> Collider:
         """Add an analytic collider (simcore.colliders); returns it."""
         if not isinstance(collider, Collider):
             raise TypeError(f"expected a simcore.colliders collider, got {type(collider).__name__}")
         collider.pack(self.dim), collider.origin(self.dim)  # validate now, not mid-run
         self.colliders.append(collider)
-        self.solver = None
+        self._model = self._state = None
         return collider
 
     @property
@@ -283,55 +256,46 @@ class Scene:
     def _concat(self, key):
         return np.concatenate([getattr(b, key) for b in self.bodies])
 
-    def build(self) -> MPMSolver:
-        """Allocate fields and upload the initial state (done by `run` when needed)."""
-        if self.solver is not None and self._built_generation == backend.generation():
-            return self.solver
-        if self.solver is not None:
-            self.solver.destroy()
-        self.solver = self.new_solver(slots=3)
-        self._built_generation = backend.generation()
-        self.reset()
-        return self.solver
+    # ------------------------------------------------------------------------------------------
+    # The model and the state
+    # ------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> Model:
+        """The frozen description of the scene (simcore.mpm.model), built on first use after a change."""
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
 
-    def new_solver(self, slots: int, needs_grad: bool = False) -> MPMSolver:
-        """A solver for this scene's particles with `slots` state copies, constants and colliders
-        uploaded (state not uploaded). Used by `build` (3 slots) and differentiable rollouts."""
+    def _build_model(self) -> Model:
         if not self.bodies:
             raise ValueError("the scene has no bodies: add one with scene.add_body(shape, material)")
-        be = backend.active()
         materials = self.materials
-        kinds = sorted({b.material.kind for b in self.bodies})
-        self.body_id = np.concatenate([np.full(b.n_particles, i) for i, b in enumerate(self.bodies)])
-        self.material_id = np.concatenate(
-            [np.full(b.n_particles, next(k for k, m in enumerate(materials) if m is b.material))
-             for b in self.bodies])
         for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
             b.params = b.material.particle_parameters(b.x)
-        solver = MPMSolver(self.dim, self.grid, self.n_particles, slots, kinds, self.wall_modes,
-                           self.wall_friction, [(c.kind, MODES[c.mode]) for c in self.colliders], be.real,
-                           serial_scatter=be.arch == "cpu", serial_adjoint=be.arch == "cpu", needs_grad=needs_grad,
-                           n_actuators=self.n_actuators, stress_hook=self._neural_stress())
         par = {k: np.concatenate([b.params[k] for b in self.bodies]) for k in self.bodies[0].params}
         volume = self._concat("volume")
-        f = be.np_real
-        solver.set_mass(par["density"] * volume)
-        solver.volume.from_numpy(volume.astype(f))
-        solver.mu.from_numpy(par["mu"].astype(f))
-        solver.lam.from_numpy(par["lam"].astype(f))
-        solver.plastic.from_numpy(par["plastic"].astype(f))
-        solver.wave_speed.from_numpy(par["wave_speed"].astype(f))
-        solver.kind.from_numpy(np.concatenate([np.full(b.n_particles, b.material.kind)
-                                               for b in self.bodies]).astype(np.int32))
-        solver.gravity.from_numpy(self.gravity[None].astype(f))
-        if solver.n_actuators:
-            solver.actuator_group.from_numpy(np.concatenate(
-                [b.actuator_group if b.actuator_group is not None else np.full(b.n_particles, -1, np.int32)
-                 for b in self.bodies]))
-            fibres = [b.fibre if b.fibre is not None else np.zeros((b.n_particles, self.dim)) for b in self.bodies]
-            solver.fibre.from_numpy(np.concatenate(fibres).astype(f))
-        self._upload_colliders(solver)
-        return solver
+        per_body = lambda f: np.concatenate([np.full(b.n_particles, f(i, b)) for i, b in enumerate(self.bodies)])  # noqa: E731
+        actuated = self.n_actuators > 0
+        d = self.dim
+        return Model(
+            dim=d, grid=self.grid, gravity=self.gravity.copy(), wall_modes=self.wall_modes,
+            wall_friction=self.wall_friction, mass=par["density"] * volume, volume=volume, mu=par["mu"],
+            lam=par["lam"], plastic=par["plastic"], wave_speed=par["wave_speed"],
+            kind=per_body(lambda i, b: b.material.kind).astype(np.int32),
+            body_id=per_body(lambda i, b: i),
+            material_id=per_body(lambda i, b: next(k for k, m in enumerate(materials) if m is b.material)),
+            body_names=tuple(b.name for b in self.bodies), material_names=tuple(m.label for m in materials),
+            n_actuators=self.n_actuators,
+            actuator_group=np.concatenate([b.actuator_group if b.actuator_group is not None
+                                           else np.full(b.n_particles, -1, np.int32) for b in self.bodies])
+            if actuated else None,
+            fibre=np.concatenate([b.fibre if b.fibre is not None else np.zeros((b.n_particles, d))
+                                  for b in self.bodies]) if actuated else None,
+            colliders=tuple(self.colliders),
+            collider_params=np.stack([c.pack(d) for c in self.colliders]) if self.colliders else None,
+            collider_friction=np.array([c.friction_value for c in self.colliders]) if self.colliders else None,
+            collider_origin=np.stack([c.origin(d) for c in self.colliders]) if self.colliders else None,
+            stress_hook=self._neural_stress())
 
     def _neural_stress(self):
         """The torch stress hook for the scene's Neural bodies (None if there are none)."""
@@ -347,62 +311,59 @@ class Scene:
             start += b.n_particles
         return NeuralStress(parts)
 
-    def _upload_colliders(self, solver):
-        """Colliders at their initial positions and time-0 velocities."""
-        if not self.colliders:
-            return
-        d, f, slots = self.dim, backend.active().np_real, solver.slots
-        origin = np.stack([c.origin(d) for c in self.colliders])
-        velocity = np.stack([c.velocity_at(0.0, d) for c in self.colliders])
-        solver.set_substep_inputs(0, origin=np.broadcast_to(origin, (slots,) + velocity.shape),
-                                  velocity=np.broadcast_to(velocity, (slots,) + velocity.shape))
-        solver.collider_params.from_numpy(np.stack([c.pack(d) for c in self.colliders]).astype(f))
-        solver.collider_friction.from_numpy(np.array([c.friction_value for c in self.colliders], f))
+    @property
+    def body_id(self) -> np.ndarray:
+        """(n,) index of each particle's body in `bodies`."""
+        return self.model.body_id
+
+    @property
+    def material_id(self) -> np.ndarray:
+        """(n,) index of each particle's material in `materials`."""
+        return self.model.material_id
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The bodies' initial particle state {x, v, C, F, Jp} (float64)."""
-        n, d = self.n_particles, self.dim
-        return {"x": self._concat("x"), "v": self._concat("v"), "C": self._concat("C"),
-                "F": np.broadcast_to(np.eye(d), (n, d, d)).copy(), "Jp": np.ones(n)}
+        return self._initial().particles()
+
+    def _initial(self) -> State:
+        origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
+        return State.at_rest_shape(self._concat("x"), self._concat("v"), self._concat("C"), origin)
+
+    @property
+    def state(self) -> State:
+        """The current state (simcore.mpm.state.State): the initial one until `run` advances it."""
+        if self._state is None:
+            self._state = self._initial()
+        return self._state
+
+    @property
+    def time(self) -> float:
+        """The current time, s."""
+        return self.state.time
 
     def reset(self):
         """Return every particle and collider to its initial state and the clock to 0."""
-        solver = self.solver or self.build()
-        solver.import_slot(0, self.initial_state())
-        self._cur = 0
-        self.time = 0.0
-        self._upload_colliders(solver)
-        self._collider_origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
+        self._state = self._initial()
+
+    def build(self):
+        """The compiled solver (shared by every scene of this configuration: simcore.mpm.cache) with
+        this scene loaded and its current state in slot 0. `run` and `rollout` need no call to it;
+        it is for code that drives the kernels directly (benchmarks, kernel-level tests)."""
+        be = backend.active()
+        model = self.model
+        solver = cache.solver_for(model.configuration(be.precision, be.arch), model.n_particles, slots=3)
+        solver.load(model)
+        solver.import_slot(0, self.state)
+        return solver
 
     # ------------------------------------------------------------------------------------------
     # Running
     # ------------------------------------------------------------------------------------------
     def stable_dt(self) -> float:
         """The CFL stability bound (s) for the current state: dx / max(wave speed + |v|)."""
-        solver = self.solver or self.build()
-        solver.diagnose(self._cur, 0.0, 1.0)
+        solver = self.build()
+        solver.diagnose(0, 0.0, 1.0)
         return self.dx / max(float(solver.max_signal_speed[0]), 1e-30)
-
-    def _plan_substeps(self, frame_dt, frame) -> tuple[int, float]:
-        """Substeps for the next frame: equal steps of at most dt (or the CFL choice)."""
-        speed = float(self.solver.max_signal_speed[0]) + float(np.linalg.norm(self.gravity)) * frame_dt
-        bound = self.dx / max(speed, 1e-30)
-        if self.dt is None:
-            step = self.cfl * bound
-        else:
-            if self.dt > bound:
-                msg = (f"dt={self.dt:.4g} s exceeds the CFL stability bound {bound:.4g} s "
-                       f"(dx / (wave speed + |v| + |g|·frame_dt) = {self.dx:.4g} m / {speed:.4g} m/s)")
-                if frame == 1:
-                    raise ValueError(msg + "; lower dt, or pass dt=None to choose it automatically")
-                raise SimulationError(msg + f" at frame {frame}: the motion became too fast for this dt; "
-                                      "lower dt or use dt=None", frame=frame)
-            step = self.dt
-        n = max(1, math.ceil(frame_dt / step * (1 - 1e-12)))
-        return n, frame_dt / n
-
-    def _read(self, name):
-        return self.solver.get(name, self._cur).astype(np.float64)
 
     def run(self, frames: int, frame_dt: float = 1 / 60, record=("x",), progress: bool | None = None,
             actuation=None) -> Trajectory:
@@ -416,114 +377,14 @@ class Scene:
             Trajectory with frames + 1 states (frame 0 = the state before the run).
         Raises:
             SimulationError: non-finite state or a particle leaving the grid; `.trajectory` holds the
-                frames computed before the failure.
+                frames computed before the failure, and the scene stays at the last good frame.
         """
         if not (isinstance(frames, (int, np.integer)) and frames >= 0):
             raise ValueError(f"frames must be a non-negative integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        record = tuple(dict.fromkeys(("x",) + tuple(record)))
-        unknown = set(record) - set(RECORDABLE)
-        if unknown:
-            raise ValueError(f"cannot record {sorted(unknown)}: choose from {RECORDABLE}")
-        stale = self.solver is None or self._built_generation != backend.generation()
-        solver = self.build() if stale else self.solver
-        actuation = np.asarray(self._check_actuation(actuation, frames), dtype=np.float64)
-        lo, hi = 1.5 * self.dx, 1 - 1.5 * self.dx  # the stencil of a particle beyond these leaves the grid
-        backup = solver.slots - 1
-        history = {name: [self._read(name)] for name in record}
-        times, substeps, dts = [self.time], [], []
-        kinematic = [i for i, c in enumerate(self.colliders) if c.kinematic]
-        solver.diagnose(self._cur, lo, hi)
-        if solver.bad_count[0] > 0:
-            raise SimulationError("the scene's current state is already non-finite or off the grid; "
-                                  "call scene.reset()", frame=0)
-
-        def partial():
-            return self._trajectory(history, times, substeps, dts, frame_dt)
-
-        show = progress if progress is not None else sys.stderr.isatty()
-        bar = tqdm(total=frames, unit="frame", delay=2.0, disable=not show, leave=False)
-        try:
-            for frame in range(1, frames + 1):
-                try:
-                    n_sub, dt = self._plan_substeps(frame_dt, frame)
-                except SimulationError as err:
-                    err.trajectory = partial()
-                    raise
-                solver.set_dt(dt)
-                if solver.n_actuators:  # held for the frame: every slot
-                    solver.set_substep_inputs(0, activation=np.broadcast_to(actuation[frame - 1],
-                                                                            (solver.slots, solver.n_actuators)))
-                solver.copy_state(self._cur, backup)
-                origins = self._collider_origin.copy() if kinematic else None
-                t0 = self.time
-                for k in range(n_sub):
-                    self._substep(kinematic, t0 + k * dt, dt)
-                solver.diagnose(self._cur, lo, hi)
-                if solver.bad_count[0] > 0:
-                    self._locate_failure(frame, n_sub, dt, t0, backup, origins, kinematic, lo, hi, partial)
-                self.time = t0 + frame_dt
-                for name in record:
-                    history[name].append(self._read(name))
-                times.append(self.time)
-                substeps.append(n_sub)
-                dts.append(dt)
-                bar.update(1)
-        finally:
-            bar.close()
-        return partial()
-
-    def _substep(self, kinematic, t, dt):
-        solver = self.solver
-        if kinematic:  # colliders where they are now, moving at their velocity at time t
-            vel = np.stack([c.velocity_at(t, self.dim) for c in self.colliders])
-            solver.set_substep_inputs(self._cur, origin=self._collider_origin[None], velocity=vel[None])
-        solver.substep(self._cur, 1 - self._cur)
-        self._cur = 1 - self._cur
-        if kinematic:
-            self._collider_origin = self._collider_origin + dt * vel
-
-    def _locate_failure(self, frame, n_sub, dt, t0, backup, origins, kinematic, lo, hi, partial):
-        """Re-run the failed frame from its start, checking after every substep, and raise."""
-        solver = self.solver
-        solver.copy_state(backup, 0)
-        self._cur = 0
-        if origins is not None:
-            self._collider_origin = origins.copy()
-        bad_substep = n_sub - 1
-        for k in range(n_sub):
-            self._substep(kinematic, t0 + k * dt, dt)
-            solver.diagnose(self._cur, lo, hi)
-            if solver.bad_count[0] > 0:
-                bad_substep = k
-                break
-        p = int(solver.first_bad[0])
-        count = int(solver.bad_count[0])
-        body = self.bodies[int(self.body_id[p])].name if p < self.n_particles else None
-        x = self.solver.get("x", self._cur)[p] if p < self.n_particles else None
-        # Leave the scene at the last good state (the start of the failed frame).
-        solver.copy_state(backup, 0)
-        self._cur = 0
-        if origins is not None:
-            self._collider_origin = origins
-        raise SimulationError(
-            f"simulation failed at frame {frame}, substep {bad_substep} of {n_sub} (dt={dt:.3g} s): "
-            f"{count} particle(s) of body {body!r} became non-finite or left the grid (first: particle "
-            f"{p}, x={np.round(x, 4).tolist() if x is not None else None}). Lower dt or cfl, check the "
-            "material parameters (a stiff material needs smaller steps), or enlarge the domain. "
-            "The frames before the failure are in error.trajectory.",
-            frame=frame, substep=bad_substep, body=body, trajectory=partial())
-
-    def _trajectory(self, history, times, substeps, dts, frame_dt) -> Trajectory:
-        per_frame = {name: np.stack(values) for name, values in history.items()}
-        meta = {"dim": self.dim, "grid": self.grid, "dx": self.dx, "frame_dt": frame_dt,
-                "substeps": list(substeps), "dt": list(dts), "gravity": self.gravity.tolist(),
-                "precision": backend.active().precision, "arch": backend.active().arch}
-        return Trajectory(t=np.asarray(times), body_id=self.body_id.copy(), material_id=self.material_id.copy(),
-                          mass=(self._concat("volume") * np.concatenate([b.params["density"] for b in self.bodies])),
-                          volume=self._concat("volume"), body_names=[b.name for b in self.bodies],
-                          material_names=[m.label for m in self.materials], meta=meta, **per_frame)
+        return simulate(self.model, self.state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
+                        progress=progress, actuation=actuation)
 
     # ------------------------------------------------------------------------------------------
     # Differentiable rollouts (simcore.torch)
@@ -561,66 +422,8 @@ class Scene:
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
         return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation, controller)
 
-    def _schedule(self, frames, frame_dt, velocity=None):
-        """Fixed substeps for a rollout, from the CFL bound of the *current* parameters: a material
-        tensor or initial velocity tensor may have changed since add_body (an optimiser step).
-        velocity: (n, dim) current initial velocities (default: those given to add_body)."""
-        from .diff.rollout import Schedule
-
-        wave = np.concatenate([b.material.particle_parameters(b.x)["wave_speed"] for b in self.bodies])
-        v = np.concatenate([b.v for b in self.bodies]) if velocity is None else velocity
-        speeds = wave + np.linalg.norm(v, axis=1)
-        speed = float(speeds.max()) + float(np.linalg.norm(self.gravity)) * frame_dt
-        bound = self.dx / max(speed, 1e-30)
-        if self.dt is not None and self.dt > bound:
-            raise ValueError(f"dt={self.dt:.4g} s exceeds the CFL stability bound {bound:.4g} s; lower dt")
-        step = self.dt if self.dt is not None else self.cfl * bound
-        n = max(1, math.ceil(frame_dt / step * (1 - 1e-12)))
-        return Schedule(substeps=[n] * frames, dts=[frame_dt / n] * frames)
-
-    def _gradient_solver(self, slots: int) -> MPMSolver:
-        # Reuse a solver with at least `slots` slots: its kernels are compiled (minutes in 3D).
-        cached = getattr(self, "_grad_solver", None)
-        if cached is not None and cached.slots >= slots and self._grad_generation == backend.generation():
-            self._upload_colliders(cached)
-            return cached
-        if cached is not None and self._grad_generation == backend.generation():
-            cached.destroy()
-        self._grad_solver = self.new_solver(slots, needs_grad=True)
-        self._grad_generation = backend.generation()
-        return self._grad_solver
-
-    def _torch_inputs(self, dtype):
-        """x0, v0 (n, dim), mass, mu, lam (n,), plastic (n, 3) as torch tensors."""
-        import torch
-
-        xs, vs, masses, mus, lams, plastics = [], [], [], [], [], []
-        for b in self.bodies:
-            tensor = getattr(b.shape, "tensor", None)  # Points given as a tensor
-            if tensor is not None:
-                if tuple(tensor.shape) != b.x.shape:
-                    raise ValueError(f"body {b.name!r}: its points tensor now has shape {tuple(tensor.shape)}, "
-                                     f"but the body was built with {b.x.shape}; rebuild the scene to change "
-                                     "the particle count")
-                # The tensor may have moved since add_body (an optimiser step): check it again.
-                self._check_inside(b.name, tensor.detach().cpu().numpy().astype(np.float64))
-            xs.append(torch.as_tensor(b.x, dtype=dtype) if tensor is None else tensor.to(dtype))
-            if b.velocity_tensor is not None:
-                vt = b.velocity_tensor.to(dtype)
-                v = vt.expand(b.n_particles, self.dim) if vt.dim() == 1 else vt
-                if b.C.any():  # angular velocity given as numpy on top of a tensor velocity
-                    v = v + torch.as_tensor(b.v - b.velocity_tensor.detach().cpu().numpy(), dtype=dtype)
-            else:
-                v = torch.as_tensor(b.v, dtype=dtype)
-            vs.append(v)
-            p = b.material.torch_parameters(b.x, dtype)
-            masses.append(p["density"] * torch.as_tensor(b.volume, dtype=dtype))
-            mus.append(p["mu"]), lams.append(p["lam"]), plastics.append(p["plastic"])
-        cat = torch.cat
-        return cat(xs), cat(vs), cat(masses), cat(mus), cat(lams), cat(plastics)
-
     def close(self):
-        """Free the scene's device memory (it is rebuilt if run again)."""
-        if self.solver is not None:
-            self.solver.destroy()
-            self.solver = None
+        """Forget the scene's model and state. Compiled solvers are shared between scenes and stay
+        cached: `simcore.mpm.cache.clear()` frees them."""
+        self._model = None
+        self._state = None

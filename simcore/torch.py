@@ -6,7 +6,7 @@ acts). Each segment is one autograd Function from the particle state at its star
 parameters of any Neural material) to the state at its end and the frames recorded inside it. Autograd
 therefore keeps exactly one state per segment (the checkpoint) and calls each segment's backward in
 reverse order; the backward recomputes the segment and runs simcore.diff's adjoint sweep, returning
-gradients as new tensors. Nothing is written into a tensor's `.grad` by simcore, so no gradient is
+gradients as new tensors. A segment's inputs travel as one named container, `SegmentInputs`. Nothing is written into a tensor's `.grad` by simcore, so no gradient is
 counted twice.
 """
 
@@ -20,9 +20,13 @@ import numpy as np
 import torch
 
 from . import backend
-from .diff.rollout import STATE, DiffRollout, Schedule
-from .materials import FLUID, SNOW
-from .mpm.solver import MPMSolver
+from .diff.rollout import DiffRollout
+from .mpm import cache
+from .mpm.config import Capacity, slot_bytes
+from .mpm.kinematics import collider_paths
+from .mpm.model import check_inside
+from .mpm.planner import Schedule, substeps_for_frame
+from .mpm.state import STATE, output_conventions
 
 
 @dataclasses.dataclass
@@ -52,50 +56,89 @@ def _np(t: torch.Tensor, dtype) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
 
 
+@dataclasses.dataclass
+class SegmentInputs:
+    """What one segment of L substeps depends on, as tensors (n particles, nc colliders).
+
+    x, v: (n, dim); C, F: (n, dim, dim); Jp: (n,) — the state at the segment's start (STATE);
+    mass (n,) kg; mu, lam (n,) Pa; plastic (n, 3) — per-particle constants;
+    activation (L, groups) Pa; collider_origin, collider_velocity (L, nc, dim) m, m/s — per substep;
+    collider_friction (nc,); neural: the parameters of Neural materials' modules (and tensor features).
+    The autograd Function takes them flattened in field order (`flat`) and returns their gradients in
+    the same order.
+    """
+
+    x: torch.Tensor
+    v: torch.Tensor
+    C: torch.Tensor
+    F: torch.Tensor
+    Jp: torch.Tensor
+    mass: torch.Tensor
+    mu: torch.Tensor
+    lam: torch.Tensor
+    plastic: torch.Tensor
+    activation: torch.Tensor
+    collider_origin: torch.Tensor
+    collider_velocity: torch.Tensor
+    collider_friction: torch.Tensor
+    neural: tuple = ()
+
+    CONSTANTS = ("mass", "mu", "lam", "plastic")
+    PER_SUBSTEP = ("activation", "collider_origin", "collider_velocity")
+    NAMES = STATE + CONSTANTS + PER_SUBSTEP + ("collider_friction",)
+
+    def flat(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.NAMES) + tuple(self.neural)
+
+    @classmethod
+    def unflat(cls, tensors) -> SegmentInputs:
+        k = len(cls.NAMES)
+        return cls(**dict(zip(cls.NAMES, tensors[:k])), neural=tuple(tensors[k:]))
+
+    def numpy(self, names, dtype) -> dict:
+        return {name: _np(getattr(self, name), dtype) for name in names}
+
+
 class _SegmentFunction(torch.autograd.Function):
-    """(start state, constants, per-substep inputs, neural parameters) -> (end state, recorded frames)."""
+    """(runner, first substep, length, recorded fields, *SegmentInputs.flat()) -> (end state, recorded
+    frames): one (frames in segment, n, ...) output per state field, empty when not recorded."""
 
     @staticmethod
-    def forward(ctx, runner, g0, length, fields, x, v, C, F, Jp, mass, mu, lam, plastic, act, origin, vel, friction,
-                *neural_params):
+    def forward(ctx, runner, g0, length, fields, *tensors):
+        inputs = SegmentInputs.unflat(tensors)
         dt = runner.np_dtype
-        start = {name: _np(t, dt) for name, t in zip(STATE, (x, v, C, F, Jp))}
+        start = inputs.numpy(STATE, dt)
         if not all(np.isfinite(a).all() for a in start.values()):
             raise ValueError(f"rollout: the state entering substep {g0} is not finite (initial state, or a "
                              "controller/actuation that blew the simulation up)")
-        inputs = (mass, mu, lam, plastic, act, origin, vel, friction)
-        runner.load(g0, *[_np(t, dt) for t in inputs])
+        loaded = inputs.numpy(SegmentInputs.CONSTANTS + SegmentInputs.PER_SUBSTEP + ("collider_friction",), dt)
+        runner.load(loaded)
         # The last segment keeps its substeps' temporaries when a backward will follow it at once.
         keep = not isinstance(ctx, _NoContext) and g0 + length == runner.schedule.total
         end, frames = runner.diff.forward_segment(start, g0, length, fields, keep)
-        ctx.runner, ctx.g0, ctx.length, ctx.start = runner, g0, length, start
-        ctx.inputs = [_np(t, dt) for t in inputs]
+        ctx.runner, ctx.g0, ctx.length, ctx.start, ctx.loaded = runner, g0, length, start, loaded
         ctx.frames = sorted(frames)
-        ctx.fields = fields
-        ctx.dtype = x.dtype
-        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(x.dtype)  # noqa: E731
-        # One (frames in segment, n, ...) output per state field; empty (0, ...) when not recorded.
+        ctx.dtype = inputs.x.dtype
+        as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(inputs.x.dtype)  # noqa: E731
         recorded = [np.stack([frames[f][name] for f in ctx.frames]) if frames and name in fields
                     else np.zeros((0,) + start[name].shape, dt) for name in STATE]
         return tuple(as_t(end[name]) for name in STATE) + tuple(as_t(r) for r in recorded)
 
     @staticmethod
-    def backward(ctx, gx, gv, gC, gF, gJp, *grec):
+    def backward(ctx, *grad_outputs):
         runner, g0, length = ctx.runner, ctx.g0, ctx.length
         dt = runner.np_dtype
-        runner.load(g0, *ctx.inputs)
-        grad_end = {name: (None if g is None else _np(g, dt)) for name, g in zip(STATE, (gx, gv, gC, gF, gJp))}
-        grad_frames = {f: {name: _np(g[i], dt) for name, g in zip(STATE, grec) if g is not None and g.shape[0]}
+        grad_state, grad_recorded = grad_outputs[:len(STATE)], grad_outputs[len(STATE):]
+        runner.load(ctx.loaded)
+        grad_end = {name: (None if g is None else _np(g, dt)) for name, g in zip(STATE, grad_state)}
+        grad_frames = {f: {name: _np(g[i], dt) for name, g in zip(STATE, grad_recorded) if g is not None and g.shape[0]}
                        for i, f in enumerate(ctx.frames)}
-        runner.start_adjoint(length)
+        runner.start_adjoint()
         grads = runner.diff.backward_segment(ctx.start, g0, length, grad_end, grad_frames)
-        runner.finish_adjoint(length)
+        grads.update(runner.finish_adjoint(length))
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(ctx.dtype)  # noqa: E731
         neural = runner.hook.take_param_grads() if runner.hook is not None else []
-        return ((None, None, None, None) + tuple(as_t(grads[name]) for name in STATE)
-                + (as_t(grads["mass"]), as_t(grads["mu"]), as_t(grads["lam"]), as_t(grads["plastic"]),
-                   as_t(runner.act_grad), as_t(runner.origin_grad), as_t(runner.vel_grad),
-                   as_t(grads["collider_friction"])) + tuple(neural))
+        return (None, None, None, None) + tuple(as_t(grads[name]) for name in SegmentInputs.NAMES) + tuple(neural)
 
 
 class _NoContext:
@@ -103,42 +146,42 @@ class _NoContext:
 
 
 class _Runner:
-    """What the segment Functions share: the scene's gradient-enabled solver, its schedule, and the
-    per-substep inputs of the segment being run."""
+    """What the segment Functions share: the model, its gradient-enabled solver, the schedule."""
 
-    def __init__(self, scene, solver, schedule):
-        self.scene, self.solver, self.schedule = scene, solver, schedule
-        self.hook = solver.stress_hook
+    def __init__(self, model, solver, schedule):
+        self.model, self.solver, self.schedule = model, solver, schedule
+        self.hook = model.stress_hook
         self.np_dtype = np.float64 if backend.active().precision == "f64" else np.float32
         self.diff = DiffRollout(solver, schedule)
 
-    def load(self, g0, mass, mu, lam, plastic, act, origin, vel, friction):
-        """Upload the constants and the segment's per-substep inputs (all numpy; substep g0 + i
-        reads slot i)."""
-        solver = self.solver
-        solver.set_constants(mass=mass, mu=mu, lam=lam, plastic=plastic,
-                             collider_friction=friction if self.scene.colliders else None)
-        solver.set_substep_inputs(0, origin=origin if self.scene.colliders else None,
-                                  velocity=vel if self.scene.colliders else None,
-                                  activation=act if solver.n_actuators else None)
-        self.act, self.origin, self.vel = act, origin, vel
+    def load(self, inputs: dict):
+        """Upload the model (if another scene ran on the shared solver since), the constants and the
+        segment's per-substep inputs (numpy; substep g0 + i reads slot i)."""
+        solver, colliders = self.solver, bool(self.model.colliders)
+        solver.load(self.model)
+        solver.set_constants(mass=inputs["mass"], mu=inputs["mu"], lam=inputs["lam"], plastic=inputs["plastic"],
+                             collider_friction=inputs["collider_friction"] if colliders else None)
+        solver.set_substep_inputs(0, origin=inputs["collider_origin"] if colliders else None,
+                                  velocity=inputs["collider_velocity"] if colliders else None,
+                                  activation=inputs["activation"] if solver.n_actuators else None)
+        self.shapes = {name: inputs[name].shape for name in SegmentInputs.PER_SUBSTEP}
 
-    def start_adjoint(self, length):
+    def start_adjoint(self):
         for name in ("collider_origin", "collider_velocity", "activation"):
             field = getattr(self.solver, name, None)
             if field is not None:
                 field.grad.fill(0)
 
-    def finish_adjoint(self, length):
+    def finish_adjoint(self, length) -> dict:
         """The adjoints of the segment's per-substep inputs, (length, ...) numpy."""
         solver = self.solver
-        self.act_grad = (solver.activation.grad.to_numpy()[:length] if solver.n_actuators
-                         else np.zeros_like(self.act))
-        if self.scene.colliders:
-            self.origin_grad = solver.collider_origin.grad.to_numpy()[:length]
-            self.vel_grad = solver.collider_velocity.grad.to_numpy()[:length]
-        else:
-            self.origin_grad, self.vel_grad = np.zeros_like(self.origin), np.zeros_like(self.vel)
+        out = {name: np.zeros(shape) for name, shape in self.shapes.items()}
+        if solver.n_actuators:
+            out["activation"] = solver.activation.grad.to_numpy()[:length]
+        if self.model.colliders:
+            out["collider_origin"] = solver.collider_origin.grad.to_numpy()[:length]
+            out["collider_velocity"] = solver.collider_velocity.grad.to_numpy()[:length]
+        return out
 
 
 # A rollout whose substeps all fit in this much solver memory keeps them all (k = T: its backward
@@ -160,25 +203,106 @@ def default_checkpoint_interval(total_substeps: int, bytes_per_slot: int | None 
     return max(1, int(math.ceil(math.sqrt(total_substeps))))
 
 
-def _collider_paths(scene, schedule: Schedule, dtype):
+def _particle_inputs(scene, dtype) -> dict:
+    """The bodies' initial x, v (n, dim), mass, mu, lam (n,), plastic (n, 3) as torch tensors (on the
+    graph of every tensor given to the scene), and wave_speed (n,) numpy m/s, from their current values:
+    a tensor may have changed since add_body (an optimiser step)."""
+    parts = {name: [] for name in ("x", "v", "mass", "mu", "lam", "plastic", "wave_speed")}
+    for b in scene.bodies:
+        points = getattr(b.shape, "tensor", None)  # Points given as a tensor
+        if points is not None:
+            if tuple(points.shape) != b.x.shape:
+                raise ValueError(f"body {b.name!r}: its points tensor now has shape {tuple(points.shape)}, "
+                                 f"but the body was built with {b.x.shape}; rebuild the scene to change "
+                                 "the particle count")
+            # The tensor may have moved since add_body (an optimiser step): check it again.
+            check_inside(b.name, points.detach().cpu().numpy().astype(np.float64), scene.grid)
+        parts["x"].append(torch.as_tensor(b.x, dtype=dtype) if points is None else points.to(dtype))
+        if b.velocity_tensor is not None:
+            vt = b.velocity_tensor.to(dtype)
+            v = vt.expand(b.n_particles, scene.dim) if vt.dim() == 1 else vt
+            if b.C.any():  # angular velocity given as numpy on top of a tensor velocity
+                v = v + torch.as_tensor(b.v - b.velocity_tensor.detach().cpu().numpy(), dtype=dtype)
+        else:
+            v = torch.as_tensor(b.v, dtype=dtype)
+        parts["v"].append(v)
+        p = b.material.torch_parameters(b.x, dtype)
+        parts["mass"].append(p["density"] * torch.as_tensor(b.volume, dtype=dtype))
+        for name in ("mu", "lam", "plastic"):
+            parts[name].append(p[name])
+        parts["wave_speed"].append(b.material.particle_parameters(b.x)["wave_speed"])
+    out = {name: torch.cat(values) for name, values in parts.items() if name != "wave_speed"}
+    out["wave_speed"] = np.concatenate(parts["wave_speed"])
+    return out
+
+
+def _schedule(scene, frames: int, frame_dt: float, wave_speed: np.ndarray, v: np.ndarray) -> Schedule:
+    """Fixed substeps for the whole rollout, from the CFL bound of the initial state."""
+    speed = float((wave_speed + np.linalg.norm(v, axis=1)).max())
+    n, dt = substeps_for_frame(frame_dt, speed, float(np.linalg.norm(scene.gravity)), scene.dx, scene.dt,
+                               scene.cfl, frame=1)
+    return Schedule.uniform(frames, n, dt)
+
+
+def _collider_inputs(model, schedule: Schedule, dtype):
     """Origins and velocities of every collider at the start of every substep: (T, nc, dim) tensors
     (on the autograd graph of tensor velocities), and frictions (nc,)."""
-    d, T = scene.dim, schedule.total
-    nc = max(len(scene.colliders), 1)
-    if not scene.colliders:
-        zeros = torch.zeros(T, nc, d, dtype=dtype)
-        return zeros, zeros, torch.zeros(nc, dtype=dtype)
-    dts = torch.as_tensor([schedule.dt_of(g) for g in range(T)], dtype=dtype)
-    times = torch.cumsum(torch.cat([torch.zeros(1, dtype=dtype), dts[:-1]]), 0)
-    origins, velocities = [], []
-    for c in scene.colliders:
-        vel = c.velocity_path(times, d, dtype)                       # (T, d)
-        start = torch.as_tensor(c.origin(d), dtype=dtype)
-        moved = torch.cumsum(dts[:, None] * vel, 0) - dts[:, None] * vel  # displacement before substep g
-        origins.append(start + moved)
-        velocities.append(vel)
-    friction = torch.stack([torch.as_tensor(c.friction, dtype=dtype).reshape(()) for c in scene.colliders])
-    return torch.stack(origins, 1), torch.stack(velocities, 1), friction
+    d, T = model.dim, schedule.total
+    if not model.colliders:
+        zeros = torch.zeros(T, 1, d, dtype=dtype)
+        return zeros, zeros, torch.zeros(1, dtype=dtype)
+    dts = torch.as_tensor(schedule.substep_dts(), dtype=dtype)
+    origins, velocities = collider_paths(model.colliders, model.collider_origin, 0.0, dts, d, dtype)
+    friction = torch.stack([torch.as_tensor(c.friction, dtype=dtype).reshape(()) for c in model.colliders])
+    return origins[:T], velocities, friction
+
+
+def _checkpoints(model, schedule: Schedule, checkpoint_every, closed_loop: bool, precision: str):
+    """(k, segments): substeps per segment and the (first substep, length) of each."""
+    if closed_loop:  # the controller acts at frame starts: one segment per frame
+        return max(schedule.substeps), schedule.segments(0, at_frames=True)
+    room = Capacity.for_particles(model.n_particles, 0, needs_grad=True).particles  # what the solver allocates
+    k = checkpoint_every or default_checkpoint_interval(
+        schedule.total, slot_bytes(room, model.dim, model.grid, 8 if precision == "f64" else 4))
+    k = min(k, schedule.total)
+    return k, schedule.segments(k)
+
+
+class _OpenLoop:
+    """Activations given up front: (frames, groups) Pa, held for each frame's substeps."""
+
+    def __init__(self, model, actuation, schedule: Schedule, dtype):
+        frames = len(schedule.substeps)
+        act = model.check_actuation(actuation, frames)
+        act = act.to(dtype) if torch.is_tensor(act) else torch.as_tensor(act, dtype=dtype)
+        self.applied = act.reshape(frames, -1) if model.n_actuators else None
+        groups = act.reshape(frames, -1) if model.n_actuators else torch.zeros(frames, 1, dtype=dtype)
+        self.per_substep = groups[torch.as_tensor(np.repeat(np.arange(frames), schedule.substeps))]
+
+    def __call__(self, g0: int, length: int, inputs) -> torch.Tensor:
+        return self.per_substep[g0:g0 + length]
+
+
+class _ClosedLoop:
+    """A controller called at each frame start with the current state: (groups,) Pa for the frame."""
+
+    def __init__(self, controller, model, schedule: Schedule, frame_dt: float, dtype):
+        self.controller, self.groups, self.frame_dt, self.dtype = controller, model.n_actuators, frame_dt, dtype
+        self.frame_of = {g: f for f, g in enumerate(schedule.frame_starts())}
+        self.steps = []
+
+    def __call__(self, g0: int, length: int, inputs) -> torch.Tensor:
+        t = self.frame_of[g0] * self.frame_dt
+        a = torch.as_tensor(self.controller(t, {"x": inputs.x, "v": inputs.v}), dtype=self.dtype)
+        if a.shape != (self.groups,):
+            raise ValueError(f"controller returned shape {tuple(a.shape)}, expected ({self.groups},): "
+                             "one activation (Pa) per actuator group")
+        self.steps.append(a)
+        return a.expand(length, self.groups)
+
+    @property
+    def applied(self) -> torch.Tensor:
+        return torch.stack(self.steps)
 
 
 def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every: int | None = None,
@@ -193,89 +317,54 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
         raise ValueError("give either actuation (open loop) or controller (closed loop), not both")
     if controller is not None and scene.n_actuators == 0:
         raise ValueError("controller given but no body has an actuator (add_body(..., actuator=g, fibre=...))")
-    dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
-    x, v, mass, mu, lam, plastic = scene._torch_inputs(dtype)
-    schedule = scene._schedule(frames, frame_dt, velocity=v.detach().cpu().numpy())
-    if controller is not None:  # the controller acts at frame starts: one segment per frame
-        segments = schedule.segments(0, at_frames=True)
-        k = max(schedule.substeps)
-    else:
-        itemsize = 8 if dtype == torch.float64 else 4
-        k = checkpoint_every or default_checkpoint_interval(
-            schedule.total, MPMSolver.slot_bytes(scene.n_particles, scene.dim, scene.grid, itemsize))
-        k = min(k, schedule.total)
-        segments = schedule.segments(k)
-    solver = scene._gradient_solver(slots=solver_slots(k))
-    runner = _Runner(scene, solver, schedule)
+    be = backend.active()
+    dtype = torch.float64 if be.precision == "f64" else torch.float32
+    model = scene.model
+    particles = _particle_inputs(scene, dtype)
+    schedule = _schedule(scene, frames, frame_dt, particles["wave_speed"], particles["v"].detach().cpu().numpy())
+    k, segments = _checkpoints(model, schedule, checkpoint_every, controller is not None, be.precision)
+    config = model.configuration(be.precision, be.arch, needs_grad=True)
+    runner = _Runner(model, cache.solver_for(config, model.n_particles, solver_slots(k)), schedule)
     init = scene.initial_state()
-    C, F, Jp = (torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp"))
-    origin, vel, friction = _collider_paths(scene, schedule, dtype)
-    neural = runner.hook.parameters() if runner.hook is not None else []
-    frame_of = torch.as_tensor(np.repeat(np.arange(frames), schedule.substeps))
-    groups = max(scene.n_actuators, 1)
-    if controller is None:
-        act = scene._check_actuation(actuation, frames)
-        act = act.to(dtype) if torch.is_tensor(act) else torch.as_tensor(act, dtype=dtype)
-        act = act.reshape(frames, -1) if scene.n_actuators else torch.zeros(frames, groups, dtype=dtype)
-        per_substep = act[frame_of]
-    frame_start = {g: f for f, g in enumerate(schedule.frame_starts())}
-    constants = (mass, mu, lam, plastic)
-    if controller is not None:  # its parameters are not visible here: assume it has some
-        differentiable = torch.is_grad_enabled()
-    else:
-        differentiable = torch.is_grad_enabled() and any(
-            t.requires_grad for t in (x, v, *constants, origin, vel, friction, per_substep, *neural))
-    state = (x, v, C, F, Jp)
-    history = {name: [t] for name, t in zip(STATE, state) if name in record}
-    applied = []
+    origin, vel, friction = _collider_inputs(model, schedule, dtype)
+    activation = (_ClosedLoop(controller, model, schedule, frame_dt, dtype) if controller is not None
+                  else _OpenLoop(model, actuation, schedule, dtype))
+    inputs = SegmentInputs(x=particles["x"], v=particles["v"],
+                           **{name: torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp")},
+                           **{name: particles[name] for name in SegmentInputs.CONSTANTS},
+                           activation=getattr(activation, "per_substep", None), collider_origin=origin,
+                           collider_velocity=vel, collider_friction=friction,
+                           neural=tuple(model.stress_hook.parameters()) if model.stress_hook is not None else ())
+    # A controller's parameters are not visible here: assume it has some.
+    differentiable = torch.is_grad_enabled() and (controller is not None
+                                                  or any(t.requires_grad for t in inputs.flat()))
+    history = _run_segments(runner, inputs, segments, record, activation, differentiable)
+    t = torch.as_tensor(np.concatenate([[0.0], np.cumsum([frame_dt] * frames)]), dtype=dtype)
+    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "frame_dt": frame_dt,
+            "checkpoint_every": k if controller is None else "frame"}
+    fields = output_conventions({name: torch.stack(values) for name, values in history.items()}, model.kind,
+                                model.dim)
+    return Rollout(t=t, body_id=model.body_id.copy(), material_id=model.material_id.copy(), meta=meta,
+                   actuation=activation.applied, **fields)
+
+
+def _run_segments(runner, inputs: SegmentInputs, segments, record, activation, differentiable: bool) -> dict:
+    """Run the segments in order from `inputs` (the initial state and every input for the whole
+    rollout); returns {field: [state per frame]} for the recorded fields."""
+    history = {name: [getattr(inputs, name)] for name in STATE if name in record}
     for g0, length in segments:
-        if controller is not None:
-            f = frame_start[g0]
-            a = torch.as_tensor(controller(f * frame_dt, {"x": state[0], "v": state[1]}), dtype=dtype)
-            if a.shape != (scene.n_actuators,):
-                raise ValueError(f"controller returned shape {tuple(a.shape)}, expected ({scene.n_actuators},): "
-                                 "one activation (Pa) per actuator group")
-            applied.append(a)
-            seg_act = a.expand(length, groups)
-        else:
-            seg_act = per_substep[g0:g0 + length]
-        args = (runner, g0, length, record, *state, *constants, seg_act, origin[g0:g0 + length],
-                vel[g0:g0 + length], friction, *neural)
+        part = slice(g0, g0 + length)
+        segment = dataclasses.replace(inputs, activation=activation(g0, length, inputs),
+                                      collider_origin=inputs.collider_origin[part],
+                                      collider_velocity=inputs.collider_velocity[part])
+        args = (runner, g0, length, record, *segment.flat())
         if differentiable:
             out = _SegmentFunction.apply(*args)
         else:
             with torch.no_grad():
                 out = _SegmentFunction.forward(_NoContext(), *args)
-        state = out[:5]
-        for name, frames_out in zip(STATE, out[5:]):
+        inputs = dataclasses.replace(inputs, **dict(zip(STATE, out[:len(STATE)])))
+        for name, frames_out in zip(STATE, out[len(STATE):]):
             if name in history:
                 history[name].extend(frames_out.unbind(0))
-    t = torch.as_tensor(np.concatenate([[0.0], np.cumsum([frame_dt] * frames)]), dtype=dtype)
-    meta = {"substeps": list(schedule.substeps), "dt": list(schedule.dts), "frame_dt": frame_dt,
-            "checkpoint_every": k if controller is None else "frame"}
-    if controller is not None:
-        actuation_out = torch.stack(applied)
-    elif scene.n_actuators:
-        actuation_out = act
-    else:
-        actuation_out = None
-    fields = _run_conventions(scene, {name: torch.stack(values) for name, values in history.items()})
-    return Rollout(t=t, body_id=scene.body_id.copy(), material_id=scene.material_id.copy(), meta=meta,
-                   actuation=actuation_out, **fields)
-
-
-def _run_conventions(scene, fields: dict) -> dict:
-    """F and Jp as `Scene.run` reports them: the solver keeps only J (in Jp) for a fluid particle, so its
-    F is J^(1/d) I; a solid's Jp is 1 unless it is snow (plastic volume ratio)."""
-    kinds = np.concatenate([np.full(b.n_particles, b.material.kind) for b in scene.bodies])
-    fluid = torch.as_tensor(kinds == FLUID)
-    if "F" in fields and fluid.any():
-        J = fields["Jp"]  # recorded along with F (see rollout)
-        d = scene.dim
-        iso = J.clamp_min(0) ** (1.0 / d)
-        eye = torch.eye(d, dtype=J.dtype)
-        fields["F"] = torch.where(fluid[None, :, None, None], iso[..., None, None] * eye, fields["F"])
-    if "Jp" in fields:
-        keep = torch.as_tensor((kinds == FLUID) | (kinds == SNOW))
-        fields["Jp"] = torch.where(keep[None], fields["Jp"], torch.ones_like(fields["Jp"]))
-    return fields
+    return history

@@ -8,7 +8,7 @@ whole rollout: peak memory grows like n·(T/k + k), not n·T.
 The reverse sweep of a segment restores its start state and recomputes its substeps forward (filling
 slots 0..length; the last segment of a rollout skips this, its states are still there), saving each
 substep's grid and per-particle temporaries (F_trial and its decomposition, the APIC affine matrix) in
-the solver's per-slot copies: k grids, reused by every segment (`MPMSolver.KEEP_BUDGET`; above it the
+the solver's per-slot copies: k grids, reused by every segment (`FieldLayout.KEEP_BUDGET`; above it the
 grid is recomputed instead, `deform; p2g_stress; p2g_scatter` (which clears the grid, scatters and
 runs the grid update)). Then it runs the adjoint of each substep in reverse:
 
@@ -22,55 +22,20 @@ Time-dependent inputs (collider origins and velocities, activations) live per sl
 uploaded for a whole segment before it runs; their adjoints accumulate per slot.
 
 The adjoints of the per-particle stress update and of the grid update are Taichi's reverse-mode
-autodiff of the same kernels the forward simulation runs (simcore.mpm.solver), so forward and gradient
+autodiff of the same kernels the forward simulation runs (simcore.mpm.step), so forward and gradient
 never describe different constitutive physics; the transfers (P2G's scatter, G2P), the SVD and the
 closest rotation have hand-written adjoints, checked against finite differences in tests/diff.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import taichi as ti
 
-STATE = ("x", "v", "C", "F", "Jp")
+from ..mpm.planner import Schedule
+from ..mpm.state import STATE
+
 PARAMS = ("mass", "volume", "mu", "lam", "plastic")
-
-
-@dataclasses.dataclass
-class Schedule:
-    """Substeps of a rollout: dt per frame, substeps per frame, and where frames end."""
-
-    substeps: list[int]
-    dts: list[float]
-
-    @property
-    def total(self) -> int:
-        return sum(self.substeps)
-
-    def frame_ends(self) -> list[int]:
-        """Global substep index after which each frame 1..F ends (frame f ends after frame_ends[f-1])."""
-        return [int(g) for g in np.cumsum(self.substeps)]
-
-    def frame_starts(self) -> list[int]:
-        """Global substep index at which each frame 1..F starts."""
-        return [0] + self.frame_ends()[:-1]
-
-    def dt_of(self, g: int) -> float:
-        """dt of global substep g."""
-        if not 0 <= g < self.total:
-            raise IndexError(g)
-        if getattr(self, "_per_substep", None) is None:
-            self._per_substep = np.repeat(self.dts, self.substeps)
-        return float(self._per_substep[g])
-
-    def segments(self, k: int, at_frames: bool = False) -> list[tuple[int, int]]:
-        """(first global substep, length) of each segment of at most k substeps; with at_frames,
-        one segment per frame (a closed-loop controller acts at frame starts)."""
-        if at_frames:
-            return list(zip(self.frame_starts(), self.substeps))
-        return [(g0, min(k, self.total - g0)) for g0 in range(0, self.total, k)]
 
 
 class DiffRollout:
@@ -161,7 +126,7 @@ class DiffRollout:
         grads = solver.empty_state()
         solver.export_state_grads(0, grads["x"], grads["v"], grads["C"], grads["F"], grads["Jp"])
         for name in PARAMS:
-            grads[name] = getattr(solver, name).grad.to_numpy()
+            grads[name] = solver.per_particle(getattr(solver, name).grad)
         grads["collider_friction"] = solver.collider_friction.grad.to_numpy()
         return grads
 

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import simcore as sc
+from simcore.mpm import cache
+from simcore.mpm.config import slot_bytes
 from simcore.mpm.solver import MPMSolver
 
 M = sc.materials
@@ -109,10 +111,11 @@ def test_kept_temporaries_equal_recomputation(monkeypatch):
     grads = []
     for budget in (MPMSolver.KEEP_BUDGET, 0):
         monkeypatch.setattr(MPMSolver, "KEEP_BUDGET", budget)
+        cache.clear()  # solvers are shared: build one under this budget
         E, v0 = t(3e4), t([0.5, -2.0])
         scene = make_scene(2, M.FixedCorotated(E=E, nu=0.3), v0)
         loss_of(scene).backward()
-        assert scene._grad_solver.keeps_temporaries == (budget > 0)
+        assert [s.keeps_temporaries for s in cache.solvers() if s.needs_grad] == [budget > 0]
         grads.append([E.grad.item(), *v0.grad.tolist()])
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
 
@@ -230,8 +233,6 @@ def test_default_checkpoint_interval():
     """Every substep is kept when the slots fit in KEEP_ALL_BUDGET, else k = ⌈√T⌉; slot counts are
     powers of two (k + 1 at least), so rollouts of similar lengths share one compiled solver."""
     from simcore.torch import KEEP_ALL_BUDGET, default_checkpoint_interval, solver_slots
-
-    slot_bytes = MPMSolver.slot_bytes
 
     assert [solver_slots(k) for k in (1, 15, 16, 100, 127, 128)] == [16, 16, 32, 128, 128, 256]
     small = slot_bytes(1000, 2, 32, 8)  # a 2D f64 test scene: about 0.4 MB per slot

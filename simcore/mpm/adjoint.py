@@ -1,0 +1,245 @@
+"""The adjoint of the MPM substep (gradient solvers): hand-written adjoints of the transfers, of
+`deform` (the decompositions) and the kept per-substep temporaries they read.
+
+The adjoints of the per-particle stress update (`p2g_stress`) and of the grid update are Taichi's
+reverse-mode autodiff of the same kernels the forward simulation runs (simcore.mpm.step), so forward
+and gradient never describe different constitutive physics. simcore.diff.sweep composes them.
+"""
+
+import taichi as ti
+
+from ..materials import FLUID
+from . import constitutive
+
+
+class AdjointKernels:
+    """The reverse kernels of MPMSolver (a mixin)."""
+
+    # ------------------------------------------------------------------------------------------
+    # Kept temporaries: each substep's grid and per-particle temporaries, per slot (`KEEP_BUDGET`)
+    # ------------------------------------------------------------------------------------------
+    @ti.func
+    def _save_particle(self, t, p):
+        """Copy particle p's per-substep temporaries to slot t (`g2p` with `keep`; `KEEP_BUDGET`)."""
+        for field, kept in ti.static(self._kept_particle):
+            kept[t, p] = field[p]
+
+    @ti.func
+    def _save_grid(self, t):
+        """Copy the grid (its box) to slot t (`g2p` with `keep`)."""
+        self.kept_box_lo[t], self.kept_box_hi[t] = self.box_lo[None], self.box_hi[None]
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            for field, kept in ti.static(self._kept_grid):
+                kept[t, I] = field[I]
+
+    @ti.func
+    def _load_particle(self, t, p):
+        """Restore particle p's temporaries saved in slot t."""
+        for field, kept in ti.static(self._kept_particle):
+            field[p] = kept[t, p]
+
+    @ti.kernel
+    def load_temporaries(self, t: ti.i32):
+        """Restore the per-particle temporaries saved in slot t by `g2p` (the grid's are restored
+        by `g2p_adjoint_scatter`; `deform_adjoint` restores the next substep's particles itself)."""
+        for p in range(self.n_active[None]):
+            self._load_particle(t, p)
+
+    @ti.func
+    def _load_grid(self, t):
+        """Restore the grid (and box) saved in slot t and zero the grid adjoints in that box."""
+        self._clear_box()
+        self.box_lo[None], self.box_hi[None] = self.kept_box_lo[t], self.kept_box_hi[t]
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            for field, kept in ti.static(self._kept_grid):
+                field[I] = kept[t, I]
+            self._clear_grid_adjoints(I)
+
+
+    # ------------------------------------------------------------------------------------------
+    # Hand-written adjoints of the transfers (gradient solvers). Taichi's autodiff of a gather
+    # scatters its adjoints with atomics; these loop over particles like the forward kernels, scatter
+    # only where the forward gathered, and write per-particle adjoints with plain stores.
+    # ------------------------------------------------------------------------------------------
+    # The adjoints of g2p and p2g_scatter, for a substep whose grid velocity is known and whose
+    # particle adjoints at s_out are complete. With k = 4/dx², dpos_i = x_i − x_p and w_i the weights,
+    #   g2p:          v' = Σ w_i g_i,  C' = k Σ w_i g_i ⊗ dpos_i,  x' = x + dt v'
+    #   p2g_scatter:  P_i += w_i (m v + A dpos_i),  M_i += w_i m
+    # Their adjoints run as `g2p_adjoint_scatter` (ḡ_i += w_i u_i, u_i = v̄' + dt x̄' + k C̄' dpos_i),
+    # then grid_update.grad (ḡ → P̄, M̄), then `transfer_adjoint_gather`, which gathers both adjoints'
+    # per-particle terms in one parallel loop (dpos_i moves with x_p: ∂dpos_i/∂x_p = −I):
+    #   x̄ += x̄' − k C̄'ᵀ v' + Σ_i (g_i · u_i) ∇w_i                                   (g2p)
+    #      + Σ_i (P̄_i · (m v + A dpos_i) + M̄_i m) ∇w_i − Aᵀ Σ_i w_i P̄_i             (p2g_scatter)
+    #   v̄ += m Σ_i w_i P̄_i,  m̄ += Σ_i w_i (M̄_i + P̄_i · v),  Ā += Σ_i w_i P̄_i ⊗ dpos_i
+    @ti.func
+    def _g2p_output_adjoints(self, p, s_out):
+        """x̄', u's constant part v̄' + dt x̄', and C̄' of particle p (slot s_out)."""
+        g_x = self.x.grad[s_out, p]
+        return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
+
+    @ti.kernel
+    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template()):
+        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`). With
+        `load`, first restore the substep's grid from slot s_in (saved by `g2p`) and zero the
+        grid adjoints; without, they must be zero already (`clear_grid_adjoints`)."""
+        if ti.static(load):
+            self._load_grid(s_in)
+        ti.loop_config(serialize=serial)
+        k = 4 * self.inv_dx * self.inv_dx
+        for p in range(self.n_active[None]):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                self.grid_velocity.grad[base + offset] += self._weight(offset, w) * (g_v + k * (g_C @ dpos))
+
+    @ti.kernel
+    def transfer_adjoint_gather(self, s_in: ti.i32, s_out: ti.i32):
+        """The per-particle terms of the adjoints of g2p and p2g_scatter (see above): gathers only, a
+        parallel loop without atomics."""
+        k = 4 * self.inv_dx * self.inv_dx
+        for p in range(self.n_active[None]):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+            m = self.mass[p]
+            v = self.v[s_in, p]
+            A = self.affine[p]
+            momentum = m * v
+            g_momentum = ti.zero(v)
+            g_m = 0.0
+            g_A = ti.zero(A)
+            g_x = ti.zero(v)
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = self._weight(offset, w)
+                GP = self.grid_momentum.grad[base + offset]
+                GM = self.grid_mass.grad[base + offset]
+                g_momentum += weight * GP
+                g_m += weight * GM
+                g_A += weight * GP.outer_product(dpos)
+                u = g_v + k * (g_C @ dpos)
+                g_x += (self.grid_velocity[base + offset].dot(u) + GP.dot(momentum + A @ dpos) + GM * m) \
+                    * self._weight_gradient(offset, fx, w)
+            g_x += g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
+            # The first adjoints into slot s_in's state of this substep's reverse sweep: stores, not
+            # additions (no pass zeroes them before), and C, F, Jp zeroed for p2g_stress.grad and
+            # deform_adjoint to add to. Likewise `affine`'s adjoint, read by p2g_stress.grad.
+            self.x.grad[s_in, p] = g_x
+            self.v.grad[s_in, p] = m * g_momentum
+            self.C.grad[s_in, p] = ti.zero(g_C)
+            self.F.grad[s_in, p] = ti.zero(g_C)
+            self.Jp.grad[s_in, p] = 0
+            self.mass.grad[p] = self.mass.grad[p] + g_m + g_momentum.dot(v)
+            self.affine.grad[p] = g_A
+
+    @ti.kernel
+    def clear_grid_adjoints(self):
+        """Zero the grid adjoints (in the box) for the reverse sweep of a recomputed substep."""
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            self._clear_grid_adjoints(I)
+
+    @ti.func
+    def _clear_grid_adjoints(self, I):
+        self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
+        self.grid_mass.grad[I] = 0
+        self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
+
+    # The adjoints of the per-particle temporaries (F_trial, its decomposition, a Neural material's
+    # F_new and τ) are zero before each substep's reverse sweep: zeroed at the start of a segment's
+    # sweep (`clear_temporary_adjoints`), then by `deform_adjoint` once it has read them. `affine`'s
+    # adjoint and slot s's state adjoints are stored, not added, by `transfer_adjoint_gather`.
+    @ti.kernel
+    def clear_temporary_adjoints(self):
+        """Zero the per-particle temporaries' adjoints (before a segment's reverse sweep)."""
+        for p in range(self.n_active[None]):  # (affine's adjoint is stored, not added: no need)
+            self._clear_temporary_adjoints(p)
+
+    @ti.func
+    def _clear_temporary_adjoints(self, p):
+        if ti.static(self.split_deform):
+            self.F_trial.grad[p] = ti.zero(self.F_trial.grad[p])
+        if ti.static(self.split_deform and self.uses_svd):
+            self.svd_U.grad[p] = ti.zero(self.svd_U.grad[p])
+            self.svd_s.grad[p] = ti.zero(self.svd_s.grad[p])
+            self.svd_V.grad[p] = ti.zero(self.svd_V.grad[p])
+        if ti.static(self.split_deform and self.uses_rotation):
+            self.rotation.grad[p] = ti.zero(self.rotation.grad[p])
+        if ti.static(self.has_neural):
+            self.ext_F.grad[p] = ti.zero(self.ext_F.grad[p])
+            self.ext_tau.grad[p] = ti.zero(self.ext_tau.grad[p])
+
+
+    @ti.kernel
+    def deform_adjoint(self, s_in: ti.i32, eps: ti.f64, preload: ti.template()):
+        """Hand-written adjoint of `deform`: the decomposition's adjoint, then F_trial = (I + dt C) F.
+        Zeroes the temporaries' adjoints it read; with `preload`, then restores the per-particle
+        temporaries of the substep before (slot s_in − 1), whose reverse sweep comes next."""
+        for p in range(self.n_active[None]):
+            kind = self.kind[p]
+            if kind != FLUID:
+                g = self.F_trial.grad[p]
+                if ti.static(self.uses_svd):
+                    if constitutive.kind_in(kind, constitutive.SVD_KINDS):
+                        g += constitutive.svd_adjoint(self.svd_U[p], self.svd_s[p], self.svd_V[p], self.svd_U.grad[p],
+                                                      self.svd_s.grad[p], self.svd_V.grad[p], eps)
+                if ti.static(self.uses_rotation):
+                    if constitutive.kind_in(kind, constitutive.ROTATION_KINDS):
+                        g += constitutive.closest_rotation_adjoint(self.F_trial[p], self.rotation[p],
+                                                                   self.rotation.grad[p], eps)
+                A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
+                self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
+                self.F.grad[s_in, p] += A.transpose() @ g
+            self._clear_temporary_adjoints(p)
+            if ti.static(preload):
+                self._load_particle(s_in - 1, p)
+
+    # ------------------------------------------------------------------------------------------
+    # State adjoints in and out
+    # ------------------------------------------------------------------------------------------
+    @ti.kernel
+    def export_state_grads(self, s: ti.i32, x: ti.types.ndarray(), v: ti.types.ndarray(),
+                           C: ti.types.ndarray(), F: ti.types.ndarray(), Jp: ti.types.ndarray()):
+        """Adjoints of slot s's state into arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
+        for p in range(self.n_active[None]):
+            for i in ti.static(range(self.dim)):
+                x[p, i] = self.x.grad[s, p][i]
+                v[p, i] = self.v.grad[s, p][i]
+                for j in ti.static(range(self.dim)):
+                    C[p, i, j] = self.C.grad[s, p][i, j]
+                    F[p, i, j] = self.F.grad[s, p][i, j]
+            Jp[p] = self.Jp.grad[s, p]
+
+    @ti.kernel
+    def add_state_grads(self, s: ti.i32, gx: ti.types.ndarray(), gv: ti.types.ndarray(), gC: ti.types.ndarray(),
+                        gF: ti.types.ndarray(), gJp: ti.types.ndarray()):
+        """Add a loss's gradient with respect to slot s's state: x.grad[s] += gx, ... (shapes as
+        `export_state_grads`)."""
+        for p in range(self.n_active[None]):
+            for i in ti.static(range(self.dim)):
+                self.x.grad[s, p][i] += gx[p, i]
+                self.v.grad[s, p][i] += gv[p, i]
+                for j in ti.static(range(self.dim)):
+                    self.C.grad[s, p][i, j] += gC[p, i, j]
+                    self.F.grad[s, p][i, j] += gF[p, i, j]
+            self.Jp.grad[s, p] += gJp[p]
+
+    @ti.kernel
+    def zero_state_grads(self, s: ti.i32):
+        """Zero the state adjoints of slot s (the reverse sweep zeroes the others as it reaches them)."""
+        for p in range(self.n_active[None]):
+            self._zero_state_grads(s, p)
+
+    @ti.func
+    def _zero_state_grads(self, s, p):
+        self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
+        self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
+        self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
+        self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
+        self.Jp.grad[s, p] = 0
+

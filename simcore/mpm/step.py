@@ -1,0 +1,272 @@
+"""The forward MLS-MPM substep (Hu et al. 2018) with APIC transfers and quadratic B-splines, for 2D
+and 3D from one code path: the three stages, read top to bottom in `MPMSolver.substep`,
+
+    p2g(s_in, s_out)       particles → grid: momentum, mass, and the stress impulse; writes F, Jp at s_out
+    grid update            grid momentum → velocity, gravity, walls, colliders (run inside p2g's launch)
+    g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
+
+P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
+of microseconds on a CPU: a 3D jelly's whole substep takes about a millisecond); P2G may be split in a
+per-particle half (the stress) and the scatter (see `Configuration.p2g_mode`).
+
+Every loop over particles runs over the loaded scene's `n_active[None]` particles, not the capacity.
+Kernels never overwrite what they read, which is what Taichi's reverse-mode autodiff requires.
+"""
+
+import taichi as ti
+
+from ..materials import FLUID, NEURAL, SNOW
+from . import boundary, constitutive
+from .config import BOUND
+
+
+class ForwardKernels:
+    """The forward kernels of MPMSolver (a mixin: fields from simcore.mpm.fields, static flags from
+    the solver's Configuration)."""
+
+    @ti.func
+    def _stencil(self, xp):
+        """Lower-left node and quadratic B-spline weights (3 per axis) of a particle at xp (m).
+
+        `base` is kept inside the grid so that a runaway particle cannot index out of bounds; such a
+        particle is reported by `diagnose` at the end of the frame (never silently kept)."""
+        Xp = xp * self.inv_dx
+        base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
+        base = ti.max(ti.min(base, self.n_grid - 3), 0)
+        fx = Xp - base
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+        return base, fx, w
+
+    @ti.func
+    def _weight(self, offset: ti.template(), w):
+        """B-spline weight of the stencil node at (static) `offset`: the product over axes."""
+        weight = 1.0
+        for d in ti.static(range(self.dim)):
+            weight *= w[offset[d]][d]
+        return weight
+
+    @ti.func
+    def _weight_gradient(self, offset: ti.template(), fx, w):
+        """∂(weight)/∂x_p (1/m) of the stencil node at `offset`, for the hand-written adjoints.
+        The derivatives of the three quadratic B-spline pieces in fx are fx − 1.5, −2(fx − 1), fx − 0.5."""
+        dw = [fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5]
+        grad = ti.Vector.zero(float, self.dim)
+        for d in ti.static(range(self.dim)):
+            g = dw[offset[d]][d] * self.inv_dx
+            for e in ti.static(range(self.dim)):
+                if ti.static(e != d):
+                    g *= w[offset[e]][e]
+            grad[d] = g
+        return grad
+
+    @ti.func
+    def _clear_box(self):
+        """Zero grid momentum and mass in the box (zero outside it already)."""
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
+            self.grid_mass[I] = 0
+
+    @ti.func
+    def _empty_grid(self):
+        """Zero the grid and empty the box, for a scatter."""
+        self._clear_box()
+        self.box_lo[None] = ti.Vector([self.n_grid] * self.dim)
+        self.box_hi[None] = ti.Vector([0] * self.dim)
+
+    @ti.func
+    def _decompose(self, kind, F_trial):
+        """The decomposition of F_trial that particle kind's material reads: its SVD U, s, V (snow,
+        sand, plasticine) or its closest rotation R (fixed corotated); identities otherwise."""
+        U = ti.Matrix.identity(float, self.dim)
+        V = ti.Matrix.identity(float, self.dim)
+        R = ti.Matrix.identity(float, self.dim)
+        sv = ti.Vector.one(float, self.dim)
+        if ti.static(self.uses_svd):
+            if constitutive.kind_in(kind, constitutive.SVD_KINDS):
+                U, sv, V = constitutive.svd(F_trial)
+        if ti.static(self.uses_rotation):
+            if constitutive.kind_in(kind, constitutive.ROTATION_KINDS):
+                R = constitutive.closest_rotation(F_trial, self.rotation_tol)
+        return U, sv, V, R
+
+    @ti.func
+    def _affine(self, p, s_in, s_out):
+        """Stress update of particle p: writes its F and Jp at slot s_out and returns the APIC affine
+        matrix A = −dt V (4/dx²) τ + m C (kg/s) that P2G scatters with the momentum."""
+        C = self.C[s_in, p]
+        kind = self.kind[p]
+        tau = ti.Matrix.zero(float, self.dim, self.dim)
+        if ti.static(FLUID in self.kinds):
+            if kind == FLUID:  # a fluid's state is J (kept in Jp): J_new = det(I + dt C) J
+                J = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C).determinant() * self.Jp[s_in, p]
+                self.Jp[s_out, p] = J
+                tau = constitutive.fluid_stress(J, self.mu[p], self.lam[p], self.plastic[p], C)
+        if ti.static(self.has_solids):
+            if kind != FLUID:
+                F_trial = ti.Matrix.zero(float, self.dim, self.dim)
+                U = ti.Matrix.identity(float, self.dim)
+                V = ti.Matrix.identity(float, self.dim)
+                R = ti.Matrix.identity(float, self.dim)
+                sv = ti.Vector.one(float, self.dim)
+                if ti.static(self.split_deform):  # differentiable path: from `deform`
+                    F_trial = self.F_trial[p]
+                    if ti.static(self.uses_svd):
+                        U, sv, V = self.svd_U[p], self.svd_s[p], self.svd_V[p]
+                    if ti.static(self.uses_rotation):
+                        R = self.rotation[p]
+                else:
+                    F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * C) @ self.F[s_in, p]
+                    U, sv, V, R = self._decompose(kind, F_trial)
+                Jp = 1.0
+                if ti.static(SNOW in self.kinds):
+                    Jp = self.Jp[s_in, p]
+                F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
+                    self.kinds, kind, F_trial, U, sv, V, R, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                tau = tau_solid
+                if ti.static(self.has_neural):
+                    if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
+                        F_new, tau = self.ext_F[p], self.ext_tau[p]
+                if ti.static(self.n_actuators > 0):
+                    group = self.actuator_group[p]
+                    if group >= 0:
+                        # ChainQueen active stress along the fibre: τ += a (F f)(F f)ᵀ, a in Pa.
+                        fibre = F_new @ self.fibre[p]
+                        tau += self.activation[s_in, group] * fibre.outer_product(fibre)
+                self.F[s_out, p] = F_new
+                if ti.static(SNOW in self.kinds):
+                    self.Jp[s_out, p] = Jp_new
+        # MLS-MPM: ∇w_ip = 4/dx² w_ip (x_i − x_p) for quadratic B-splines (Hu et al. 2018, eq. 16).
+        return (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + self.mass[p] * C
+
+    @ti.func
+    def _scatter(self, p, s_in, affine):
+        """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes."""
+        base, fx, w = self._stencil(self.x[s_in, p])
+        for d in ti.static(range(self.dim)):  # plain min and max in a serial scatter (demoted atomics)
+            ti.atomic_min(self.box_lo[None][d], base[d])
+            ti.atomic_max(self.box_hi[None][d], base[d] + 3)
+        m = self.mass[p]
+        momentum = m * self.v[s_in, p]
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            dpos = (offset - fx) * self.dx
+            weight = self._weight(offset, w)
+            self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
+            self.grid_mass[base + offset] += weight * m
+
+    @ti.kernel
+    def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
+        """Clear the grid; scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to it and
+        update F; then the grid update (`grid_update`). `serial`: one serial loop (see
+        `serial_scatter`). Gradient solvers also store `affine`, for the adjoint of the scatter; their
+        reverse sweeps recompute with the two halves, `p2g_stress` (differentiated by autodiff) and
+        `p2g_scatter`. (Stages share kernels to save launches: each costs tens of µs on a CPU.)"""
+        self._empty_grid()
+        ti.loop_config(serialize=serial)
+        for p in range(self.n_active[None]):
+            affine = self._affine(p, s_in, s_out)
+            if ti.static(self.needs_grad):
+                self.affine[p] = affine
+            self._scatter(p, s_in, affine)
+        self._grid_update(s_in, self.serial_grid)
+
+    @ti.kernel
+    def p2g_stress(self, s_in: ti.i32, s_out: ti.i32):
+        """The per-particle half of P2G (stress, F and Jp updates) into `affine`: differentiated by
+        Taichi's autodiff (no scatter in it, so its adjoint has no contended atomics)."""
+        for p in range(self.n_active[None]):
+            self.affine[p] = self._affine(p, s_in, s_out)
+
+    @ti.kernel
+    def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
+        """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
+        The scatter's adjoint is in `transfer_adjoint_gather`."""
+        self._empty_grid()
+        ti.loop_config(serialize=serial)
+        for p in range(self.n_active[None]):
+            self._scatter(p, s_in, self.affine[p])
+        self._grid_update(s_in, self.serial_grid)
+
+    @ti.kernel
+    def grid_update(self, s: ti.i32, serial: ti.template()):
+        """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s). The
+        forward runs it inside `p2g` / `p2g_scatter`; this kernel is for its adjoint (`.grad`). Its
+        loop is written out rather than calling `_grid_update`: Taichi's autodiff refuses a kernel
+        whose body is a function call around a loop ("mixed usage of for-loops and statements")."""
+        ti.loop_config(serialize=serial)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):  # a range-for: serializable
+            self._grid_node_update(I, s)
+
+    @ti.func
+    def _grid_update(self, s, serial: ti.template()):
+        ti.loop_config(serialize=serial)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            self._grid_node_update(I, s)
+
+    @ti.func
+    def _grid_node_update(self, I, s):
+        m = self.grid_mass[I]
+        v = ti.zero(self.grid_velocity[I])
+        if m > self.mass_floor[None]:
+            v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
+            v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction[None])
+            if ti.static(len(self.colliders) > 0):
+                v = boundary.collider_velocity(I * self.dx, v, self.colliders, s, self.collider_origin,
+                                               self.collider_velocity, self.collider_params,
+                                               self.collider_friction)
+        self.grid_velocity[I] = v
+
+    @ti.kernel
+    def g2p(self, s_in: ti.i32, s_out: ti.i32, keep: ti.template()):
+        """Gather velocity and the APIC affine matrix C from the grid; advect particles. With `keep`,
+        also save the substep's temporaries (its grid within the box, and the per-particle
+        temporaries) to slot s_in for the reverse sweep (`KEEP_BUDGET`), in the same passes."""
+        for p in range(self.n_active[None]):
+            if ti.static(keep):
+                self._save_particle(s_in, p)
+            base, fx, w = self._stencil(self.x[s_in, p])
+            new_v = ti.zero(self.v[s_in, p])
+            new_C = ti.zero(self.C[s_in, p])
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                weight = self._weight(offset, w)
+                g_v = self.grid_velocity[base + offset]
+                new_v += weight * g_v
+                new_C += (4 * self.inv_dx * self.inv_dx * weight) * g_v.outer_product(dpos)
+            self.v[s_out, p] = new_v
+            self.C[s_out, p] = new_C
+            self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+        if ti.static(keep):
+            self._save_grid(s_in)
+
+
+    @ti.kernel
+    def deform(self, s_in: ti.i32):
+        """F_trial = (I + dt C) F and its decomposition (`_decompose`), per solid particle
+        (differentiable path and Neural materials)."""
+        for p in range(self.n_active[None]):
+            self._deform(p, s_in)
+
+    @ti.kernel
+    def deform_and_stress(self, s_in: ti.i32, s_out: ti.i32):
+        """`deform` then `p2g_stress`, in one pass over the particles (forward sweeps of gradient
+        solvers without Neural materials, whose stress torch computes in between)."""
+        for p in range(self.n_active[None]):
+            self._deform(p, s_in)
+            self.affine[p] = self._affine(p, s_in, s_out)
+
+    @ti.func
+    def _deform(self, p, s_in):
+        kind = self.kind[p]
+        if kind != FLUID:
+            F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
+            self.F_trial[p] = F_trial
+            U, sv, V, R = self._decompose(kind, F_trial)
+            if ti.static(self.uses_svd):
+                self.svd_U[p], self.svd_s[p], self.svd_V[p] = U, sv, V
+            if ti.static(self.uses_rotation):
+                self.rotation[p] = R
+

@@ -1,0 +1,95 @@
+"""Scenes of one configuration share one compiled solver (simcore.mpm.cache): what each scene computes
+must not depend on what other scenes ran on that solver before or in between."""
+
+import numpy as np
+import pytest
+import torch
+
+import simcore as sc
+from simcore.mpm import cache
+
+M, S = sc.materials, sc.shapes
+
+
+def jelly(size=0.2, E=2e4, velocity=(0.5, -1.0), shape="box"):
+    scene = sc.Scene(dim=2, grid=32)
+    body = (S.Box(center=(0.5, 0.5), size=(size, size)) if shape == "box"
+            else S.Sphere(center=(0.5, 0.5), radius=size / 2))
+    scene.add_body(body, M.NeoHookean(E=E, nu=0.3), velocity=velocity)
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.3), normal=(0, 1), friction=0.2, velocity=(0.0, 0.2)))
+    return scene
+
+
+def test_scenes_of_one_configuration_share_a_solver(cpu64):
+    """Reuse: a second scene of the same configuration (another shape, size, modulus, velocity) builds no
+    solver; a scene of another configuration (another material kind) builds its own."""
+    cache.clear()
+    jelly().run(frames=2, frame_dt=0.01)
+    assert cache.info().built == 1
+    jelly(size=0.24, E=5e4, velocity=(0.0, 0.0), shape="sphere").run(frames=2, frame_dt=0.01)
+    assert cache.info().built == 1 and cache.info().reused >= 1
+    sand = sc.Scene(dim=2, grid=32)
+    sand.add_body(S.Box(center=(0.5, 0.5), size=(0.2, 0.2)), M.Sand(E=2e4))
+    sand.add_collider(sc.colliders.Plane(point=(0, 0.3), normal=(0, 1), friction=0.2, velocity=(0.0, 0.2)))
+    sand.run(frames=1, frame_dt=0.01)
+    assert cache.info().built == 2
+
+
+def test_interleaved_scenes_equal_scenes_run_alone(cpu64):
+    """Determinism under sharing: two scenes advanced in alternation on the shared solver (each `run`
+    reloads its own model, state, clock and collider positions) give bit-identical trajectories to
+    each scene run in one go."""
+    alone = [jelly(E=2e4).run(frames=6, frame_dt=0.01, record=("x", "v", "F")),
+             jelly(size=0.16, E=8e4, shape="sphere").run(frames=6, frame_dt=0.01, record=("x", "v", "F"))]
+    a, b = jelly(E=2e4), jelly(size=0.16, E=8e4, shape="sphere")
+    parts = {0: [], 1: []}
+    for _ in range(3):
+        parts[0].append(a.run(frames=2, frame_dt=0.01, record=("x", "v", "F")))
+        parts[1].append(b.run(frames=2, frame_dt=0.01, record=("x", "v", "F")))
+    for i, traj in enumerate(alone):
+        for name in ("x", "v", "F"):
+            pieces = [getattr(traj, name)[0]] + [p for part in parts[i] for p in getattr(part, name)[1:]]
+            np.testing.assert_array_equal(np.stack(pieces), getattr(traj, name))
+    assert a.time == pytest.approx(0.06) and b.time == pytest.approx(0.06)
+
+
+def test_larger_scene_grows_the_solver(cpu64):
+    """Capacity: a scene with more particles than the shared solver holds replaces it with a larger one,
+    and a smaller scene then runs on that one."""
+    cache.clear()
+    small = jelly(size=0.1)
+    small.run(frames=1, frame_dt=0.01)
+    (solver,) = cache.solvers()
+    big = sc.Scene(dim=2, grid=32, particles_per_cell=16)
+    big.add_body(S.Box(center=(0.5, 0.55), size=(0.8, 0.6)), M.NeoHookean(E=2e4), velocity=(0.5, -1.0))
+    big.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.2, velocity=(0.0, 0.2)))
+    assert big.n_particles > solver.capacity.particles
+    big.run(frames=1, frame_dt=0.01)
+    (grown,) = cache.solvers()
+    assert grown is not solver and grown.capacity.particles >= big.n_particles
+    small.reset()
+    traj = small.run(frames=1, frame_dt=0.01)
+    assert cache.solvers() == [grown] and np.isfinite(traj.x).all()
+
+
+def test_gradient_of_one_scene_unaffected_by_another_between_forward_and_backward(cpu64):
+    """Rollout A's backward after scene B (same configuration, so the same gradient solver) ran a rollout
+    in between gives A's gradient alone, to 1e-12: the backward reloads A's model and constants."""
+
+    def loss_and_grad(between=None):
+        E = torch.tensor(3e4, dtype=torch.float64, requires_grad=True)
+        scene = jelly(E=E)
+        out = scene.rollout(frames=3, frame_dt=0.01)
+        if between is not None:
+            between()
+        ((out.x[-1] ** 2).mean()).backward()
+        return E.grad.item()
+
+    def other_rollout():
+        E = torch.tensor(9e4, dtype=torch.float64, requires_grad=True)
+        out = jelly(size=0.26, E=E, velocity=(-1.0, 0.0), shape="sphere").rollout(frames=3, frame_dt=0.01)
+        (out.x[-1].sum()).backward()
+
+    alone = loss_and_grad()
+    assert alone != 0
+    assert loss_and_grad(other_rollout) == pytest.approx(alone, rel=1e-12)
