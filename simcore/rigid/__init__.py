@@ -11,8 +11,9 @@ grad.py differentiates a step by the implicit function theorem.
 """
 
 from .bodies import Box, Capsule, Plane, Sphere
+from .grad import Rollout
 from .step import Params, State
-from .world import ContactSolveError, Rollout, Trajectory, World
+from .world import ContactSolveError, Trajectory, World
 
 __all__ = ["World", "Plane", "Box", "Sphere", "Capsule", "State", "Params", "Trajectory", "Rollout",
            "ContactSolveError"]

@@ -11,10 +11,25 @@ those of the relaxed, smooth dynamics it returns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from . import integrator
 from .step import Params, State, contacts_for, equations, solve_step
+
+
+@dataclass
+class Rollout:
+    """A differentiable run (torch, float64, on the autograd graph). Shapes without a batch axis unless
+    the run was batched: position (steps + 1, [B,] bodies, 3) m; orientation (…, 4) (w, x, y, z); velocity
+    (…, 3) m/s; angular_velocity (…, 3) rad/s world frame; iterations (steps, [B]) long interior-point
+    iterations."""
+    position: torch.Tensor
+    orientation: torch.Tensor
+    velocity: torch.Tensor
+    angular_velocity: torch.Tensor
+    iterations: torch.Tensor
 
 
 class _Step(torch.autograd.Function):
@@ -58,23 +73,17 @@ class _Step(torch.autograd.Function):
         return (None, None, None, *out)
 
 
-def rollout(world, steps, controls, state, kappa):
-    """See World.rollout."""
-    from .world import Rollout
-
-    batched = state is not None
-    state = world.initial_state() if state is None else state
-    if not isinstance(state, State) or state.position.dim() != 3:
-        raise ValueError("state must be a simcore.rigid State with (worlds, bodies, ·) tensors, "
-                         "e.g. world.initial_state(batch=8)")
+def rollout(world, steps: int, controls, state: State, batched: bool, kappa: float) -> Rollout:
+    """Differentiable run of `world` (a simcore.rigid World; see World.rollout) from `state`, a batched
+    State of B worlds, under controls (steps, B, bodies, 6) (force N, torque N·m, world frame), at κ =
+    kappa. batched: keep the worlds axis in the Rollout (else world 0 only, without it)."""
     B = state.position.shape[0]
-    u = world._controls(controls, steps, B, torch_ok=True)
     params = world.params().tensors()
     x, q, v, om = state.tensors()
     frames, its = [State(x, q, v, om)], []
     memo = {}
     for k in range(steps):
-        v, om = _Step.apply(world, kappa, memo, x, q, v, om, u[k], *params)
+        v, om = _Step.apply(world, kappa, memo, x, q, v, om, controls[k], *params)
         world._failure(memo["info"], k, lambda: None)
         x, q = integrator.advance(x, q, v, om, world.dt)
         frames.append(State(x, q, v, om))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import SimulationError
-from . import collision
+from . import collision, grad
 from . import quaternion as quat
 from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
 from .step import Params, State, solve_step
@@ -35,17 +35,6 @@ class Trajectory:
     residual: np.ndarray
     complementarity: np.ndarray
     contacts: np.ndarray
-
-
-@dataclass
-class Rollout:
-    """A differentiable run (torch, float64, on the autograd graph). Same fields and shapes as
-    Trajectory for position, orientation, velocity, angular_velocity; iterations (steps, [B]) long."""
-    position: torch.Tensor
-    orientation: torch.Tensor
-    velocity: torch.Tensor
-    angular_velocity: torch.Tensor
-    iterations: torch.Tensor
 
 
 class World:
@@ -218,11 +207,14 @@ class World:
             residual=sq(seq(res, np.float64)), complementarity=sq(seq(comp, np.float64)),
             contacts=np.asarray(ncont, dtype=np.int64))
 
-    def rollout(self, steps: int, controls=None, state: State | None = None, kappa: float | None = None):
+    def rollout(self, steps: int, controls=None, state: State | None = None,
+                kappa: float | None = None) -> grad.Rollout:
         """Differentiable simulation at κ = kappa_grad (default): returns a Rollout of torch tensors on
         the autograd graph of controls, state and any tensor-valued shape parameter (mass, inertia, size,
         density, friction, initial state). Gradients come from the implicit function theorem at each
-        step's solution (one linear solve per step, reusing the step's factorization)."""
-        from .grad import rollout as _rollout
-
-        return _rollout(self, int(steps), controls, state, self.kappa_grad if kappa is None else float(kappa))
+        step's solution (one linear solve per step, reusing the step's factorization). Arguments as for
+        run."""
+        steps = int(steps)
+        state, batched = self._check_state(state)
+        u = self._controls(controls, steps, state.position.shape[0], torch_ok=True)
+        return grad.rollout(self, steps, u, state, batched, self.kappa_grad if kappa is None else float(kappa))
