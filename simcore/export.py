@@ -11,11 +11,8 @@ material names, units, run settings) plus which frames were exported.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-import secrets
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -25,7 +22,6 @@ from plyfile import PlyData, PlyElement
 from tqdm.auto import tqdm
 
 from .io import atomic_path, atomic_write
-from .trajectory import UNITS, Trajectory
 
 FORMATS = ("ply", "vtk")
 PVD_NAME = "trajectory.pvd"
@@ -36,14 +32,17 @@ FIELD_UNITS = {"x": "m", "y": "m", "z": "m", "vx": "m/s", "vy": "m/s", "vz": "m/
                "material_id": "index into material_names", "time": "s"}
 # What an earlier export may have left that this one replaces (see _remove_stale).
 _OWN_FILE = re.compile(r"frame_\d+\.(ply|vtu)")
+# What check_trajectory asks of a trajectory. This module takes a simcore.Trajectory by these attributes, not
+# by type: Trajectory.export calls into it, so it does not import simcore.trajectory.
+TRAJECTORY_ATTRIBUTES = ("x", "t", "v", "body_id", "material_id", "mass", "body_names", "material_names", "meta",
+                         "file_meta")
 
 
-def export_trajectory(traj: Trajectory, directory, format="ply", overwrite: bool = False,
-                      frames=None) -> list[Path]:
+def export_trajectory(traj, directory, format="ply", overwrite: bool = False, frames=None) -> list[Path]:
     """Write `traj` as a sequence of per-frame files in `directory`.
 
     Args:
-        traj: the trajectory (x: (frames + 1, n, dim) m; v: (frames + 1, n, dim) m/s if recorded).
+        traj: a simcore.Trajectory (x: (frames + 1, n, dim) m; v: (frames + 1, n, dim) m/s if recorded).
         directory: output folder; created if missing.
         format: "ply", "vtk" or a list of both.
             "ply": binary little-endian PLY per frame, frame_NNNN.ply, one `vertex` element with float32
@@ -91,7 +90,7 @@ def check_trajectory(traj):
     if isinstance(traj, (str, Path)):
         raise TypeError(f"expected a simcore.Trajectory, got the path {str(traj)!r}; "
                         "load it first with simcore.Trajectory.load(path)")
-    if not isinstance(traj, Trajectory):
+    if not all(hasattr(traj, name) for name in TRAJECTORY_ATTRIBUTES):
         raise TypeError(f"expected a simcore.Trajectory, got {type(traj).__name__}")
     if traj.x.ndim != 3 or traj.dim not in (2, 3) or len(traj.x) != len(traj.t):
         raise ValueError(f"trajectory x must be (frames + 1, n, 2 or 3) with one time per frame; got x "
@@ -108,7 +107,7 @@ def parse_formats(format) -> tuple[str, ...]:
     return tuple(f for f in FORMATS if f in {r.lower() for r in requested})
 
 
-def select_frames(traj: Trajectory, frames=None) -> list[int]:
+def select_frames(traj, frames=None) -> list[int]:
     """Trajectory frame indices in [0, traj.frames] from None (all), an int, a range or a sequence of
     ints; negative indices count from the end as in numpy."""
     count = len(traj.t)
@@ -147,7 +146,7 @@ def _pad3(a: np.ndarray) -> np.ndarray:
     return np.pad(a, ((0, 0), (0, 3 - a.shape[1])))
 
 
-def frame_fields(traj: Trajectory, i: int) -> dict[str, np.ndarray]:
+def frame_fields(traj, i: int) -> dict[str, np.ndarray]:
     """Per-particle fields of frame i: points (n, 3) m, and body_id, material_id (n,), mass (n,) kg,
     velocity (n, 3) m/s and speed (n,) m/s when traj.v is recorded."""
     fields = {"points": _pad3(traj.x[i]), "body_id": traj.body_id, "material_id": traj.material_id,
@@ -158,7 +157,7 @@ def frame_fields(traj: Trajectory, i: int) -> dict[str, np.ndarray]:
     return fields
 
 
-def write_ply(path: Path, traj: Trajectory, i: int) -> Path:
+def write_ply(path: Path, traj, i: int) -> Path:
     """Frame i as a binary PLY point cloud (see export_trajectory for the layout)."""
     fields = frame_fields(traj, i)
     columns = [("x", fields["points"][:, 0]), ("y", fields["points"][:, 1]), ("z", fields["points"][:, 2])]
@@ -178,7 +177,7 @@ def write_ply(path: Path, traj: Trajectory, i: int) -> Path:
     return path
 
 
-def write_vtu(path: Path, traj: Trajectory, i: int) -> Path:
+def write_vtu(path: Path, traj, i: int) -> Path:
     """Frame i as a VTK unstructured grid of vertex cells (see export_trajectory for the fields)."""
     fields = frame_fields(traj, i)
     points = fields.pop("points")
@@ -214,11 +213,10 @@ def _json_value(value):
     raise TypeError(f"cannot write {type(value).__name__} to meta.json")
 
 
-def write_meta(path: Path, traj: Trajectory, indices: list[int], formats) -> Path:
+def write_meta(path: Path, traj, indices: list[int], formats) -> Path:
     """meta.json: the trajectory's .npz meta (run settings, body_names, material_names, units) and an
     "export" section listing the frames, their times (s), the formats and the per-file field units."""
-    meta = dict(traj.meta, body_names=list(traj.body_names), material_names=list(traj.material_names),
-                units=dict(UNITS))
+    meta = traj.file_meta()
     meta["export"] = {"frames": list(indices), "times": [float(traj.t[i]) for i in indices],
                       "formats": list(formats), "n_particles": traj.n_particles,
                       "velocity": traj.v is not None, "field_units": FIELD_UNITS}

@@ -68,6 +68,12 @@ class Trajectory:
         x = self.x if mask is None else self.x[:, mask]
         return np.einsum("p,fpd->fd", m, x) / m.sum()
 
+    def file_meta(self) -> dict:
+        """What a file of this trajectory carries beside its arrays (the .npz of `save`, the meta.json of
+        `export`): meta plus body_names, material_names and the arrays' units."""
+        return dict(self.meta, body_names=list(self.body_names), material_names=list(self.material_names),
+                    units=dict(UNITS))
+
     def save(self, path) -> Path:
         """Write to `path` (.npz, atomically). Returns the path written."""
         arrays = {"x": self.x, "t": self.t, "body_id": self.body_id, "material_id": self.material_id,
@@ -75,9 +81,7 @@ class Trajectory:
         for name in RECORDABLE[1:]:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
-        meta = dict(self.meta, body_names=list(self.body_names), material_names=list(self.material_names),
-                    units=UNITS)
-        return io.save_npz(path, arrays, meta)
+        return io.save_npz(path, arrays, self.file_meta())
 
     @classmethod
     def load(cls, path) -> "Trajectory":
@@ -94,7 +98,9 @@ class Trajectory:
         """Write per-frame files to `directory`: "ply" (binary PLY), "vtk" (.vtu per frame plus a
         ParaView .pvd time index) or both, and meta.json. A non-empty directory raises FileExistsError
         unless overwrite=True. See simcore.export.export_trajectory."""
-        from .export import export_trajectory  # here: export imports this module
+        # Imported on first use, as `simcore.export` is: it loads meshio (0.2 s), which `import simcore`
+        # does not need. The dependency is one way: export knows nothing of this module.
+        from .export import export_trajectory
 
         return export_trajectory(self, directory, format=format, overwrite=overwrite, frames=frames)
 
