@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import pkgutil
 
 NAMES = ("jelly_drop", "dam_break", "sand_collapse", "snowball", "plasticine_press", "mesh_drop")
 DEFAULT = "jelly_drop"

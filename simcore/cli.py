@@ -47,7 +47,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 def cmd_run(args) -> int:
     import scenes
-
     import simcore as sc
 
     name = args.scene or scenes.DEFAULT

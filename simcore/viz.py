@@ -20,15 +20,14 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize, to_rgba
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon, Rectangle
 
 from .colliders import Box, Collider, Cylinder, Plane, Sphere
 from .export import check_trajectory, select_frames
-from .io import atomic_path
-from .io import atomic_write
+from .io import atomic_path, atomic_write
 from .trajectory import Trajectory
 
 DPI = 100

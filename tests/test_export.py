@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
-from simcore import io as sc_io
 import simcore as sc
-from simcore import export
+from simcore import io as sc_io
 from simcore.export import export_trajectory
 
 
