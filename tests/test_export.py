@@ -2,9 +2,11 @@
 meshio) hold the trajectory's positions and per-particle data; the .pvd indexes every frame with its
 time; existing output is not clobbered; every file is written atomically."""
 
+import ast
 import json
 import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import meshio
 import numpy as np
@@ -171,6 +173,33 @@ def test_bad_arguments_say_what_to_do(tmp_path, traj2d, kwargs, error, match):
 def test_a_path_instead_of_a_trajectory_says_how_to_load_it(tmp_path):
     with pytest.raises(TypeError, match=r"Trajectory\.load"):
         export_trajectory("out/jelly.npz", tmp_path / "out")
+
+
+def test_something_else_than_a_trajectory_is_refused(tmp_path):
+    with pytest.raises(TypeError, match=r"expected a simcore\.Trajectory, got dict"):
+        export_trajectory({"x": np.zeros((2, 3, 2))}, tmp_path / "out")
+
+
+def test_trajectory_export_writes_what_export_trajectory_writes(tmp_path, traj2d):
+    """Trajectory.export is export_trajectory; its meta.json carries what Trajectory.save's .npz does."""
+    files = traj2d.export(tmp_path / "a", format=["ply", "vtk"], frames=[0, -1])
+    expected = export_trajectory(traj2d, tmp_path / "b", format=["ply", "vtk"], frames=[0, -1])
+    assert [f.name for f in files] == [f.name for f in expected]
+    for a, b in zip(files, expected):
+        assert a.read_bytes() == b.read_bytes()
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    _, saved = sc_io.load_npz(traj2d.save(tmp_path / "t.npz"))
+    assert {k: v for k, v in meta.items() if k != "export"} == saved
+
+
+def test_export_does_not_import_trajectory():
+    """Layering: Trajectory.export calls into simcore.export, so export must not import simcore.trajectory
+    (an import cycle)."""
+    tree = ast.parse(Path(export_trajectory.__code__.co_filename).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                 for alias in node.names}
+    assert not {"trajectory", "simcore.trajectory"} & imported
 
 
 def test_output_path_that_is_a_file_is_refused(tmp_path, traj2d):

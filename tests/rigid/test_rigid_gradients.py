@@ -1,11 +1,15 @@
 """Implicit-function-theorem gradients of World.rollout against central finite differences of the same
 relaxed (κ_grad) dynamics, float64."""
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import simcore.rigid as rigid
+from simcore.rigid import grad
 
 T64 = dict(dtype=torch.float64)
 STEPS = 20
@@ -193,3 +197,12 @@ def test_manifold_and_segment_face_gradients_match_central_differences():
     assert_matches_central_differences(manifold_loss, base, [("size", 0), ("size", 1), ("radius", 0),
                                                              ("friction", 0), ("box_velocity", 0),
                                                              ("box_velocity", 2), ("capsule_velocity", 2)])
+
+
+def test_grad_does_not_import_world():
+    """Layering: World.rollout calls into grad, so grad must not import world (an import cycle)."""
+    tree = ast.parse(Path(grad.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                 for alias in node.names}
+    assert not {"world", "simcore.rigid.world"} & imported
