@@ -17,7 +17,7 @@ Geometry is packed for the kernels as `kind` (static) and `params: (8,)` (see ea
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 

@@ -3,7 +3,6 @@ once (module scope), so kernels compile once per module and scenes are shared be
 
 import numpy as np
 import pytest
-import taichi as ti
 
 import simcore as sc
 

@@ -3,7 +3,6 @@
 import logging
 
 import pytest
-import taichi as ti
 
 import simcore as sc
 

@@ -41,11 +41,6 @@ class State:
         """{x, v, C, F, Jp}."""
         return {name: getattr(self, name) for name in STATE}
 
-    def copy(self) -> State:
-        return dataclasses.replace(self, **{k: np.array(v, copy=True) for k, v in self.particles().items()},
-                                   collider_origin=None if self.collider_origin is None
-                                   else self.collider_origin.copy())
-
 
 def output_conventions(fields: dict, kind: np.ndarray, dim: int) -> dict:
     """F and Jp as simcore reports them (`Scene.run`'s Trajectory and `Scene.rollout` alike), from the

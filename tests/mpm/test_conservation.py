@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 import simcore as sc
-from simcore.mpm.solver import BOUND
 from tests.conftest import angular_momentum, momentum
 
 M = sc.materials

@@ -1,7 +1,6 @@
 """Granular angle of repose and fluid levelling (CPU, float32)."""
 
 import numpy as np
-import pytest
 
 import simcore as sc
 

@@ -191,6 +191,36 @@ def test_capsule_capsule_and_capsule_sphere_distances():
     assert np.allclose(c.normal[0, i].numpy(), [0, 0, -1])            # from the sphere to capsule 0
 
 
+@pytest.mark.parametrize("first,second", [("sphere", "box"), ("capsule", "box"), ("sphere", "capsule"),
+                                          ("box", "box")])
+def test_contacts_do_not_depend_on_the_order_shapes_are_added(first, second):
+    """The pair table (collision.SHAPE_PAIRS) lists sphere–box and capsule–box one way round, and a pair
+    added the other way is swapped: either order gives the same candidates and distances, and for those
+    pairs the same normals (from the box to the ball or capsule). A static box added last touches both."""
+    q = (0.9, 0.3, 0.2, 0.1)
+    make = {"sphere": lambda p: rigid.Sphere(radius=0.2, position=p),
+            "capsule": lambda p: rigid.Capsule(radius=0.1, length=0.5, position=p, orientation=q),
+            "box": lambda p: rigid.Box(size=(0.4, 0.3, 0.5), position=p, orientation=q)}
+
+    def contacts(order):
+        world = rigid.World(dt=0.01)
+        for kind, position in order:
+            world.add(make[kind](position))
+        world.add(rigid.Box(size=(1.0, 0.2, 1.0), static=True, position=(0, -0.3, 0)))
+        c = detect_all(world)
+        out = {}
+        for i, (kind, _, _) in enumerate(world.candidates.pairs()):
+            normal = c.normal[0, i].tolist() if kind in ("ball-box", "segment-face") else []
+            out.setdefault(kind, []).append([float(c.distance[0, i])] + normal)
+        return {kind: np.array(sorted(rows)) for kind, rows in out.items()}
+
+    forward = contacts([(first, (0, 0, 0)), (second, (0.1, 0.45, 0.05))])
+    backward = contacts([(second, (0.1, 0.45, 0.05)), (first, (0, 0, 0))])
+    assert forward.keys() == backward.keys()
+    for kind in forward:
+        assert np.allclose(forward[kind], backward[kind], atol=1e-12), kind
+
+
 def test_crossed_capsules_collide_centrally():
     """Law: momentum conservation in an inelastic central impact between crossed capsules (contact at
     mid-axis, so no spin is induced)."""
