@@ -402,7 +402,7 @@ class Scene:
             record: ("x",) or ("x", "v").
             checkpoint_every: substeps per checkpointed segment, k. Default: every substep kept
                 (k = T, nothing recomputed in backward) when they fit in
-                simcore.torch.KEEP_ALL_BUDGET (512 MiB), else about √T: memory grows like n·(T/k + k).
+                simcore.torch.KEEP_ALL_BUDGET (1 GiB), else about √T: memory grows like n·(T/k + k).
             actuation: (frames, actuator groups) activations in Pa (a torch tensor for gradients).
             controller: closed-loop control, instead of `actuation`: a callable
                 `controller(t, obs) -> (actuator groups,)` activations (Pa) for the frame starting at

@@ -12,7 +12,7 @@ the solver's per-slot copies: k grids, reused by every segment (`FieldLayout.KEE
 grid is recomputed instead, `deform; p2g_stress; p2g_scatter` (which clears the grid, scatters and
 runs the grid update)). Then it runs the adjoint of each substep in reverse:
 
-    [load_temporaries(s): the particles' copies, for the segment's last substep or without `deform`]
+    [load_temporaries(s): the particles' copies (F_trial, its decomposition), for the segment's last substep]
         [without copies: deform; p2g_stress; p2g_scatter; clear_grid_adjoints()]
     g2p_adjoint_scatter(s, s+1) (restoring the grid's copy first); grid_update.grad(s);
     transfer_adjoint_gather(s, s+1); p2g_stress.grad(s, s+1); [neural adjoint];
@@ -149,7 +149,7 @@ class DiffRollout:
             solver.p2g_stress(s, s + 1)
             solver.p2g_scatter(s, solver.serial_scatter)  # and the grid update
             solver.clear_grid_adjoints()
-        elif first or not solver.split_deform:  # else deform_adjoint(s + 1) restored them
+        elif first and solver.split_deform:  # else deform_adjoint(s + 1) restored them (affine: read in place)
             solver.load_temporaries(s)
         serial = solver.serial_adjoint
         solver.g2p_adjoint_scatter(s, s + 1, serial, keeps)  # restoring the kept grid first

@@ -21,6 +21,7 @@ class AdjointKernels:
     @ti.func
     def _save_particle(self, t, p):
         """Copy particle p's per-substep temporaries to slot t (`g2p` with `keep`; `KEEP_BUDGET`)."""
+        self.kept_affine[t, p] = self.affine[p]
         for field, kept in ti.static(self._kept_particle):
             kept[t, p] = field[p]
 
@@ -97,6 +98,15 @@ class AdjointKernels:
                 dpos = (offset - fx) * self.dx
                 self.grid_velocity.grad[base + offset] += self._weight(offset, w) * (g_v + k * (g_C @ dpos))
 
+    @ti.func
+    def _affine_of(self, s_in, p):
+        """The APIC affine matrix of particle p in the substep from slot s_in: read in place from the
+        forward's copy when the solver keeps one, else the recomputed one."""
+        if ti.static(self.keeps_temporaries):
+            return self.kept_affine[s_in, p]
+        else:
+            return self.affine[p]
+
     @ti.kernel
     def transfer_adjoint_gather(self, s_in: ti.i32, s_out: ti.i32):
         """The per-particle terms of the adjoints of g2p and p2g_scatter (see above): gathers only, a
@@ -107,7 +117,7 @@ class AdjointKernels:
             g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
             m = self.mass[p]
             v = self.v[s_in, p]
-            A = self.affine[p]
+            A = self._affine_of(s_in, p)
             momentum = m * v
             g_momentum = ti.zero(v)
             g_m = 0.0

@@ -50,6 +50,18 @@ class Configuration:
     def with_grad(self, needs_grad: bool) -> Configuration:
         return dataclasses.replace(self, needs_grad=needs_grad)
 
+    def slot_bytes(self, particles: int) -> int:
+        """Bytes per slot of a gradient solver of this configuration with room for `particles`: the
+        particle state and its adjoint, the kept per-particle temporaries (the APIC affine matrix, and
+        F_trial with the decompositions the materials need) and the kept grid ((2d + 1) floats a node)."""
+        d = self.dim
+        state = 2 * d + 2 * d * d + 1
+        kept = d * d
+        if self.split_deform:
+            kept += d * d + (2 * d * d + d if self.uses_svd else 0) + (d * d if self.uses_rotation else 0)
+            kept += 2 * d * d if self.has_neural else 0
+        return self.itemsize * (particles * (2 * state + kept) + self.grid ** d * (2 * d + 1))
+
     @property
     def itemsize(self) -> int:
         return 8 if self.precision == "f64" else 4
@@ -146,10 +158,3 @@ class Capacity:
 def _power_of_two(n: int) -> int:
     """The smallest power of two >= n."""
     return 1 << max(n - 1, 0).bit_length()
-
-
-def slot_bytes(particles: int, dim: int, grid: int, itemsize: int) -> int:
-    """Upper bound on the bytes per slot of a gradient solver: the particle state and its adjoint,
-    the kept per-particle temporaries (at most 4 d² floats) and the kept grid ((2d + 1) per node)."""
-    state = 2 * dim + 2 * dim * dim + 1
-    return itemsize * (particles * (2 * state + 4 * dim * dim) + grid ** dim * (2 * dim + 1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import taichi as ti
 
-from .config import Capacity, Configuration, slot_bytes
+from .config import Capacity, Configuration
 
 
 def _place(make_block, *fields):
@@ -33,7 +33,7 @@ class FieldLayout:
 
     # A reverse sweep needs, for each substep, the grid and the per-particle temporaries (F_trial and
     # its decomposition, the APIC affine matrix, a Neural material's output) of its forward. Gradient
-    # solvers keep a copy of them per slot when all slots (`slot_bytes`) fit in this many bytes (they
+    # solvers keep a copy of them per slot when all slots (`Configuration.slot_bytes`) fit in this many bytes (they
     # are a segment's k substeps, not the rollout's T); otherwise the reverse sweep recomputes them.
     KEEP_BUDGET = 1 << 30
 
@@ -137,25 +137,28 @@ class FieldLayout:
     def _allocate_kept_copies(self, fb, cfg, cap, real):
         """Per-slot copies of each substep's temporaries and grid, for the reverse sweep
         (`KEEP_BUDGET`; simcore.mpm.adjoint saves and restores them)."""
-        particle = [self.affine] if cfg.needs_grad else []
+        # The APIC affine matrix is read in place from its copy (by `transfer_adjoint_gather`), never
+        # restored; the other temporaries are restored before the kernels that read them.
+        particle = []
         if cfg.needs_grad and cfg.split_deform:
             particle += [self.F_trial]
             particle += [self.svd_U, self.svd_s, self.svd_V] if cfg.uses_svd else []
             particle += [self.rotation] if cfg.uses_rotation else []
             particle += [self.ext_F, self.ext_tau] if cfg.has_neural else []
         grid = [self.grid_momentum, self.grid_mass, self.grid_velocity]
-        nbytes = cap.slots * slot_bytes(cap.particles, cfg.dim, cfg.grid, cfg.itemsize)
+        nbytes = cap.slots * cfg.slot_bytes(cap.particles)
         self.keeps_temporaries = cfg.needs_grad and nbytes <= self.KEEP_BUDGET
         self._kept_particle, self._kept_grid = [], []
         if not self.keeps_temporaries:
             return
         self._kept_particle = [(f, _like(f, real)) for f in particle]
+        self.kept_affine = _like(self.affine, real)
         self._kept_grid = [(f, _like(f, real)) for f in grid]
         self.kept_box_lo = ti.Vector.field(cfg.dim, ti.i32)
         self.kept_box_hi = ti.Vector.field(cfg.dim, ti.i32)
         kept = fb.dense(ti.i, cap.slots)
         kept.place(self.kept_box_lo, self.kept_box_hi)
-        kept.dense(ti.j, cap.particles).place(*[k for _, k in self._kept_particle])
+        kept.dense(ti.j, cap.particles).place(self.kept_affine, *[k for _, k in self._kept_particle])
         kept.dense(ti.jk if cfg.dim == 2 else ti.jkl, (cfg.grid,) * cfg.dim).place(*[k for _, k in self._kept_grid])
 
     def destroy(self):

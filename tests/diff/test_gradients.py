@@ -13,7 +13,7 @@ import torch
 
 import simcore as sc
 from simcore.mpm import cache
-from simcore.mpm.config import slot_bytes
+from simcore.mpm.config import Configuration
 from simcore.mpm.solver import MPMSolver
 
 M = sc.materials
@@ -235,9 +235,14 @@ def test_default_checkpoint_interval():
     from simcore.torch import KEEP_ALL_BUDGET, default_checkpoint_interval, solver_slots
 
     assert [solver_slots(k) for k in (1, 15, 16, 100, 127, 128)] == [16, 16, 32, 128, 128, 256]
-    small = slot_bytes(1000, 2, 32, 8)  # a 2D f64 test scene: about 0.4 MB per slot
+
+    def slot_bytes(particles, dim, grid, precision):
+        return Configuration(dim, grid, (M.NeoHookean.kind,), ((0, 0),) * dim, (), 0, precision, "cpu",
+                             needs_grad=True).slot_bytes(particles)
+
+    small = slot_bytes(1024, 2, 32, "f64")  # a 2D f64 test scene: about 0.3 MB per slot
     assert default_checkpoint_interval(200, small) == 200
-    big = slot_bytes(21168, 3, 64, 4)  # benchmarks/diff_memory.py: about 15 MB per slot
+    big = slot_bytes(32768, 3, 64, "f32")  # benchmarks/diff_memory.py: about 15 MB per slot
     assert solver_slots(2000) * big > KEEP_ALL_BUDGET
     assert default_checkpoint_interval(2000, big) == 45
     assert default_checkpoint_interval(2000) == 45

@@ -44,6 +44,18 @@ def test_capacity_rounds_to_powers_of_two():
     assert Capacity(2048, 16).holds(Capacity(2000, 3)) and not Capacity(2048, 16).holds(Capacity(2049, 3))
 
 
+def test_slot_bytes_count_what_each_configuration_keeps():
+    """A gradient solver's bytes per slot: the state and its adjoint (2 · 25 floats a particle in 3D),
+    the kept temporaries its materials need, and 7 floats a grid node."""
+    def per_particle(kinds):
+        return (config(kinds, needs_grad=True).slot_bytes(8192) - 4 * 32 ** 3 * 7) / (4 * 8192)
+
+    assert per_particle((NEO_HOOKEAN,)) == 50 + 9  # the APIC affine matrix
+    assert per_particle((FIXED_COROTATED,)) == 50 + 9 + 9 + 9  # + F_trial and its closest rotation
+    assert per_particle((SAND,)) == 50 + 9 + 9 + 21  # + F_trial and its SVD
+    assert config((SAND,), needs_grad=True).with_grad(False) == config((SAND,))
+
+
 def test_planner_respects_the_cfl_bound():
     """CFL: substeps of at most cfl · dx / (signal speed + |g| frame_dt), equal, summing to the frame."""
     n, dt = substeps_for_frame(1 / 60, signal_speed=50.0, gravity=9.8, dx=1 / 64, dt=None, cfl=0.4, frame=1)
