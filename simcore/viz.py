@@ -28,6 +28,7 @@ from matplotlib.patches import Circle, Polygon, Rectangle
 from .colliders import Box, Collider, Cylinder, Plane, Sphere
 from .export import check_trajectory, select_frames
 from .io import atomic_path, atomic_write
+from .mpm.kinematics import collider_paths
 from .trajectory import Trajectory
 
 DPI = 100
@@ -217,21 +218,19 @@ def _gravity_axis(traj) -> str:
 
 def collider_displacement(collider: Collider, traj: Trajectory) -> np.ndarray:
     """(frames + 1, dim) m displacement of a kinematic collider at each frame time, as the scene moves
-    it: origin += dt · v(t) every substep (substeps and dt from traj.meta; one per frame if absent).
-    A constant velocity gives v · t exactly; a callable one is summed over the substeps from traj.t[0]
-    (a trajectory from a continued run starts it at its initial position)."""
+    it (simcore.mpm.kinematics: origin += dt · v(t) every substep; substeps and dt from traj.meta, one
+    per frame if absent). A constant velocity gives v · t exactly; a callable one is integrated over the
+    substeps from traj.t[0] (a trajectory from a continued run starts it at its initial position)."""
     dim, count = traj.dim, len(traj.t)
     if collider.velocity is None:
         return np.zeros((count, dim))
     if not callable(collider.velocity):
         return traj.t[:, None] * collider.velocity_at(0.0, dim)[None]
-    substeps = traj.meta.get("substeps") or [1] * (count - 1)
+    substeps = [int(n) for n in (traj.meta.get("substeps") or [1] * (count - 1))]
     dts = traj.meta.get("dt") or list(np.diff(traj.t))
-    out = np.zeros((count, dim))
-    for f in range(1, count):
-        n, dt, t0 = int(substeps[f - 1]), float(dts[f - 1]), float(traj.t[f - 1])
-        out[f] = out[f - 1] + sum(dt * collider.velocity_at(t0 + k * dt, dim) for k in range(n))
-    return out
+    origins, _ = collider_paths([collider], np.zeros((1, dim)), float(traj.t[0]),
+                                np.repeat(np.asarray(dts, dtype=np.float64), substeps), dim)
+    return origins[np.concatenate([[0], np.cumsum(substeps)]), 0]
 
 
 def _collider_patch_2d(c: Collider, offset: np.ndarray):
