@@ -5,9 +5,10 @@
     box = world.add(simcore.rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=(0, 0.25, 0)))
     traj = world.run(steps=200)
 
-Pipeline per step (one module each): collision.detect → integrator.residual (discrete Euler–Lagrange
-dynamics + contact complementarity) → ipm.solve (primal-dual interior point) → integrator.advance;
-grad.py differentiates a step by the implicit function theorem.
+Pipeline per step (one module each): collision.detect (the contact models of each pair in pairs.py and
+box_box.py) → integrator.residual (discrete Euler–Lagrange dynamics + contact complementarity) → ipm.solve
+(primal-dual interior point) → integrator.advance; grad.py differentiates a step by the implicit function
+theorem.
 """
 
 from .bodies import Box, Capsule, Plane, Sphere
