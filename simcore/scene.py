@@ -24,7 +24,7 @@ from .mpm.config import BOUND
 from .mpm.model import Model, check_inside
 from .mpm.state import State
 from .shapes import Shape
-from .simulate import simulate
+from .simulate import SLOTS, simulate
 from .trajectory import Trajectory
 
 SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
@@ -351,7 +351,7 @@ class Scene:
         it is for code that drives the kernels directly (benchmarks, kernel-level tests)."""
         be = backend.active()
         model = self.model
-        solver = cache.solver_for(model.configuration(be.precision, be.arch), model.n_particles, slots=3)
+        solver = cache.solver_for(model.configuration(be.precision, be.arch), model.n_particles, SLOTS)
         solver.load(model)
         solver.import_slot(0, self.state)
         return solver

@@ -24,7 +24,7 @@ from .mpm.planner import substeps_for_frame
 from .mpm.state import State, output_conventions
 from .trajectory import RECORDABLE, Trajectory
 
-BACKUP = 2  # the slot that keeps the start of the frame being computed
+SLOTS = 2  # a forward run ping-pongs between two particle-state slots
 
 
 @dataclasses.dataclass
@@ -50,23 +50,21 @@ class _Frames:
 
 
 class _Run:
-    """One call of `simulate`: the solver, the slot holding the current state, the colliders' origins."""
+    """One call of `simulate`: the solver, the slot holding the current state, the colliders' origins,
+    and the last completed frame's state (`checkpoint`, exported in the solver's precision), from which
+    a failed frame is replayed and to which the caller's State is set when the run stops."""
 
     def __init__(self, model: Model, state: State):
         be = backend.active()
         self.model = model
-        self.solver = cache.solver_for(model.configuration(be.precision, be.arch), model.n_particles, slots=3)
+        self.solver = cache.solver_for(model.configuration(be.precision, be.arch), model.n_particles, SLOTS)
         self.solver.load(model)
         self.solver.import_slot(0, state)
         self.cur = 0
         self.origin = state.collider_origin
+        self.checkpoint = (self.solver.export_slot(0), self.origin, state.time)  # as the solver holds it
         dx = model.dx
         self.lo, self.hi = 1.5 * dx, 1 - 1.5 * dx  # the stencil of a particle beyond these leaves the grid
-
-    def read(self, slot=None) -> dict:
-        """The state in `slot` (default: the current one) with the output conventions, float64."""
-        raw = self.solver.export_slot(self.cur if slot is None else slot)
-        return {k: v.astype(np.float64) for k, v in output_conventions(raw, self.model.kind, self.model.dim).items()}
 
     def bad(self) -> bool:
         self.solver.diagnose(self.cur, self.lo, self.hi)
@@ -89,10 +87,29 @@ class _Run:
             self.origin = path[0][n]
         return n
 
-    def state(self, time: float) -> State:
-        """The current slot as a host State at `time` (s), float64."""
-        raw = {k: v.astype(np.float64) for k, v in self.solver.export_slot(self.cur).items()}
-        return State(**raw, time=time, collider_origin=None if self.origin is None else self.origin.copy())
+    def complete_frame(self, time: float) -> dict:
+        """Keep the current state as the last completed frame's, at `time` (s); return it (raw)."""
+        raw = self.solver.export_slot(self.cur)
+        self.checkpoint = (raw, self.origin, time)
+        return raw
+
+    def restart_frame(self):
+        """Back to the start of the frame being computed (the checkpoint), in slot 0."""
+        raw, self.origin, _ = self.checkpoint
+        self.solver.import_slot(0, raw)
+        self.cur = 0
+
+    def recorded(self, raw: dict, names) -> dict:
+        """The recorded fields of a raw exported state, with the output conventions, float64."""
+        fields = {name: raw[name] for name in set(names) | ({"Jp"} if "F" in names else set())}
+        out = output_conventions(fields, self.model.kind, self.model.dim)
+        return {name: out[name].astype(np.float64) for name in names}
+
+    def final_state(self) -> State:
+        """The last completed frame as a host State (float64)."""
+        raw, origin, time = self.checkpoint
+        return State(**{k: np.asarray(v, dtype=np.float64) for k, v in raw.items()}, time=time,
+                     collider_origin=None if origin is None else origin.copy())
 
 
 def simulate(model: Model, state: State, frames: int, frame_dt: float, *, dt: float | None, cfl: float,
@@ -112,15 +129,14 @@ def simulate(model: Model, state: State, frames: int, frame_dt: float, *, dt: fl
     if run.bad():
         raise SimulationError("the scene's current state is already non-finite or off the grid; "
                               "call scene.reset()", frame=0)
-    first = run.read()
+    first = run.recorded(run.checkpoint[0], record)
     done = _Frames(model, frame_dt, {name: [first[name]] for name in record}, [state.time])
     show = progress if progress is not None else sys.stderr.isatty()
     bar = tqdm(total=frames, unit="frame", delay=2.0, disable=not show, leave=False)
     solver, gravity = run.solver, float(np.linalg.norm(model.gravity))
-    last_good = (run.cur, run.origin, state.time)  # the slot, collider origins and time of the last frame
     try:
         for frame in range(1, frames + 1):
-            t0 = last_good[2]
+            t0 = run.checkpoint[2]
             try:
                 n_sub, step = substeps_for_frame(frame_dt, float(solver.max_signal_speed[0]), gravity, model.dx,
                                                  dt, cfl, frame)
@@ -131,13 +147,10 @@ def simulate(model: Model, state: State, frames: int, frame_dt: float, *, dt: fl
             if solver.n_actuators:  # held for the frame: every slot
                 solver.set_substep_inputs(0, activation=np.broadcast_to(actuation[frame - 1],
                                                                         (solver.slots, solver.n_actuators)))
-            solver.copy_state(run.cur, BACKUP)
-            last_good = (BACKUP, run.origin, t0)
             run.substeps(t0, n_sub, step)
             if run.bad():
-                _locate_failure(run, done, frame, n_sub, step, last_good)
-            last_good = (run.cur, run.origin, t0 + frame_dt)
-            now = run.read()
+                _locate_failure(run, done, frame, n_sub, step)
+            now = run.recorded(run.complete_frame(t0 + frame_dt), record)
             for name in record:
                 done.history[name].append(now[name])
             done.times.append(t0 + frame_dt)
@@ -146,8 +159,7 @@ def simulate(model: Model, state: State, frames: int, frame_dt: float, *, dt: fl
             bar.update(1)
     finally:
         bar.close()
-        run.cur, run.origin = last_good[:2]
-        _advance(state, run.state(last_good[2]))
+        _advance(state, run.final_state())
     return done.trajectory()
 
 
@@ -156,13 +168,12 @@ def _advance(state: State, new: State) -> None:
         setattr(state, field.name, getattr(new, field.name))
 
 
-def _locate_failure(run: _Run, done: _Frames, frame, n_sub, dt, start):
-    """Re-run the failed frame from its start (`start`: slot, collider origins, time), checking after
-    every substep, and raise a SimulationError that says where it failed."""
+def _locate_failure(run: _Run, done: _Frames, frame, n_sub, dt):
+    """Replay the failed frame from its start, checking after every substep, and raise a SimulationError
+    that says where it failed."""
     solver = run.solver
-    solver.copy_state(start[0], 0)
-    run.cur, run.origin = 0, start[1]
-    bad_substep = min(run.substeps(start[2], n_sub, dt, stop_when_bad=True), n_sub - 1)
+    run.restart_frame()
+    bad_substep = min(run.substeps(run.checkpoint[2], n_sub, dt, stop_when_bad=True), n_sub - 1)
     p, count = int(solver.first_bad[0]), int(solver.bad_count[0])
     n = run.model.n_particles
     body = run.model.body_names[int(run.model.body_id[p])] if p < n else None

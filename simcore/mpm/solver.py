@@ -6,7 +6,7 @@ configuration that fits its capacity: `load(model)` uploads the model's constant
 (simcore.mpm.step). Gradient solvers add the adjoint kernels (simcore.mpm.adjoint).
 
 Particle state lives in `slots` copies (x[s, p], ...): forward simulation ping-pongs between slots 0 and 1
-and keeps the frame's start in slot `slots - 1`; a differentiable rollout uses one slot per stored substep.
+(simcore.simulate); a differentiable rollout uses one slot per stored substep (simcore.diff.rollout).
 """
 
 
