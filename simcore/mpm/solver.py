@@ -172,15 +172,6 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
     # Bookkeeping kernels
     # ------------------------------------------------------------------------------------------
     @ti.kernel
-    def copy_state(self, src: ti.i32, dst: ti.i32):
-        for p in range(self.n_active[None]):
-            self.x[dst, p] = self.x[src, p]
-            self.v[dst, p] = self.v[src, p]
-            self.C[dst, p] = self.C[src, p]
-            self.F[dst, p] = self.F[src, p]
-            self.Jp[dst, p] = self.Jp[src, p]
-
-    @ti.kernel
     def diagnose(self, s: ti.i32, lo: ti.f32, hi: ti.f32):
         """Max signal speed (wave speed + |v|) and particles whose state is non-finite or outside
         [lo, hi] (the region where the quadratic stencil stays on the grid)."""

@@ -51,28 +51,6 @@ def _root(omega: torch.Tensor, dt: float) -> torch.Tensor:
     return torch.sqrt(4.0 / dt**2 - (omega * omega).sum(-1, keepdim=True))
 
 
-def rotated_point_momentum(omega: torch.Tensor, point: torch.Tensor, impulse_body: torch.Tensor,
-                           dt: float) -> torch.Tensor:
-    """Gradient of impulse_bodyᵀ R(ℓ(ω)) point with respect to ω, divided by dt.
-
-    This is the body-frame angular impulse (N·m·s) that a world impulse λ applied at a body-fixed point
-    exerts in the discrete Lagrange–d'Alembert principle, with impulse_body = R_kᵀ λ. It tends to
-    point × impulse_body as dt → 0. Written in closed form because λᵀR(ℓ)r = ℓᵀ Q(λ, r) ℓ is a quadratic
-    form in ℓ, so the gradient is 2 (∂ℓ/∂ω)ᵀ Q ℓ. Shapes: omega, point, impulse_body: (..., 3) → (..., 3).
-    """
-    lam, r = impulse_body, point
-    ell = step_rotation(omega, dt)
-    lr = (lam * r).sum(-1, keepdim=True)
-    rxl = torch.linalg.cross(r, lam, dim=-1)
-    w, u = ell[..., :1], ell[..., 1:]
-    # Q = [[λ·r, (r×λ)ᵀ], [r×λ, rλᵀ + λrᵀ − (λ·r) I]]
-    q_w = lr * w + (rxl * u).sum(-1, keepdim=True)
-    q_u = rxl * w + r * (lam * u).sum(-1, keepdim=True) + lam * (r * u).sum(-1, keepdim=True) - lr * u
-    # ∂ℓ/∂ω = (dt/2)·[−ωᵀ/root; I]
-    d_ell = 0.5 * dt * (q_u - omega * q_w / _root(omega, dt))
-    return 2.0 * d_ell / dt
-
-
 def identity(shape=(), dtype=torch.float64) -> torch.Tensor:
     q = torch.zeros(tuple(shape) + (4,), dtype=dtype)
     q[..., 0] = 1.0
