@@ -127,15 +127,10 @@ def child(cfg: dict):
                 "dL_dparam": float(p.grad), "dL_dv0": [float(g) for g in v0.grad]}
 
     def solver():
-        """Something that changes when a rollout builds (compiles) a new solver, or None: the count of
-        solvers simcore's solver cache built (simcore.mpm.cache), else the scene's own gradient solver
-        (before that cache existed)."""
-        try:
-            from simcore.mpm import cache
+        """The count of solvers simcore's solver cache has built: it changes when a rollout compiles."""
+        from simcore.mpm import cache
 
-            return ("built", cache.info().built)
-        except (ImportError, AttributeError):
-            return getattr(scene, "_grad_solver", None)
+        return cache.info().built
 
     start = time.perf_counter()
     warm_fwd = forward()
