@@ -144,7 +144,7 @@ def child(cfg: dict):
         fwd.append(forward())
         bwd.append(forward_backward())
     now = solver()
-    reused = None if warmed is None else (now == warmed if isinstance(now, tuple) else now is warmed)
+    reused = now == warmed
     best_f = min(r["seconds"] for r in fwd)
     best_b = min(r["seconds"] for r in bwd)
     last_f, last_b = fwd[-1], bwd[-1]
