@@ -106,26 +106,39 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
     # change is below round-off (1e-9 vs f32's 6e-8; 1e-15 vs f64's 1e-16 · stencil sums).
     MASS_FLOOR = {"f32": 1e-9, "f64": 1e-15}
 
+    PER_PARTICLE = ("mass", "volume", "mu", "lam", "plastic", "wave_speed", "kind")
+
     def set_constants(self, **arrays) -> None:
-        """Upload per-particle constants by field name (mass (n,) kg, mu and lam (n,) Pa, plastic
-        (n, 3), ...; collider_friction (nc,); None skips one), each only if it differs from the array
-        last uploaded here: a differentiable rollout loads them for every segment, and each upload is
-        a kernel launch. The mass also sets the grid-mass floor (`MASS_FLOOR`)."""
+        """Upload per-particle constants by field name (mass (n,) kg, volume (n,) m^dim, mu and lam (n,)
+        Pa, plastic (n, 3), wave_speed (n,) m/s, kind (n,) int; collider_friction (nc,); None skips one),
+        only if they differ from the arrays last uploaded here: a differentiable rollout loads them for
+        every segment. The per-particle ones go up together in one kernel (`_load_constants`: one
+        compiled kernel per solver, where a field's from_numpy compiles one per field); `load` gives
+        them all first. The mass also sets the grid-mass floor (`MASS_FLOOR`)."""
         last = self._constants
-        for name, value in arrays.items():
-            if value is None:
-                continue
-            if name in last and last[name].shape == value.shape and np.array_equal(last[name], value):
-                continue
-            if name == "collider_friction":
-                self.collider_friction.from_numpy(np.asarray(value, self._np_real))
-            else:
-                self._upload(getattr(self, name), np.asarray(value))
-            if name == "mass":
-                positive = value[value > 0]
-                floor = float(positive.min()) if positive.size else 0.0
-                self.mass_floor[None] = self.MASS_FLOOR[self.config.precision] * floor
+        changed = {name: value for name, value in arrays.items() if value is not None and not (
+            name in last and last[name].shape == value.shape and np.array_equal(last[name], value))}
+        for name, value in changed.items():
             last[name] = np.array(value, copy=True)
+        if "collider_friction" in changed:
+            self.collider_friction.from_numpy(np.asarray(changed["collider_friction"], self._np_real))
+        if any(name in changed for name in self.PER_PARTICLE):
+            real = [np.ascontiguousarray(last[name], self._np_real) for name in self.PER_PARTICLE[:-1]]
+            self._load_constants(*real, np.ascontiguousarray(last["kind"], np.int32))
+        if "mass" in changed:
+            positive = last["mass"][last["mass"] > 0]
+            floor = float(positive.min()) if positive.size else 0.0
+            self.mass_floor[None] = self.MASS_FLOOR[self.config.precision] * floor
+
+    @ti.kernel
+    def _load_constants(self, mass: ti.types.ndarray(), volume: ti.types.ndarray(), mu: ti.types.ndarray(),
+                        lam: ti.types.ndarray(), plastic: ti.types.ndarray(), wave_speed: ti.types.ndarray(),
+                        kind: ti.types.ndarray()):
+        for p in range(self.n_active[None]):
+            self.mass[p], self.volume[p], self.mu[p], self.lam[p] = mass[p], volume[p], mu[p], lam[p]
+            for i in ti.static(range(3)):
+                self.plastic[p][i] = plastic[p, i]
+            self.wave_speed[p], self.kind[p] = wave_speed[p], kind[p]
 
     def set_dt(self, dt: float) -> None:
         """The substep (s). Writing a field from Python launches a kernel: skipped when unchanged."""
