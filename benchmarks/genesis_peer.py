@@ -78,15 +78,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from peer_process import PROTOCOL, REPO, Child, ensure_venv
+
 DEFAULT_VENV = REPO / ".venv-genesis"
-PROTOCOL = "@@ "  # children print their answers on lines starting with this; other output is noise
 
 SCENE = {
     "grid": 64, "dt": 2e-4, "steps": 200, "frames": 1, "cells": 20, "bottom_cells": 6,
@@ -295,64 +294,6 @@ def simcore_child(cfg: dict, simcore_src: Path):
 # ---------------------------------------------------------------------------------------------------
 # The parent: venv, two children per configuration taking turns, report.
 # ---------------------------------------------------------------------------------------------------
-def ensure_venv(venv: Path, torch_spec: str, peer_spec: str, install: bool) -> Path:
-    python = venv / "bin" / "python"
-    wanted = f"{torch_spec}\n{peer_spec}\n"
-    marker = venv / ".simcore-peer-packages"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    if not install:
-        raise SystemExit(f"{venv} is missing or was not filled by this script; run without --no-install")
-    if not python.exists():
-        print(f"creating {venv} (python -m venv)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write(f"{torch_spec}\n")
-        constraints = handle.name
-    try:
-        cmd = [str(python), "-m", "pip", "install", "-c", constraints, torch_spec, peer_spec]
-        print("installing the peer: " + " ".join(cmd), file=sys.stderr)
-        subprocess.run(cmd, check=True, stdout=sys.stderr)
-    finally:
-        os.unlink(constraints)
-    marker.write_text(wanted)
-    return python
-
-
-class Child:
-    """A process answering one command per line with one protocol line each."""
-
-    def __init__(self, name, cmd, log_path, env=None):
-        self.name = name
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
-                                     bufsize=1, cwd=REPO, env=env)
-
-    def read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith(PROTOCOL):
-                return json.loads(line[len(PROTOCOL):])
-            self.log.write(line)
-        self.log.flush()
-        tail = Path(self.log.name).read_text()[-3000:]
-        raise RuntimeError(f"{self.name} exited (code {self.proc.wait()}); its output ({self.log.name}) ends:\n{tail}")
-
-    def ask(self, cmd: str) -> dict:
-        self.proc.stdin.write(cmd + "\n")
-        self.proc.stdin.flush()
-        return self.read()
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=60)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.kill()
-        self.log.close()
-
-
 def child_env(threads: int) -> dict:
     env = dict(os.environ)
     env["QD_NUM_THREADS"] = str(threads)          # Genesis → quadrants cpu_max_num_threads
@@ -453,7 +394,7 @@ def main():
         parser.error("--cells: the box must fit in the grid")
     scene = dict(SCENE, steps=args.steps, frames=args.frames, cells=args.cells)
 
-    python = ensure_venv(args.venv.resolve(), args.torch_spec, args.peer_spec, not args.no_install)
+    python = ensure_venv(args.venv.resolve(), [args.torch_spec, args.peer_spec], not args.no_install)
     tmp = Path(tempfile.mkdtemp(prefix="genesis_peer_"))
     (tmp / "peer.py").write_text(PEER_SCRIPT)
     print(f"logs in {tmp}", file=sys.stderr)
