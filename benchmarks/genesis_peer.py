@@ -83,7 +83,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peer_process import PROTOCOL, REPO, Child, ensure_venv
+from peer_process import PROTOCOL, REPO, Child, busy_threads, ensure_venv, thread_cpu
 
 DEFAULT_VENV = REPO / ".venv-genesis"
 
@@ -96,23 +96,6 @@ MATERIALS = ("liquid", "jelly")
 
 def lame_lambda(E, nu):
     return E * nu / ((1 + nu) * (1 - 2 * nu))
-
-
-def thread_cpu() -> dict:
-    """CPU seconds of each OS thread of this process (Linux /proc)."""
-    out, tick = {}, os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[tid] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-
-def busy_threads(before: dict, after: dict, seconds: float) -> int:
-    """Threads that ran for at least 10 % of the timed wall clock."""
-    return sum(1 for tid, c in after.items() if c - before.get(tid, 0.0) >= 0.1 * seconds)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -131,18 +114,8 @@ def cpu_seconds():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
-def thread_cpu():  # CPU seconds of each OS thread of this process
-    out, tick = {}, os.sysconf("SC_CLK_TCK")
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[tid] = (int(fields[11]) + int(fields[12])) / tick
-    return out
-
-def busy_threads(before, after, seconds):  # threads that ran for at least 10 % of the timed wall clock
-    return sum(1 for tid, c in after.items() if c - before.get(tid, 0.0) >= 0.1 * seconds)
+sys.path.insert(0, cfg["benchmarks"])  # peer_process.py: standard library only
+from peer_process import busy_threads, thread_cpu
 
 x0 = np.load(cfg["positions"]).astype(np.float32)
 n = len(x0)
@@ -304,7 +277,8 @@ def child_env(threads: int) -> dict:
 
 def measure(args, python: Path, tmp: Path, material: str, threads: int, scene: dict) -> dict:
     positions = tmp / "positions.npy"
-    cfg = dict(scene, material=material, threads=threads, positions=str(positions))
+    cfg = dict(scene, material=material, threads=threads, positions=str(positions),
+               benchmarks=str(Path(__file__).resolve().parent))
     peer_script = tmp / "peer.py"
     tag = f"{material}_t{threads}"
     children = []

@@ -79,3 +79,20 @@ class Child:
             except (BrokenPipeError, subprocess.TimeoutExpired):
                 self.proc.kill()
         self.log.close()
+
+
+def thread_cpu() -> dict:
+    """CPU seconds of each OS thread of this process (Linux /proc)."""
+    out, tick = {}, os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[tid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def busy_threads(before: dict, after: dict, seconds: float) -> int:
+    """Threads that ran for at least 10 % of the timed wall clock."""
+    return sum(1 for tid, c in after.items() if c - before.get(tid, 0.0) >= 0.1 * seconds)
