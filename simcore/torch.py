@@ -186,8 +186,9 @@ class _Runner:
 
 # A rollout whose substeps all fit in this much solver memory keeps them all (k = T: its backward
 # recomputes nothing); a longer one is checkpointed every √T substeps. 1 GiB keeps the 100 substeps of
-# an 8,000-particle 3D f64 rollout (0.73 GiB); checkpointed, its backward recomputed 90 % of the forward
-# and the gradient cost 5× the forward instead of 3.6× (benchmarks/adjoint_cost.py).
+# an 8,000-particle 3D f64 rollout (0.73 GiB, `Configuration.slot_bytes`); checkpointed under the old
+# 512 MiB budget, its backward recomputed 90 % of the forward (neo-Hookean: 4.8× the forward against
+# 3.8× kept; `python benchmarks/adjoint_cost.py`, docs/benchmarks.md).
 KEEP_ALL_BUDGET = 1 << 30
 
 

@@ -3,7 +3,7 @@
 
 The adjoints of the per-particle stress update (`p2g_stress`) and of the grid update are Taichi's
 reverse-mode autodiff of the same kernels the forward simulation runs (simcore.mpm.step), so forward
-and gradient never describe different constitutive physics. simcore.diff.sweep composes them.
+and gradient never describe different constitutive physics. simcore.diff.rollout composes them.
 """
 
 import taichi as ti

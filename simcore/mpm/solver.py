@@ -55,7 +55,7 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self.model: Model | None = None  # the model whose constants are uploaded
         self.n_particles = 0
         self.stress_hook = None
-        self.resident = None  # what a differentiable segment left in the slots (simcore.diff.sweep)
+        self.resident = None  # what a differentiable segment left in the slots (simcore.diff.rollout)
         self._host_inputs = {}  # numpy mirrors of the per-slot input fields
         self._constants = {}  # name -> the array `set_constants` last uploaded
 

@@ -61,7 +61,7 @@ def test_planner_respects_the_cfl_bound():
     n, dt = substeps_for_frame(1 / 60, signal_speed=50.0, gravity=9.8, dx=1 / 64, dt=None, cfl=0.4, frame=1)
     bound = (1 / 64) / (50.0 + 9.8 / 60)
     assert dt <= 0.4 * bound * (1 + 1e-12) and n * dt == pytest.approx(1 / 60, rel=1e-14)
-    assert (n - 1) * dt * n / (n - 1) > 0.4 * bound  # one substep fewer would break the bound
+    assert (1 / 60) / (n - 1) > 0.4 * bound  # one substep fewer would break the bound
     n, dt = substeps_for_frame(0.01, 1.0, 0.0, 1 / 32, dt=3e-3, cfl=0.4, frame=1)
     assert (n, dt) == (4, 0.0025)  # dt is the largest substep: frames split evenly
     with pytest.raises(ValueError, match="exceeds the CFL stability bound"):
