@@ -1,20 +1,84 @@
 """Backend selection: `init(arch, precision)`, capability checks, and the active configuration.
 
-All `ti.init` calls go through here so that a move to a maintained Taichi fork stays contained.
+All `ti.init` calls go through here so that a move to a maintained Taichi fork stays contained. So does
+keeping Taichi quiet: its version banner on import and its "Starting on arch=..." line on every
+`ti.init` are not printed (the chosen backend is returned, and logged at DEBUG on the "simcore"
+logger; `simcore info` shows the versions), and the expected failure of the f64 capability probe on
+Vulkan does not leak Taichi's own error line (the probe's result is a clean BackendError).
+Set ENABLE_TAICHI_HEADER_PRINT=true to get the banner back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import logging
 import os
+import sys
 
 import numpy as np
-import taichi as ti
 
 from .errors import BackendError
 
 log = logging.getLogger("simcore")
+
+_BANNER = "ENABLE_TAICHI_HEADER_PRINT"  # read by taichi/_lib/utils.py when taichi is first imported
+
+
+def _import_taichi():
+    """`import taichi` without its version banner (unless the user set ENABLE_TAICHI_HEADER_PRINT);
+    the environment is left as it was."""
+    if "taichi" in sys.modules:
+        return sys.modules["taichi"]
+    saved = os.environ.get(_BANNER)
+    os.environ.setdefault(_BANNER, "false")
+    try:
+        import taichi
+    finally:
+        if saved is None:
+            os.environ.pop(_BANNER, None)
+    return taichi
+
+
+ti = _import_taichi()
+
+
+@contextlib.contextmanager
+def _native_output_silenced():
+    """Discard what Taichi's C++ core writes to the process's stdout and stderr (file descriptors 1
+    and 2) inside the block. Its logger writes there directly, so neither Python's sys.stderr nor
+    `ti.set_logging_level` catches all of it (an f64 SPIR-V failure also prints blank lines on fd 1)."""
+    import ctypes
+
+    try:  # C stdio buffers are flushed before the descriptors are swapped (and before they are restored)
+        c_flush = ctypes.CDLL(None).fflush
+    except (OSError, TypeError, AttributeError):  # no C library handle (Windows): nothing to flush
+        c_flush = None
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if c_flush is not None:
+        c_flush(None)
+    saved = []
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+        yield
+    finally:
+        if c_flush is not None:
+            c_flush(None)
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
 
 ARCHS = ("auto", "cpu", "cuda", "vulkan")
 PRECISIONS = ("f32", "f64")
@@ -53,8 +117,10 @@ def _running_arch() -> str:
 def _try_init(arch: str, precision: str, **kwargs) -> bool:
     """Start Taichi on `arch`; True when Taichi really runs there (it silently falls back to CPU)."""
     real = ti.f64 if precision == "f64" else ti.f32
-    ti.init(arch=_taichi_arch(arch), default_fp=real, default_ip=ti.i32, offline_cache=True,
-            log_level=ti.ERROR, **kwargs)
+    with contextlib.redirect_stdout(io.StringIO()) as said:  # "[Taichi] Starting on arch=..."
+        ti.init(arch=_taichi_arch(arch), default_fp=real, default_ip=ti.i32, offline_cache=True,
+                log_level=ti.ERROR, **kwargs)
+    log.debug("%s", said.getvalue().strip())
     return _running_arch() == arch
 
 
@@ -69,7 +135,8 @@ def _check_f64_transcendentals() -> None:
             probe[i] = ti.log(ti.exp(ti.cast(i + 1, ti.f64)))
 
     try:
-        _probe()
+        with _native_output_silenced():  # the failure is expected on most devices; we report it below
+            _probe()
         ok = np.allclose(probe.to_numpy(), [1.0, 2.0])
     except RuntimeError as exc:  # Taichi raises RuntimeError from its SPIR-V code generator
         raise BackendError(
