@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import simcore as sc
+from simcore import assets
 
 from . import parameters
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DESCRIPTION = "an elastic mesh (assets/torus.obj) dropped into water or sand (3D)"
 DEFAULTS = dict(grid=32, mesh="torus.obj", size=0.25, bed="water", E=1e5)
 FRAMES, FRAME_DT = 45, 1 / 60
@@ -16,8 +16,8 @@ def build(**overrides) -> sc.Scene:
     p = parameters(DEFAULTS, overrides, "mesh_drop")
     if p["bed"] not in ("water", "sand"):
         raise ValueError(f"mesh_drop: bed must be 'water' or 'sand', got {p['bed']!r}")
-    path = Path(p["mesh"])
-    path = path if path.is_absolute() or path.exists() else ASSETS / path
+    path = Path(p["mesh"])  # a file, else one of the meshes shipped in simcore.assets
+    path = path if path.is_absolute() or path.exists() else assets.path(p["mesh"])
     scene = sc.Scene(dim=3, grid=p["grid"])
     lo = 3.5 / p["grid"]
     # A stiff bed (2 % hydrostatic compression) so it does not bounce when released at rest.

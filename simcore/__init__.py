@@ -12,10 +12,17 @@ __all__ = ["init", "Scene", "Trajectory", "SimulationError", "BackendError", "sh
            "colliders", "__version__"]
 
 
+# Subpackages with heavier imports load on first use (`import simcore` stays fast); dir() lists them.
+_LAZY = ("rigid", "viz", "export", "torch", "scenes", "assets")
+
+
 def __getattr__(name):
-    # Subsystems with heavier imports load on first use: simcore.rigid, simcore.viz, simcore.export.
-    if name in ("rigid", "viz", "export", "torch"):
+    if name in _LAZY:
         import importlib
 
         return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module 'simcore' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -46,8 +46,8 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def cmd_run(args) -> int:
-    import scenes
     import simcore as sc
+    from simcore import scenes
 
     name = args.scene or scenes.DEFAULT
     try:
@@ -106,7 +106,7 @@ def _write_outputs(traj, scene, name, out: Path, formats) -> list[Path]:
 
 
 def cmd_scenes(args) -> int:
-    import scenes
+    from simcore import scenes
 
     for name in scenes.NAMES:
         module = scenes.load(name)

@@ -46,7 +46,7 @@ def test_unwritable_or_existing_out(tmp_path, capsys):
 
 
 def test_scenes_lists_every_scene(capsys):
-    import scenes
+    from simcore import scenes
 
     assert main(["scenes"]) == 0
     out = capsys.readouterr().out

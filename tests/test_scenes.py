@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import scenes
 import simcore as sc
+from simcore import scenes
 
 SMALL = {"jelly_drop": dict(grid=24), "dam_break": dict(grid=32), "sand_collapse": dict(grid=32),
          "snowball": dict(grid=32), "plasticine_press": dict(grid=24), "mesh_drop": dict(grid=24, size=0.3)}
