@@ -30,6 +30,36 @@ from .trajectory import Trajectory
 SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
 
 
+def _snapshot(value):
+    """`value` as it is now, for `_same` to compare with later: a tensor's or array's values (copied), a
+    torch module with its weights' values, tuples element by element; anything else as itself."""
+    if type(value).__module__.startswith("torch"):
+        if hasattr(value, "state_dict"):  # a module: the same object, with the same weights
+            return (value,) + tuple(_snapshot(w) for w in value.state_dict().values())
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, (tuple, list)):
+        return tuple(_snapshot(v) for v in value)
+    return value
+
+
+def _same(a, b) -> bool:
+    """Whether two snapshots are equal: arrays by shape and values, tuples element by element, other
+    objects by identity or ==."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and np.array_equal(a, b))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
 @dataclasses.dataclass
 class Body:
     """A body added to a scene: its particles' initial state and material (read-only after adding)."""
@@ -45,10 +75,42 @@ class Body:
     velocity_tensor: Any = None  # the torch tensor given as velocity, if any: (dim,) or (n, dim) m/s
     actuator_group: np.ndarray | None = None  # (n,) int, −1 for passive particles
     fibre: np.ndarray | None = None           # (n, dim) unit fibre directions of actuated particles
+    spin: np.ndarray | None = None            # (n, dim) m/s, the part of v given as angular_velocity
 
     @property
     def n_particles(self) -> int:
         return len(self.x)
+
+    def positions_tensor(self, grid: int):
+        """The torch tensor of a `shapes.Points` body given as one, checked as it is now (an optimiser
+        may have moved it since add_body): the particle count the body was built with, and inside
+        the domain of a `grid`-cell grid, outside its wall layer. None for other bodies.
+
+        Raises:
+            ValueError: naming the body, when the tensor no longer fits.
+        """
+        points = getattr(self.shape, "tensor", None)
+        if points is None:
+            return None
+        if tuple(points.shape) != self.x.shape:
+            raise ValueError(f"body {self.name!r}: its points tensor now has shape {tuple(points.shape)}, but "
+                             f"the body was built with {self.x.shape}; rebuild the scene to change the "
+                             "particle count")
+        check_inside(self.name, points.detach().cpu().numpy().astype(np.float64), grid)
+        return points
+
+    def initial_positions(self, grid: int) -> np.ndarray:
+        """(n, dim) m: where the body's particles start, as it is now (a Points tensor's current values)."""
+        points = self.positions_tensor(grid)
+        return self.x if points is None else points.detach().cpu().numpy().astype(np.float64)
+
+    def initial_velocities(self) -> np.ndarray:
+        """(n, dim) m/s: the body's initial velocities as they are now: a velocity tensor's current
+        values (an optimiser may have updated it in place since add_body), plus the angular part."""
+        if self.velocity_tensor is None:
+            return self.v
+        v = np.broadcast_to(self.velocity_tensor.detach().cpu().numpy().astype(np.float64), self.x.shape)
+        return v + self.spin if self.spin is not None else v.copy()
 
 
 def _skew(omega, dim):
@@ -110,7 +172,8 @@ class Scene:
         self.bodies: list[Body] = []
         self.colliders: list[Collider] = []
         self._model: Model | None = None
-        self._state: State | None = None
+        self._model_key: tuple = ()  # Scene._model_inputs() when the model was built
+        self._state: State | None = None  # None: at the initial state (made anew on each use)
 
     # ------------------------------------------------------------------------------------------
     # Building
@@ -176,7 +239,7 @@ class Scene:
         check_inside(name, x, self.grid)
         v = np.zeros_like(x)
         C = np.zeros((len(x), self.dim, self.dim))
-        velocity_tensor = None
+        velocity_tensor = spin = None
         if type(velocity).__module__.startswith("torch"):
             velocity_tensor = velocity
             velocity = velocity.detach().cpu().numpy()
@@ -198,15 +261,16 @@ class Scene:
                 raise ValueError(f"body {name!r}: angular_velocity must be a scalar in 2D or (3,) in 3D (rad/s)")
             W = _skew(omega, self.dim)
             center = np.average(x, axis=0, weights=volume)
-            v = v + (x - center) @ W.T
+            spin = (x - center) @ W.T
+            v = v + spin
             C += W
         if not np.all(np.isfinite(v)):
             raise ValueError(f"body {name!r}: initial velocity has non-finite values")
         params = material.particle_parameters(x)
         groups, fibres = self._actuators(name, material, x, actuator, fibre)
-        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres)
+        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres, spin)
         self.bodies.append(body)
-        self._model = self._state = None  # rebuilt on the next run, from the initial state
+        self._model = self._state = None  # rebuilt on the next run, which starts from the initial state
         return body
 
     def _actuators(self, name, material, x, actuator, fibre):
@@ -261,10 +325,20 @@ class Scene:
     # ------------------------------------------------------------------------------------------
     @property
     def model(self) -> Model:
-        """The frozen description of the scene (simcore.mpm.model), built on first use after a change."""
-        if self._model is None:
-            self._model = self._build_model()
+        """The frozen description of the scene (simcore.mpm.model), built on first use after a change:
+        a body or collider added, or a value it is made from changed since (a material parameter or
+        collider friction tensor updated in place by an optimiser, a parameter reassigned), so that
+        `run` sees the values `rollout` sees. A callable parameter is compared by identity."""
+        key = self._model_inputs()
+        if self._model is None or not _same(key, self._model_key):
+            self._model, self._model_key = self._build_model(), key
         return self._model
+
+    def _model_inputs(self) -> tuple:
+        """The field values of every material and collider as they are now (tensors and arrays copied):
+        what tells a stale model."""
+        return tuple(tuple(_snapshot(getattr(o, f.name)) for f in dataclasses.fields(o))
+                     for o in self.materials + self.colliders)
 
     def _build_model(self) -> Model:
         if not self.bodies:
@@ -326,15 +400,18 @@ class Scene:
         return self._initial().particles()
 
     def _initial(self) -> State:
+        """The initial state from the bodies as they are now (tensors given for positions or velocities
+        read at their current values, like `rollout` reads them)."""
         origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
-        return State.at_rest_shape(self._concat("x"), self._concat("v"), self._concat("C"), origin)
+        x = np.concatenate([b.initial_positions(self.grid) for b in self.bodies])
+        v = np.concatenate([b.initial_velocities() for b in self.bodies])
+        return State.at_rest_shape(x, v, self._concat("C"), origin)
 
     @property
     def state(self) -> State:
-        """The current state (simcore.mpm.state.State): the initial one until `run` advances it."""
-        if self._state is None:
-            self._state = self._initial()
-        return self._state
+        """The current state (simcore.mpm.state.State): what the last `run` left, or, before any run
+        (and after `reset`, `add_body`, `add_collider`), the initial state as the bodies give it now."""
+        return self._state if self._state is not None else self._initial()
 
     @property
     def time(self) -> float:
@@ -343,7 +420,7 @@ class Scene:
 
     def reset(self):
         """Return every particle and collider to its initial state and the clock to 0."""
-        self._state = self._initial()
+        self._state = None
 
     def build(self):
         """The compiled solver (shared by every scene of this configuration: simcore.mpm.cache) with
@@ -383,8 +460,12 @@ class Scene:
             raise ValueError(f"frames must be a non-negative integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        return simulate(self.model, self.state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
-                        progress=progress, actuation=actuation)
+        state = self.state
+        try:
+            return simulate(self.model, state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
+                            progress=progress, actuation=actuation)
+        finally:  # the scene is where the run left it, also after a failure
+            self._state = state
 
     # ------------------------------------------------------------------------------------------
     # Differentiable rollouts (simcore.torch)

@@ -24,7 +24,6 @@ from .diff.rollout import DiffRollout
 from .mpm import cache
 from .mpm.config import Capacity
 from .mpm.kinematics import collider_paths
-from .mpm.model import check_inside
 from .mpm.planner import Schedule, substeps_for_frame
 from .mpm.state import STATE, output_conventions
 
@@ -146,17 +145,30 @@ class _NoContext:
 
 
 class _Runner:
-    """What the segment Functions share: the model, its gradient-enabled solver, the schedule."""
+    """What the segment Functions share: the model, the shared gradient solver of its configuration
+    (with room for its particles and `slots` slots), the schedule."""
 
-    def __init__(self, model, solver, schedule):
-        self.model, self.solver, self.schedule = model, solver, schedule
+    def __init__(self, model, config, slots: int, schedule):
+        self.model, self.config, self.slots, self.schedule = model, config, slots, schedule
         self.hook = model.stress_hook
-        self.np_dtype = np.float64 if backend.active().precision == "f64" else np.float32
-        self.diff = DiffRollout(solver, schedule)
+        self.np_dtype = np.float64 if config.precision == "f64" else np.float32
+        self.solver = self.diff = None
+        self._attach()
+
+    def _attach(self):
+        """Hold the configuration's shared solver, taking it again when the one held is no longer
+        current: the cache frees a solver when a larger scene of its configuration replaces it, and a
+        Taichi restart frees them all. An autograd graph outlives both (a backward may come after any
+        number of other rollouts); its segments then run on the new solver, recomputed from their
+        checkpoints."""
+        if self.solver is None or not cache.is_current(self.solver):
+            self.solver = cache.solver_for(self.config, self.model.n_particles, self.slots)
+            self.diff = DiffRollout(self.solver, self.schedule)
 
     def load(self, inputs: dict):
         """Upload the model (if another scene ran on the shared solver since), the constants and the
         segment's per-substep inputs (numpy; substep g0 + i reads slot i)."""
+        self._attach()
         solver, colliders = self.solver, bool(self.model.colliders)
         solver.load(self.model)
         solver.set_constants(mass=inputs["mass"], mu=inputs["mu"], lam=inputs["lam"], plastic=inputs["plastic"],
@@ -212,20 +224,13 @@ def _particle_inputs(scene, dtype) -> dict:
     a tensor may have changed since add_body (an optimiser step)."""
     parts = {name: [] for name in ("x", "v", "mass", "mu", "lam", "plastic", "wave_speed")}
     for b in scene.bodies:
-        points = getattr(b.shape, "tensor", None)  # Points given as a tensor
-        if points is not None:
-            if tuple(points.shape) != b.x.shape:
-                raise ValueError(f"body {b.name!r}: its points tensor now has shape {tuple(points.shape)}, "
-                                 f"but the body was built with {b.x.shape}; rebuild the scene to change "
-                                 "the particle count")
-            # The tensor may have moved since add_body (an optimiser step): check it again.
-            check_inside(b.name, points.detach().cpu().numpy().astype(np.float64), scene.grid)
+        points = b.positions_tensor(scene.grid)  # Points given as a tensor, checked as it is now
         parts["x"].append(torch.as_tensor(b.x, dtype=dtype) if points is None else points.to(dtype))
-        if b.velocity_tensor is not None:
+        if b.velocity_tensor is not None:  # as Body.initial_velocities, on the tensor's graph
             vt = b.velocity_tensor.to(dtype)
             v = vt.expand(b.n_particles, scene.dim) if vt.dim() == 1 else vt
-            if b.C.any():  # angular velocity given as numpy on top of a tensor velocity
-                v = v + torch.as_tensor(b.v - b.velocity_tensor.detach().cpu().numpy(), dtype=dtype)
+            if b.spin is not None:
+                v = v + torch.as_tensor(b.spin, dtype=dtype)
         else:
             v = torch.as_tensor(b.v, dtype=dtype)
         parts["v"].append(v)
@@ -326,7 +331,7 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     schedule = _schedule(scene, frames, frame_dt, particles["wave_speed"], particles["v"].detach().cpu().numpy())
     config = model.configuration(be.precision, be.arch, needs_grad=True)
     k, segments = _checkpoints(config, model.n_particles, schedule, checkpoint_every, controller is not None)
-    runner = _Runner(model, cache.solver_for(config, model.n_particles, solver_slots(k)), schedule)
+    runner = _Runner(model, config, solver_slots(k), schedule)
     init = scene.initial_state()
     origin, vel, friction = _collider_inputs(model, schedule, dtype)
     activation = (_ClosedLoop(controller, model, schedule, frame_dt, dtype) if controller is not None

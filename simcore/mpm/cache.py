@@ -54,6 +54,14 @@ def solver_for(config: Configuration, particles: int, slots: int):
     return solver
 
 
+def is_current(solver) -> bool:
+    """Whether `solver` is still the cached solver of its configuration: False once it was replaced by
+    a larger one or freed (`clear`, a Taichi restart), after which its fields must not be touched. A
+    holder of a solver across calls (a rollout's autograd graph, until its backward) checks this and
+    asks `solver_for` again when it is False."""
+    return _generation == backend.generation() and _solvers.get(solver.config) is solver
+
+
 def solvers() -> list:
     """The solvers held now."""
     return list(_solvers.values()) if _generation == backend.generation() else []
