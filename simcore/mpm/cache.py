@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import backend
+from .. import backend, progress
 from .config import Capacity, Configuration
 
 
@@ -48,6 +48,7 @@ def solver_for(config: Configuration, particles: int, slots: int):
     if cached is not None:  # grow: keep the larger of each size
         need = Capacity(max(need.particles, cached.capacity.particles), max(need.slots, cached.capacity.slots))
         cached.destroy()
+    progress.compiling(config)  # its kernels compile on first launch: seconds to a minute of silence
     solver = MPMSolver(config, need)
     _solvers[config] = solver
     _info.built += 1
