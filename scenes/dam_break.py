@@ -6,7 +6,15 @@ import simcore as sc
 from . import parameters
 
 DESCRIPTION = "water column collapsing in a tank (2D; dim=3 for 3D)"
-DEFAULTS = dict(dim=2, grid=64, bulk_modulus=2e4, viscosity=0.1, width=0.3, height=0.5)
+PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
+    "dim": (2, "2 or 3 (in 3D a smaller grid, e.g. 32, keeps it fast)"),
+    "grid": (64, "grid cells per axis of the unit domain"),
+    "bulk_modulus": (2e4, "water's bulk modulus K, Pa (stiffer: less compressible, smaller steps)"),
+    "viscosity": (0.1, "dynamic viscosity, Pa·s"),
+    "width": (0.3, "water column width, m"),
+    "height": (0.5, "water column height, m"),
+}
+DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 FRAMES, FRAME_DT = 90, 1 / 60
 
 

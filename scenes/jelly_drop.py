@@ -5,7 +5,18 @@ import simcore as sc
 from . import parameters
 
 DESCRIPTION = "3D elastic jelly cube dropped on a frictional plane"
-DEFAULTS = dict(dim=3, grid=32, E=5e4, nu=0.3, density=1e3, size=0.2, height=0.55, speed=1.0, friction=0.3)
+PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
+    "dim": (3, "2 or 3"),
+    "grid": (32, "grid cells per axis of the unit domain"),
+    "E": (5e4, "Young's modulus of the jelly, Pa"),
+    "nu": (0.3, "Poisson's ratio, in (-1, 0.5)"),
+    "density": (1e3, "jelly density, kg/m³"),
+    "size": (0.2, "cube edge, m"),
+    "height": (0.55, "height of the cube's centre, m"),
+    "speed": (1.0, "initial downward speed, m/s"),
+    "friction": (0.3, "Coulomb friction coefficient of the floor"),
+}
+DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 FRAMES, FRAME_DT = 60, 1 / 60
 
 

@@ -8,7 +8,14 @@ from simcore import assets
 from . import parameters
 
 DESCRIPTION = "an elastic mesh (assets/torus.obj) dropped into water or sand (3D)"
-DEFAULTS = dict(grid=32, mesh="torus.obj", size=0.25, bed="water", E=1e5)
+PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
+    "grid": (32, "grid cells per axis of the unit domain"),
+    "mesh": ("torus.obj", "a closed mesh file, or the name of one shipped in simcore.assets (e.g. bell.obj)"),
+    "size": (0.25, "the mesh's largest extent, m"),
+    "bed": ("water", "what it falls into: 'water' or 'sand'"),
+    "E": (1e5, "Young's modulus of the mesh body, Pa"),
+}
+DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 FRAMES, FRAME_DT = 45, 1 / 60
 
 

@@ -5,7 +5,15 @@ import simcore as sc
 from . import parameters
 
 DESCRIPTION = "kinematic press squeezing a block of plasticine (3D)"
-DEFAULTS = dict(dim=3, grid=32, yield_stress=3e3, E=1e5, press_speed=0.3, press_time=0.5)
+PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
+    "dim": (3, "2 or 3"),
+    "grid": (32, "grid cells per axis of the unit domain"),
+    "yield_stress": (3e3, "von Mises yield stress of the plasticine, Pa"),
+    "E": (1e5, "Young's modulus of the plasticine, Pa"),
+    "press_speed": (0.3, "downward speed of the press, m/s"),
+    "press_time": (0.5, "how long the press moves before it stops, s"),
+}
+DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 FRAMES, FRAME_DT = 45, 1 / 60
 
 

@@ -6,7 +6,15 @@ import simcore as sc
 from . import parameters
 
 DESCRIPTION = "granular column of sand collapsing into a heap (2D; dim=3 for 3D)"
-DEFAULTS = dict(dim=2, grid=64, friction_angle=30.0, width=0.12, height=0.3, floor_friction=0.5)
+PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
+    "dim": (2, "2 or 3 (in 3D a smaller grid, e.g. 32, keeps it fast)"),
+    "grid": (64, "grid cells per axis of the unit domain"),
+    "friction_angle": (30.0, "Drucker–Prager friction angle of the sand, degrees in (0, 90)"),
+    "width": (0.12, "column width, m"),
+    "height": (0.3, "column height, m"),
+    "floor_friction": (0.5, "Coulomb friction coefficient of the floor"),
+}
+DEFAULTS = {name: default for name, (default, _) in PARAMETERS.items()}
 FRAMES, FRAME_DT = 60, 1 / 60
 
 

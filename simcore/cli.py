@@ -2,8 +2,10 @@
 
     simcore run [SCENE] [--frames N] [--arch cpu] [--precision f32] [--out DIR]
                 [--format npz,ply,vtk,gif,mp4] [--set key=value ...] [--overwrite]
-    simcore scenes
+    simcore scenes [SCENE ...]
     simcore info
+
+Progress goes to stderr: a bar on a terminal, a line every 10 s otherwise ($SIMCORE_PROGRESS_PERIOD).
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ def cmd_run(args) -> int:
     name = args.scene or scenes.DEFAULT
     try:
         module = scenes.load(name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    try:
         overrides = dict(scenes.parse_assignment(s) for s in args.set)
         scenes.parameters(module.DEFAULTS, overrides, name)  # check keys before any work
     except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(f"{exc} (`simcore scenes {name}` lists them with their defaults and meanings)") from None
     formats = _formats(args.format)
     if args.frames is not None and args.frames < 0:
         raise CLIError("--frames must be >= 0")
@@ -81,9 +86,22 @@ def cmd_run(args) -> int:
     for path in written:
         print(f"  wrote {path}")
     if failure is not None:
-        raise CLIError(f"{failure} (frames before the failure were written to {out})")
+        raise CLIError(_failure_message(failure, traj, written, name, out))
     print(f"simcore: done in {elapsed:.1f} s")
     return 0
+
+
+def _failure_message(failure, traj, written, name: str, out: Path) -> str:
+    """A failed run, told to someone at the command line: what went wrong and where, what was saved,
+    and which settings to change (the error's own advice speaks of the Python API)."""
+    if written and traj is not None:
+        kept = f"the initial state and the {traj.frames} frame(s) before the failure were written to {out}"
+    else:
+        kept = "nothing was written"
+    return (f"{failure.problem}; {kept}. To get through, change the scene with --set (`simcore scenes {name}` "
+            "lists its parameters): a material too soft for its load collapses (raise E), a body too fast for "
+            "its grid flies apart (lower its speed, or raise grid); --precision f64 helps when f32 round-off "
+            "is the cause")
 
 
 def _write_outputs(traj, scene, name, out: Path, formats) -> list[Path]:
@@ -105,12 +123,24 @@ def _write_outputs(traj, scene, name, out: Path, formats) -> list[Path]:
     return written
 
 
+def _setting(value) -> str:
+    """A parameter value as it is typed after `--set key=`."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def cmd_scenes(args) -> int:
     from simcore import scenes
 
-    for name in scenes.NAMES:
-        module = scenes.load(name)
-        print(f"{name:<18} {module.DESCRIPTION}")
+    try:
+        modules = {name: scenes.load(name) for name in (args.names or scenes.NAMES)}
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    print("simcore run SCENE [--set KEY=VALUE ...]; each scene's parameters with their defaults:")
+    for name, module in modules.items():
+        default = " (the default scene)" if name == scenes.DEFAULT else ""
+        print(f"\n{name}{default}: {module.DESCRIPTION}; {module.FRAMES} frames at {1 / module.FRAME_DT:.4g} frames/s")
+        for key, (value, meaning) in module.PARAMETERS.items():
+            print(f"  {key + '=' + _setting(value):<30} {meaning}")
     return 0
 
 
@@ -150,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace files in an existing --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
-    sub.add_parser("scenes", help="list the scenes").set_defaults(func=cmd_scenes)
+    scenes = sub.add_parser("scenes", help="list the scenes and their parameters")
+    scenes.add_argument("names", nargs="*", metavar="SCENE", help="only these scenes (default: all)")
+    scenes.set_defaults(func=cmd_scenes)
     sub.add_parser("info", help="versions and available backends").set_defaults(func=cmd_info)
     return parser
 

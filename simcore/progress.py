@@ -113,6 +113,7 @@ class Progress:
         self.lines = 0
         self.start = time.monotonic()
         self._next_line = self.start + max(self.delay, self.period)
+        self._mark = (self.start, 0)  # (time, steps done) at the previous line: the rate is a recent one
         self._bar = None
         if show is False or is_quiet() or self.total <= 0:
             self.mode = "off"
@@ -131,12 +132,13 @@ class Progress:
         elif self.mode == "lines":
             now = time.monotonic()
             if now >= self._next_line and self.done < self.total:
-                self._say(self.line(now - self.start))
-                self._next_line = now + self.period
+                per = (now - self._mark[0]) / max(self.done - self._mark[1], 1)
+                self._say(self.line(per))
+                self._mark, self._next_line = (now, self.done), now + self.period
 
-    def line(self, elapsed: float) -> str:
-        """The progress line after `elapsed` seconds, e.g. 'frame 12/30, 4.1 s/frame, ETA 1m14s'."""
-        per = elapsed / max(self.done, 1)
+    def line(self, per: float) -> str:
+        """The progress line at `per` seconds a step since the previous line (the first includes any
+        compilation), e.g. 'frame 12/30, 4.1 s/frame, ETA 1m14s'."""
         return (f"{self.unit} {self.done}/{self.total}, {per:.2g} s/{self.unit}, "
                 f"ETA {duration(per * (self.total - self.done))}")
 

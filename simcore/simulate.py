@@ -10,10 +10,8 @@ replays the frame substep by substep to say where it went wrong.
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import backend
 from .errors import SimulationError
@@ -22,6 +20,7 @@ from .mpm.kinematics import collider_paths
 from .mpm.model import Model
 from .mpm.planner import substeps_for_frame
 from .mpm.state import State, output_conventions
+from .progress import Progress, quiet
 from .trajectory import RECORDABLE, Trajectory
 
 SLOTS = 2  # a forward run ping-pongs between two particle-state slots
@@ -119,20 +118,23 @@ def simulate(model: Model, state: State, frames: int, frame_dt: float, *, dt: fl
     dt: largest substep (s) or None for cfl · the CFL bound. If the run stops early (a SimulationError,
     an interrupt), `state` is left at the last frame completed, and a SimulationError's `.trajectory`
     holds every frame before the failure.
+    progress: None: report runs longer than 2 s (a bar on a terminal or in a notebook, else a line on
+    stderr every 10 s, see simcore.progress); True: report from the start; False: report nothing (not
+    even the compilation of a new solver).
     """
     record = tuple(dict.fromkeys(("x",) + tuple(record)))
     unknown = set(record) - set(RECORDABLE)
     if unknown:
         raise ValueError(f"cannot record {sorted(unknown)}: choose from {RECORDABLE}")
     actuation = np.asarray(model.check_actuation(actuation, frames), dtype=np.float64)
-    run = _Run(model, state)
+    with quiet(progress is False):
+        run = _Run(model, state)
     if run.bad():
         raise SimulationError("the scene's current state is already non-finite or off the grid; "
                               "call scene.reset()", frame=0)
     first = run.recorded(run.checkpoint[0], record)
     done = _Frames(model, frame_dt, {name: [first[name]] for name in record}, [state.time])
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=frames, unit="frame", delay=2.0, disable=not show, leave=False)
+    bar = Progress(frames, "frame", show=progress)
     solver, gravity = run.solver, float(np.linalg.norm(model.gravity))
     try:
         for frame in range(1, frames + 1):
@@ -181,8 +183,8 @@ def _locate_failure(run: _Run, done: _Frames, frame, n_sub, dt):
     raise SimulationError(
         f"simulation failed at frame {frame}, substep {bad_substep} of {n_sub} (dt={dt:.3g} s): "
         f"{count} particle(s) of body {body!r} became non-finite or left the grid (first: particle "
-        f"{p}, x={np.round(x, 4).tolist() if x is not None else None}). Lower dt or cfl, check the "
-        "material parameters (a stiff material needs smaller steps), or enlarge the domain. "
-        "The frames before the failure are in error.trajectory.",
+        f"{p}, x={np.round(x, 4).tolist() if x is not None else None})",
+        advice="Lower dt or cfl (Scene(dt=..., cfl=...)), check the material parameters (a stiff material "
+               "needs smaller steps), or enlarge the domain. The frames before the failure are in error.trajectory.",
         frame=frame, substep=bad_substep, body=body, trajectory=done.trajectory())
 
