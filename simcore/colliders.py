@@ -29,15 +29,32 @@ def _is_tensor(value) -> bool:
     return type(value).__module__.startswith("torch")
 
 
-def _vec(value, name, dim):
+def _vec(value, name, dim=None, unit=""):
+    """`value` as a flat float64 array (dim,) (any length when dim is None); ValueError naming the
+    parameter `name` when it is not finite numbers or has the wrong length."""
     if _is_tensor(value):
         value = value.detach().cpu().numpy()
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    if arr.shape != (dim,):
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        count = f"{dim} numbers" if dim is not None else "numbers"
+        raise ValueError(f"{name} must be {count}{f' ({unit})' if unit else ''}, got {value!r}") from None
+    if dim is not None and arr.shape != (dim,):
         raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return arr
+
+
+def _positive(value, name: str) -> float:
+    """A length that must be a finite number > 0 m, as a float; ValueError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a number > 0 m, got {value!r}")
+    return number
 
 
 @dataclasses.dataclass
@@ -51,8 +68,17 @@ class Collider:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"{type(self).__name__}.mode={self.mode!r}: choose one of {', '.join(MODES)}")
-        if not (np.isfinite(self.friction_value) and self.friction_value >= 0):
-            raise ValueError(f"{type(self).__name__}.friction must be >= 0, got {self.friction!r}")
+        try:
+            friction = self.friction_value
+        except (TypeError, ValueError, RuntimeError):  # not a number, or a tensor of several values
+            friction = float("nan")
+        if not (np.isfinite(friction) and friction >= 0):
+            raise ValueError(f"{type(self).__name__}.friction must be a Coulomb coefficient, a number >= 0 "
+                             f"(or a scalar torch tensor), got {self.friction!r}")
+        self._check_geometry()
+
+    def _check_geometry(self) -> None:
+        """Raise ValueError naming a geometry parameter that is not a number (or out of range)."""
 
     @property
     def friction_value(self) -> float:
@@ -115,6 +141,10 @@ class Plane(Collider):
     point: tuple = (0.0, 0.0, 0.0)
     normal: tuple = (0.0, 1.0, 0.0)
 
+    def _check_geometry(self):
+        _vec(self.point, "Plane.point", unit="m")
+        _vec(self.normal, "Plane.normal")
+
     def origin(self, dim):
         return _vec(self.point, "Plane.point", dim)
 
@@ -134,6 +164,11 @@ class Box(Collider):
     kind: ClassVar[int] = BOX
     center: tuple = (0.5, 0.5, 0.5)
     size: tuple = (0.1, 0.1, 0.1)
+
+    def _check_geometry(self):
+        _vec(self.center, "collider Box.center", unit="m")
+        if np.any(_vec(self.size, "collider Box.size", unit="m") <= 0):
+            raise ValueError(f"collider Box.size must be positive (full edge lengths, m), got {self.size!r}")
 
     def origin(self, dim):
         return _vec(self.center, "Box.center", dim)
@@ -155,12 +190,14 @@ class Sphere(Collider):
     center: tuple = (0.5, 0.5, 0.5)
     radius: float = 0.1
 
+    def _check_geometry(self):
+        _vec(self.center, "collider Sphere.center", unit="m")
+        self.radius = _positive(self.radius, "collider Sphere.radius")
+
     def origin(self, dim):
         return _vec(self.center, "Sphere.center", dim)
 
     def pack(self, dim):
-        if not self.radius > 0:
-            raise ValueError(f"collider Sphere.radius must be > 0 m, got {self.radius!r}")
         out = np.zeros(8)
         out[0] = self.radius
         return out
@@ -177,6 +214,12 @@ class Cylinder(Collider):
     height: float = 0.2
     axis: tuple = (0.0, 1.0, 0.0)
 
+    def _check_geometry(self):
+        _vec(self.center, "collider Cylinder.center", unit="m")
+        _vec(self.axis, "collider Cylinder.axis")
+        self.radius = _positive(self.radius, "collider Cylinder.radius")
+        self.height = _positive(self.height, "collider Cylinder.height")
+
     def origin(self, dim):
         if dim != 3:
             raise ValueError("collider Cylinder is 3D only; in 2D use Box")
@@ -185,8 +228,8 @@ class Cylinder(Collider):
     def pack(self, dim):
         self.origin(dim)
         a = _vec(self.axis, "Cylinder.axis", 3)
-        if np.linalg.norm(a) == 0 or not (self.radius > 0 and self.height > 0):
-            raise ValueError("collider Cylinder needs a non-zero axis and radius, height > 0 m")
+        if np.linalg.norm(a) == 0:
+            raise ValueError("collider Cylinder.axis must be a non-zero vector")
         out = np.zeros(8)
         out[:3] = a / np.linalg.norm(a)
         out[3], out[4] = self.radius, self.height / 2

@@ -40,16 +40,27 @@ def _column3(first, second=None, third=None):
     return (__import__("torch").stack(cols, 1) if _is_tensor(first) else np.stack(cols, 1))
 
 
-def _values(name: str, value: Param, x: np.ndarray, owner: str) -> np.ndarray:
+def _numbers(name: str, value, owner: str, rule: str, given=None) -> np.ndarray:
+    """`value` as float64 numbers; a ValueError naming the parameter, its rule and the accepted forms
+    when it is not numbers (a string, a nested list of mixed shapes, an object)."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        what = f"{name}={value!r}" if given is None else f"{name} ({given}) returned {value!r}, which"
+        raise ValueError(f"{owner}: {what} is not numeric ({rule}); give a number, an array of one value "
+                         "per particle, or a callable f(x) of the particles' positions (n, dim) m") from None
+
+
+def _values(name: str, value: Param, x: np.ndarray, owner: str, rule: str = "") -> np.ndarray:
     """Per-particle values (n,) of parameter `name` for particles at `x: (n, dim)`."""
     n = len(x)
     value = _as_numpy(value)
     if callable(value):
-        out = np.asarray(value(x), dtype=np.float64)
+        out = _numbers(name, value(x), owner, rule, given="a callable")
         if out.shape == ():
             out = np.full(n, float(out))
     else:
-        out = np.asarray(value, dtype=np.float64)
+        out = _numbers(name, value, owner, rule)
         if out.ndim == 0:
             out = np.full(n, float(out))
     if out.shape != (n,):
@@ -64,7 +75,7 @@ def _check(name: str, value: Param, ok: Callable[[np.ndarray], np.ndarray], rule
     """Validate a scalar or array parameter now; callables are validated when evaluated."""
     if callable(value):
         return
-    arr = np.asarray(_as_numpy(value), dtype=np.float64)
+    arr = _numbers(name, _as_numpy(value), owner, rule)
     if not np.all(np.isfinite(arr)) or not np.all(ok(arr)):
         raise ValueError(f"{owner}: {name}={value!r} is invalid: {rule}")
 
@@ -105,7 +116,7 @@ class Material:
             if x is None:
                 _check(name, value, ok, rule, owner)
             else:
-                arr = _values(name, value, x, owner)
+                arr = _values(name, value, x, owner, rule)
                 if not np.all(ok(arr)):
                     bad = arr[~ok(arr)][0]
                     raise ValueError(f"{owner}: {name} has an invalid value {bad!r}: {rule}")
@@ -128,13 +139,13 @@ class Material:
         self.validate(x)
         n = len(x)
         p = {}
-        for name, _, _ in self._rules():
+        for name, _, rule in self._rules():
             value = getattr(self, name)
             if _is_tensor(value):
                 t = value.to(dtype)
                 p[name] = t.expand(n) if t.dim() == 0 else t.reshape(n)
             else:
-                p[name] = torch.as_tensor(_values(name, value, x, self.label), dtype=dtype)
+                p[name] = torch.as_tensor(_values(name, value, x, self.label, rule), dtype=dtype)
         mu, lam, plastic = self._pack(p)
         return {"density": p["density"], "mu": mu, "lam": lam, "plastic": plastic}
 
@@ -334,8 +345,11 @@ class Neural(Material):
                             f"the first Piola–Kirchhoff stress (n, d, d); got {type(self.model).__name__}")
         if self.plasticity is not None and not callable(self.plasticity):
             raise TypeError("Neural(plasticity=...) must be a module F_trial (n, d, d) -> F_new (n, d, d)")
-        if self.wave_modulus is not None and not (np.isfinite(self.wave_modulus) and self.wave_modulus > 0):
-            raise ValueError(f"Neural.wave_modulus must be > 0 Pa, got {self.wave_modulus!r}")
+        if self.wave_modulus is not None:
+            modulus = _numbers("wave_modulus", self.wave_modulus, self.label, "a P-wave modulus > 0 Pa, or None")
+            if not (modulus.shape == () and np.isfinite(modulus) and modulus > 0):
+                raise ValueError(f"Neural.wave_modulus must be a number > 0 Pa (or None: from the model), "
+                                 f"got {self.wave_modulus!r}")
         super().__post_init__()
 
     def _pack(self, p):

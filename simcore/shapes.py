@@ -15,13 +15,30 @@ import math
 import numpy as np
 
 
-def _vec(value, name, dim=None):
-    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+def _vec(value, name, dim=None, unit="m"):
+    """`value` as a flat float64 array (dim,) (any length when dim is None); ValueError naming the
+    parameter `name` when it is not numbers, not finite, or has the wrong length."""
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        count = f"{dim} numbers" if dim is not None else "numbers"
+        raise ValueError(f"{name} must be {count}{f' ({unit})' if unit else ''}, got {value!r}") from None
     if dim is not None and arr.shape != (dim,):
         raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return arr
+
+
+def _positive(value, name: str, unit: str = "m") -> float:
+    """A scalar parameter that must be a finite number > 0 (`unit`), as a float; ValueError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be a number > 0 {unit}, got {value!r}")
+    return number
 
 
 @dataclasses.dataclass
@@ -87,8 +104,9 @@ class Box(Shape):
     size: tuple = (0.2, 0.2, 0.2)
 
     def __post_init__(self):
-        if np.any(np.asarray(self.size, dtype=float) <= 0):
-            raise ValueError(f"Box.size must be positive, got {self.size!r}")
+        if np.any(_vec(self.size, "Box.size") <= 0):
+            raise ValueError(f"Box.size must be positive (full edge lengths, m), got {self.size!r}")
+        _vec(self.center, "Box.center")
 
     def _cs(self, dim):
         return _vec(self.center, "Box.center", dim), _vec(self.size, "Box.size", dim)
@@ -113,8 +131,8 @@ class Sphere(Shape):
     radius: float = 0.1
 
     def __post_init__(self):
-        if not self.radius > 0:
-            raise ValueError(f"Sphere.radius must be > 0 m, got {self.radius!r}")
+        self.radius = _positive(self.radius, "Sphere.radius")
+        _vec(self.center, "Sphere.center")
 
     def contains(self, x):
         c = _vec(self.center, "Sphere.center", x.shape[1])
@@ -138,8 +156,9 @@ class Cylinder(Shape):
     axis: tuple = (0.0, 1.0, 0.0)
 
     def __post_init__(self):
-        if not (self.radius > 0 and self.height > 0):
-            raise ValueError(f"Cylinder radius and height must be > 0 m, got {self.radius!r}, {self.height!r}")
+        self.radius = _positive(self.radius, "Cylinder.radius")
+        self.height = _positive(self.height, "Cylinder.height")
+        _vec(self.center, "Cylinder.center")
         a = _vec(self.axis, "Cylinder.axis", 3)
         if np.linalg.norm(a) == 0:
             raise ValueError("Cylinder.axis must be a non-zero vector")
@@ -185,7 +204,10 @@ class Points(Shape):
         if type(self.points).__module__.startswith("torch"):
             self.tensor = self.points
             self.points = self.points.detach().cpu().numpy()
-        pts = np.asarray(self.points, dtype=np.float64)
+        try:
+            pts = np.asarray(self.points, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"Points.points must be a numeric (n, 2) or (n, 3) array (m), got {self.points!r}") from None
         if pts.ndim != 2 or pts.shape[1] not in (2, 3) or len(pts) == 0:
             raise ValueError(f"Points.points must be a non-empty (n, 2) or (n, 3) array, got shape {pts.shape}")
         if not np.all(np.isfinite(pts)):
@@ -209,9 +231,13 @@ class Points(Shape):
             raise ValueError(f"Points are {self.points.shape[1]}D but the scene is {dim}D")
         n = len(self.points)
         v = spacing**dim if self.volume_per_particle is None else self.volume_per_particle
-        vol = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
-        if np.any(vol <= 0):
-            raise ValueError("Points.volume_per_particle must be > 0")
+        try:
+            vol = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+        except (TypeError, ValueError):
+            raise ValueError(f"Points.volume_per_particle must be a number or {n} numbers > 0 (m^{dim}), "
+                             f"got {v!r}") from None
+        if not np.all(np.isfinite(vol) & (vol > 0)):
+            raise ValueError(f"Points.volume_per_particle must be > 0 m^{dim}, got {v!r}")
         return self.points.copy(), vol
 
 
@@ -250,17 +276,20 @@ class Mesh(Shape):
                              "a mesh editor's 'make manifold'), or pass a closed mesh")
         mesh.apply_translation(-mesh.bounds.mean(axis=0))
         if self.size is not None:
-            if not self.size > 0:
-                raise ValueError(f"Mesh.size must be > 0 m, got {self.size!r}")
+            self.size = _positive(self.size, "Mesh.size")
             mesh.apply_scale(self.size / mesh.extents.max())
         else:
-            scale = np.broadcast_to(np.asarray(self.scale, dtype=float), (3,))
-            if np.any(scale <= 0):
-                raise ValueError(f"Mesh.scale must be positive, got {self.scale!r}")
+            scale = _vec(self.scale, "Mesh.scale", unit="")
+            if scale.shape not in ((1,), (3,)) or np.any(scale <= 0):
+                raise ValueError(f"Mesh.scale must be one factor or 3 factors > 0, got {self.scale!r}")
+            scale = np.broadcast_to(scale, (3,))
             transform = np.diag(np.append(scale, 1.0))
             mesh.apply_transform(transform)
         if self.rotation is not None:
-            R = np.asarray(self.rotation, dtype=float)
+            try:
+                R = np.asarray(self.rotation, dtype=float)
+            except (TypeError, ValueError):
+                R = np.zeros(0)  # reported below
             if R.shape == (3,):
                 from scipy.spatial.transform import Rotation
 
