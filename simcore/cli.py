@@ -1,7 +1,7 @@
 """The `simcore` command: run scripted scenes, list them, describe the machine.
 
     simcore run [SCENE] [--frames N] [--arch cpu] [--precision f32] [--out DIR]
-                [--format npz,ply,vtk,gif,mp4] [--set key=value ...] [--overwrite]
+                [--format npz,ply,vtk,gif,mp4] [--set key=value ...] [--overwrite] [--compress]
     simcore scenes [SCENE ...]
     simcore info
 
@@ -82,9 +82,9 @@ def cmd_run(args) -> int:
     except sc.SimulationError as exc:
         failure, traj = exc, exc.trajectory  # keep and write what was computed
     elapsed = time.perf_counter() - start
-    written = _write_outputs(traj, scene, name, out, formats) if traj is not None else []
+    written = _write_outputs(traj, scene, name, out, formats, args.compress) if traj is not None else []
     for path in written:
-        print(f"  wrote {path}")
+        print(f"  wrote {path}" + (f" ({sc.io.file_size(path)})" if Path(path).is_file() else ""))
     if failure is not None:
         raise CLIError(_failure_message(failure, traj, written, name, out))
     print(f"simcore: done in {elapsed:.1f} s")
@@ -104,11 +104,11 @@ def _failure_message(failure, traj, written, name: str, out: Path) -> str:
             "is the cause")
 
 
-def _write_outputs(traj, scene, name, out: Path, formats) -> list[Path]:
+def _write_outputs(traj, scene, name, out: Path, formats, compress: bool = False) -> list[Path]:
     written = []
     for fmt in formats:
         if fmt == "npz":
-            written.append(traj.save(out / f"{name}.npz"))
+            written.append(traj.save(out / f"{name}.npz", compress=compress))
         elif fmt in ("ply", "vtk"):
             from . import export
 
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scene parameter")
     run.add_argument("--overwrite", action="store_true", help="replace files in an existing --out")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--compress", action="store_true", help="deflate the .npz (smaller, slower to write)")
     run.set_defaults(func=cmd_run)
     scenes = sub.add_parser("scenes", help="list the scenes and their parameters")
     scenes.add_argument("names", nargs="*", metavar="SCENE", help="only these scenes (default: all)")
