@@ -37,14 +37,27 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb"):
         yield handle
 
 
-def save_npz(path, arrays: dict[str, np.ndarray], meta: dict) -> Path:
-    """Write `arrays` and a JSON `meta` dict to an uncompressed .npz, atomically."""
+def save_npz(path, arrays: dict[str, np.ndarray], meta: dict, compress: bool = False) -> Path:
+    """Write `arrays` and a JSON `meta` dict to a .npz, atomically; compress=True deflates each array
+    (np.savez_compressed; np.load reads either kind). A path without the .npz suffix gets it."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+    write = np.savez_compressed if compress else np.savez
     with atomic_write(path) as handle:
-        np.savez(handle, __meta__=np.array(json.dumps(meta)), **arrays)
+        write(handle, __meta__=np.array(json.dumps(meta)), **arrays)
     return path
+
+
+def file_size(path) -> str:
+    """The size of the file at `path` for people: "512 B", "3.4 kB", "377.1 MB", "1.2 GB" (powers of
+    1000)."""
+    size = float(Path(path).stat().st_size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
 
 
 def load_npz(path) -> tuple[dict[str, np.ndarray], dict]:

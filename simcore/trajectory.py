@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from . import io
 
 RECORDABLE = ("x", "v", "F", "C", "Jp")
+PRECISIONS = {"f32": np.float32, "f64": np.float64}
+log = logging.getLogger(__name__)
 UNITS = {"x": "m", "v": "m/s", "F": "1", "C": "1/s", "Jp": "1", "t": "s", "mass": "kg", "volume": "m^dim"}
 
 
@@ -26,7 +29,10 @@ class Trajectory:
         Jp: (frames + 1, n) plastic volume ratios, if recorded.
         body_id, material_id: (n,) indices into body_names, material_names.
         mass: (n,) kg; volume: (n,) m^dim rest volumes.
-        meta: dict with dim, grid, dx, frame_dt, substeps (per frame), dt (substep per frame), gravity.
+        meta: dict with dim, grid, dx, frame_dt, substeps (per frame), dt (substep per frame), gravity,
+            precision ("f32" | "f64", the solver's), arch.
+    A run returns float64 arrays; `save` stores the per-frame ones in the run's precision and `load`
+    returns them as stored (float32 from an f32 run).
     """
 
     x: np.ndarray
@@ -74,17 +80,43 @@ class Trajectory:
         return dict(self.meta, body_names=list(self.body_names), material_names=list(self.material_names),
                     units=dict(UNITS))
 
-    def save(self, path) -> Path:
-        """Write to `path` (.npz, atomically). Returns the path written."""
+    def save(self, path, compress: bool = False, precision: str | None = None) -> Path:
+        """Write to `path` (.npz, atomically) and log its size (logger "simcore.trajectory", INFO).
+
+        Args:
+            compress: deflate the arrays (np.savez_compressed): smaller, slower to write and read;
+                np.load and Trajectory.load read either kind.
+            precision: "f32" or "f64" for the per-frame arrays (x, v, F, C, Jp); None: the run's,
+                meta["precision"] (float32 from an f32 run: the values the solver computed, exactly,
+                in half the bytes), else as they are. t, mass and volume keep their dtype.
+        Returns:
+            The path written (".npz" appended when missing).
+        """
+        dtype = self._frame_dtype(precision)
         arrays = {"x": self.x, "t": self.t, "body_id": self.body_id, "material_id": self.material_id,
                   "mass": self.mass, "volume": self.volume}
         for name in RECORDABLE[1:]:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
-        return io.save_npz(path, arrays, self.file_meta())
+        for name in RECORDABLE:
+            if name in arrays and dtype is not None and np.issubdtype(arrays[name].dtype, np.floating):
+                arrays[name] = np.asarray(arrays[name], dtype=dtype)
+        path = io.save_npz(path, arrays, self.file_meta(), compress=compress)
+        log.info("wrote %s (%s)", path, io.file_size(path))
+        return path
+
+    def _frame_dtype(self, precision):
+        if precision is None:
+            precision = self.meta.get("precision")
+            return PRECISIONS.get(precision) if isinstance(precision, str) else None
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be 'f32', 'f64' or None (the run's), got {precision!r}")
+        return PRECISIONS[precision]
 
     @classmethod
     def load(cls, path) -> "Trajectory":
+        """A trajectory written by `save` (compressed or not), with its arrays in the dtype they were
+        stored in: float32 from an f32 run saved by default, float64 from an f64 run or an older file."""
         arrays, meta = io.load_npz(path)
         missing = {"x", "t", "body_id", "material_id", "mass", "volume"} - set(arrays)
         if missing:
