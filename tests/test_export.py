@@ -4,8 +4,10 @@ time; existing output is not clobbered; every file is written atomically."""
 
 import ast
 import json
+import logging
 import os
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import meshio
@@ -208,13 +210,19 @@ def test_output_path_that_is_a_file_is_refused(tmp_path, traj2d):
         export_trajectory(traj2d, tmp_path / "out")
 
 
-def test_real_scene_saved_loaded_and_exported(tmp_path):
-    """A run of the engine, through the canonical .npz, exports what it computed."""
-    sc.init("cpu")
+@pytest.fixture(scope="module")
+def f32_run():
+    """5 frames of a 2D jelly on the f32 CPU backend, with v and F recorded."""
+    sc.init("cpu", "f32")
     scene = sc.Scene(dim=2, grid=24)
     scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.2, 0.2)), sc.materials.NeoHookean(E=1e4),
                    name="jelly")
-    traj = sc.Trajectory.load(scene.run(frames=5, frame_dt=0.01, record=("v",)).save(tmp_path / "jelly.npz"))
+    return scene.run(frames=5, frame_dt=0.01, record=("v", "F"))
+
+
+def test_real_scene_saved_loaded_and_exported(tmp_path, f32_run):
+    """A run of the engine, through the canonical .npz, exports what it computed."""
+    traj = sc.Trajectory.load(f32_run.save(tmp_path / "jelly.npz"))
     files = export_trajectory(traj, tmp_path / "out", format=["ply", "vtk"])
     assert len(files) == 2 * 6 + 2
     last = meshio.read(tmp_path / "out" / "frame_0005.vtu")
@@ -234,3 +242,90 @@ def test_atomic_path_removes_the_temporary_on_failure(tmp_path):
             tmp.write_text("partial")
             raise RuntimeError("writer failed")
     assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------------------------
+# Trajectory files: precision, compression, size
+# ----------------------------------------------------------------------------------------------
+def stored(path) -> dict:
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files if k != "__meta__"}
+
+
+def test_an_f32_run_is_saved_in_float32_exactly(tmp_path, f32_run):
+    assert f32_run.meta["precision"] == "f32"
+    path = f32_run.save(tmp_path / "run.npz")
+    arrays = stored(path)
+    assert {arrays[k].dtype for k in ("x", "v", "F")} == {np.dtype(np.float32)}
+    assert arrays["t"].dtype == np.float64 and arrays["body_id"].dtype == f32_run.body_id.dtype
+    loaded = sc.Trajectory.load(path)
+    for name in ("x", "v", "F"):   # the solver's float32 values, not rounded again
+        assert getattr(loaded, name).dtype == np.float32
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(f32_run, name))
+    full = f32_run.save(tmp_path / "full.npz", precision="f64")
+    assert stored(full)["x"].dtype == np.float64
+    saved_bytes = 4 * sum(getattr(f32_run, name).size for name in ("x", "v", "F"))   # 8 − 4 per value
+    assert full.stat().st_size - path.stat().st_size == pytest.approx(saved_bytes, abs=100)
+
+
+def test_compressed_files_are_smaller_and_load_identically(tmp_path, f32_run):
+    plain = f32_run.save(tmp_path / "plain.npz")
+    packed = f32_run.save(tmp_path / "packed.npz", compress=True)
+    assert packed.stat().st_size < 0.9 * plain.stat().st_size
+    with zipfile.ZipFile(packed) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    a, b = sc.Trajectory.load(plain), sc.Trajectory.load(packed)
+    for name in ("x", "t", "v", "F", "body_id", "material_id", "mass", "volume"):
+        assert getattr(a, name).dtype == getattr(b, name).dtype
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.meta == b.meta and a.body_names == b.body_names
+    assert sorted(os.listdir(tmp_path)) == ["packed.npz", "plain.npz"]   # atomic: no temporaries left
+
+
+def test_an_old_float64_file_still_loads(tmp_path, traj2d):
+    """Files written before the precision change: every array float64, uncompressed, with __meta__."""
+    path = tmp_path / "old.npz"
+    arrays = {k: np.asarray(getattr(traj2d, k), dtype=np.float64) for k in ("x", "t", "v", "mass", "volume")}
+    np.savez(path, __meta__=np.array(json.dumps(dict(traj2d.file_meta(), precision="f32"))),
+             body_id=traj2d.body_id, material_id=traj2d.material_id, **arrays)
+    loaded = sc.Trajectory.load(path)
+    assert loaded.x.dtype == np.float64 and loaded.body_names == traj2d.body_names
+    np.testing.assert_array_equal(loaded.x, traj2d.x)
+    np.testing.assert_array_equal(loaded.v, traj2d.v)
+
+
+def test_precision_is_checked_and_a_trajectory_without_one_is_kept_as_is(tmp_path, traj2d):
+    with pytest.raises(ValueError, match="precision must be 'f32', 'f64'"):
+        traj2d.save(tmp_path / "a.npz", precision="half")
+    assert os.listdir(tmp_path) == []
+    assert "precision" not in traj2d.meta
+    assert stored(traj2d.save(tmp_path / "b.npz"))["x"].dtype == np.float64
+
+
+def test_save_logs_the_path_and_size(tmp_path, traj2d, caplog):
+    with caplog.at_level(logging.INFO, logger="simcore.trajectory"):
+        path = traj2d.save(tmp_path / "a.npz")
+    assert f"wrote {path} ({sc_io.file_size(path)})" in caplog.text
+    assert sc_io.file_size(path).endswith(" kB")
+    assert [sc_io.file_size(p) for p in _sized(tmp_path, [999, 1000, 377_123_456, 2 * 10**9])] == \
+        ["999 B", "1.0 kB", "377.1 MB", "2.0 GB"]
+
+
+def _sized(directory, sizes):
+    paths = []
+    for k, size in enumerate(sizes):
+        path = directory / f"sized_{k}"
+        with open(path, "wb") as handle:
+            handle.truncate(size)   # sparse: no disk space used
+        paths.append(path)
+    return paths
+
+
+def test_cli_compress_flag_reaches_the_saved_file(tmp_path, traj2d):
+    from simcore import cli
+
+    assert cli.build_parser().parse_args(["run", "--compress"]).compress is True
+    assert cli.build_parser().parse_args(["run"]).compress is False
+    (path,) = cli._write_outputs(traj2d, None, "jelly", tmp_path, ["npz"], compress=True)
+    with zipfile.ZipFile(path) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
