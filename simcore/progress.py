@@ -6,8 +6,9 @@ mess of carriage returns, so a line goes to stderr every `period` seconds instea
 
     simcore: frame 12/30, 4.1 s/frame, ETA 1m14s
 
-and one at the end (`simcore: 30 frames in 2m03s`). Runs shorter than `delay` (2 s) report nothing.
-The period is 10 s, or $SIMCORE_PROGRESS_PERIOD seconds.
+the first after 2 s (`delay`, or one period if that is shorter), and one at the end
+(`simcore: 30 frames in 2m03s`); runs shorter than that report nothing. The period is 10 s, or
+$SIMCORE_PROGRESS_PERIOD seconds.
 
 Building a solver compiles its kernels on their first launch (seconds in 2D, up to a minute for a 3D
 adjoint), which would look like a hang; `compiling(config)` says so first. Inside `quiet()` (what
@@ -93,10 +94,10 @@ class Progress:
     Args:
         total: steps expected.
         unit: what a step is, singular ("frame").
-        show: False: report nothing; None: report once the loop has run `delay` seconds; True: report
-            from the start. Nothing is reported inside `quiet()` either.
+        show: False: report nothing; None: report once the loop has run `delay` seconds (or one
+            `period`, if shorter); True: report from the first step. Nothing is reported inside `quiet()`.
         period: seconds between lines when the output is not interactive (default `default_period()`).
-        delay: seconds before the first report when `show` is None.
+        delay: seconds before the first report when `show` is None (a bar waits that long too).
         stream: where to report (default sys.stderr).
     Use as a context manager, calling `update()` after each step.
     """
@@ -112,9 +113,10 @@ class Progress:
         self.done = 0
         self.lines = 0
         self.start = time.monotonic()
-        self._next_line = self.start + max(self.delay, self.period)
+        self._next_line = self.start + min(self.delay, self.period)  # then one each period
         self._mark = (self.start, 0)  # (time, steps done) at the previous line: the rate is a recent one
         self._bar = None
+        self._closed = False
         if show is False or is_quiet() or self.total <= 0:
             self.mode = "off"
         elif interactive(self.stream):
@@ -146,9 +148,9 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif self.mode == "lines" and self.lines:  # a log that showed progress also shows the end
+        elif self.mode == "lines" and self.lines and not self._closed:  # a log that showed progress shows the end
             self._say(f"{self.done} {self.unit}s in {duration(time.monotonic() - self.start)}")
-            self.mode = "off"
+        self._closed = True
 
     def _say(self, text: str) -> None:
         print(f"simcore: {text}", file=self.stream, flush=True)
