@@ -1,8 +1,10 @@
 """Scripted scenes. Each module defines:
 
     DESCRIPTION: one line for `simcore scenes`
-    DEFAULTS:    the parameters `build` accepts (a small, fast setting; each module's docstring names a
-                 larger one for quality), overridable with `simcore run SCENE --set key=value`
+    PARAMETERS:  {name: (default, one-line meaning)}, what `simcore scenes` shows
+    DEFAULTS:    {name: default}, derived from PARAMETERS: the parameters `build` accepts (a small, fast
+                 setting; each module's docstring names a larger one for quality), overridable with
+                 `simcore run SCENE --set key=value`
     FRAMES, FRAME_DT: the default length of a run
     build(**overrides) -> simcore.Scene
 """
