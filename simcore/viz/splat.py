@@ -49,9 +49,9 @@ class DepthBuffer:
         (scalar or (n,) px; the centre pixel is always drawn), with ids (n,) (< 2³²).
 
         bulge: 0 for flat discs, else the spheres' radius in m: the surface at d px from a centre
-        pixel is nearer by bulge·sqrt(1 − d²/r²), r the disc's radius where the radius is at its median
-        (a sphere's bulge is the same in m wherever it is; only its size in px changes with depth).
-        Discs whose centre is off the image, or not in front of the eye, are not drawn."""
+        pixel is nearer by bulge·sqrt(1 − d²/r²), r the discs' mean radius (a sphere's bulge is the
+        same in m wherever it is; only its size in px changes with depth). Discs whose centre is off
+        the image, or not in front of the eye (or NaN), are not drawn."""
         column, row, depth = (np.asarray(a, dtype=np.float64) for a in (column, row, depth))
         ix, iy = np.floor(column), np.floor(row)
         keep = (ix >= 0) & (ix < self.width) & (iy >= 0) & (iy < self.height) & (depth > 0)
@@ -63,23 +63,33 @@ class DepthBuffer:
             return
         offsets = stencil(np.sqrt(r2.max()))
         levels = np.array(sorted({d2 for d2, _, _ in offsets}), dtype=np.float64)
-        # Sort the discs by how far their stencil reaches (largest first, a stable radix sort of small
-        # ints): the discs an offset d² belongs to are then a prefix, taken without a copy.
-        reach = np.searchsorted(levels, r2, side="right").astype(np.int16)   # levels within the radius
-        if reach.min() != reach.max():
-            order = np.argsort(-reach, kind="stable")
-            ix, iy, depth, ids, reach = ix[order], iy[order], depth[order], ids[order], reach[order]
-        within = np.cumsum(np.bincount(reach, minlength=len(levels) + 1)[::-1])[::-1]  # within[k]: reach >= k
-        base = (iy.astype(np.int64) + self.pad) * self.row + ix.astype(np.int64) + self.pad
-        level = np.minimum(depth * self.depth_scale, 2.0**ID_BITS - 1).astype(np.uint64)
-        key = (level << np.uint64(ID_BITS)) | ids
-        r2_typical = max(float(np.median(r2)), 0.25)
-        lift_max = int(level.min())   # keeps key - lift from wrapping around below depth 0
+        # Order the discs by how far their stencil reaches, largest first: the discs an offset d²
+        # belongs to are then a prefix, taken without a copy.
+        reach = np.searchsorted(levels, r2, side="right").astype(np.int8)     # levels within the radius
+        counts = np.bincount(reach, minlength=len(levels) + 1)
+        if np.count_nonzero(counts) > 1:
+            order = np.concatenate([np.flatnonzero(reach == k) for k in range(len(counts) - 1, -1, -1)
+                                    if counts[k]])
+            ix, iy, depth, ids = ix[order], iy[order], depth[order], ids[order]
+        within = np.cumsum(counts[::-1])[::-1]                                # within[k]: reach >= k
+        iy *= self.row
+        iy += ix
+        iy += self.pad * self.row + self.pad
+        base = iy.astype(np.int64)
+        depth *= self.depth_scale
+        np.minimum(depth, 2.0**ID_BITS - 1, out=depth)
+        level = depth.astype(np.uint64)
+        key = np.left_shift(level, np.uint64(ID_BITS), out=level)
+        key |= ids
+        r2_typical = max(float(r2.mean()), 0.25)
+        lift_max = int(key.min() >> np.uint64(ID_BITS))  # keeps key − lift from wrapping below depth 0
+        pixel, drawn = np.empty_like(base), np.empty_like(key)
         for d2, dy, dx in offsets:
-            count = within[int(np.searchsorted(levels, d2)) + 1]
+            count = int(within[int(np.searchsorted(levels, d2)) + 1])
             lift = min(int(bulge * np.sqrt(max(0.0, 1.0 - d2 / r2_typical)) * self.depth_scale), lift_max)
-            np.minimum.at(self.keys, base[:count] + (dy * self.row + dx),
-                          key[:count] - np.uint64(lift << ID_BITS) if lift else key[:count])
+            np.add(base[:count], dy * self.row + dx, out=pixel[:count])
+            np.subtract(key[:count], np.uint64(lift << ID_BITS), out=drawn[:count])
+            np.minimum.at(self.keys, pixel[:count], drawn[:count])
 
     def resolve(self):
         """What is visible: (pixels (k,) flat indices into the (height, width) image, ids (k,) int64,

@@ -2,17 +2,20 @@
 (simcore.viz.splat), seen through the perspective camera of simcore.viz.projection, with the domain's
 edges and the colliders' outlines drawn into the same z-buffer (so particles hide what is behind them),
 and the legend or colour bar, title and axis directions drawn once by matplotlib and laid over every
-frame. A frame of 250k particles takes tens of milliseconds, where an mplot3d scatter takes seconds.
+frame. A frame of 250k particles takes tens of milliseconds, where an mplot3d scatter takes seconds
+(benchmarks/render_bench.py).
 
 Shading is a brightness factor in (0, 1] that multiplies the particle's colour, so colours keep their
 hue (a body's colour, a speed's place on the colour map):
-    brightness = (AMBIENT + (1 − AMBIENT) · max(0, n·LIGHT))       sphere normal n at the pixel
-               · (1 − DEPTH_FADE · s)                               s = 0 at the domain's nearest
-                                                                    corner, 1 at its farthest
-               · (1 − OCCLUSION · o)                                o in [0, 1]: how far the pixel lies
-                                                                    behind the mean depth around it
-The last term is a screen-space ambient occlusion: creases, and surfaces just behind a nearer one,
-are darker.
+    brightness = (AMBIENT + (1 − AMBIENT) · max(0, n·LIGHT))   Lambert, n the normal at the pixel
+               · (1 − DEPTH_FADE · s)                           s = 0 at the domain's nearest corner,
+                                                                1 at its farthest
+               · (1 − OCCLUSION · o)                            o in [0, 1]: how far the pixel lies
+                                                                behind the mean depth around it
+n is the normal of the visible surface (from the smoothed depth image, so the faces of a body shade
+apart), mixed with each sphere's own normal when the spheres are large enough on screen to show their
+shape (up to SPHERE_SHADING of it). The last factor is a screen-space ambient occlusion: creases, and
+surfaces just behind a nearer one, are darker.
 """
 
 from __future__ import annotations
