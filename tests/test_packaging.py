@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_scenes import SMALL  # the same sizes: kernels compiled for either test are in Taichi's disk cache
 
 import simcore as sc
 from simcore import scenes
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Top-level entries of the repository that the build does not need (out/ may hold large trajectories).
 NOT_BUILD_INPUTS = {".git", "out", "build", "dist", "site", "tests", "docs", "benchmarks", "examples",
                     ".pytest_cache", ".ruff_cache"}
-SCENE_SETTINGS = ["--frames", "1", "--set", "grid=24", "--format", "npz", "--no-progress"]
+SCENE_SETTINGS = ["--frames", "1", "--format", "npz", "--no-progress"]
 
 
 def _run(cmd, **kwargs):
@@ -106,13 +107,15 @@ def test_venv_imports_the_wheel_not_the_checkout(venv):
 
 @pytest.mark.slow  # about 30 s with a warm kernel cache, 60-70 s cold (2-core CPU); runs in CI (`slow` is not deselected)
 def test_installed_cli_lists_and_runs_every_scene(venv, tmp_path):
-    """`simcore scenes` (the console script) lists every scene; `simcore run NAME --frames 1` at grid 24
-    writes a 1-frame trajectory for each, from a directory outside the repository."""
+    """`simcore scenes` (the console script) lists every scene; `simcore run NAME --frames 1` at the small
+    sizes of tests/test_scenes.py writes a 1-frame trajectory for each, from a directory outside the
+    repository."""
     simcore_cmd = str(venv / "simcore")
     listed = _run([simcore_cmd, "scenes"], env=_clean_env(), cwd=tmp_path, timeout=120).stdout
     for name in scenes.NAMES:
         assert name in listed
-        _run([simcore_cmd, "run", name, "--out", str(tmp_path / name), *SCENE_SETTINGS],
+        sets = [arg for key, value in SMALL[name].items() for arg in ("--set", f"{key}={value}")]
+        _run([simcore_cmd, "run", name, "--out", str(tmp_path / name), *SCENE_SETTINGS, *sets],
              env=_clean_env(), cwd=tmp_path, timeout=300)
         traj = sc.Trajectory.load(tmp_path / name / f"{name}.npz")
         assert traj.frames == 1 and traj.x.shape[1] > 0 and np.isfinite(traj.x).all(), name
