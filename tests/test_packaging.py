@@ -119,3 +119,13 @@ def test_installed_cli_lists_and_runs_every_scene(venv, tmp_path):
              env=_clean_env(), cwd=tmp_path, timeout=300)
         traj = sc.Trajectory.load(tmp_path / name / f"{name}.npz")
         assert traj.frames == 1 and traj.x.shape[1] > 0 and np.isfinite(traj.x).all(), name
+
+
+def test_dir_lists_the_lazy_subpackages_without_importing_them():
+    """dir(simcore) shows viz, rigid, export (and the other lazily loaded subpackages), while a bare
+    `import simcore` imports none of them (a fresh interpreter: other tests have imported them here)."""
+    code = ("import sys, simcore; lazy = ['viz', 'rigid', 'export', 'torch', 'scenes', 'assets']; "
+            "print(sorted(set(lazy) - set(dir(simcore)))); print(sorted(m for m in lazy if 'simcore.' + m in sys.modules)); "
+            "print(simcore.viz.__name__, simcore.assets.__name__)")
+    out = _run([sys.executable, "-c", code], env=_clean_env(), cwd=REPO, timeout=120).stdout.splitlines()
+    assert out == ["[]", "[]", "simcore.viz simcore.assets"], out
