@@ -340,9 +340,12 @@ class Scene:
         return tuple(tuple(_snapshot(getattr(o, f.name)) for f in dataclasses.fields(o))
                      for o in self.materials + self.colliders)
 
-    def _build_model(self) -> Model:
+    def _require_bodies(self):
         if not self.bodies:
             raise ValueError("the scene has no bodies: add one with scene.add_body(shape, material)")
+
+    def _build_model(self) -> Model:
+        self._require_bodies()
         materials = self.materials
         for b in self.bodies:  # re-read: a parameter tensor may have been updated in place since add_body
             b.params = b.material.particle_parameters(b.x)
@@ -402,6 +405,7 @@ class Scene:
     def _initial(self) -> State:
         """The initial state from the bodies as they are now (tensors given for positions or velocities
         read at their current values, like `rollout` reads them)."""
+        self._require_bodies()
         origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
         x = np.concatenate([b.initial_positions(self.grid) for b in self.bodies])
         v = np.concatenate([b.initial_velocities() for b in self.bodies])
@@ -416,7 +420,7 @@ class Scene:
     @property
     def time(self) -> float:
         """The current time, s."""
-        return self.state.time
+        return 0.0 if self._state is None else self._state.time
 
     def reset(self):
         """Return every particle and collider to its initial state and the clock to 0."""
@@ -460,9 +464,9 @@ class Scene:
             raise ValueError(f"frames must be a non-negative integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        state = self.state
+        model, state = self.model, self.state
         try:
-            return simulate(self.model, state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
+            return simulate(model, state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
                             progress=progress, actuation=actuation)
         finally:  # the scene is where the run left it, also after a failure
             self._state = state

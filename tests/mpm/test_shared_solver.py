@@ -93,3 +93,50 @@ def test_gradient_of_one_scene_unaffected_by_another_between_forward_and_backwar
     alone = loss_and_grad()
     assert alone != 0
     assert loss_and_grad(other_rollout) == pytest.approx(alone, rel=1e-12)
+
+
+def test_rollout_after_add_body_equals_the_scene_built_whole(cpu64):
+    """Issue 12, defect 1: rollout, add_body, rollout on one scene (the README's gradient snippets in
+    order) failed inside Taichi ("ti.field shape (100,) does not match the numpy array shape (145,)"):
+    the scene kept the gradient solver of its first rollout, sized for its first body. Now the second
+    rollout, and its gradient, equal those of a scene built with both bodies from the start."""
+
+    def second_body(scene):
+        scene.add_body(S.Box(center=(0.3, 0.6), size=(0.1, 0.1)), M.NeoHookean(E=4e4), velocity=(1.0, 0.0))
+
+    E = torch.tensor(3e4, dtype=torch.float64, requires_grad=True)
+    scene = jelly(E=E)
+    first = scene.rollout(frames=2, frame_dt=0.01)
+    second_body(scene)
+    grown = scene.rollout(frames=2, frame_dt=0.01)
+    assert grown.x.shape[1] == scene.n_particles > first.x.shape[1]
+    (grown.x[-1] ** 2).sum().backward()
+    whole = jelly(E=(E_whole := torch.tensor(3e4, dtype=torch.float64, requires_grad=True)))
+    second_body(whole)
+    expected = whole.rollout(frames=2, frame_dt=0.01)
+    (expected.x[-1] ** 2).sum().backward()
+    assert torch.equal(grown.x, expected.x)
+    assert E.grad.item() == pytest.approx(E_whole.grad.item(), rel=1e-12) and E.grad.item() != 0
+
+
+def test_backward_after_the_solver_was_replaced(cpu64):
+    """A rollout's autograd graph outlives the solver its forward ran on: after a larger scene of the
+    configuration made the cache replace (and free) the gradient solver, the first rollout's backward
+    gives its gradient alone, to 1e-12. Before issue 12 it ran on the freed fields (a segfault)."""
+
+    def rollout():
+        E = torch.tensor(3e4, dtype=torch.float64, requires_grad=True)
+        return E, jelly(E=E).rollout(frames=3, frame_dt=0.01)
+
+    E, out = rollout()
+    ((out.x[-1] ** 2).mean()).backward()
+    alone = E.grad.item()
+    E, out = rollout()
+    (old,) = [s for s in cache.solvers() if s.needs_grad]
+    big = jelly(size=0.1)
+    big.add_body(S.Box(center=(0.5, 0.6), size=(0.6, 0.45)), M.NeoHookean(E=2e4))
+    assert big.n_particles > old.capacity.particles
+    big.rollout(frames=1, frame_dt=0.01)
+    assert old not in cache.solvers()  # replaced and freed
+    ((out.x[-1] ** 2).mean()).backward()
+    assert E.grad.item() == pytest.approx(alone, rel=1e-12) and alone != 0
