@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import simcore as sc
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"^```([\w+-]*)[ \t]*\n(.*?)^```[ \t]*$", re.S | re.M)
 PYTHON = {"python", "py", "python3"}
@@ -26,6 +28,13 @@ def code_blocks() -> list[tuple[str, int, str]]:
 
 
 PYTHON_BLOCKS = [(line, code) for lang, line, code in code_blocks() if lang in PYTHON]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_backend():
+    """The blocks call sc.init with their own precision; later test modules start from CPU f32."""
+    yield
+    sc.init("cpu", "f32")
 
 
 def test_readme_has_python_blocks_and_none_unlabelled():
