@@ -122,7 +122,8 @@ class SplatFrames:
         if weight > 0:   # spheres large enough to show their shape: mix in their own normals
             normal = (1 - weight) * normal + weight * _sphere_normals(pixels, self.side, column, row, radius_px)
             normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-        brightness = AMBIENT + (1 - AMBIENT) * np.maximum(0.0, normal @ LIGHT)
+        lambert = normal[:, 0] * LIGHT[0] + normal[:, 1] * LIGHT[1] + normal[:, 2] * LIGHT[2]   # no BLAS call
+        brightness = AMBIENT + (1 - AMBIENT) * np.maximum(0.0, lambert)
         s = np.clip((depth - self.near) / (self.far - self.near), 0.0, 1.0)
         brightness *= 1 - DEPTH_FADE * s
         occlusion = np.clip((depth - surface.mean(max(5, 2 * round(3 * r) + 1))) / (3 * self.radius), 0.0, 1.0)
