@@ -19,9 +19,9 @@ from pathlib import Path
 import meshio
 import numpy as np
 from plyfile import PlyData, PlyElement
-from tqdm.auto import tqdm
 
 from .io import atomic_path, atomic_write
+from .progress import Progress
 
 FORMATS = ("ply", "vtk")
 PVD_NAME = "trajectory.pvd"
@@ -69,13 +69,15 @@ def export_trajectory(traj, directory, format="ply", overwrite: bool = False, fr
     width = max(4, len(str(traj.frames)))
     written = []
     vtu_files = []
-    for i in tqdm(indices, unit="frame", delay=2.0, leave=False, desc="export", disable=None):
-        stem = f"frame_{i:0{width}d}"
-        if "ply" in formats:
-            written.append(write_ply(directory / f"{stem}.ply", traj, i))
-        if "vtk" in formats:
-            vtu_files.append(write_vtu(directory / f"{stem}.vtu", traj, i))
-            written.append(vtu_files[-1])
+    with Progress(len(indices), "frame") as bar:  # a bar on a terminal, periodic lines elsewhere
+        for i in indices:
+            stem = f"frame_{i:0{width}d}"
+            if "ply" in formats:
+                written.append(write_ply(directory / f"{stem}.ply", traj, i))
+            if "vtk" in formats:
+                vtu_files.append(write_vtu(directory / f"{stem}.vtu", traj, i))
+                written.append(vtu_files[-1])
+            bar.update()
     if "vtk" in formats:
         written.append(write_pvd(directory / PVD_NAME, vtu_files, [float(traj.t[i]) for i in indices]))
     written.append(write_meta(directory / META_NAME, traj, indices, formats))
