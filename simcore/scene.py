@@ -413,8 +413,9 @@ class Scene:
 
     @property
     def state(self) -> State:
-        """The current state (simcore.mpm.state.State): what the last `run` left, or, before any run
-        (and after `reset`, `add_body`, `add_collider`), the initial state as the bodies give it now."""
+        """The current state (simcore.mpm.state.State): where the last `run` left it, or, until a run
+        advances it (and after `reset`, `add_body`, `add_collider`), the initial state as the bodies
+        give it now."""
         return self._state if self._state is not None else self._initial()
 
     @property
@@ -468,8 +469,9 @@ class Scene:
         try:
             return simulate(model, state, frames, frame_dt, dt=self.dt, cfl=self.cfl, record=record,
                             progress=progress, actuation=actuation)
-        finally:  # the scene is where the run left it, also after a failure
-            self._state = state
+        finally:  # once advanced, the scene holds the state where the run left it, also after a failure
+            if state.time > 0:
+                self._state = state
 
     # ------------------------------------------------------------------------------------------
     # Differentiable rollouts (simcore.torch)

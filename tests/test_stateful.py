@@ -9,7 +9,8 @@ contracts after each step:
    of bad input, named by their messages, and SimulationError), only where the machine expects it, and
    a refused call leaves the scene as it was.
 2. `run` and `rollout` agree. From the same state, with the same values, they give the same positions
-   (to 1e-10 m in float64) for the same frames, whatever ran before; a `run` continued in pieces
+   and velocities (to 1e-10 m, m/s in float64) for the same frames, whatever ran before (on this
+   scene, or on another scene sharing its solvers), checkpointed or not; a `run` continued in pieces
    agrees with one in a go.
 3. A rollout's gradient does not depend on what happens between its forward and its backward (other
    rollouts, runs, bodies added, solvers of the configuration replaced).
@@ -45,7 +46,7 @@ M, S = sc.materials, sc.shapes
 
 DT = 1e-3         # s, fixed: run and rollout then take the same substeps
 FRAME_DT = 0.006  # s: 6 substeps a frame, so that a rollout of 2 frames fits a 16-slot gradient solver
-TOLERANCE = 1e-10  # m, run against rollout in float64 (different kernels: round-off only)
+TOLERANCE = 1e-10  # m and m/s, run against rollout in float64 (different kernels: round-off only)
 
 # The errors the API documents (Scene.add_body, Scene.run, Scene.rollout docstrings; the planner's
 # CFL check), by the name a rule gives for the ones it may raise: (type, message pattern).
@@ -87,8 +88,8 @@ def loss_of(x: torch.Tensor) -> torch.Tensor:
 
 
 class SceneMachine(RuleBasedStateMachine):
-    """One scene, and what the machine knows about it: `reference` holds positions from the initial
-    state, frame by frame, for the scene's current contents and values (`version`); `frames_done` the
+    """One scene, and what the machine knows about it: `reference` holds positions and velocities from
+    the initial state, frame by frame, for the scene's current contents and values (`version`); `frames_done` the
     frames the scene has advanced since its initial state (None when a parameter changed mid-way:
     the state then mixes values, and has no reference)."""
 
@@ -100,7 +101,7 @@ class SceneMachine(RuleBasedStateMachine):
         self.friction = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
         self.used = []          # the tensors above that the scene uses
         self.version = 0
-        self.reference = None   # (frames + 1, n, 2) m from the initial state, for `version`
+        self.reference = None   # (frames + 1, n, 4): x (m) and v (m/s) from the initial state, for `version`
         self.frames_done = 0
         self.pending = []       # (loss, inputs, gradients at forward time) of rollouts not yet differentiated
         self.last = None        # the last Trajectory
@@ -121,8 +122,8 @@ class SceneMachine(RuleBasedStateMachine):
             self.frames_done = None
 
     def agree(self, first: int, x: np.ndarray, source: str):
-        """Contract 2: positions x (frames + 1, n, 2) of frames first, first + 1, ... from the initial
-        state equal the reference where both exist; then extend the reference."""
+        """Contract 2: x (frames + 1, n, 4), positions and velocities of frames first, first + 1, ...
+        from the initial state, equal the reference where both exist; then extend the reference."""
         if self.reference is not None:
             overlap = min(len(self.reference) - first, len(x))
             if overlap > 0:
@@ -215,26 +216,28 @@ class SceneMachine(RuleBasedStateMachine):
         np.testing.assert_array_equal(traj.x[0], before[0])
         assert scene.time == pytest.approx(before[1] + frames * FRAME_DT, abs=1e-12)
         if self.frames_done is not None:
-            self.agree(self.frames_done, traj.x, "run")
+            self.agree(self.frames_done, np.concatenate([traj.x, traj.v], -1), "run")
             self.frames_done += frames
         self.last = traj
 
-    @rule(frames=st.integers(0, 2), graph=st.booleans())
-    def rollout(self, frames, graph):
-        """Contract 1, 2 for Scene.rollout (which starts from the initial state; frames=0: refused);
-        with `graph`, keep it for a later backward (contract 3), with the gradients it gives now."""
+    @rule(frames=st.integers(0, 2), graph=st.booleans(), checkpoint_every=st.sampled_from([None, 1, 5]))
+    def rollout(self, frames, graph, checkpoint_every):
+        """Contract 1, 2 for Scene.rollout (which starts from the initial state; frames=0: refused),
+        in one segment or checkpointed; with `graph`, keep it for a later backward (contract 3), with
+        the gradients it gives now."""
         scene = self.scene
         allowed = ("frames",) if frames < 1 else ("no bodies",) if not scene.bodies else ("unstable dt",)
         time = scene.time
         with torch.set_grad_enabled(graph):
             try:
-                out = documented(lambda: scene.rollout(frames=frames, frame_dt=FRAME_DT), *allowed)
+                out = documented(lambda: scene.rollout(frames=frames, frame_dt=FRAME_DT, record=("x", "v"),
+                                                       checkpoint_every=checkpoint_every), *allowed)
             except Refused:
                 return
         assert frames >= 1 and scene.time == time  # a rollout leaves the scene's state alone
         assert out.x.shape == (frames + 1, scene.n_particles, 2)
         np.testing.assert_array_equal(out.x[0].detach().numpy(), scene.initial_state()["x"])
-        self.agree(0, out.x.detach().numpy(), "rollout")
+        self.agree(0, torch.cat([out.x, out.v], -1).detach().numpy(), "rollout")
         if graph and out.x.requires_grad:
             loss = loss_of(out.x)
             inputs = list(self.used)
@@ -246,13 +249,27 @@ class SceneMachine(RuleBasedStateMachine):
     def run_against_rollout(self, frames):
         """Contract 2 directly: from the initial state, a rollout and then a run of the same frames."""
         try:
-            out = documented(lambda: self.scene.rollout(frames=frames, frame_dt=FRAME_DT), "unstable dt")
+            out = documented(lambda: self.scene.rollout(frames=frames, frame_dt=FRAME_DT, record=("x", "v")),
+                             "unstable dt")
         except Refused:
             return
-        x = out.x.detach().numpy()
+        x = torch.cat([out.x, out.v], -1).detach().numpy()
         self.agree(0, x, "rollout")
         self.reference = x  # what the run must give, whatever the reference said
         self.run(frames)
+
+    @rule(plane=st.booleans(), gradient=st.booleans())
+    def another_scene(self, plane, gradient):
+        """Another scene of a configuration the machine's scene may have runs or rolls out on the shared
+        solvers in between: it must not change what the machine's scene computes (contract 2, 3)."""
+        other = sc.Scene(dim=2, grid=32, dt=DT)
+        other.add_body(S.Box(center=(0.45, 0.6), size=(0.12, 0.08)), M.NeoHookean(E=3e4), velocity=(0.4, 0.3))
+        if plane:
+            other.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.5))
+        if gradient:
+            other.rollout(frames=1, frame_dt=FRAME_DT)
+        else:
+            other.run(frames=1, frame_dt=FRAME_DT)
 
     @precondition(lambda self: self.pending)
     @rule(which=st.integers(0, 3))
@@ -291,7 +308,7 @@ class SceneMachine(RuleBasedStateMachine):
 def test_scene_api_under_random_call_sequences(cpu64):
     """Contracts 1–4 (module docstring) over random sequences of calls."""
     run_state_machine_as_test(SceneMachine, settings=settings(
-        max_examples=25, stateful_step_count=15, deadline=None, database=None,
+        max_examples=30, stateful_step_count=20, deadline=None, database=None,
         suppress_health_check=[HealthCheck.too_slow]))
 
 
@@ -351,3 +368,24 @@ def test_empty_scene(cpu64):
     for call in (lambda: scene.state, lambda: scene.run(frames=1), lambda: scene.rollout(frames=1)):
         with pytest.raises(ValueError, match="the scene has no bodies: add one with scene.add_body"):
             call()
+
+
+def test_a_run_that_does_not_advance_leaves_the_initial_state_live(cpu64):
+    """Found by the machine (run of 0 frames, update_parameters, run against rollout): the scene held
+    the state of any run, so after a run of 0 frames (or one refused at its first frame) a velocity
+    tensor's update no longer reached the next run. The scene holds a state once a run has advanced it;
+    until then its state is the initial one as the bodies give it now."""
+    v0 = torch.tensor([0.5, -1.0], dtype=torch.float64, requires_grad=True)
+    scene = floor_scene(velocity=v0)
+    scene.run(frames=0, frame_dt=FRAME_DT)
+    scene.dt = 0.05  # above the CFL bound: the run is refused at its first frame
+    with pytest.raises(ValueError, match="exceeds the CFL stability bound"):
+        scene.run(frames=1, frame_dt=FRAME_DT)
+    scene.dt = DT
+    with torch.no_grad():
+        v0.mul_(-1)
+    np.testing.assert_array_equal(scene.state.v, floor_scene(velocity=(-0.5, 1.0)).state.v)
+    scene.run(frames=1, frame_dt=FRAME_DT)
+    with torch.no_grad():
+        v0.mul_(-1)
+    assert scene.time == pytest.approx(FRAME_DT) and scene.state.v[:, 1].mean() > 0  # held from here
