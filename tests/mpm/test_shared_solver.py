@@ -133,8 +133,9 @@ def test_backward_after_the_solver_was_replaced(cpu64):
     alone = E.grad.item()
     E, out = rollout()
     (old,) = [s for s in cache.solvers() if s.needs_grad]
-    big = jelly(size=0.1)
+    big = sc.Scene(dim=2, grid=32, particles_per_cell=16)
     big.add_body(S.Box(center=(0.5, 0.6), size=(0.6, 0.45)), M.NeoHookean(E=2e4))
+    big.add_collider(sc.colliders.Plane(point=(0, 0.3), normal=(0, 1), friction=0.2, velocity=(0.0, 0.2)))
     assert big.n_particles > old.capacity.particles
     big.rollout(frames=1, frame_dt=0.01)
     assert old not in cache.solvers()  # replaced and freed
