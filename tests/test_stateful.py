@@ -13,7 +13,8 @@ contracts after each step:
    scene, or on another scene sharing its solvers), checkpointed or not; a `run` continued in pieces
    agrees with one in a go.
 3. A rollout's gradient does not depend on what happens between its forward and its backward (other
-   rollouts, runs, bodies added, solvers of the configuration replaced).
+   rollouts and runs, of this scene or another, bodies and colliders added). (The solver being
+   replaced in between is tests/mpm/test_shared_solver.py's: it costs a compilation.)
 4. `save` then `Trajectory.load` gives the trajectory back; frame 0 of a run is the state before it;
    the clock advances by frames × frame_dt.
 
@@ -73,7 +74,7 @@ def documented(call, *allowed):
     errors (names in DOCUMENTED). Anything else fails the test, naming the error."""
     try:
         return call()
-    except Exception as error:  # noqa: BLE001 - classified here
+    except Exception as error:
         for name in allowed:
             kind, pattern = DOCUMENTED[name]
             if isinstance(error, kind) and re.search(pattern, str(error)):
@@ -89,9 +90,9 @@ def loss_of(x: torch.Tensor) -> torch.Tensor:
 
 class SceneMachine(RuleBasedStateMachine):
     """One scene, and what the machine knows about it: `reference` holds positions and velocities from
-    the initial state, frame by frame, for the scene's current contents and values (`version`); `frames_done` the
-    frames the scene has advanced since its initial state (None when a parameter changed mid-way:
-    the state then mixes values, and has no reference)."""
+    the initial state, frame by frame, for the scene's current contents and values (`version`);
+    `frames_done` counts the frames runs have advanced the scene since its initial state (None when a
+    value changed after a run advanced it, or a run failed: the state then has no reference)."""
 
     def __init__(self):
         super().__init__()
@@ -99,7 +100,7 @@ class SceneMachine(RuleBasedStateMachine):
         self.E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)            # Pa
         self.v0 = torch.tensor([0.3, -0.5], dtype=torch.float64, requires_grad=True)   # m/s
         self.friction = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
-        self.used = []          # the tensors above that the scene uses
+        self.used = {}          # name -> the tensors above that the scene uses
         self.version = 0
         self.reference = None   # (frames + 1, n, 4): x (m) and v (m/s) from the initial state, for `version`
         self.frames_done = 0
@@ -134,10 +135,10 @@ class SceneMachine(RuleBasedStateMachine):
         elif first == 0:
             self.reference = x.copy()
 
-    def use(self, tensor):
-        if not any(t is tensor for t in self.used):
-            self.used.append(tensor)
-        return tensor
+    def use(self, name: str):
+        """The shared tensor `name` ("E", "v0", "friction"), now one the scene depends on."""
+        self.used[name] = getattr(self, name)
+        return self.used[name]
 
     # -- building ---------------------------------------------------------------------------------
     BODY = dict(cx=st.floats(0.3, 0.7), cy=st.floats(0.4, 0.7), size=st.sampled_from([0.06, 0.1, 0.14]),
@@ -169,16 +170,16 @@ class SceneMachine(RuleBasedStateMachine):
             return
         assert not in_wall
         if tensor_E:
-            self.use(self.E)
+            self.use("E")
         if velocity == "tensor":
-            self.use(self.v0)
+            self.use("v0")
         self.changed(restart=True)
 
     @precondition(lambda self: not self.scene.colliders)
     @rule(height=st.floats(0.15, 0.3), tensor_friction=st.booleans(), moving=st.booleans())
     def add_collider(self, height, tensor_friction, moving):
         """A floor, static or rising at 0.2 m/s, its friction a number or the shared tensor."""
-        friction = self.use(self.friction) if tensor_friction else 0.3
+        friction = self.use("friction") if tensor_friction else 0.3
         self.scene.add_collider(sc.colliders.Plane(point=(0, height), normal=(0, 1), friction=friction,
                                                    velocity=(0.0, 0.2) if moving else None))
         self.changed(restart=True)
@@ -196,14 +197,16 @@ class SceneMachine(RuleBasedStateMachine):
             self.changed(restart=False)
 
     # -- driving ----------------------------------------------------------------------------------
-    @rule(frames=st.integers(-1, 2))
-    def run(self, frames):
-        """Contract 1, 2, 4 for Scene.run (frames=-1: refused)."""
+    @rule(frames=st.integers(-1, 2), bad_frame_dt=st.integers(0, 5).map(lambda k: k == 5))
+    def run(self, frames, bad_frame_dt=False):
+        """Contract 1, 2, 4 for Scene.run (frames=-1 or frame_dt=0: refused)."""
         scene = self.scene
         before = (scene.state.x.copy() if scene.bodies else None), scene.time
-        allowed = ("frames",) if frames < 0 else ("no bodies",) if not scene.bodies else ("unstable dt", "simulation")
+        allowed = (("frames",) if frames < 0 else ("frame_dt",) if bad_frame_dt else
+                   ("no bodies",) if not scene.bodies else ("unstable dt", "simulation"))
+        frame_dt = 0.0 if bad_frame_dt else FRAME_DT
         try:
-            traj = documented(lambda: scene.run(frames=frames, frame_dt=FRAME_DT, record=("x", "v")), *allowed)
+            traj = documented(lambda: scene.run(frames=frames, frame_dt=frame_dt, record=("x", "v")), *allowed)
         except Refused as refused:
             if refused.name == "simulation":  # documented: frames before the failure, scene left there
                 kept = refused.error.trajectory
@@ -212,7 +215,7 @@ class SceneMachine(RuleBasedStateMachine):
             else:
                 assert scene.time == before[1]
             return
-        assert frames >= 0 and scene.bodies
+        assert frames >= 0 and not bad_frame_dt and scene.bodies
         np.testing.assert_array_equal(traj.x[0], before[0])
         assert scene.time == pytest.approx(before[1] + frames * FRAME_DT, abs=1e-12)
         if self.frames_done is not None:
@@ -240,8 +243,8 @@ class SceneMachine(RuleBasedStateMachine):
         self.agree(0, torch.cat([out.x, out.v], -1).detach().numpy(), "rollout")
         if graph and out.x.requires_grad:
             loss = loss_of(out.x)
-            inputs = list(self.used)
-            now = torch.autograd.grad(loss, inputs, retain_graph=True)
+            inputs = dict(self.used)
+            now = torch.autograd.grad(loss, list(inputs.values()), retain_graph=True)
             self.pending.append((loss, inputs, now))
 
     @precondition(lambda self: self.scene.bodies and self.frames_done == 0)
@@ -276,14 +279,15 @@ class SceneMachine(RuleBasedStateMachine):
     def backward(self, which):
         """Contract 3: a kept rollout differentiated now gives the gradients it gave at its forward."""
         loss, inputs, then = self.pending.pop(which % len(self.pending))
-        later = torch.autograd.grad(loss, inputs)
-        for name, a, b in zip(("E", "v0", "friction"), then, later):
+        later = torch.autograd.grad(loss, list(inputs.values()))
+        for name, a, b in zip(inputs, then, later):
             assert torch.isfinite(b).all()
             torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12 * float(a.abs().max()), msg=name)
 
     @precondition(lambda self: self.frames_done != 0)
     @rule()
     def reset(self):
+        """Back to the initial state and time 0."""
         self.scene.reset()
         assert self.scene.time == 0.0
         self.frames_done = 0
