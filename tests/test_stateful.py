@@ -241,7 +241,7 @@ class SceneMachine(RuleBasedStateMachine):
         assert out.x.shape == (frames + 1, scene.n_particles, 2)
         np.testing.assert_array_equal(out.x[0].detach().numpy(), scene.initial_state()["x"])
         self.agree(0, torch.cat([out.x, out.v], -1).detach().numpy(), "rollout")
-        if graph and out.x.requires_grad:
+        if graph and out.x.requires_grad and self.used:
             loss = loss_of(out.x)
             inputs = dict(self.used)
             now = torch.autograd.grad(loss, list(inputs.values()), retain_graph=True)
