@@ -151,3 +151,28 @@ def test_user_dt_splits_frames_into_equal_substeps(cpu32):
     scene = small_scene(dt=2e-4)
     traj = scene.run(frames=1, frame_dt=1 / 60)
     assert traj.meta["substeps"] == [84] and traj.meta["dt"][0] == pytest.approx(1 / 60 / 84)
+
+
+def test_model_follows_the_values_it_is_built_from():
+    """Scene.model is rebuilt when a value it is made from changes (a tensor updated in place by an
+    optimiser, a parameter or collider friction reassigned), so that `run` sees what `rollout` sees
+    (issue 12), and is the same object otherwise (a run then uploads nothing: MPMSolver.load)."""
+    import torch
+
+    E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)
+    scene = sc.Scene(dim=2, grid=24)
+    material = M.NeoHookean(E=E, nu=0.3)
+    scene.add_body(S.Box(center=(0.5, 0.5), size=(0.2, 0.2)), material)
+    floor = scene.add_collider(sc.colliders.Plane(point=(0, 0.3), normal=(0, 1), friction=0.2))
+    model = scene.model
+    assert scene.model is model
+    with torch.no_grad():
+        E.mul_(2)
+    assert scene.model is not model and scene.model.mu[0] == pytest.approx(2 * model.mu[0], rel=1e-12)
+    model = scene.model
+    material.nu = 0.25
+    assert scene.model is not model and scene.model.lam[0] < model.lam[0]
+    model = scene.model
+    floor.friction = 0.5
+    assert scene.model is not model and scene.model.collider_friction.tolist() == [0.5]
+    assert scene.model is scene.model
