@@ -415,7 +415,9 @@ class Scene:
     def state(self) -> State:
         """The current state (simcore.mpm.state.State): where the last `run` left it, or, until a run
         advances it (and after `reset`, `add_body`, `add_collider`), the initial state as the bodies
-        give it now."""
+        give it now, made anew at each access (so that a tensor updated in place reaches the next
+        run, as it reaches `rollout`): change the bodies, not this object, to change where a run
+        starts."""
         return self._state if self._state is not None else self._initial()
 
     @property
