@@ -455,7 +455,9 @@ class Scene:
 
         Args:
             record: fields to keep per frame, from ("x", "v", "F", "C", "Jp"); x is always kept.
-            progress: show a progress bar (None: only on a terminal, and only if the run takes > 2 s).
+            progress: None (default): once the run takes > 2 s, a bar on a terminal or in a notebook,
+                else a line every 10 s on stderr (simcore.progress); True: from the start; False: nothing,
+                not even the note that kernels are compiling.
             actuation: (frames, actuator groups) activations in Pa, held for each frame.
         Returns:
             Trajectory with frames + 1 states (frame 0 = the state before the run).
