@@ -34,7 +34,6 @@ def child(particles: int, threads: int, mode: str, steps: int, repeats: int) -> 
     from simcore.mpm import config
 
     config.COLORED_MIN_PARTICLES = 0 if mode == "colored" else 1 << 40
-    config.COLORED_MIN_THREADS = 1
     sc.init("cpu", "f32", threads=threads, verbose=False)
     dx = 1.0 / GRID
     cells = max(2, round((particles / 8) ** (1 / 3)))  # 8 particles a cell

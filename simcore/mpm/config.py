@@ -27,18 +27,14 @@ BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > grid - 
 SERIAL_GRID_NODES = 32 ** 3
 
 # How a scatter (P2G, and the adjoint of G2P) runs. ATOMIC: one parallel loop of atomic adds (GPUs).
-# SERIAL: one serial loop, whose atomic adds Taichi demotes to plain adds (the CPU, by default).
+# SERIAL: one serial loop, whose atomic adds Taichi demotes to plain adds (small scenes on a CPU).
 # COLORED: the particles binned into slabs along axis 0, alternate slabs in parallel with plain adds
-# (simcore.mpm.step); its result does not depend on the number of threads (2 or more).
+# (simcore.mpm.step); its result does not depend on the number of threads.
 ATOMIC, SERIAL, COLORED = "atomic", "serial", "colored"
 
-# The colored scatter runs for at least this many particles and threads. Measured on the 2-core CI
-# machine (`python benchmarks/scatter_modes.py`, docs/benchmarks.md): against the serial loop it is
-# 0.86-0.88x with 1 thread (binning, and particles visited out of memory order), 0.78-0.91x with 2
-# threads up to 27,000 particles, 1.10x at 64,000. The serial loop caps a many-core CPU at the speed
-# of one core for P2G, which the colored scatter shares out among up to SLABS / 2 tasks at a time.
-COLORED_MIN_PARTICLES = 32_768
-COLORED_MIN_THREADS = 2
+# Below this many particles a CPU scatter stays serial: binning and the parallel passes' thread-pool
+# round trips (tens of µs each) cost more than the threads save.
+COLORED_MIN_PARTICLES = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,14 +108,12 @@ class Configuration:
         compare-and-swap loops, several times slower (docs/benchmarks.md)."""
         return self.arch == "cpu"
 
-    def scatter_mode(self, particles: int, threads: int) -> str:
-        """How a scatter over `particles` particles with `threads` CPU threads runs (ATOMIC, SERIAL or
-        COLORED)."""
+    def scatter_mode(self, particles: int) -> str:
+        """How a scatter over `particles` particles runs (ATOMIC, SERIAL or COLORED). On the CPU the
+        choice does not depend on the thread count, so neither does the result."""
         if not self.serial_scatter:
             return ATOMIC
-        if particles >= COLORED_MIN_PARTICLES and threads >= COLORED_MIN_THREADS:
-            return COLORED
-        return SERIAL
+        return COLORED if particles >= COLORED_MIN_PARTICLES else SERIAL
 
     @property
     def serial_grid(self) -> bool:

@@ -50,7 +50,6 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         # is then about |δ|²/2, below the precision's round-off).
         self.rotation_tol = 1e-16 if cfg.precision == "f64" else 1e-7
         self.allocate(cfg, capacity)
-        self.cpu_threads = ti.lang.impl.current_cfg().cpu_max_num_threads  # for `scatter_mode`
         self.box_lo[None] = [0] * cfg.dim  # the whole grid, until the first scatter
         self.box_hi[None] = [cfg.grid] * cfg.dim
         self.model: Model | None = None  # the model whose constants are uploaded

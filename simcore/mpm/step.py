@@ -28,7 +28,7 @@ class ForwardKernels:
     def scatter_mode(self) -> str:
         """How this solver's scatters run for the loaded scene (simcore.mpm.config: ATOMIC, SERIAL,
         COLORED)."""
-        return self.config.scatter_mode(self.n_particles, self.cpu_threads)
+        return self.config.scatter_mode(self.n_particles)
 
     @ti.func
     def _stencil(self, xp):
@@ -175,14 +175,14 @@ class ForwardKernels:
                 self.grid_mass[I] += weight * m
 
     # The colored scatter (CPU). Taichi's parallel float atomics are compare-and-swap loops, several
-    # times slower than a serial loop's plain adds, so a CPU scatters in one serial loop; large scenes
-    # on several threads run this instead (see COLORED_MIN_PARTICLES), parallel without atomics. The particles are sorted into at most `SLABS` slabs
+    # times slower than a serial loop's plain adds, so small scenes scatter in one serial loop; larger
+    # ones run this, parallel without atomics. The particles are sorted into at most `SLABS` slabs
     # along axis 0 of about equal counts, every slab but the last at least 2 cells wide (by the lower
     # node of their stencils): a particle whose stencil starts in cell c writes nodes c … c + 2, so
     # slabs k and k + 2 never write the same node. All even slabs run in parallel, then all odd ones,
     # each slab's particles in index order. The partition depends on the particles only, so every
     # node adds its contributions in the same order whatever the thread count: results are the same
-    # to the bit with 2 or 16 threads.
+    # to the bit with 1 or 16 threads.
     @ti.func
     def _bin_particles(self, s_in, set_box: ti.template()):
         """Counting sort of the loaded particles into slabs (see above); with `set_box`, also the box

@@ -1,7 +1,6 @@
-"""The colored scatter (simcore.mpm.step): on the CPU, scenes of at least COLORED_MIN_PARTICLES with
-at least COLORED_MIN_THREADS threads scatter in parallel without atomics, slab by slab. These tests
-force it on small scenes, with any thread count (and force the serial loop for the reference), by
-moving those thresholds."""
+"""The colored scatter (simcore.mpm.step): on the CPU, scenes of at least COLORED_MIN_PARTICLES scatter
+in parallel without atomics, slab by slab. These tests force it on small scenes (and force the serial
+loop for the reference) by moving that threshold."""
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ def scatter(monkeypatch):
     """scatter("colored" | "serial"): make every CPU scatter run that way from now on."""
     def use(mode):
         monkeypatch.setattr(config, "COLORED_MIN_PARTICLES", 0 if mode == "colored" else 1 << 40)
-        monkeypatch.setattr(config, "COLORED_MIN_THREADS", 1)
     return use
 
 
