@@ -147,12 +147,13 @@ class DiffRollout:
             if solver.has_neural:
                 solver.stress_hook.stress(solver)
             solver.p2g_stress(s, s + 1)
-            solver.p2g_scatter(s, solver.scatter_mode)  # and the grid update
+            solver.p2g_scatter(s, solver.serial_scatter)  # and the grid update
             solver.clear_grid_adjoints()
         elif first and solver.split_deform:  # else deform_adjoint(s + 1) restored them (affine: read in place)
             solver.load_temporaries(s)
-        solver.g2p_adjoint_scatter(s, s + 1, solver.scatter_mode, keeps)  # restoring the kept grid first
-        solver.grid_update.grad(s, solver.serial_adjoint)
+        serial = solver.serial_adjoint
+        solver.g2p_adjoint_scatter(s, s + 1, serial, keeps)  # restoring the kept grid first
+        solver.grid_update.grad(s, serial)
         solver.transfer_adjoint_gather(s, s + 1)
         solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:

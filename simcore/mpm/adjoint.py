@@ -10,7 +10,6 @@ import taichi as ti
 
 from ..materials import FLUID
 from . import constitutive
-from .config import COLORED, SERIAL
 
 
 class AdjointKernels:
@@ -84,39 +83,20 @@ class AdjointKernels:
         return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
 
     @ti.kernel
-    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, mode: ti.template(), load: ti.template()):
-        """ḡ_i += w_i u_i into grid_velocity.grad (`mode`: ATOMIC, SERIAL or COLORED, as the forward
-        scatter: `scatter_mode`). With `load`, first restore the substep's grid from slot s_in (saved by
-        `g2p`) and zero the grid adjoints; without, they must be zero already (`clear_grid_adjoints`)."""
+    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template()):
+        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`). With
+        `load`, first restore the substep's grid from slot s_in (saved by `g2p`) and zero the
+        grid adjoints; without, they must be zero already (`clear_grid_adjoints`)."""
         if ti.static(load):
             self._load_grid(s_in)
-        if ti.static(mode == COLORED):
-            self._bin_particles(s_in, False)  # the box is the forward's, restored or recomputed
-            self._colored(self._g2p_adjoint_plain, s_in, s_out)
-        else:
-            ti.loop_config(serialize=ti.static(mode == SERIAL))
-            for p in range(self.n_active[None]):
-                self._g2p_adjoint_particle(p, s_in, s_out, False)
-
-    @ti.func
-    def _g2p_adjoint_plain(self, p, s_in, s_out):
-        self._g2p_adjoint_particle(p, s_in, s_out, True)
-
-    @ti.func
-    def _g2p_adjoint_particle(self, p, s_in, s_out, plain: ti.template()):
-        """Particle p's terms of ḡ_i += w_i u_i; `plain`: load and store (no other thread writes
-        these nodes: a colored scatter)."""
+        ti.loop_config(serialize=serial)
         k = 4 * self.inv_dx * self.inv_dx
-        base, fx, w = self._stencil(self.x[s_in, p])
-        _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
-        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-            dpos = (offset - fx) * self.dx
-            term = self._weight(offset, w) * (g_v + k * (g_C @ dpos))
-            I = base + offset
-            if ti.static(plain):
-                self.grid_velocity.grad[I] = self.grid_velocity.grad[I] + term
-            else:
-                self.grid_velocity.grad[I] += term
+        for p in range(self.n_active[None]):
+            base, fx, w = self._stencil(self.x[s_in, p])
+            _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+                dpos = (offset - fx) * self.dx
+                self.grid_velocity.grad[base + offset] += self._weight(offset, w) * (g_v + k * (g_C @ dpos))
 
     @ti.func
     def _affine_of(self, s_in, p):

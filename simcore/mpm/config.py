@@ -26,16 +26,6 @@ BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > grid - 
 # much smaller. `python benchmarks/cpu_loops.py` measures both (docs/benchmarks.md).
 SERIAL_GRID_NODES = 32 ** 3
 
-# How a scatter (P2G, and the adjoint of G2P) runs. ATOMIC: one parallel loop of atomic adds (GPUs).
-# SERIAL: one serial loop, whose atomic adds Taichi demotes to plain adds (small scenes on a CPU).
-# COLORED: the particles binned into slabs along axis 0, alternate slabs in parallel with plain adds
-# (simcore.mpm.step); its result does not depend on the number of threads.
-ATOMIC, SERIAL, COLORED = "atomic", "serial", "colored"
-
-# Below this many particles a CPU scatter stays serial: binning and the parallel passes' thread-pool
-# round trips (tens of µs each) cost more than the threads save.
-COLORED_MIN_PARTICLES = 8192
-
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
@@ -107,13 +97,6 @@ class Configuration:
         adds become plain adds (Taichi demotes them), while parallel float atomics are
         compare-and-swap loops, several times slower (docs/benchmarks.md)."""
         return self.arch == "cpu"
-
-    def scatter_mode(self, particles: int) -> str:
-        """How a scatter over `particles` particles runs (ATOMIC, SERIAL or COLORED). On the CPU the
-        choice does not depend on the thread count, so neither does the result."""
-        if not self.serial_scatter:
-            return ATOMIC
-        return COLORED if particles >= COLORED_MIN_PARTICLES else SERIAL
 
     @property
     def serial_grid(self) -> bool:

@@ -74,8 +74,6 @@ class FieldLayout:
         _place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim),
                self.grid_momentum, self.grid_mass, self.grid_velocity)
         self._allocate_scene_parameters(fb, cfg, slots, real)
-        if cfg.arch == "cpu":
-            self._allocate_slabs(fb, cfg, n)
         # Diagnostics.
         self.max_signal_speed = ti.field(real)      # max over particles of (wave speed + |v|), m/s
         self.bad_count = ti.field(ti.i32)           # particles with non-finite or out-of-grid state
@@ -135,29 +133,6 @@ class FieldLayout:
         self.box_lo = ti.Vector.field(dim, ti.i32)
         self.box_hi = ti.Vector.field(dim, ti.i32)
         fb.place(self.box_lo, self.box_hi)
-
-    # Slabs of the colored scatter (simcore.mpm.step), at most: 8 per colour, one task each, shared out
-    # among the CPU threads as they come free. A fixed number, so that the partition, and with it the
-    # order of every node's additions, does not depend on the thread count.
-    SLABS = 16
-
-    def _allocate_slabs(self, fb, cfg, n):
-        """The particles sorted into slabs along axis 0 for the colored scatter on the CPU: per grid
-        cell, the particles whose stencil starts there and the slab it belongs to; per slab, where its
-        particles start in `slab_order`."""
-        self.cell_count = ti.field(ti.i32)
-        self.cell_slab = ti.field(ti.i32)
-        fb.dense(ti.i, cfg.grid).place(self.cell_count, self.cell_slab)
-        self.slab_start = ti.field(ti.i32)
-        fb.dense(ti.i, self.SLABS + 1).place(self.slab_start)
-        self.slab_fill = ti.field(ti.i32)
-        fb.dense(ti.i, self.SLABS).place(self.slab_fill)
-        self.n_slabs = ti.field(ti.i32)  # slabs in use (the last partition)
-        fb.place(self.n_slabs)
-        self.particle_cell = ti.field(ti.i32)
-        self.slab_order = ti.field(ti.i32)
-        fb.dense(ti.i, n).place(self.particle_cell)
-        fb.dense(ti.i, n).place(self.slab_order)
 
     def _allocate_kept_copies(self, fb, cfg, cap, real):
         """Per-slot copies of each substep's temporaries and grid, for the reverse sweep

@@ -15,7 +15,7 @@ import taichi as ti
 
 from . import constitutive
 from .adjoint import AdjointKernels
-from .config import BOUND, COLORED, Capacity, Configuration
+from .config import BOUND, Capacity, Configuration
 from .fields import FieldLayout
 from .model import Model
 from .state import STATE, State
@@ -166,23 +166,19 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
     def substep(self, s_in: int, s_out: int, keep: bool = False):
         """One MLS-MPM substep of length `self.dt[None]` (s) from slot s_in to slot s_out; with `keep`
         (gradient solvers that keep temporaries), save its temporaries to slot s_in."""
-        scatter = self.scatter_mode
-        p2g_mode = self.p2g_mode
-        if p2g_mode == "split" and scatter == COLORED and not self.has_neural:
-            p2g_mode = "fused"  # the split runs the stress in parallel around a serial scatter
-        if p2g_mode == "deform":
+        if self.p2g_mode == "deform":
             self.deform_and_stress(s_in, s_out)
         else:
             if self.split_deform:  # Neural materials: torch's stress reads F_trial
                 self.deform(s_in)
             if self.has_neural:
                 self.stress_hook.stress(self)
-            if p2g_mode == "split":
+            if self.p2g_mode == "split":
                 self.p2g_stress(s_in, s_out)
-        if p2g_mode == "fused":
-            self.p2g(s_in, s_out, scatter)
+        if self.p2g_mode == "fused":
+            self.p2g(s_in, s_out, self.serial_scatter)
         else:
-            self.p2g_scatter(s_in, scatter)
+            self.p2g_scatter(s_in, self.serial_scatter)
         self.g2p(s_in, s_out, keep)
 
     # ------------------------------------------------------------------------------------------

@@ -17,18 +17,12 @@ import taichi as ti
 
 from ..materials import FLUID, NEURAL, SNOW
 from . import boundary, constitutive
-from .config import BOUND, COLORED, SERIAL
+from .config import BOUND
 
 
 class ForwardKernels:
     """The forward kernels of MPMSolver (a mixin: fields from simcore.mpm.fields, static flags from
     the solver's Configuration)."""
-
-    @property
-    def scatter_mode(self) -> str:
-        """How this solver's scatters run for the loaded scene (simcore.mpm.config: ATOMIC, SERIAL,
-        COLORED)."""
-        return self.config.scatter_mode(self.n_particles)
 
     @ti.func
     def _stencil(self, xp):
@@ -37,16 +31,11 @@ class ForwardKernels:
         `base` is kept inside the grid so that a runaway particle cannot index out of bounds; such a
         particle is reported by `diagnose` at the end of the frame (never silently kept)."""
         Xp = xp * self.inv_dx
-        base = self._stencil_base(xp)
+        base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
+        base = ti.max(ti.min(base, self.n_grid - 3), 0)
         fx = Xp - base
         w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
         return base, fx, w
-
-    @ti.func
-    def _stencil_base(self, xp):
-        """The lower-left node of a particle's stencil, kept inside the grid (see `_stencil`)."""
-        base = ti.cast(ti.floor(xp * self.inv_dx - 0.5), ti.i32)
-        return ti.max(ti.min(base, self.n_grid - 3), 0)
 
     @ti.func
     def _weight(self, offset: ti.template(), w):
@@ -152,121 +141,34 @@ class ForwardKernels:
         return (-self.dt[None] * self.volume[p] * 4 * self.inv_dx * self.inv_dx) * tau + self.mass[p] * C
 
     @ti.func
-    def _scatter(self, p, s_in, affine, mode: ti.template()):
-        """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes. In
-        a colored scatter no other thread writes these nodes meanwhile, so plain loads and stores
-        (no atomics), and the box was found by `_bin_particles`."""
+    def _scatter(self, p, s_in, affine):
+        """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes."""
         base, fx, w = self._stencil(self.x[s_in, p])
-        if ti.static(mode != COLORED):
-            for d in ti.static(range(self.dim)):  # plain min and max in a serial scatter (demoted atomics)
-                ti.atomic_min(self.box_lo[None][d], base[d])
-                ti.atomic_max(self.box_hi[None][d], base[d] + 3)
+        for d in ti.static(range(self.dim)):  # plain min and max in a serial scatter (demoted atomics)
+            ti.atomic_min(self.box_lo[None][d], base[d])
+            ti.atomic_max(self.box_hi[None][d], base[d] + 3)
         m = self.mass[p]
         momentum = m * self.v[s_in, p]
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             dpos = (offset - fx) * self.dx
             weight = self._weight(offset, w)
-            I = base + offset
-            if ti.static(mode == COLORED):
-                self.grid_momentum[I] = self.grid_momentum[I] + weight * (momentum + affine @ dpos)
-                self.grid_mass[I] = self.grid_mass[I] + weight * m
-            else:
-                self.grid_momentum[I] += weight * (momentum + affine @ dpos)
-                self.grid_mass[I] += weight * m
-
-    # The colored scatter (CPU). Taichi's parallel float atomics are compare-and-swap loops, several
-    # times slower than a serial loop's plain adds, so small scenes scatter in one serial loop; larger
-    # ones run this, parallel without atomics. The particles are sorted into at most `SLABS` slabs
-    # along axis 0 of about equal counts, every slab but the last at least 2 cells wide (by the lower
-    # node of their stencils): a particle whose stencil starts in cell c writes nodes c … c + 2, so
-    # slabs k and k + 2 never write the same node. All even slabs run in parallel, then all odd ones,
-    # each slab's particles in index order. The partition depends on the particles only, so every
-    # node adds its contributions in the same order whatever the thread count: results are the same
-    # to the bit with 1 or 16 threads.
-    @ti.func
-    def _bin_particles(self, s_in, set_box: ti.template()):
-        """Counting sort of the loaded particles into slabs (see above); with `set_box`, also the box
-        of grid nodes they touch. One serial pass (its atomics demoted to plain adds)."""
-        ti.loop_config(serialize=True)
-        for _ in range(1):  # a one-iteration loop: its locals live across the inner loops
-            n = self.n_active[None]
-            for c in range(self.n_grid):
-                self.cell_count[c] = 0
-            lo = ti.Vector([self.n_grid] * self.dim)
-            hi = ti.Vector([0] * self.dim)
-            for p in range(n):
-                base = self._stencil_base(self.x[s_in, p])
-                self.particle_cell[p] = base[0]
-                self.cell_count[base[0]] += 1
-                lo = ti.min(lo, base)
-                hi = ti.max(hi, base + 3)
-            if ti.static(set_box):
-                self.box_lo[None] = lo
-                self.box_hi[None] = hi
-            # Slab boundaries at the quantiles of the particles' cells.
-            target = ti.cast(self.SLABS, ti.i64)
-            slab, width, total = 0, 0, ti.cast(0, ti.i64)
-            for c in range(self.n_grid):
-                self.cell_slab[c] = slab
-                total += self.cell_count[c]
-                width += 1
-                if width >= 2 and total * target >= (slab + 1) * n and slab < target - 1:
-                    slab += 1
-                    width = 0
-            self.n_slabs[None] = slab + 1
-            for k in range(slab + 2):
-                self.slab_start[k] = 0
-            for c in range(self.n_grid):
-                self.slab_start[self.cell_slab[c] + 1] += self.cell_count[c]
-            for k in range(slab + 1):
-                self.slab_start[k + 1] += self.slab_start[k]
-                self.slab_fill[k] = self.slab_start[k]
-            for p in range(n):
-                k = self.cell_slab[self.particle_cell[p]]
-                self.slab_order[self.slab_fill[k]] = p
-                self.slab_fill[k] += 1
-
-    @ti.func
-    def _colored(self, body: ti.template(), s_in, s_out):
-        """body(p, s_in, s_out) for every loaded particle, binned (`_bin_particles`): the even slabs in
-        parallel, then the odd ones; one slab per task (block_dim 1), its particles in order."""
-        for color in ti.static(range(2)):
-            ti.loop_config(block_dim=1)
-            for k in range((self.n_slabs[None] + 1 - color) // 2):
-                slab = 2 * k + color
-                for i in range(self.slab_start[slab], self.slab_start[slab + 1]):
-                    body(self.slab_order[i], s_in, s_out)
-
-    @ti.func
-    def _p2g_particle(self, p, s_in, s_out):
-        affine = self._affine(p, s_in, s_out)
-        if ti.static(self.needs_grad):
-            self.affine[p] = affine
-        self._scatter(p, s_in, affine, COLORED)
-
-    @ti.func
-    def _scatter_particle(self, p, s_in, s_out):
-        self._scatter(p, s_in, self.affine[p], COLORED)
+            self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
+            self.grid_mass[base + offset] += weight * m
 
     @ti.kernel
-    def p2g(self, s_in: ti.i32, s_out: ti.i32, mode: ti.template()):
+    def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
         """Clear the grid; scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to it and
-        update F; then the grid update (`grid_update`). `mode`: how the scatter runs (ATOMIC,
-        SERIAL or COLORED: see `scatter_mode`). Gradient solvers also store `affine`, for the
-        adjoint of the scatter; their reverse sweeps recompute with the two halves, `p2g_stress`
-        (differentiated by autodiff) and `p2g_scatter`. (Stages share kernels to save launches:
-        each costs tens of µs on a CPU.)"""
+        update F; then the grid update (`grid_update`). `serial`: one serial loop (see
+        `serial_scatter`). Gradient solvers also store `affine`, for the adjoint of the scatter; their
+        reverse sweeps recompute with the two halves, `p2g_stress` (differentiated by autodiff) and
+        `p2g_scatter`. (Stages share kernels to save launches: each costs tens of µs on a CPU.)"""
         self._empty_grid()
-        if ti.static(mode == COLORED):
-            self._bin_particles(s_in, True)
-            self._colored(self._p2g_particle, s_in, s_out)
-        else:
-            ti.loop_config(serialize=ti.static(mode == SERIAL))
-            for p in range(self.n_active[None]):
-                affine = self._affine(p, s_in, s_out)
-                if ti.static(self.needs_grad):
-                    self.affine[p] = affine
-                self._scatter(p, s_in, affine, mode)
+        ti.loop_config(serialize=serial)
+        for p in range(self.n_active[None]):
+            affine = self._affine(p, s_in, s_out)
+            if ti.static(self.needs_grad):
+                self.affine[p] = affine
+            self._scatter(p, s_in, affine)
         self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel
@@ -277,17 +179,13 @@ class ForwardKernels:
             self.affine[p] = self._affine(p, s_in, s_out)
 
     @ti.kernel
-    def p2g_scatter(self, s_in: ti.i32, mode: ti.template()):
+    def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
         """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
         The scatter's adjoint is in `transfer_adjoint_gather`."""
         self._empty_grid()
-        if ti.static(mode == COLORED):
-            self._bin_particles(s_in, True)
-            self._colored(self._scatter_particle, s_in, s_in)
-        else:
-            ti.loop_config(serialize=ti.static(mode == SERIAL))
-            for p in range(self.n_active[None]):
-                self._scatter(p, s_in, self.affine[p], mode)
+        ti.loop_config(serialize=serial)
+        for p in range(self.n_active[None]):
+            self._scatter(p, s_in, self.affine[p])
         self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel
