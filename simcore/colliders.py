@@ -21,29 +21,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .checks import is_tensor, vector
+
 PLANE, BOX, SPHERE, CYLINDER = range(4)
 MODES = {"separate": 0, "slip": 1, "sticky": 2}
-
-
-def _is_tensor(value) -> bool:
-    return type(value).__module__.startswith("torch")
-
-
-def _vec(value, name, dim=None, unit=""):
-    """`value` as a flat float64 array (dim,) (any length when dim is None); ValueError naming the
-    parameter `name` when it is not finite numbers or has the wrong length."""
-    if _is_tensor(value):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        count = f"{dim} numbers" if dim is not None else "numbers"
-        raise ValueError(f"{name} must be {count}{f' ({unit})' if unit else ''}, got {value!r}") from None
-    if dim is not None and arr.shape != (dim,):
-        raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
 
 
 def _positive(value, name: str) -> float:
@@ -84,7 +65,7 @@ class Collider:
     def friction_value(self) -> float:
         """The Coulomb friction coefficient as a float (detached if a tensor)."""
         f = self.friction
-        return float(f.detach().cpu().reshape(()).item()) if _is_tensor(f) else float(f)
+        return float(f.detach().cpu().reshape(()).item()) if is_tensor(f) else float(f)
 
     @property
     def mode_code(self) -> int:
@@ -104,7 +85,7 @@ class Collider:
         if self.velocity is None:
             return np.zeros(dim)
         value = self.velocity(t) if callable(self.velocity) else self.velocity
-        return _vec(value, f"{self.label}.velocity", dim)
+        return vector(value, f"{self.label}.velocity", dim)
 
     def velocity_path(self, times, dim: int, dtype):
         """Velocities (len(times), dim) m/s at the given times as a torch tensor, on the autograd
@@ -120,7 +101,7 @@ class Collider:
                     raise ValueError(f"{self.label}.velocity({float(t):.4g}) must be {dim} finite components "
                                      f"(m/s), got {r.detach().tolist()}")
             return torch.stack(rows)
-        _vec(self.velocity, f"{self.label}.velocity", dim)
+        vector(self.velocity, f"{self.label}.velocity", dim)
         return torch.as_tensor(self.velocity, dtype=dtype).reshape(1, dim).expand(len(times), dim)
 
     def origin(self, dim: int) -> np.ndarray:
@@ -142,14 +123,14 @@ class Plane(Collider):
     normal: tuple = (0.0, 1.0, 0.0)
 
     def _check_geometry(self):
-        _vec(self.point, "Plane.point", unit="m")
-        _vec(self.normal, "Plane.normal")
+        vector(self.point, "Plane.point", unit="m")
+        vector(self.normal, "Plane.normal")
 
     def origin(self, dim):
-        return _vec(self.point, "Plane.point", dim)
+        return vector(self.point, "Plane.point", dim)
 
     def pack(self, dim):
-        n = _vec(self.normal, "Plane.normal", dim)
+        n = vector(self.normal, "Plane.normal", dim)
         if np.linalg.norm(n) == 0:
             raise ValueError("Plane.normal must be a non-zero vector")
         out = np.zeros(8)
@@ -166,15 +147,15 @@ class Box(Collider):
     size: tuple = (0.1, 0.1, 0.1)
 
     def _check_geometry(self):
-        _vec(self.center, "collider Box.center", unit="m")
-        if np.any(_vec(self.size, "collider Box.size", unit="m") <= 0):
+        vector(self.center, "collider Box.center", unit="m")
+        if np.any(vector(self.size, "collider Box.size", unit="m") <= 0):
             raise ValueError(f"collider Box.size must be positive (full edge lengths, m), got {self.size!r}")
 
     def origin(self, dim):
-        return _vec(self.center, "Box.center", dim)
+        return vector(self.center, "Box.center", dim)
 
     def pack(self, dim):
-        s = _vec(self.size, "Box.size", dim)
+        s = vector(self.size, "Box.size", dim)
         if np.any(s <= 0):
             raise ValueError(f"collider Box.size must be positive, got {self.size!r}")
         out = np.zeros(8)
@@ -191,11 +172,11 @@ class Sphere(Collider):
     radius: float = 0.1
 
     def _check_geometry(self):
-        _vec(self.center, "collider Sphere.center", unit="m")
+        vector(self.center, "collider Sphere.center", unit="m")
         self.radius = _positive(self.radius, "collider Sphere.radius")
 
     def origin(self, dim):
-        return _vec(self.center, "Sphere.center", dim)
+        return vector(self.center, "Sphere.center", dim)
 
     def pack(self, dim):
         out = np.zeros(8)
@@ -215,19 +196,19 @@ class Cylinder(Collider):
     axis: tuple = (0.0, 1.0, 0.0)
 
     def _check_geometry(self):
-        _vec(self.center, "collider Cylinder.center", unit="m")
-        _vec(self.axis, "collider Cylinder.axis")
+        vector(self.center, "collider Cylinder.center", unit="m")
+        vector(self.axis, "collider Cylinder.axis")
         self.radius = _positive(self.radius, "collider Cylinder.radius")
         self.height = _positive(self.height, "collider Cylinder.height")
 
     def origin(self, dim):
         if dim != 3:
             raise ValueError("collider Cylinder is 3D only; in 2D use Box")
-        return _vec(self.center, "Cylinder.center", 3)
+        return vector(self.center, "Cylinder.center", 3)
 
     def pack(self, dim):
         self.origin(dim)
-        a = _vec(self.axis, "Cylinder.axis", 3)
+        a = vector(self.axis, "Cylinder.axis", 3)
         if np.linalg.norm(a) == 0:
             raise ValueError("collider Cylinder.axis must be a non-zero vector")
         out = np.zeros(8)

@@ -14,20 +14,12 @@ import math
 
 import numpy as np
 
+from .checks import vector
+
 
 def _vec(value, name, dim=None, unit="m"):
-    """`value` as a flat float64 array (dim,) (any length when dim is None); ValueError naming the
-    parameter `name` when it is not numbers, not finite, or has the wrong length."""
-    try:
-        arr = np.asarray(value, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        count = f"{dim} numbers" if dim is not None else "numbers"
-        raise ValueError(f"{name} must be {count}{f' ({unit})' if unit else ''}, got {value!r}") from None
-    if dim is not None and arr.shape != (dim,):
-        raise ValueError(f"{name} must have {dim} components for a {dim}D scene, got {arr.shape[0]}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return arr
+    """`simcore.checks.vector`, in metres unless told."""
+    return vector(value, name, dim, unit)
 
 
 def _positive(value, name: str, unit: str = "m") -> float:
