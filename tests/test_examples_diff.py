@@ -19,14 +19,15 @@ def run_example(script, *args, timeout=900):
 
 
 def test_sysid_jelly_recovers_moduli(tmp_path):
-    """examples/sysid_jelly.py on a 16³ grid (a 3D jelly of 343 particles, 12 frames, at most 12
+    """examples/sysid_jelly.py on a 24³ grid (a 3D jelly of 343 particles, 0.14 m, 12 frames, at most 12
     rollouts): starting 2× off in E and 0.1 off in ν, the trajectory loss falls at least 100× (to the
-    noise floor; measured 332×) and E comes within 5 % and ν within 0.03 of the truth (measured:
-    0.01 % and 0.0003, in 11 rollouts); the plot is written. Cost on a 2-core CPU: 11 to 55 s with Taichi's
-    offline cache warm, 3.5 minutes cold (compiling the 3D forward and adjoint kernels; any edit of
-    the kernels' source makes the cache cold)."""
+    noise floor; measured 159×) and E comes within 5 % and ν within 0.03 of the truth (measured:
+    0.03 % and 0.0000, in 10 rollouts); the plot is written. Cost on a 2-core CPU: about 50 s. Its
+    gradient solver has the configuration and capacity (24³ grid, one plane, f64, 1,024 particles, 256
+    slots) of tests/diff/test_gradients.py's 3D neo-Hookean scene, which runs first, so on a cold
+    kernel cache it loads those kernels instead of compiling them (about 3 minutes on this CPU)."""
     plot = tmp_path / "sysid.png"
-    out = run_example("sysid_jelly.py", "--grid", 16, "--frames", 12, "--iters", 12, "--plot", plot)
+    out = run_example("sysid_jelly.py", "--grid", 24, "--size", 0.14, "--frames", 12, "--iters", 12, "--plot", plot)
     last = [line for line in out.splitlines() if line.startswith("after ")][-1]
     E_err = float(re.search(r"error ([0-9.]+) %\)", last).group(1)) / 100
     nu_err = float(re.search(r"nu [0-9.]+ \(true [0-9.]+, error ([0-9.]+)\)", last).group(1))
