@@ -18,26 +18,24 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from .checks import is_tensor
+
 # Kind codes shared with simcore.mpm.constitutive.
 FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE, NEURAL = range(7)
 
 Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
 
 
-def _is_tensor(value) -> bool:
-    return type(value).__module__.startswith("torch")
-
-
 def _as_numpy(value):
     """A torch tensor's values (detached) as numpy; anything else unchanged."""
-    return value.detach().cpu().numpy() if _is_tensor(value) else value
+    return value.detach().cpu().numpy() if is_tensor(value) else value
 
 
 def _column3(first, second=None, third=None):
     """(n, 3) from up to three (n,) columns (numpy or torch; missing columns are zeros)."""
     zero = first * 0
     cols = [first, zero if second is None else second, zero if third is None else third]
-    return (__import__("torch").stack(cols, 1) if _is_tensor(first) else np.stack(cols, 1))
+    return (__import__("torch").stack(cols, 1) if is_tensor(first) else np.stack(cols, 1))
 
 
 def _numbers(name: str, value, owner: str, rule: str, given=None) -> np.ndarray:
@@ -141,7 +139,7 @@ class Material:
         p = {}
         for name, _, rule in self._rules():
             value = getattr(self, name)
-            if _is_tensor(value):
+            if is_tensor(value):
                 t = value.to(dtype)
                 p[name] = t.expand(n) if t.dim() == 0 else t.reshape(n)
             else:
@@ -153,7 +151,7 @@ class Material:
     def differentiable(self) -> list[str]:
         """Names of parameters given as torch tensors that require gradients."""
         return [name for name, _, _ in self._rules()
-                if _is_tensor(getattr(self, name)) and getattr(self, name).requires_grad]
+                if is_tensor(getattr(self, name)) and getattr(self, name).requires_grad]
 
 
 def _lame(E, nu):
@@ -284,7 +282,7 @@ class Sand(_Elastic):
 
     def _pack(self, p):
         mu, lam, _ = super()._pack(p)
-        s = (p["friction_angle"] * (math.pi / 180)).sin() if _is_tensor(mu) else np.sin(np.radians(p["friction_angle"]))
+        s = (p["friction_angle"] * (math.pi / 180)).sin() if is_tensor(mu) else np.sin(np.radians(p["friction_angle"]))
         return mu, lam, _column3(math.sqrt(2 / 3) * 2 * s / (3 - s))
 
 

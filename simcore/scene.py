@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .checks import is_tensor
 from .colliders import MODES, Collider
 from .materials import NEURAL, Fluid, Material
 from .mpm import cache
@@ -33,7 +34,7 @@ SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
 def _snapshot(value):
     """`value` as it is now, for `_same` to compare with later: a tensor's or array's values (copied), a
     torch module with its weights' values, tuples element by element; anything else as itself."""
-    if type(value).__module__.startswith("torch"):
+    if is_tensor(value):
         if hasattr(value, "state_dict"):  # a module: the same object, with the same weights
             return (value,) + tuple(_snapshot(w) for w in value.state_dict().values())
         return value.detach().cpu().numpy().copy()
@@ -240,7 +241,7 @@ class Scene:
         v = np.zeros_like(x)
         C = np.zeros((len(x), self.dim, self.dim))
         velocity_tensor = spin = None
-        if type(velocity).__module__.startswith("torch"):
+        if is_tensor(velocity):
             velocity_tensor = velocity
             velocity = velocity.detach().cpu().numpy()
             if velocity.shape == x.shape:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .checks import vector
+from .checks import is_tensor, vector
 
 
 def _vec(value, name, dim=None, unit="m"):
@@ -193,7 +193,7 @@ class Points(Shape):
     tensor: object = dataclasses.field(default=None, repr=False)
 
     def __post_init__(self):
-        if type(self.points).__module__.startswith("torch"):
+        if is_tensor(self.points):
             self.tensor = self.points
             self.points = self.points.detach().cpu().numpy()
         try:
