@@ -123,6 +123,23 @@ def _skew(omega, dim):
     return np.array([[0.0, -wz, wy], [wz, 0.0, -wx], [-wy, wx, 0.0]])
 
 
+def _material_kinds(materials) -> tuple[int, ...]:
+    """The kind codes of `materials` (Material classes or instances), checked."""
+    if isinstance(materials, (Material, type)):
+        materials = (materials,)
+    kinds = set()
+    for m in materials:
+        cls = m if isinstance(m, type) else type(m)
+        if not (issubclass(cls, Material) and cls.kind >= 0):
+            raise ValueError(f"compile_materials takes material types such as simcore.materials.Sand (the class "
+                             f"or an instance), got {m!r}")
+        if cls.kind == NEURAL:
+            raise ValueError("compile_materials cannot list Neural: its stress is a torch module of the scene's "
+                             "own; add a Neural body instead")
+        kinds.add(cls.kind)
+    return tuple(sorted(kinds))
+
+
 class Scene:
     """An MPM scene in the unit domain [0, 1]^dim.
 
@@ -142,11 +159,17 @@ class Scene:
             must be k^dim.
         sampling: "lattice" (particles on a regular sub-grid) or "random" (seeded uniform).
         seed: random seed for "random" sampling.
+        compile_materials: material types (classes or instances, e.g. `(materials.Sand, materials.Fluid)`)
+            to compile the solver's kernels for besides those the bodies use. Scenes that list the same
+            types share one compiled solver whatever subset their bodies use: for many scenes of random
+            material mixes (datasets), one compilation instead of one per mix. The price is the path of
+            the most demanding type (a jelly runs the SVD path if Sand is listed).
     """
 
     def __init__(self, dim: int = 3, grid: int = 64, gravity=None, dt: float | None = None, cfl: float = 0.4,
                  walls: str | dict = "separate", wall_friction: float = 0.0,
-                 particles_per_cell: int | None = None, sampling: str = "lattice", seed: int = 0):
+                 particles_per_cell: int | None = None, sampling: str = "lattice", seed: int = 0,
+                 compile_materials=()):
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         if not (isinstance(grid, (int, np.integer)) and grid >= 2 * BOUND + 2):
@@ -170,6 +193,7 @@ class Scene:
         self.particles_per_cell = particles_per_cell or 2**dim
         self.sampling = sampling
         self.seed = seed
+        self.extra_kinds = _material_kinds(compile_materials)
         self.bodies: list[Body] = []
         self.colliders: list[Collider] = []
         self._model: Model | None = None
@@ -373,7 +397,7 @@ class Scene:
             collider_params=np.stack([c.pack(d) for c in self.colliders]) if self.colliders else None,
             collider_friction=np.array([c.friction_value for c in self.colliders]) if self.colliders else None,
             collider_origin=np.stack([c.origin(d) for c in self.colliders]) if self.colliders else None,
-            stress_hook=self._neural_stress())
+            stress_hook=self._neural_stress(), extra_kinds=self.extra_kinds)
 
     def _neural_stress(self):
         """The torch stress hook for the scene's Neural bodies (None if there are none)."""

@@ -26,6 +26,8 @@ class Model:
     colliders: the simcore.colliders objects; collider_params (nc, 8) packed geometry; collider_friction
     (nc,); collider_origin (nc, dim) m at time 0.
     stress_hook: the torch stress of Neural materials (simcore.neural.NeuralStress) or None.
+    extra_kinds: material kind codes compiled into the solver although no particle has them
+        (`Scene(compile_materials=...)`), so that scenes with different mixes share one solver.
     """
 
     dim: int
@@ -52,6 +54,7 @@ class Model:
     collider_friction: np.ndarray | None = None
     collider_origin: np.ndarray | None = None
     stress_hook: Any = None
+    extra_kinds: tuple[int, ...] = ()
 
     @property
     def n_particles(self) -> int:
@@ -64,8 +67,8 @@ class Model:
 
     @property
     def kinds(self) -> tuple[int, ...]:
-        """Material kind codes present, sorted."""
-        return tuple(sorted({int(k) for k in np.unique(self.kind)}))
+        """Material kind codes the solver is compiled for, sorted: those present, and the extra ones."""
+        return tuple(sorted({int(k) for k in np.unique(self.kind)} | set(self.extra_kinds)))
 
     @property
     def kinematic(self) -> bool:

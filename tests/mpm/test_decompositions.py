@@ -34,23 +34,35 @@ def deformation_gradients(dim, rng):
     return F
 
 
+@ti.func
+def _matrix(A: ti.template(), p, dim: ti.template()):
+    return ti.Matrix([[A[p, i, j] for j in ti.static(range(dim))] for i in ti.static(range(dim))])
+
+
+@ti.func
+def _store(A: ti.template(), p, M, dim: ti.template()):
+    for i, j in ti.static(ti.ndrange(dim, dim)):
+        A[p, i, j] = M[i, j]
+
+
+# Module-level kernels on numpy arrays: each compiles once per dimension and dtype (a kernel defined
+# inside a helper compiled again at every call, 19 times per test).
+@ti.kernel
+def _rotation_kernel(F: ti.types.ndarray(), G: ti.types.ndarray(), R: ti.types.ndarray(), dF: ti.types.ndarray(),
+                     tol: ti.f64, dim: ti.template()):
+    for p in range(F.shape[0]):
+        Rp = constitutive.closest_rotation(_matrix(F, p, dim), tol)
+        _store(R, p, Rp, dim)
+        _store(dF, p, constitutive.closest_rotation_adjoint(_matrix(F, p, dim), Rp, _matrix(G, p, dim), 1e-30), dim)
+
+
 def run(dim, real, F, G, tol):
-    F_field = ti.Matrix.field(dim, dim, real, N)
-    G_field = ti.Matrix.field(dim, dim, real, N)
-    R_field = ti.Matrix.field(dim, dim, real, N)
-    dF_field = ti.Matrix.field(dim, dim, real, N)
-
-    @ti.kernel
-    def kernel():
-        for p in range(N):
-            R = constitutive.closest_rotation(F_field[p], tol)
-            R_field[p] = R
-            dF_field[p] = constitutive.closest_rotation_adjoint(F_field[p], R, G_field[p], 1e-30)
-
-    F_field.from_numpy(F)
-    G_field.from_numpy(G)
-    kernel()
-    return R_field.to_numpy(), dF_field.to_numpy()
+    """R(F) and the adjoint dF of ⟨G, R(F)⟩, in the precision of `real` (ti.f32 or ti.f64)."""
+    dtype = np.float64 if real == ti.f64 else np.float32
+    F, G = np.ascontiguousarray(F, dtype), np.ascontiguousarray(G, dtype)
+    R, dF = np.zeros_like(F), np.zeros_like(F)
+    _rotation_kernel(F, G, R, dF, tol, dim)
+    return R.astype(np.float64), dF.astype(np.float64)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -83,31 +95,27 @@ def test_closest_rotation_f32(dim):
     np.testing.assert_allclose(R, reference_rotation(F), atol=2e-6)
 
 
+@ti.kernel
+def _hencky_kernel(F: ti.types.ndarray(), G: ti.types.ndarray(), H: ti.types.ndarray(), dF: ti.types.ndarray()):
+    for p in range(F.shape[0]):
+        U, s, V = constitutive.svd(_matrix(F, p, 3))
+        Gp = _matrix(G, p, 3)
+        D = ti.Matrix.zero(float, 3, 3)
+        for i in ti.static(range(3)):
+            D[i, i] = ti.log(s[i])
+        _store(H, p, U @ D @ V.transpose(), 3)
+        inner = U.transpose() @ Gp @ V
+        gs = ti.Vector([inner[i, i] / s[i] for i in ti.static(range(3))])
+        _store(dF, p, constitutive.svd_adjoint(U, s, V, Gp @ V @ D, gs, Gp.transpose() @ U @ D, 1e-12), 3)
+
+
 def hencky_and_adjoint(F, G):
     """H = U diag(log s) Vᵀ via constitutive.svd, and dL/dF for L = ⟨G, H⟩ via constitutive.svd_adjoint
     (Ū = G V diag(log s), V̄ = Gᵀ U diag(log s), s̄_i = (Uᵀ G V)_ii / s_i)."""
-    F_field = ti.Matrix.field(3, 3, ti.f64, N)
-    G_field = ti.Matrix.field(3, 3, ti.f64, N)
-    H_field = ti.Matrix.field(3, 3, ti.f64, N)
-    dF_field = ti.Matrix.field(3, 3, ti.f64, N)
-
-    @ti.kernel
-    def kernel():
-        for p in range(N):
-            U, s, V = constitutive.svd(F_field[p])
-            G = G_field[p]
-            D = ti.Matrix.zero(float, 3, 3)
-            for i in ti.static(range(3)):
-                D[i, i] = ti.log(s[i])
-            H_field[p] = U @ D @ V.transpose()
-            inner = U.transpose() @ G @ V
-            gs = ti.Vector([inner[i, i] / s[i] for i in ti.static(range(3))])
-            dF_field[p] = constitutive.svd_adjoint(U, s, V, G @ V @ D, gs, G.transpose() @ U @ D, 1e-12)
-
-    F_field.from_numpy(F)
-    G_field.from_numpy(G)
-    kernel()
-    return H_field.to_numpy(), dF_field.to_numpy()
+    F, G = np.ascontiguousarray(F, np.float64), np.ascontiguousarray(G, np.float64)
+    H, dF = np.zeros_like(F), np.zeros_like(F)
+    _hencky_kernel(F, G, H, dF)
+    return H, dF
 
 
 def test_svd_adjoint_3d_f64():

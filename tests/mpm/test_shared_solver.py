@@ -35,6 +35,35 @@ def test_scenes_of_one_configuration_share_a_solver(cpu64):
     assert cache.info().built == 2
 
 
+def test_compile_materials_shares_one_solver_across_material_mixes(cpu64):
+    """Reuse across mixes: scenes compiled for the same listed material types share one solver whatever
+    subset their bodies use, and a jelly on that solver (through the SVD materials' split path) moves
+    as on its own neo-Hookean-only solver, to round-off in float64."""
+    listed = (M.NeoHookean, M.Sand, M.Fluid)
+
+    def scene(*materials, compile_materials=listed):
+        s = sc.Scene(dim=2, grid=32, compile_materials=compile_materials)
+        for i, m in enumerate(materials):
+            s.add_body(S.Box(center=(0.3 + 0.4 * i, 0.5), size=(0.2, 0.2)), m, velocity=(0.0, -1.0))
+        return s
+
+    cache.clear()
+    shared = scene(M.NeoHookean(E=2e4)).run(frames=3, frame_dt=0.01, record=("x", "F"))
+    scene(M.Sand(E=2e4), M.Fluid()).run(frames=1, frame_dt=0.01)
+    scene(M.Fluid()).run(frames=1, frame_dt=0.01)
+    assert cache.info().built == 1
+    alone = scene(M.NeoHookean(E=2e4), compile_materials=()).run(frames=3, frame_dt=0.01, record=("x", "F"))
+    assert cache.info().built == 2
+    np.testing.assert_allclose(shared.x, alone.x, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(shared.F, alone.F, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [M.Neural, "Sand", 3])
+def test_compile_materials_rejects_what_is_not_a_material_type(bad):
+    with pytest.raises(ValueError, match="compile_materials"):
+        sc.Scene(dim=2, compile_materials=(bad,))
+
+
 def test_interleaved_scenes_equal_scenes_run_alone(cpu64):
     """Determinism under sharing: two scenes advanced in alternation on the shared solver (each `run`
     reloads its own model, state, clock and collider positions) give bit-identical trajectories to
