@@ -264,9 +264,14 @@ class Snow(_Elastic):
 @dataclasses.dataclass
 class Sand(_Elastic):
     """Drucker–Prager sand (Klár et al. 2016): Hencky-strain St. Venant–Kirchhoff elasticity with the
-    strain projected onto the Drucker–Prager cone of friction angle `friction_angle` (degrees, in
-    (0, 90)); expansion beyond the cone tip is free (cohesionless).
-    Packed as plastic[0] = α = √(2/3) · 2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27).
+    strain projected onto the Drucker–Prager cone ‖dev τ‖ ≤ −α tr τ of friction angle `friction_angle`
+    (φ, degrees, in (0, 90)); expansion beyond the cone tip is free (cohesionless).
+    The cone: in 2D, α = sin φ / √2, which is Mohr–Coulomb exactly (a 2D stress has two principal
+    values, and the Mohr circle touching the line of slope tan φ is this cone); in 3D,
+    α = √(2/3) · 2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27: the cone through Mohr–Coulomb's
+    triaxial-compression corners). The 3D value used in 2D made 2D sand weaker than φ — a 20° heap came
+    to rest at 15° (docs/validation.md).
+    Packed as plastic[0] = sin φ; the kernels form α for their dimension.
     """
 
     kind: ClassVar[int] = SAND
@@ -283,7 +288,7 @@ class Sand(_Elastic):
     def _pack(self, p):
         mu, lam, _ = super()._pack(p)
         s = (p["friction_angle"] * (math.pi / 180)).sin() if is_tensor(mu) else np.sin(np.radians(p["friction_angle"]))
-        return mu, lam, _column3(math.sqrt(2 / 3) * 2 * s / (3 - s))
+        return mu, lam, _column3(s)
 
 
 @dataclasses.dataclass

@@ -103,6 +103,16 @@ def hencky_stress(F, eps, mu, lam):
 
 
 @ti.func
+def drucker_prager_alpha(sin_phi, dim: ti.template()):
+    """The cone ‖dev τ‖ ≤ −α tr τ of friction angle φ (see simcore.materials.Sand): Mohr–Coulomb
+    exactly in 2D, Klár et al. 2016's compression cone in 3D."""
+    alpha = sin_phi / ti.sqrt(2.0)
+    if ti.static(dim == 3):
+        alpha = SQRT_2_3 * 2 * sin_phi / (3 - sin_phi)
+    return alpha
+
+
+@ti.func
 def fluid_stress(J, mu, lam, plastic, C):
     """Weakly compressible fluid (Tait): Kirchhoff stress −p J I + viscous J·μ(C + Cᵀ).
 
@@ -172,7 +182,8 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp,
                                 eps = ti.Vector.zero(float, dim)
                                 projected = 1
                             else:
-                                dgamma = dev_norm + (dim * lam + 2 * mu) / (2 * mu) * trace * plastic[0]
+                                alpha = drucker_prager_alpha(plastic[0], dim)
+                                dgamma = dev_norm + (dim * lam + 2 * mu) / (2 * mu) * trace * alpha
                                 if dgamma > 0:
                                     eps = eps - dgamma / dev_norm * eps_dev
                                     projected = 1
