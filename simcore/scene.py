@@ -176,10 +176,7 @@ class Scene:
             raise ValueError(f"grid must be an integer >= {2 * BOUND + 2} cells per axis, got {grid!r}")
         self.dim, self.grid = dim, int(grid)
         self.dx = 1.0 / self.grid
-        g = (0.0, -9.8, 0.0)[:dim] if gravity is None else gravity
-        self.gravity = np.asarray(g, dtype=np.float64).reshape(-1)
-        if self.gravity.shape != (dim,) or not np.all(np.isfinite(self.gravity)):
-            raise ValueError(f"gravity must be {dim} finite numbers (m/s²), got {g!r}")
+        self.gravity = (0.0, -9.8, 0.0)[:dim] if gravity is None else gravity
         if dt is not None and not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be a positive number of seconds or None, got {dt!r}")
         self.dt = dt
@@ -203,6 +200,18 @@ class Scene:
     # ------------------------------------------------------------------------------------------
     # Building
     # ------------------------------------------------------------------------------------------
+    @property
+    def gravity(self) -> np.ndarray:
+        """(dim,) m/s². May be reassigned between runs (the next run uses it), e.g. to tilt a table."""
+        return self._gravity
+
+    @gravity.setter
+    def gravity(self, g):
+        value = np.asarray(g, dtype=np.float64).reshape(-1)
+        if value.shape != (self.dim,) or not np.all(np.isfinite(value)):
+            raise ValueError(f"gravity must be {self.dim} finite numbers (m/s²), got {g!r}")
+        self._gravity = value
+
     def _parse_walls(self, walls):
         sides = SIDES[: 2 * self.dim]
         if isinstance(walls, str):
@@ -360,10 +369,11 @@ class Scene:
         return self._model
 
     def _model_inputs(self) -> tuple:
-        """The field values of every material and collider as they are now (tensors and arrays copied):
-        what tells a stale model."""
-        return tuple(tuple(_snapshot(getattr(o, f.name)) for f in dataclasses.fields(o))
-                     for o in self.materials + self.colliders)
+        """Gravity, wall friction and the field values of every material and collider as they are now
+        (tensors and arrays copied): what tells a stale model. (Gravity reassigned between runs, e.g. a
+        tilting-table experiment, was ignored once a model had been built.)"""
+        return (_snapshot(self.gravity), self.wall_friction) + tuple(
+            tuple(_snapshot(getattr(o, f.name)) for f in dataclasses.fields(o)) for o in self.materials + self.colliders)
 
     def _require_bodies(self):
         if not self.bodies:

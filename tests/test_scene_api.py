@@ -176,3 +176,11 @@ def test_model_follows_the_values_it_is_built_from():
     floor.friction = 0.5
     assert scene.model is not model and scene.model.collider_friction.tolist() == [0.5]
     assert scene.model is scene.model
+    model = scene.model
+    scene.gravity = (0.0, -3.0)  # a tilting table reassigns gravity between runs
+    assert scene.model is not model and scene.model.gravity.tolist() == [0.0, -3.0]
+    model = scene.model
+    scene.wall_friction = 0.4
+    assert scene.model is not model and scene.model.wall_friction == 0.4
+    with pytest.raises(ValueError, match="gravity must be 2 finite numbers"):
+        scene.gravity = (0.0, float("nan"))
