@@ -34,3 +34,15 @@ def test_throw_example_reaches_target():
     cells = float(re.search(r"\(([0-9.]+) cells\)", last).group(1))
     factor = float(re.search(r"loss fell ([0-9.e+]+)x", last).group(1))
     assert factor >= 20 and cells < 1.0, last
+
+
+def test_column_collapse_example_prints_one_row_per_column():
+    """examples/column_collapse_lube.py at a reduced size: a finite run-out and height for each of its
+    three aspect ratios, beside Lube et al.'s values."""
+    proc = subprocess.run([sys.executable, "examples/column_collapse_lube.py", "--grid", "32", "--seconds", "0.5"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "simcore" not in line]
+    assert [float(r[0]) for r in rows] == [0.8, 2.0, 5.0]
+    assert all(np.isfinite(float(r[1])) and float(r[1]) > 0 and float(r[4]) > 0 for r in rows)
+    assert [float(r[2]) for r in rows] == [0.96, 2.40, 5.56]  # Lube et al. 2005's laws at a = 0.8, 2, 5
