@@ -1,0 +1,960 @@
+"""Measured values for docs/validation.md: each physical validation in tests/, re-run and its quantity printed.
+
+A test asserts that a quantity lies within a tolerance; this script re-runs the test's set-up (importing
+the test module's helpers and fixtures where it has them, otherwise repeating the test's set-up line for
+line, named in the comment) and prints the quantity itself as a markdown table row:
+
+    | test | quantity | measured | tolerance | within |
+
+so docs/validation.md can quote how far inside (or outside) each tolerance the engine is. A check that
+costs more than about 30 s on a 2-core CPU is listed in NOT_MEASURED and printed as "not re-measured"
+(with the reason) instead of being run. Timings of each check go to stderr.
+
+    nice -n 10 python benchmarks/validation_values.py [--area mpm granular fluids gradients rigid backends]
+    python benchmarks/validation_values.py --list      # the checks and their areas, nothing run
+
+Run from anywhere: the repository root is put on sys.path so that `tests.*` imports (the test modules
+are plain files, no packages: Python's namespace packages import them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import simcore as sc  # noqa: E402  (after the repository root is on sys.path)
+import simcore.rigid as rigid  # noqa: E402
+
+AREAS = ("mpm", "granular", "fluids", "gradients", "rigid", "backends")
+G = 9.8  # m/s², the MPM tests' gravity
+G_RIGID = 9.81  # m/s², the rigid tests' gravity
+
+
+@dataclasses.dataclass
+class Row:
+    """One measured quantity of one test: `value` against `tolerance` (a comparison, e.g. "< 1e-12");
+    `within` is the test's own comparison, evaluated on the measured value."""
+
+    test: str  # pytest node id, relative to the repository root
+    quantity: str
+    value: float | str
+    tolerance: str
+    within: bool | None
+
+    def markdown(self) -> str:
+        value = fmt(self.value) if isinstance(self.value, (float, int, np.floating, np.integer)) else self.value
+        within = {True: "yes", False: "**NO**", None: "—"}[self.within]
+        return f"| `{self.test}` | {self.quantity} | {value} | {self.tolerance} | {within} |"
+
+
+def fmt(value: float) -> str:
+    """Three significant figures; scientific notation outside [1e-3, 1e4)."""
+    value = float(value)
+    if value == 0:
+        return "0"
+    if abs(value) < 1e-3 or abs(value) >= 1e4:
+        return f"{value:.2e}"
+    return f"{value:.3g}"
+
+
+CHECKS: list[tuple[str, callable]] = []
+
+
+def check(area: str):
+    """Register a generator of Rows under `area`."""
+    def register(fn):
+        CHECKS.append((area, fn))
+        return fn
+    return register
+
+
+def fixture(f, *args):
+    """Call a pytest fixture's function directly (pytest >= 8.4 wraps it; __wrapped__ is the function)."""
+    return getattr(f, "__wrapped__", f)(*args)
+
+
+# Checks whose set-up costs more than about 30 s on the 2-core CPU (measured with a warm kernel cache),
+# or that need a device this machine may not have: (area, test id, quantity, tolerance, reason).
+NOT_MEASURED = [
+    ("granular", "tests/mpm/test_granular_and_fluid.py::test_layer_on_a_tilting_table_holds_below_and_flows_above_its_critical_slope",
+     "middle-fifth displacement at θc ∓ 3° (cells)", "< 2 below, > 4 above", "6 runs of 2.5 s at grid 64"),
+    ("gradients", "tests/test_examples_diff.py::test_sysid_jelly_recovers_moduli",
+     "E and ν recovered from 2× / 0.1 off", "E within 5 %, ν within 0.03; loss falls ≥ 100×",
+     "up to 12 3D rollouts with backward"),
+    ("gradients", "tests/test_examples_diff.py::test_control_walker_learns_to_walk",
+     "extra distance of the trained gait", "≥ 0.15 body lengths", "10 Adam iterations of 60-frame rollouts"),
+    ("gradients", "tests/test_examples_diff.py::test_control_walker_closed_loop_learns",
+     "extra distance of the trained controller", "≥ 0.08 body lengths", "10 Adam iterations of 60-frame rollouts"),
+    ("gradients", "tests/test_examples.py::test_throw_example_reaches_target",
+     "landing loss reduction", "≥ 20×, within a cell of the target", "an optimisation loop of rollouts"),
+]
+
+
+# -- MPM: conservation, exact solutions, materials, boundaries -------------------------------------------
+@check("mpm")
+def grid_mass():
+    from tests.mpm import test_conservation as T  # noqa: F401  (the set-up below is that test's)
+    sc.init("cpu", "f64", verbose=False)
+    # tests/mpm/test_conservation.py::test_grid_mass_equals_particle_mass
+    scene = sc.Scene(dim=3, grid=24)
+    scene.add_body(sc.shapes.Sphere(center=(0.5, 0.5, 0.5), radius=0.15), sc.materials.NeoHookean(E=1e4),
+                   velocity=(0.3, -0.5, 0.1))
+    traj = scene.run(frames=3, frame_dt=0.01, progress=False)
+    solver = scene.build()
+    solver.p2g(0, 1, solver.serial_scatter)
+    total = traj.mass.sum()
+    err = abs(solver.total_grid_mass() - total) / total
+    yield Row("tests/mpm/test_conservation.py::test_grid_mass_equals_particle_mass",
+              "\\|Σ grid m − Σ m_p\\| / Σ m_p", err, "< 1e-12", err < 1e-12)
+
+
+@check("mpm")
+def linear_momentum():
+    from tests.conftest import momentum
+    from tests.mpm.test_conservation import colliding_pair
+    sc.init("cpu", "f64", verbose=False)
+    _, traj = fixture(colliding_pair, None)
+    p0 = momentum(traj.mass, traj.v[0])
+    drift = max(np.linalg.norm(momentum(traj.mass, traj.v[f]) - p0) for f in range(traj.frames + 1))
+    drift /= np.linalg.norm(p0)
+    yield Row("tests/mpm/test_conservation.py::test_linear_momentum_conserved",
+              "max over frames \\|P − P₀\\| / \\|P₀\\|", drift, "≤ 1e-6", drift <= 1e-6)
+
+
+@check("mpm")
+def angular_momentum():
+    from tests.conftest import angular_momentum as L_of
+    sc.init("cpu", "f64", verbose=False)
+    for dim in (2, 3):  # tests/mpm/test_conservation.py::test_angular_momentum_conserved_spinning_body
+        scene = sc.Scene(dim=dim, grid=32, gravity=(0.0,) * dim)
+        omega = 6.0 if dim == 2 else (1.0, 5.0, 2.0)
+        scene.add_body(sc.shapes.Box(center=(0.5,) * dim, size=(0.25, 0.12, 0.18)[:dim]),
+                       sc.materials.FixedCorotated(E=1e4), velocity=(0.1, -0.05, 0.02)[:dim], angular_velocity=omega)
+        traj = scene.run(frames=10, frame_dt=0.01, record=("v", "C"), progress=False)
+        L = [L_of(traj.mass, traj.x[f], traj.v[f], traj.C[f], scene.dx) for f in range(11)]
+        drift = max(np.linalg.norm(L[f] - L[0]) for f in range(11)) / np.linalg.norm(L[0])
+        yield Row("tests/mpm/test_conservation.py::test_angular_momentum_conserved_spinning_body",
+                  f"{dim}D: max over frames \\|L − L₀\\| / \\|L₀\\| (APIC)", drift, "≤ 1e-5", drift <= 1e-5)
+
+
+@check("mpm")
+def free_fall():
+    sc.init("cpu", "f64", verbose=False)
+    # tests/mpm/test_conservation.py::test_free_fall_matches_discrete_and_continuous_solution
+    g, v0, dt = np.array([0.0, -9.8, 0.0]), np.array([0.3, 1.5, -0.2]), 1e-3
+    scene = sc.Scene(dim=3, grid=32, gravity=g, dt=dt)
+    scene.add_body(sc.shapes.Box(center=(0.45, 0.5, 0.55), size=(0.1, 0.1, 0.1)), sc.materials.NeoHookean(E=1e4),
+                   velocity=v0)
+    traj = scene.run(frames=10, frame_dt=0.01, progress=False)
+    x0 = traj.x[0]
+    discrete_err, ratio = 0.0, 0.0
+    for f in range(11):
+        n = 10 * f
+        discrete_err = max(discrete_err, np.abs(traj.x[f] - (x0 + n * dt * v0 + dt**2 * g * n * (n + 1) / 2)).max())
+        if f:
+            t = n * dt
+            err = np.abs(traj.x[f] - (x0 + v0 * t + 0.5 * g * t**2)).max()
+            ratio = max(ratio, err / (0.5 * np.linalg.norm(g) * dt * t))
+    test = "tests/mpm/test_conservation.py::test_free_fall_matches_discrete_and_continuous_solution"
+    yield Row(test, "max \\|x − x_discrete\\| (m)", discrete_err, "< 1e-10", discrete_err < 1e-10)
+    yield Row(test, "max \\|x − (x₀ + v₀t + ½gt²)\\| / (½\\|g\\| dt t)", ratio, "≤ 1", ratio <= 1 + 1e-9)
+
+
+@check("mpm")
+def bodies_at_rest():
+    M = sc.materials
+    sc.init("cpu", "f64", verbose=False)
+    for material in (M.FixedCorotated(E=1e5), M.NeoHookean(E=1e5), M.Snow(), M.Sand(), M.Plasticine(),
+                     M.Fluid(bulk_modulus=1e5)):
+        # tests/mpm/test_conservation.py::test_body_at_rest_stays_at_rest
+        scene = sc.Scene(dim=2, grid=32, gravity=(0.0, 0.0), dt=1e-4)
+        scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.2, 0.2)), material)
+        traj = scene.run(frames=10, frame_dt=1e-2, progress=False)
+        drift = np.abs(traj.x[-1] - traj.x[0]).max()
+        name = type(material).__name__
+        yield Row(f"tests/mpm/test_conservation.py::test_body_at_rest_stays_at_rest[{name}]",
+                  "max displacement after 1000 substeps (m)", drift, "< 1e-6", drift < 1e-6)
+
+
+@check("mpm")
+def material_drops():
+    from tests.mpm.test_materials_run import GRID, MATERIALS, run_all
+    runs = run_all("cpu")
+    test = "tests/mpm/test_materials_run.py::"
+    sink = min(traj.x[:, :, 1].min() for traj in runs.values()) - 2 / GRID
+    yield Row(test + "test_material_runs_and_hits_floor", "deepest particle below the wall layer, all 12 runs (cells)",
+              -sink * GRID, "< 0.5", sink > -0.5 / GRID)
+    for dim in (2, 3):
+        width = {n: np.ptp(runs[(dim, n)].x[-1, :, 0]) / 0.2 for n in MATERIALS}
+        yield Row(test + "test_plastic_materials_keep_permanent_deformation",
+                  f"{dim}D: final width / initial, sand · plasticine · neo-Hookean",
+                  f"{width['Sand']:.2f} · {width['Plasticine']:.2f} · {width['NeoHookean']:.2f}",
+                  "> 1.3 · > 1.1 · < 1.1",
+                  width["Sand"] > 1.3 and width["Plasticine"] > 1.1 and width["NeoHookean"] < 1.1)
+    for dim in (2, 3):
+        traj = runs[(dim, "Fluid")]
+        F, J = traj.F[-1], traj.Jp[-1]
+        err = np.abs(F - (J ** (1 / dim))[:, None, None] * np.eye(dim)).max()
+        yield Row(test + "test_fluid_deformation_is_volumetric", f"{dim}D: max \\|F − J^(1/d) I\\|", err,
+                  "≤ 1e-6", err <= 1e-6)
+    for dim in (2, 3):
+        jp = runs[(dim, "Snow")].Jp[-1].min()
+        yield Row(test + "test_snow_compacts", f"{dim}D: smallest plastic volume ratio Jp", jp, "< 0.99", jp < 0.99)
+
+
+@check("mpm")
+def coulomb_walls():
+    from tests.mpm.test_boundaries import com_velocity, slide
+    sc.init("cpu", "f32", verbose=False)
+    test = "tests/mpm/test_boundaries.py::"
+    traj = slide("separate", 0.2)
+    com = traj.center_of_mass()
+    expected = 1.0 / (2 * 0.2 * G)
+    distance = com[-1, 0] - com[0, 0]
+    rel = distance / expected - 1
+    yield Row(test + "test_coulomb_stopping_distance", f"stopping distance / v0²/(2μg) − 1 ({distance:.4f} m vs "
+              f"{expected:.4f} m)", f"{rel:+.2%}", "within ±3 %", abs(rel) <= 0.03)
+    traj = slide("slip", 0.0, frames=20)
+    err = np.abs(com_velocity(traj)[:, 0] - 1.0).max()
+    yield Row(test + "test_frictionless_slip_keeps_velocity", "max \\|v_x − v0\\| (m/s)", err, "≤ 1e-5", err <= 1e-5)
+    traj = slide("sticky", 0.0, frames=20)
+    bottom = traj.x[0, :, 1] < traj.x[0, :, 1].min() + 0.01
+    moved = np.abs(traj.x[-1, bottom, 0] - traj.x[0, bottom, 0]).max() * 64
+    yield Row(test + "test_sticky_floor_stops_sliding", "bottom layer's slide (cells)", moved, "< 1.5", moved < 1.5)
+
+
+@check("mpm")
+def jelly_on_plane():
+    from tests.mpm.test_boundaries import com_velocity, jelly_drop
+    sc.init("cpu", "f32", verbose=False)
+    scene, traj = fixture(jelly_drop, None)
+    test = "tests/mpm/test_boundaries.py::"
+    vy = com_velocity(traj)[:, 1]
+    rebound = vy[np.argmax(vy < -1.5):].max()
+    yield Row(test + "test_jelly_bounces_on_plane", "largest upward centre-of-mass speed after impact (m/s)",
+              rebound, "> 0.5", rebound > 0.5)
+    depth = (0.1 - traj.x[:, :, 1].min()) / scene.dx
+    yield Row(test + "test_jelly_never_penetrates_plane", "deepest penetration of the plane (cells)", depth, "< 0.5",
+              depth < 0.5)
+    ke = 0.5 * np.einsum("p,fpd->f", traj.mass, traj.v**2)
+    ratio = ke[-10:].max() / ke.max()
+    height = traj.center_of_mass()[-30:, 1]
+    yield Row(test + "test_jelly_settles", "kinetic energy of the last 10 frames / peak", ratio, "< 0.02", ratio < 0.02)
+    yield Row(test + "test_jelly_settles", "centre-height range over the last 0.5 s (m)", np.ptp(height), "< 0.02",
+              np.ptp(height) < 0.02)
+
+
+@check("mpm")
+def colliders_support():
+    from tests.mpm.test_boundaries import Col
+    sc.init("cpu", "f32", verbose=False)
+    colliders = {"box": Col.Box(center=(0.5, 0.2, 0.5), size=(0.4, 0.1, 0.4)),
+                 "sphere": Col.Sphere(center=(0.5, 0.05, 0.5), radius=0.2),
+                 "cylinder": Col.Cylinder(center=(0.5, 0.2, 0.5), radius=0.25, height=0.1, axis=(0, 1, 0)),
+                 "plane": Col.Plane(point=(0, 0.25, 0), normal=(0, 1, 0))}
+    for name, collider in colliders.items():
+        # tests/mpm/test_boundaries.py::test_collider_supports_falling_body
+        scene = sc.Scene(dim=3, grid=24)
+        scene.add_body(sc.shapes.Box(center=(0.5, 0.4, 0.5), size=(0.12, 0.08, 0.12)), sc.materials.NeoHookean(E=2e4))
+        scene.add_collider(collider)
+        traj = scene.run(frames=25, frame_dt=1 / 60, progress=False)
+        gap = (traj.x[-1, :, 1].min() - 0.25) / scene.dx
+        yield Row(f"tests/mpm/test_boundaries.py::test_collider_supports_falling_body[{name}]",
+                  "lowest particle above the top at 0.25 m (cells)", gap, "in (−0.5, 2)", -0.5 < gap < 2)
+
+
+@check("mpm")
+def kinematic_colliders():
+    from tests.mpm.test_boundaries import Col
+    sc.init("cpu", "f32", verbose=False)
+    # tests/mpm/test_boundaries.py::test_kinematic_collider_pushes_body
+    scene = sc.Scene(dim=2, grid=48, gravity=(0.0, 0.0))
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.12, 0.12)), sc.materials.NeoHookean(E=2e4))
+    scene.add_collider(Col.Box(center=(0.3, 0.5), size=(0.1, 0.3), velocity=(0.6, 0.0), friction=0.0))
+    traj = scene.run(frames=30, frame_dt=1 / 60, progress=False)
+    front = scene.state.collider_origin[0, 0] + 0.05
+    gap = (traj.x[-1, :, 0].min() - front) / scene.dx
+    yield Row("tests/mpm/test_boundaries.py::test_kinematic_collider_pushes_body",
+              "body's rear − pusher's front (cells)", gap, "> −1", gap > -1)
+    # tests/mpm/test_boundaries.py::test_kinematic_collider_callable_velocity
+    scene = sc.Scene(dim=2, grid=48)
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.3), size=(0.15, 0.1)), sc.materials.NeoHookean(E=3e4))
+    scene.add_collider(Col.Plane(point=(0, 0.245), normal=(0, 1), velocity=lambda t: (0.0, 0.5 if t < 0.25 else 0.0)))
+    traj = scene.run(frames=40, frame_dt=1 / 60, progress=False)
+    err = (traj.x[-1, :, 1].min() - (0.245 + 0.125)) / scene.dx
+    yield Row("tests/mpm/test_boundaries.py::test_kinematic_collider_callable_velocity",
+              "resting height − (0.245 + ∫v dt) (cells)", err, "within ±1", abs(err) <= 1)
+
+
+@check("mpm")
+def actuation():
+    sc.init("cpu", "f32", verbose=False)
+    # tests/mpm/test_actuation.py::test_contracting_fibre_shortens_body
+    scene = sc.Scene(dim=2, grid=32, gravity=(0.0, 0.0))
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.2, 0.1)), sc.materials.NeoHookean(E=2e4),
+                   actuator=0, fibre=(1.0, 0.0))
+    traj = scene.run(frames=10, frame_dt=1 / 60, actuation=np.full((10, 1), 4e3), progress=False)
+    shorter = np.ptp(traj.x[-1, :, 0]) / np.ptp(traj.x[0, :, 0])
+    scene.reset()
+    pushed = scene.run(frames=10, frame_dt=1 / 60, actuation=np.full((10, 1), -4e3), progress=False)
+    longer = np.ptp(pushed.x[-1, :, 0]) / np.ptp(traj.x[0, :, 0])
+    yield Row("tests/mpm/test_actuation.py::test_contracting_fibre_shortens_body",
+              "width ratio under +4 kPa · −4 kPa fibre stress", f"{shorter:.3f} · {longer:.3f}", "< 0.95 · > 1.05",
+              shorter < 0.95 and longer > 1.05)
+
+
+@check("mpm")
+def cfl_and_sampling():
+    from simcore.mpm.planner import substeps_for_frame
+    n, dt = substeps_for_frame(1 / 60, signal_speed=50.0, gravity=9.8, dx=1 / 64, dt=None, cfl=0.4, frame=1)
+    bound = (1 / 64) / (50.0 + 9.8 / 60)
+    yield Row("tests/mpm/test_model_parts.py::test_planner_respects_the_cfl_bound",
+              "dt / (cfl · dx / (c + \\|g\\| frame_dt)) with one substep fewer · as planned",
+              f"{(1 / 60) / (n - 1) / (0.4 * bound):.3f} · {dt / (0.4 * bound):.3f}", "> 1 · ≤ 1",
+              (1 / 60) / (n - 1) > 0.4 * bound and dt <= 0.4 * bound * (1 + 1e-12))
+    sc.init("cpu", "f32", verbose=False)
+    scene = sc.Scene(dim=3, grid=48)
+    body = scene.add_body(sc.shapes.Sphere(center=(0.5, 0.5, 0.5), radius=0.2), sc.materials.Fluid())
+    rel = body.volume.sum() / (4 / 3 * np.pi * 0.2**3) - 1
+    yield Row("tests/test_scene_api.py::test_sampled_volume_matches_shape", "Σ particle volume / sphere volume − 1",
+              f"{rel:+.2%}", "within ±2 %", abs(rel) <= 0.02)
+    scene = sc.Scene(dim=3, grid=48)
+    body = scene.add_body(sc.shapes.Mesh(str(REPO / "assets/torus.obj"), center=(0.5, 0.5, 0.5), size=0.5),
+                          sc.materials.Fluid())
+    rel = body.volume.sum() / body.shape.mesh.volume - 1
+    yield Row("tests/test_scenes.py::test_mesh_fills_its_volume", "Σ particle volume / mesh volume − 1",
+              f"{rel:+.2%}", "within ±3 %", abs(rel) <= 0.03)
+
+
+# -- Granular ----------------------------------------------------------------------------------------------
+@check("granular")
+def heap_stands():
+    from tests.mpm.test_granular_and_fluid import flank_slope, heap
+    sc.init("cpu", "f32", verbose=False)
+    traj, dx = heap(friction_angle=40.0)
+    change = abs(flank_slope(traj.x[-1], dx) - flank_slope(traj.x[0], dx))
+    moved = np.abs(traj.x[-1] - traj.x[0]).max() / dx
+    test = "tests/mpm/test_granular_and_fluid.py::test_heap_below_friction_angle_stands"
+    yield Row(test, "30° heap, φ = 40°: flank slope change (°)", change, "< 1.5", change < 1.5)
+    yield Row(test, "30° heap, φ = 40°: largest displacement (cells)", moved, "< 1", moved < 1)
+
+
+@check("granular")
+def slumped_heaps():
+    from tests.mpm.test_granular_and_fluid import flank_slope, heap
+    sc.init("cpu", "f32", verbose=False)
+    for phi in (20.0, 30.0, 40.0):
+        traj, dx = heap(friction_angle=phi, slope_deg=phi + 3, frames=90, E=3.537e5)
+        ke = 0.5 * np.einsum("p,fpd->f", traj.mass, traj.v**2)
+        start, rest = flank_slope(traj.x[0], dx), flank_slope(traj.x[-1], dx)
+        test = f"tests/mpm/test_granular_and_fluid.py::test_slumped_heap_rests_at_its_friction_angle[{phi}]"
+        yield Row(test, f"φ = {phi:.0f}°: resting slope (°), start {start:.1f}°", f"{rest:.1f} ({rest - phi:+.1f})",
+                  "φ ± 3", abs(rest - phi) < 3 and start > phi + 1)
+        yield Row(test, f"φ = {phi:.0f}°: final / peak kinetic energy", ke[-1] / ke.max(), "< 0.02",
+                  ke[-1] < 0.02 * ke.max())
+
+
+# -- Fluids ------------------------------------------------------------------------------------------------
+@check("fluids")
+def fluid_levels():
+    from tests.mpm.test_granular_and_fluid import surface
+    sc.init("cpu", "f32", verbose=False)
+    # tests/mpm/test_granular_and_fluid.py::test_fluid_settles_level
+    grid = 48
+    scene = sc.Scene(dim=2, grid=grid)
+    scene.add_body(sc.shapes.Box(center=(0.3, 0.35), size=(0.3, 0.4)), sc.materials.Fluid(bulk_modulus=1e4, viscosity=5.0))
+    traj = scene.run(frames=90, frame_dt=1 / 30, record=("v",), progress=False)
+    ke = 0.5 * np.einsum("p,fpd->f", traj.mass, traj.v**2)
+    _, h = surface(traj.x[-1], 2 / grid, 0.08, 0.92)
+    h = h[np.isfinite(h)]
+    test = "tests/mpm/test_granular_and_fluid.py::test_fluid_settles_level"
+    yield Row(test, f"free-surface height range over {len(h)} columns (cells)", np.ptp(h) * grid, "< 2",
+              np.ptp(h) < 2 / grid and len(h) > 15)
+    yield Row(test, "final / peak kinetic energy", ke[-1] / ke.max(), "< 0.02", ke[-1] < 0.02 * ke.max())
+
+
+# -- Gradients ---------------------------------------------------------------------------------------------
+def fd_error(analytic: float, numeric: float) -> float:
+    """|analytic − numeric| / |numeric|; pytest.approx(rel=1e-4, abs=1e-12) is this ≤ 1e-4 (or both tiny)."""
+    return abs(analytic - numeric) / max(abs(numeric), 1e-300)
+
+
+def gradient_errors(scene, params, steps):
+    """tests/diff/test_gradients.py's `check`, returning the largest relative error instead of asserting."""
+    from tests.diff.test_gradients import central_difference, loss_of
+    for p in params:
+        p.grad = None
+    loss_of(scene).backward()
+    worst = 0.0
+    for param, h in zip(params, steps):
+        for index in ([None] if param.dim() == 0 else range(param.numel())):
+            analytic = (param.grad if index is None else param.grad[index]).item()
+            worst = max(worst, fd_error(analytic, central_difference(scene, param, h, index)))
+    return worst
+
+
+def gradient_row(test, quantity, err):
+    return Row(test, quantity, err, "≤ 1e-4", err <= 1e-4)
+
+
+@check("gradients")
+def material_gradients():
+    from tests.diff.test_gradients import M, make_scene, neo_hookean, t
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/diff/test_gradients.py::"
+    scene, (E, nu, v0) = fixture(neo_hookean, SimpleNamespace(param=2))
+    yield gradient_row(test + "test_neo_hookean_moduli_and_initial_velocity[2d]",
+                       "2D neo-Hookean: dL/dE, dL/dν, dL/dv0 vs central differences (worst relative error)",
+                       gradient_errors(scene, [E, nu, v0], [1.0, 1e-5, 1e-5]))
+    E, nu = t(2e4), t(0.3)
+    yield gradient_row(test + "test_fixed_corotated_moduli[2]", "2D fixed corotated: dL/dE, dL/dν",
+                       gradient_errors(make_scene(2, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0)), [E, nu], [1.0, 1e-5]))
+    sigma_y = t(800.0)
+    yield gradient_row(test + "test_plasticine_yield_stress[2]", "2D plasticine (von Mises): dL/dσ_y",
+                       gradient_errors(make_scene(2, M.Plasticine(E=2e4, yield_stress=sigma_y), (0.5, -2.0)),
+                                       [sigma_y], [0.05]))
+    E, nu = t(2e4), t(0.3)
+    yield gradient_row(test + "test_hencky_elastic_moduli", "2D Hencky elasticity (plasticine kept elastic): dL/dE, dL/dν",
+                       gradient_errors(make_scene(2, M.Plasticine(E=E, nu=nu, yield_stress=1e7), (0.5, -2.0)),
+                                       [E, nu], [1.0, 1e-5]))
+    phi = t(30.0)
+    yield gradient_row(test + "test_sand_friction_angle[2]", "2D sand (Drucker–Prager): dL/dφ",
+                       gradient_errors(make_scene(2, M.Sand(E=2e4, friction_angle=phi), (0.5, -2.0)), [phi], [1e-3]))
+
+
+@check("gradients")
+def free_flight_gradient():
+    import torch
+
+    from tests.diff.test_gradients import neo_hookean
+    sc.init("cpu", "f64", verbose=False)
+    scene, (_, _, v0) = fixture(neo_hookean, SimpleNamespace(param=2))
+    with torch.no_grad():
+        v0.copy_(torch.tensor([0.3, 1.0]))  # as in the test: moving up, away from the plane
+    out = scene.rollout(frames=2, frame_dt=0.01)
+    err = 0.0
+    for axis in range(2):
+        v0.grad = None
+        out.x[-1, :, axis].mean().backward(retain_graph=True)
+        expected = np.zeros(2)
+        expected[axis] = 0.02
+        err = max(err, np.abs(v0.grad.numpy() - expected).max())
+    yield Row("tests/diff/test_gradients.py::test_free_flight_dx_dv0_is_T[2d]",
+              "2D: max \\|d mean(x_T)/d v0 − T·I\\| (s)", err, "≤ 1e-13", err <= 1e-13)
+
+
+@check("gradients")
+def actuation_and_mixed_gradients():
+    import torch
+
+    from tests.diff.test_gradients import M, t
+    sc.init("cpu", "f64", verbose=False)
+    # tests/diff/test_gradients.py::test_actuation
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Box(center=(0.4, 0.2), size=(0.15, 0.08)), M.NeoHookean(E=2e4),
+                   actuator=lambda x: (x[:, 0] > 0.4).astype(int), fibre=(1, 0))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.15), normal=(0, 1), friction=0.5))
+    k = np.arange(6)
+    A = t(np.stack([3e3 * np.sin(k), -2e3 * np.cos(k)], 1))
+
+    def loss():
+        return scene.rollout(frames=6, frame_dt=1 / 60, actuation=A).x[-1, :, 0].mean()
+
+    loss().backward()
+    worst = 0.0
+    for index in [(0, 1), (2, 0), (4, 1)]:
+        with torch.no_grad():
+            A[index] += 1.0
+            plus = loss().item()
+            A[index] -= 2.0
+            minus = loss().item()
+            A[index] += 1.0
+        worst = max(worst, fd_error(A.grad[index].item(), (plus - minus) / 2.0))
+    yield gradient_row("tests/diff/test_gradients.py::test_actuation", "dL/d(activation) at 3 (frame, group) entries",
+                       worst)
+    # tests/diff/test_gradients.py::test_snow_and_fluid_gradients_and_recorded_fields
+    E, hardening, K, viscosity = t(3e4), t(10.0), t(2e4), t(0.5)
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Box(center=(0.35, 0.3), size=(0.12, 0.12)), M.Snow(E=E, hardening=hardening, density=1e3),
+                   velocity=(0.5, -2.0))
+    scene.add_body(sc.shapes.Box(center=(0.65, 0.3), size=(0.12, 0.12)),
+                   M.Fluid(bulk_modulus=K, viscosity=viscosity, gamma=1.0), velocity=(-0.5, -2.0))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.3))
+    fields = ("x", "v", "C", "F", "Jp")
+
+    def mixed_loss():
+        out = scene.rollout(frames=6, frame_dt=1 / 60, record=fields)
+        return (out.x[-1] ** 2).mean() + (out.F[-1] ** 2).mean() + out.Jp[-1].mean()
+
+    worst = 0.0
+    for param, h in ((E, 1.0), (hardening, 1e-4), (K, 1.0), (viscosity, 1e-5)):
+        param.grad = None
+        mixed_loss().backward()
+        with torch.no_grad():
+            param += h
+            plus = mixed_loss().item()
+            param -= 2 * h
+            minus = mixed_loss().item()
+            param += h
+        worst = max(worst, fd_error(param.grad.item(), (plus - minus) / (2 * h)))
+    yield gradient_row("tests/diff/test_gradients.py::test_snow_and_fluid_gradients_and_recorded_fields",
+                       "dL/d(snow E, hardening; fluid K, viscosity)", worst)
+
+
+def directional_error(loss_fn, params, h, seed=0):
+    """tests/diff/test_inputs.py's `directional_check`, returning the relative error instead of asserting."""
+    import torch
+    gen = torch.Generator().manual_seed(seed)
+    directions = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+    for p in params:
+        p.grad = None
+    loss_fn().backward()
+    analytic = sum((p.grad * d).sum().item() for p, d in zip(params, directions))
+    with torch.no_grad():
+        for p, d in zip(params, directions):
+            p += h * d
+        plus = loss_fn().item()
+        for p, d in zip(params, directions):
+            p -= 2 * h * d
+        minus = loss_fn().item()
+        for p, d in zip(params, directions):
+            p += h * d
+    return fd_error(analytic, (plus - minus) / (2 * h))
+
+
+@check("gradients")
+def input_gradients():
+    import torch
+
+    from tests.diff.test_inputs import FRAMES, M, TorchNeoHookean, jelly_scene, neural_scene, spread_loss
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/diff/test_inputs.py::"
+    # test_neural_neo_hookean_reproduces_the_builtin_law
+    builtin = jelly_scene(M.NeoHookean(E=2e4, nu=0.3)).run(frames=FRAMES, frame_dt=1 / 60, progress=False)
+    neural = jelly_scene(M.Neural(model=TorchNeoHookean(2e4, 0.3), density=1e3)).run(frames=FRAMES, frame_dt=1 / 60,
+                                                                                      progress=False)
+    err = np.abs(neural.x - builtin.x).max()
+    yield Row(test + "test_neural_neo_hookean_reproduces_the_builtin_law",
+              "max \\|x_neural − x_builtin\\| (m), same law in torch", err, "< 1e-10", err < 1e-10)
+    scene, model = fixture(neural_scene)
+    err = directional_error(lambda: spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)),
+                            list(model.parameters()), 1e-6)
+    yield gradient_row(test + "test_neural_material_weight_gradients", "dL/d(weights) along a random direction", err)
+    # test_collider_velocity_and_friction_gradients
+    velocity = torch.tensor([0.6, -0.1], dtype=torch.float64, requires_grad=True)
+    friction = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Box(center=(0.45, 0.26), size=(0.12, 0.1)), M.NeoHookean(E=2e4))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=friction))
+    scene.add_collider(sc.colliders.Box(center=(0.327, 0.263), size=(0.08, 0.08), velocity=velocity, mode="sticky"))
+    err = directional_error(lambda: spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)), [velocity, friction],
+                            1e-5)
+    yield gradient_row(test + "test_collider_velocity_and_friction_gradients",
+                       "dL/d(pusher velocity, floor friction) along a random direction", err)
+    # test_per_particle_modulus_gradients_sum_to_the_scalar_one
+    E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)
+    material = M.NeoHookean(E=E)
+    scene = jelly_scene(material)
+    spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)).backward()
+    E_p = torch.full((scene.n_particles,), 2e4, dtype=torch.float64, requires_grad=True)
+    material.E = E_p
+    spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)).backward()
+    err = fd_error(E_p.grad.sum().item(), E.grad.item())
+    yield Row(test + "test_per_particle_modulus_gradients_sum_to_the_scalar_one",
+              "chain rule: \\|Σ_p ∂L/∂E_p − ∂L/∂E\\| / \\|∂L/∂E\\|", err, "≤ 1e-10", err <= 1e-10)
+    # test_initial_position_gradients (the free-flight identity)
+    lattice = np.stack(np.meshgrid(np.linspace(0.4, 0.52, 8), np.linspace(0.5, 0.62, 8)), -1).reshape(-1, 2)
+    x0 = torch.tensor(lattice, dtype=torch.float64, requires_grad=True)
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Points(points=x0, volume_per_particle=(0.12 / 7) ** 2), M.NeoHookean(E=2e4),
+                   velocity=(0.3, 0.5))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.3))
+    c = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    (c * scene.rollout(frames=3, frame_dt=1 / 60).x[-1]).sum().backward()
+    err = (x0.grad - c).abs().max().item()
+    yield Row(test + "test_initial_position_gradients", "free flight: max \\|∂(Σ c·x_T)/∂x₀ − c\\|", err, "≤ 1e-11",
+              err <= 1e-11)
+    # test_time_step_follows_the_current_parameters
+    E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)
+    scene = sc.Scene(dim=2, grid=24)
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.15, 0.15)), M.NeoHookean(E=E))
+    with torch.no_grad():
+        soft = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
+        E *= 16
+        stiff = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
+    yield Row(test + "test_time_step_follows_the_current_parameters",
+              "CFL: substeps at 16 E / substeps at E (wave speed ×4)", stiff / soft, "in [3.5, 4.5]",
+              3.5 <= stiff / soft <= 4.5)
+
+
+@check("gradients")
+def decompositions():
+    import taichi as ti
+
+    from tests.mpm import test_decompositions as D
+    test = "tests/mpm/test_decompositions.py::"
+    sc.init("cpu", "f64", verbose=False)
+    for dim in (2, 3):
+        rng = np.random.default_rng(dim)
+        F, Gbar = D.deformation_gradients(dim, rng), rng.standard_normal((D.N, dim, dim))
+        R, dF = D.run(dim, ti.f64, F, Gbar, 1e-16)
+        rot_err = np.abs(R - D.reference_rotation(F)).max()
+        h, numeric = 1e-6, np.zeros_like(dF)
+        for i in range(dim):
+            for j in range(dim):
+                E = np.zeros((dim, dim))
+                E[i, j] = h
+                plus, _ = D.run(dim, ti.f64, F + E, Gbar, 1e-16)
+                minus, _ = D.run(dim, ti.f64, F - E, Gbar, 1e-16)
+                numeric[:, i, j] = ((plus - minus) * Gbar).sum((1, 2)) / (2 * h)
+        adj_err = np.abs(dF - numeric).max() / np.abs(numeric).max()
+        yield Row(test + f"test_closest_rotation_and_its_adjoint_f64[{dim}]",
+                  f"{dim}D: max \\|R − R_numpy SVD\\| · adjoint error / max \\|FD\\|",
+                  f"{fmt(rot_err)} · {fmt(adj_err)}", "≤ 1e-12 · ≤ 1e-6", rot_err <= 1e-12 and adj_err <= 1e-6)
+    rng = np.random.default_rng(7)
+    F = np.eye(3) + 0.2 * rng.standard_normal((D.N, 3, 3))
+    Gbar = rng.standard_normal((D.N, 3, 3))
+    _, dF = D.hencky_and_adjoint(F, Gbar)
+    h, numeric = 1e-6, np.zeros_like(dF)
+    for i in range(3):
+        for j in range(3):
+            E = np.zeros((3, 3))
+            E[i, j] = h
+            plus, _ = D.hencky_and_adjoint(F + E, Gbar)
+            minus, _ = D.hencky_and_adjoint(F - E, Gbar)
+            numeric[:, i, j] = ((plus - minus) * Gbar).sum((1, 2)) / (2 * h)
+    err = np.abs(dF - numeric).max() / np.abs(numeric).max()
+    yield Row(test + "test_svd_adjoint_3d_f64", "3D SVD adjoint (Hencky strain): error / max \\|FD\\|", err, "≤ 1e-6",
+              err <= 1e-6)
+    sc.init("cpu", "f32", verbose=False)
+    for dim in (2, 3):
+        rng = np.random.default_rng(10 + dim)
+        F = D.deformation_gradients(dim, rng)
+        R, _ = D.run(dim, ti.f32, F.astype(np.float32), np.zeros_like(F, np.float32), 1e-7)
+        err = np.abs(R - D.reference_rotation(F)).max()
+        yield Row(test + f"test_closest_rotation_f32[{dim}]", f"{dim}D f32: max \\|R − R_numpy SVD\\|", err, "≤ 2e-6",
+                  err <= 2e-6)
+
+
+@check("gradients")
+def rigid_gradients():
+    import torch
+
+    from tests.rigid import test_rigid_gradients as RG
+    test = "tests/rigid/test_rigid_gradients.py::"
+    v0 = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+    # test_free_flight_position_gradient_is_elapsed_time_identity
+    world = rigid.World(dt=0.01, gravity=(0, 0, 0), rtol=1e-12)
+    world.add(rigid.Box(size=(0.2, 0.3, 0.4), velocity=v0, angular_velocity=(1.0, 2.0, 0.5)))
+    out = world.rollout(steps=50)
+    jac = torch.stack([torch.autograd.grad(out.position[-1, 0, i], v0, retain_graph=True)[0] for i in range(3)])
+    err = (jac - 0.5 * torch.eye(3, dtype=torch.float64)).abs().max().item()
+    yield Row(test + "test_free_flight_position_gradient_is_elapsed_time_identity", "max \\|∂x_T/∂v₀ − T·I\\| (s)", err,
+              "≤ 1e-12", err <= 1e-12)
+    # test_rollout_gradient_matches_central_differences: every parameter group at once
+    analytic = fixture(RG.analytic)
+    base = RG.base_params()
+    worst = 0.0
+    for name, indices in RG.CHECKS:
+        fd, ad = [], []
+        for i in indices:
+            eps = 1e-6 * max(abs(float(base[name].view(-1)[i])), 1.0)
+            losses = []
+            for sign in (1, -1):
+                p = {k: v.clone() for k, v in base.items()}
+                p[name].view(-1)[i] += sign * eps
+                with torch.no_grad():
+                    losses.append(float(RG.pushed_box_loss(p)))
+            fd.append((losses[0] - losses[1]) / (2 * eps))
+            ad.append(float(analytic[name].view(-1)[i]))
+        worst = max(worst, np.linalg.norm(np.subtract(ad, fd)) / np.linalg.norm(fd))
+    yield Row(test + "test_rollout_gradient_matches_central_differences",
+              "pushed box: worst ‖AD − FD‖ / ‖FD‖ over 7 parameter groups", worst, "≤ 1e-5", worst <= 1e-5)
+    for name, loss, base, entries in (
+            ("test_two_body_contact_gradient_matches_central_differences", RG.two_box_loss,
+             dict(size_b=torch.tensor([0.3, 0.3, 0.3], **RG.T64), mass_b=torch.tensor(10.0, **RG.T64),
+                  friction_b=torch.tensor(0.8, **RG.T64), push=torch.tensor(150.0, **RG.T64)),
+             [("size_b", 0), ("size_b", 1), ("mass_b", 0), ("friction_b", 0), ("push", 0)]),
+            ("test_manifold_and_segment_face_gradients_match_central_differences", RG.manifold_loss,
+             dict(size=torch.tensor([0.4, 0.4, 0.4], **RG.T64), radius=torch.tensor(0.05, **RG.T64),
+                  friction=torch.tensor(0.5, **RG.T64), box_velocity=torch.tensor([0.3, 0.0, 0.1], **RG.T64),
+                  capsule_velocity=torch.tensor([0.1, 0.0, 0.2], **RG.T64)),
+             [("size", 0), ("size", 1), ("radius", 0), ("friction", 0), ("box_velocity", 0), ("box_velocity", 2),
+              ("capsule_velocity", 2)])):
+        params = {k: v.clone().requires_grad_(True) for k, v in base.items()}
+        loss(params).backward()
+        ad, fd = [], []
+        for key, i in entries:  # assert_matches_central_differences, measuring instead of asserting
+            eps = 1e-6 * max(abs(float(base[key].view(-1)[i])), 1.0)
+            losses = []
+            for sign in (1, -1):
+                p = {k: v.clone() for k, v in base.items()}
+                p[key].view(-1)[i] += sign * eps
+                with torch.no_grad():
+                    losses.append(float(loss(p)))
+            fd.append((losses[0] - losses[1]) / (2 * eps))
+            ad.append(float(params[key].grad.view(-1)[i]))
+        err = np.abs(np.subtract(ad, fd)).max() / np.abs(fd).max()
+        yield Row(test + name, "max \\|AD − FD\\| / max \\|FD\\|", err, "≤ 1e-5", err <= 1e-5)
+
+    # test_restitution_gradient_matches_central_differences
+    def height(e):
+        world = rigid.World(dt=0.005, gravity=(0, -9.81, 0), rtol=1e-12)
+        world.add(rigid.Plane(friction=0.5, restitution=e))
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(0, 0.35, 0)))
+        return world.rollout(steps=80).position[-1, 0, 1]
+
+    e = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(height(e), e)
+    with torch.no_grad():
+        fd = (float(height(torch.tensor(0.6 + 1e-6, **RG.T64))) - float(height(torch.tensor(0.6 - 1e-6, **RG.T64)))) / 2e-6
+    err = abs(float(grad) - fd) / abs(fd)
+    yield Row(test + "test_restitution_gradient_matches_central_differences", "d(height after bounce)/de vs FD",
+              err, "≤ 1e-5", err <= 1e-5)
+
+
+@check("gradients")
+def rigid_sysid():
+    from tests.rigid.test_rigid_examples import load
+    mu, first, last = load("rigid_sysid").fit(true_mu=0.35, guess=0.6, iters=8, steps=25, verbose=False)
+    rel = mu / 0.35 - 1
+    yield Row("tests/rigid/test_rigid_examples.py::test_sysid_example_recovers_friction",
+              "friction recovered from 0.6 (true 0.35) · loss reduction", f"{rel:+.2%} · {first / last:.3g}×",
+              "within ±2 % · ≥ 100×", abs(rel) < 0.02 and last <= first / 100)
+
+
+# -- Rigid bodies ------------------------------------------------------------------------------------------
+@check("rigid")
+def rigid_laws():
+    from tests.rigid import test_rigid_physics as RP
+    test = "tests/rigid/test_rigid_physics.py::"
+    settled = fixture(RP.settled)
+    for dt, traj in settled.items():
+        rest = max(np.abs(traj.velocity[-1]).max(), np.abs(traj.angular_velocity[-1]).max())
+        height = abs(traj.position[-1, 0, 1] - 0.25)
+        yield Row(test + f"test_tossed_box_settles_at_rest_on_a_face[{dt}]",
+                  f"dt {dt}: largest final speed (m/s, rad/s) · \\|centre height − 0.25 m\\|",
+                  f"{fmt(rest)} · {fmt(height)}", "< 1e-8 · < 1e-3", rest < 1e-8 and height < 1e-3)
+    s = fixture(RP.sliding)
+    traj, u = s["traj"], s["direction"]
+    displacement = traj.position[-1, 0] - traj.position[0, 0]
+    along = displacement @ u
+    lateral = displacement - along * u
+    lateral[1] = 0.0
+    err = abs(along - s["v0"] ** 2 / (2 * s["mu"] * G_RIGID))
+    yield Row(test + "test_sliding_box_stops_at_coulomb_distance",
+              "\\|d − v0²/(2μg)\\| (m) · sideways drift (m)", f"{fmt(err)} · {fmt(np.linalg.norm(lateral))}",
+              f"< v0·dt = {s['v0'] * s['dt']:.2f} · < 1e-6", err < s["v0"] * s["dt"] and np.linalg.norm(lateral) < 1e-6)
+    speed = np.linalg.norm(traj.velocity[:, 0], axis=-1)
+    decel = -(speed[30] - speed[10]) / (20 * s["dt"])
+    rel = decel / (s["mu"] * G_RIGID) - 1
+    yield Row(test + "test_sliding_box_decelerates_at_mu_g", "deceleration / μg − 1", rel, "within ±1e-3",
+              abs(rel) <= 1e-3)
+    r = fixture(RP.rolling)
+    traj = r["traj"]
+    v = traj.velocity[:, 0, 0]
+    slip = v + traj.angular_velocity[:, 0, 2] * r["radius"]
+    k = int(np.argmax(np.abs(np.diff(slip)) < 1e-3 * 3.5 * r["mu"] * G_RIGID * r["dt"]))
+    t_rel = traj.time[k] / (2 * r["v0"] / (7 * r["mu"] * G_RIGID)) - 1
+    v_rel = v[-1] / (5 / 7 * r["v0"]) - 1
+    yield Row(test + "test_sliding_sphere_starts_rolling_at_five_sevenths",
+              "rolling onset time / 2v0/(7μg) − 1 · final v / (5/7 v0) − 1", f"{t_rel:+.2%} · {v_rel:+.2%}",
+              "within ±2 % · ±2 %", abs(t_rel) <= 0.02 and abs(v_rel) <= 0.02)
+    k = int(0.25 / r["dt"])
+    omega_r = -traj.angular_velocity[k:, 0, 2] * r["radius"]
+    rel = (np.abs(v[k:] - omega_r) / np.abs(v[k:])).max()
+    yield Row(test + "test_rolling_sphere_satisfies_v_equals_omega_r", "max \\|v − ωr\\| / v while rolling", rel,
+              "≤ 2e-4 (and ≤ (ω dt)²/8 chord error)", rel <= 2e-4)
+    world, body, traj = fixture(RP.free_flight)
+    import torch
+
+    from simcore.rigid import integrator
+    from simcore.rigid import quaternion as quat
+    J, m = body.inertia.detach(), float(body.mass)
+    q = torch.tensor(traj.orientation[:, 0])
+    om_body = (quat.to_matrix(q).transpose(-1, -2) @ torch.tensor(traj.angular_velocity[:, 0])[..., None])[..., 0]
+    energy = 0.5 * m * (traj.velocity[:, 0] ** 2).sum(-1) + 0.5 * torch.einsum("ti,ij,tj->t", om_body, J,
+                                                                               om_body).numpy()
+    L = integrator.angular_momentum(q, om_body, J, world.dt).numpy()
+    p = m * traj.velocity[:, 0]
+    drifts = (np.abs(energy - energy[0]).max() / energy[0], np.abs(L - L[0]).max() / np.linalg.norm(L[0]),
+              np.abs(p - p[0]).max() / np.linalg.norm(p[0]))
+    yield Row(test + "test_free_body_conserves_energy_and_momentum",
+              "relative drift over 5 s: energy · angular momentum · momentum", " · ".join(fmt(d) for d in drifts),
+              "< 1e-8 each", max(drifts) < 1e-8)
+    stack = fixture(RP.stack)
+    y = stack.position[:, :, 1]
+    gaps = np.stack([y[:, 0] - 0.25, y[:, 1] - y[:, 0] - 0.5, y[:, 2] - y[:, 1] - 0.5], -1)
+    yield Row(test + "test_stack_of_three_boxes_stays_standing", "largest \\|gap\\| over 1,000 steps (m)",
+              np.abs(gaps).max(), "< 1e-4", np.abs(gaps).max() < 1e-4)
+    toss = RP.tossed_box(0.05, rtol=1e-6)[1]
+    medians = [np.median(tr.iterations) for tr in (toss, *settled.values(), s["traj"], r["traj"], stack)]
+    yield Row(test + "test_median_interior_point_iterations", "largest median iterations per step over 7 runs",
+              max(medians), "≤ 15", max(medians) <= 15)
+    for theta_deg, mu in ((30.0, 0.3), (20.0, 0.5)):
+        # test_box_on_incline_follows_coulomb
+        theta = np.radians(theta_deg)
+        normal = np.array([np.sin(theta), np.cos(theta), 0.0])
+        downhill = np.array([np.cos(theta), -np.sin(theta), 0.0])
+        world = rigid.World(dt=0.01, gravity=(0, -G_RIGID, 0))
+        world.add(rigid.Plane(point=(0, 0, 0), normal=normal, friction=mu))
+        world.add(rigid.Box(size=(0.5, 0.5, 0.5), density=1e3, position=0.25 * normal,
+                            orientation=(np.cos(-theta / 2), 0, 0, np.sin(-theta / 2))))
+        traj = world.run(steps=60)
+        along = traj.velocity[:, 0] @ downhill
+        name = test + f"test_box_on_incline_follows_coulomb[{theta_deg}-{mu}]"
+        if np.tan(theta) > mu:
+            rel = (along[50] - along[20]) / (30 * world.dt) / (G_RIGID * (np.sin(theta) - mu * np.cos(theta))) - 1
+            yield Row(name, f"θ = {theta_deg:.0f}°, μ = {mu}: acceleration / g(sin θ − μ cos θ) − 1", rel, "within ±1e-3",
+                      abs(rel) <= 1e-3)
+        else:
+            moved = np.abs(traj.position[-1, 0] - traj.position[0, 0]).max()
+            yield Row(name, f"θ = {theta_deg:.0f}°, μ = {mu} (tan θ < μ): displacement (m)", moved, "< 1e-5",
+                      moved < 1e-5)
+
+
+@check("rigid")
+def rigid_contacts():
+    from tests.rigid import test_rigid_contacts as RC
+    test = "tests/rigid/test_rigid_contacts.py::"
+    scenes = fixture(RC.resting_scenes)
+    traj = scenes["sphere_on_box"]
+    err = max(abs(traj.position[-1, 1, 1] - 0.5), abs(traj.position[-1, 0, 1] - 0.2))
+    yield Row(test + "test_sphere_rests_on_dynamic_box", "resting heights' error (m)", err, "≤ 1e-4", err <= 1e-4)
+    traj = scenes["box_on_static_box"]
+    err = abs(traj.position[-1, 0, 0] - 0.2 - 0.5**2 / (2 * 0.5 * 9.81))
+    yield Row(test + "test_box_slides_to_rest_on_static_box", "\\|slide − v0²/(2μg)\\| (m)", err, "< v0·dt/2 = 0.005",
+              err < 0.005)
+    traj = scenes["capsules"]
+    err = max(abs(traj.position[-1, 0, 1] - 0.1), abs(traj.position[-1, 1, 1] - 0.4))
+    yield Row(test + "test_capsules_rest_on_plane", "resting heights' error, lying · standing (m)", err, "≤ 1e-4",
+              err <= 1e-4)
+    # test_inelastic_sphere_collision_conserves_momentum
+    world = rigid.World(dt=0.01, gravity=(0, 0, 0), rtol=1e-10, kappa=1e-8)
+    a = world.add(rigid.Sphere(radius=0.1, density=1e3, position=(-0.3, 0, 0), velocity=(2.0, 0, 0)))
+    b = world.add(rigid.Sphere(radius=0.2, density=1e3, position=(0.3, 0, 0), velocity=(-1.0, 0, 0)))
+    traj = world.run(steps=40)
+    m = np.array([float(a.mass), float(b.mass)])
+    p = (m[None, :, None] * traj.velocity).sum(1)
+    drift = np.abs(p - p[0]).max() / np.abs(p[0]).max()
+    v_err = np.abs(traj.velocity[-1, :, 0] - (m[0] * 2.0 - m[1] * 1.0) / m.sum()).max()
+    yield Row(test + "test_inelastic_sphere_collision_conserves_momentum",
+              "momentum drift (relative) · \\|v − common velocity\\| (m/s)", f"{fmt(drift)} · {fmt(v_err)}",
+              "< 1e-8 · ≤ 3e-3", drift < 1e-8 and v_err <= 3e-3)
+    for e in (0.5, 0.8):
+        # test_ball_bounces_to_restitution_squared_height
+        world = rigid.World(dt=0.002, gravity=(0, -9.81, 0))
+        world.add(rigid.Plane(friction=0.5, restitution=e))
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(0, 0.6, 0)))
+        traj = world.run(steps=int(round((1 + e) * np.sqrt(2 * 0.5 / 9.81) / 0.002)) + 20)
+        height = traj.position[:, 0, 1] - 0.1
+        apex = height[int(np.argmax(traj.velocity[:, 0, 1] > 0)):].max()
+        rel = apex / (e**2 * 0.5) - 1
+        yield Row(test + f"test_ball_bounces_to_restitution_squared_height[{e}]", f"e = {e}: apex / (e² h) − 1",
+                  f"{rel:+.2%}", "within ±2 %", abs(rel) <= 0.02)
+    # test_crossed_capsules_collide_centrally
+    s = np.sqrt(0.5)
+    world = rigid.World(dt=0.01, gravity=(0, 0, 0), kappa=1e-8)
+    a = world.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(-0.3, 0, 0), velocity=(1.0, 0, 0)))
+    b = world.add(rigid.Capsule(radius=0.1, length=0.6, density=1e3, position=(0.3, 0, 0),
+                                orientation=(s, s, 0, 0), velocity=(-1.0, 0, 0)))
+    traj = world.run(steps=40)
+    m = np.array([float(a.mass), float(b.mass)])
+    drift = np.abs((m[None, :, None] * traj.velocity).sum(1) - (m[:, None] * traj.velocity[0]).sum(0)).max()
+    spin = np.abs(traj.angular_velocity[-1]).max()
+    yield Row(test + "test_crossed_capsules_collide_centrally", "momentum drift (kg m/s) · induced spin (rad/s)",
+              f"{fmt(drift)} · {fmt(spin)}", "< 1e-8 · < 1e-6", drift < 1e-8 and spin < 1e-6)
+    # test_frictionless_box_keeps_sliding
+    world = rigid.World(dt=0.01, gravity=(0, -9.81, 0))
+    world.add(rigid.Plane(friction=0.0))
+    world.add(rigid.Box(size=(0.5, 0.5, 0.5), position=(0, 0.25, 0), velocity=(2.0, 0, 1.0)))
+    traj = world.run(steps=50)
+    err = np.abs(traj.velocity[-1, 0, [0, 2]] - [2.0, 1.0]).max()
+    yield Row(test + "test_frictionless_box_keeps_sliding", "tangential velocity change (m/s)", err, "≤ 1e-12",
+              err <= 1e-12)
+    # test_box_rests_level_on_static_box
+    world = rigid.World(dt=0.01, gravity=(0, -9.81, 0))
+    world.add(rigid.Box(size=(1.0, 0.2, 1.0), static=True, position=(0, -0.1, 0)))
+    world.add(rigid.Box(size=(0.4, 0.3, 0.4), density=1e3, position=(0.1, 0.15, 0.05)))
+    traj = world.run(steps=500)
+    tilt = RC._tilt(traj.orientation[:, 0]).max()
+    yield Row(test + "test_box_rests_level_on_static_box", "largest tilt over 500 steps (rad), 4-point manifold", tilt,
+              "< 1e-6", tilt < 1e-6)
+    # test_box_rests_edge_on_crossed_edge
+    c, sn = np.cos(np.pi / 8), np.sin(np.pi / 8)
+    half_diagonal = 0.2 * np.sqrt(2)
+    world = rigid.World(dt=0.01)
+    world.add(rigid.Box(size=(0.4, 0.4, 0.4), static=True, orientation=(c, 0, 0, sn)))
+    world.add(rigid.Box(size=(0.4, 0.4, 0.4), position=(0, 2 * half_diagonal + 0.05, 0), orientation=(c, sn, 0, 0)))
+    traj = world.run(steps=100)
+    err = abs(traj.position[-1, 0, 1] - 2 * half_diagonal)
+    yield Row(test + "test_box_rests_edge_on_crossed_edge", "resting height − 2 · 0.2√2 m (m)", err, "≤ 1e-4",
+              err <= 1e-4)
+
+
+# -- Backends ----------------------------------------------------------------------------------------------
+@check("backends")
+def vulkan_agreement():
+    from tests.conftest import _vulkan_available
+    if not _vulkan_available():
+        yield Row("tests/mpm/test_materials_run.py::test_vulkan_matches_cpu", "max \\|x_vulkan − x_cpu\\| (m)",
+                  "not measured: no Vulkan device here", "< 1e-4", None)
+        return
+    from tests.diff.test_backend_gradients import gradients
+    from tests.mpm.test_materials_run import mixed
+    runs = {}
+    try:
+        for arch in ("cpu", "vulkan"):
+            sc.init(arch, "f32", verbose=False)
+            runs[arch] = {dim: mixed(dim) for dim in (2, 3)}
+    finally:
+        sc.init("cpu", "f32", verbose=False)
+    for dim in (2, 3):
+        err = np.abs(runs["vulkan"][dim].x - runs["cpu"][dim].x).max()
+        yield Row("tests/mpm/test_materials_run.py::test_vulkan_matches_cpu",
+                  f"{dim}D, six materials: max \\|x_vulkan − x_cpu\\| (m, f32)", err, "< 1e-4", err < 1e-4)
+    for model in ("NeoHookean", "FixedCorotated"):
+        try:
+            reference, on_device = gradients("cpu", "f64", model), gradients("vulkan", "f32", model)
+        finally:
+            sc.init("cpu", "f32", verbose=False)
+        err = max(abs(got / ref - 1) for ref, got in zip(reference, on_device))
+        yield Row(f"tests/diff/test_backend_gradients.py::test_gradients_match_cpu_f64[{model}-vulkan]",
+                  f"{model}: worst relative gradient difference, Vulkan f32 vs CPU f64 (E, ν, v0)", err, "≤ 1e-3",
+                  err <= 1e-3)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--area", nargs="+", choices=AREAS, default=list(AREAS))
+    parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    args = parser.parse_args()
+    if args.list:
+        for area, fn in CHECKS:
+            print(f"{area:10s} {fn.__name__}")
+        return
+    print("| test | quantity | measured | tolerance | within |")
+    print("|---|---|---|---|---|")
+    for area, fn in CHECKS:
+        if area not in args.area:
+            continue
+        start = time.perf_counter()
+        for row in fn():
+            print(row.markdown(), flush=True)
+        print(f"# {area}/{fn.__name__}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+    for area, test, quantity, tolerance, reason in NOT_MEASURED:
+        if area in args.area:
+            print(Row(test, quantity, f"not re-measured ({reason})", tolerance, None).markdown())
+
+
+if __name__ == "__main__":
+    main()
