@@ -21,7 +21,7 @@ import numpy as np
 from .checks import is_tensor
 
 # Kind codes shared with simcore.mpm.constitutive.
-FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE, NEURAL = range(7)
+FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE, NEURAL, MU_I = range(8)
 
 Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
 
@@ -313,7 +313,73 @@ class Plasticine(_Elastic):
         return mu, lam, _column3(p["yield_stress"])
 
 
-ALL = (FixedCorotated, NeoHookean, Fluid, Snow, Sand, Plasticine)
+@dataclasses.dataclass
+class GranularMuI(_Elastic):
+    """Dense granular flow with the μ(I) rheology (Jop, Forterre & Pouliquen 2006, Nature 441), as an
+    elastic-plastic solid in MPM (Dunatunga & Kamrin 2015, J. Fluid Mech. 779): Hencky-strain
+    St. Venant–Kirchhoff elasticity whose shear stress obeys τ_eq ≤ μ(I) p, with
+        μ(I) = μs + (μ2 − μs) / (I0 / I + 1),   I = γ̇p d / sqrt(p / ρs),
+    τ_eq = ‖dev τ‖ / √2 (the shear stress in simple shear), p = −tr τ / dim, γ̇p the plastic shear rate
+    (√2 ‖dev D_p‖, the shear rate in simple shear). Separated grains (tr ε ≥ 0) carry no stress, as for
+    `Sand`. The rate enters the return map (simcore.mpm.constitutive.mu_i_return_map): friction rises
+    from μs at rest towards μ2 in fast flow. As I0 → ∞ (or d → 0) the law becomes a rate-independent
+    Drucker–Prager-like cone τ_eq ≤ μs p; with μ2 = μs it is that cone for any I0.
+
+    mu_s, mu_2: static and limiting friction coefficients (0 < μs ≤ μ2).
+    I0: inertial-number constant (> 0, dimensionless).
+    grain_diameter d (m, > 0); grain_density ρs (kg/m³, > 0): the density of the grains' material.
+    density: the bulk density ρ = φ ρs (kg/m³, ≤ grain_density), φ the solid volume fraction.
+    E (Pa), nu: the elastic moduli of the packing.
+    Defaults: Jop et al.'s glass beads (μs = tan 20.9°, μ2 = tan 32.76°, I0 = 0.279, d = 0.5 mm,
+    ρs = 2450 kg/m³, φ = 0.6) with Sand's elastic moduli.
+    Packed as plastic = (μs, μ2 − μs, I0 / (d sqrt(ρs))).
+    """
+
+    kind: ClassVar[int] = MU_I
+    E: Param = 3.537e5
+    nu: Param = 0.3
+    density: Param = 0.6 * 2450.0
+    mu_s: Param = 0.382
+    mu_2: Param = 0.643
+    I0: Param = 0.279
+    grain_diameter: Param = 5e-4
+    grain_density: Param = 2450.0
+
+    def _rules(self):
+        return super()._rules() + [
+            ("mu_s", lambda a: a > 0, "the static friction coefficient mu_s must be > 0"),
+            ("mu_2", lambda a: a > 0, "the limiting friction coefficient mu_2 must be > 0 (and >= mu_s)"),
+            ("I0", lambda a: a > 0, "the inertial-number constant I0 must be > 0"),
+            ("grain_diameter", lambda a: a > 0, "grain_diameter must be > 0 m"),
+            ("grain_density", lambda a: a > 0, "grain_density (of the grains' material) must be > 0 kg/m³"),
+        ]
+
+    def validate(self, x):
+        values = super().validate(x)
+        # Rules between two parameters: checked where both are known (per particle once positions are).
+        pairs = [("mu_2", "mu_s", "mu_2 must be >= mu_s (friction rises with the inertial number from "
+                  "mu_s to mu_2); give mu_2 = mu_s for a rate-independent friction"),
+                 ("grain_density", "density", "density (the bulk density, φ × grain_density) must be <= "
+                  "grain_density: a packing cannot be denser than its grains")]
+        for big, small, rule in pairs:
+            if values is not None:
+                a, b = values[big], values[small]
+            elif callable(getattr(self, big)) or callable(getattr(self, small)):
+                continue
+            else:
+                a, b = (np.asarray(_as_numpy(getattr(self, n)), dtype=np.float64) for n in (big, small))
+            if not np.all(a >= b):
+                raise ValueError(f"{self.label}: {big}={_as_numpy(getattr(self, big))!r}, "
+                                 f"{small}={_as_numpy(getattr(self, small))!r}: {rule}")
+        return values
+
+    def _pack(self, p):
+        mu, lam, _ = super()._pack(p)
+        rate = p["I0"] / (p["grain_diameter"] * p["grain_density"] ** 0.5)
+        return mu, lam, _column3(p["mu_s"], p["mu_2"] - p["mu_s"], rate)
+
+
+ALL = (FixedCorotated, NeoHookean, Fluid, Snow, Sand, Plasticine, GranularMuI)
 
 
 @dataclasses.dataclass

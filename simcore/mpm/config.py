@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..materials import FIXED_COROTATED, FLUID, NEURAL, PLASTICINE, SAND, SNOW
+from ..materials import FIXED_COROTATED, FLUID, MU_I, NEURAL, PLASTICINE, SAND, SNOW
 
 # Materials whose update needs the SVD of F_trial. Fixed corotated needs only its closest rotation,
 # found without an SVD (simcore.mpm.constitutive.closest_rotation): in 3D five times cheaper.
-SVD_KINDS = (SNOW, SAND, PLASTICINE)
+SVD_KINDS = (SNOW, SAND, PLASTICINE, MU_I)
 ROTATION_KINDS = (FIXED_COROTATED,)
 
 BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > grid - BOUND are wall nodes

@@ -13,12 +13,13 @@ import math
 
 import taichi as ti
 
-from ..materials import FIXED_COROTATED, FLUID, NEO_HOOKEAN, PLASTICINE, SAND, SNOW
+from ..materials import FIXED_COROTATED, FLUID, MU_I, NEO_HOOKEAN, PLASTICINE, SAND, SNOW
 
 SQRT_2_3 = math.sqrt(2 / 3)
+SQRT_2 = math.sqrt(2)
 # Materials whose update needs the SVD of F_trial. Fixed corotated needs only its closest rotation,
 # found without an SVD (`closest_rotation`): in 3D that is five times cheaper than Taichi's SVD.
-SVD_KINDS = (SNOW, SAND, PLASTICINE)
+SVD_KINDS = (SNOW, SAND, PLASTICINE, MU_I)
 ROTATION_KINDS = (FIXED_COROTATED,)
 
 
@@ -126,7 +127,7 @@ def fluid_stress(J, mu, lam, plastic, C):
 
 
 @ti.func
-def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp, mu, lam, plastic):
+def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp, mu, lam, plastic, dt):
     """Project F_trial onto the solid material's admissible set and compute the Kirchhoff stress.
 
     Args:
@@ -136,6 +137,7 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp,
         R: the rotation closest to F_trial (only read by fixed corotated; see `uses_rotation`).
         Jp: plastic volume ratio (snow). mu, lam: Lamé parameters (Pa).
         plastic: (3,) material constants (see simcore.materials).
+        dt: the substep (s); rate-dependent plasticity (μ(I)) reads it.
     Returns:
         F_new (d, d), Jp_new, tau (d, d) Pa.
     """
@@ -197,7 +199,67 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp,
                     if projected:
                         F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
                     tau = hencky_stress(F_new, eps, mu, lam)
+            if ti.static(MU_I in kinds):
+                if kind == MU_I:
+                    eps, projected = mu_i_return_map(ti.log(s), mu, lam, plastic, dt)
+                    if projected:  # else F_new = F_trial itself (see snow)
+                        F_new = U @ _diag(ti.exp(eps)) @ V.transpose()
+                    tau = hencky_stress(F_new, eps, mu, lam)
     return F_new, Jp_new, tau
+
+
+@ti.func
+def mu_i_return_map(eps, mu, lam, plastic, dt):
+    """Return map of the μ(I) rheology (Jop et al. 2006) in Hencky strain, rate-dependent through dt.
+
+    Args: eps: (d,) trial Hencky strain (log of F_trial's singular values); mu, lam: Lamé parameters
+    (Pa); plastic = (μs, μ2 − μs, c = I0 / (d sqrt(ρs))) (see simcore.materials.GranularMuI); dt (s).
+    Returns: the projected strain (d,) and whether it moved (0 / 1).
+
+    Elastic trial state (Kirchhoff, principal): τ = 2μ ε + λ tr ε. Pressure p = −tr τ / d =
+    −(λ + 2μ/d) tr ε; equivalent shear stress τ_tr = ‖dev τ‖ / √2 = √2 μ ‖dev ε‖ (the shear stress in
+    simple shear). Separated grains (tr ε ≥ 0) carry no stress: ε = 0, as in Sand's return map.
+
+    Otherwise the flow is radial (dev ε scaled, tr ε kept: no dilatancy) to τ ≤ τ_tr. The plastic
+    shear rate over the substep is γ̇p = (τ_tr − τ) / (μ dt), and I = γ̇p d sqrt(ρs / p_c) with the
+    Cauchy pressure p_c = p / J (J = exp tr ε). With I / I0 = (τ_tr − τ) / S, S = μ dt c sqrt(p_c) (the
+    stress drop whose rate gives I = I0), the yield condition τ = p μ(I) = τs + (τ2 − τs) x / (1 + x),
+    x = (τ_tr − τ) / S, τs = μs p, τ2 = μ2 p, becomes after multiplying by (S + τ_tr − τ) the quadratic
+
+        τ² − (τ_tr + τ2 + S) τ + (τ2 τ_tr + τs S) = 0.
+
+    Its value at τs is (τ_tr − τs)(τ2 − τs) ≥ 0 and at τ_tr is −S (τ_tr − τs) < 0, so (when yielding,
+    τ_tr > τs) its smaller root is the one in [τs, min(τ_tr, τ2)]:
+
+        τ = 2 (τ2 τ_tr + τs S) / (b + sqrt(b² − 4c)),  b = τ_tr + τ2 + S,
+        b² − 4c = (τ_tr − τ2 + S)² + 4 S (τ2 − τs) ≥ 0
+
+    (the division form, and the discriminant as a sum of non-negative terms, avoid cancellation).
+    Limits: S → ∞ (I0 → ∞, d → 0, or slow loading) gives τ → τs, a rate-independent Drucker–Prager-
+    like cone of friction μs; μ2 = μs gives τ = τs exactly; S → 0 (I0 → 0) gives τ = min(τ_tr, τ2)."""
+    dim = ti.static(eps.get_shape()[0])
+    out = eps
+    projected = 0
+    trace = eps.sum()
+    if trace >= 0:  # separated: cohesionless grains carry no stress
+        out = ti.Vector.zero(float, dim)
+        projected = 1
+    else:
+        eps_dev = eps - trace / dim
+        # Floored as in Sand's return map: the norm's derivative at ε_dev = 0 is infinite (NaN adjoints).
+        dev_norm = ti.sqrt(ti.max(eps_dev.norm_sqr(), 1e-30))
+        p = -(lam + 2 * mu / dim) * trace
+        tau_trial = SQRT_2 * mu * dev_norm
+        tau_s = plastic[0] * p
+        if tau_trial > tau_s:
+            tau_2 = tau_s + plastic[1] * p
+            S = mu * dt * plastic[2] * ti.sqrt(p * ti.exp(-trace))
+            b = tau_trial + tau_2 + S
+            disc = (tau_trial - tau_2 + S) ** 2 + 4 * S * (tau_2 - tau_s)
+            tau = 2 * (tau_2 * tau_trial + tau_s * S) / (b + ti.sqrt(disc))
+            out = eps - (1 - tau / tau_trial) * eps_dev
+            projected = 1
+    return out, projected
 
 
 def uses_svd(kinds) -> bool:

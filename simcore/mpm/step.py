@@ -78,7 +78,7 @@ class ForwardKernels:
     @ti.func
     def _decompose(self, kind, F_trial):
         """The decomposition of F_trial that particle kind's material reads: its SVD U, s, V (snow,
-        sand, plasticine) or its closest rotation R (fixed corotated); identities otherwise."""
+        sand, plasticine, μ(I)) or its closest rotation R (fixed corotated); identities otherwise."""
         U = ti.Matrix.identity(float, self.dim)
         V = ti.Matrix.identity(float, self.dim)
         R = ti.Matrix.identity(float, self.dim)
@@ -123,7 +123,8 @@ class ForwardKernels:
                 if ti.static(SNOW in self.kinds):
                     Jp = self.Jp[s_in, p]
                 F_new, Jp_new, tau_solid = constitutive.solid_update_and_stress(
-                    self.kinds, kind, F_trial, U, sv, V, R, Jp, self.mu[p], self.lam[p], self.plastic[p])
+                    self.kinds, kind, F_trial, U, sv, V, R, Jp, self.mu[p], self.lam[p], self.plastic[p],
+                    self.dt[None])
                 tau = tau_solid
                 if ti.static(self.has_neural):
                     if kind == NEURAL:  # computed by torch from F_trial (simcore.neural)
