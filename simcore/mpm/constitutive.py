@@ -389,8 +389,47 @@ def _adjugate(M):
 @ti.func
 def svd(F):
     """F = U diag(s) Vᵀ with U, V rotations: returns U, s (vector), V."""
-    U, sig, V = ti.svd(F)
-    return U, _singular_values(sig), V
+    dim = ti.static(F.get_shape()[0])
+    U = ti.Matrix.identity(float, dim)
+    V = ti.Matrix.identity(float, dim)
+    s = ti.Vector.one(float, dim)
+    if ti.static(dim == 2):
+        U, s, V = _svd_2d(F)
+    else:
+        U, sig, V = ti.svd(F)
+        s = _singular_values(sig)
+    return U, s, V
+
+
+@ti.func
+def _svd_2d(F):
+    """Taichi's 2D SVD (`ti.svd`: the polar decomposition F = R S, then the Jacobi rotation that
+    diagonalises the symmetric S; same conventions) without its shortcut that takes S as diagonal when
+    |S₀₁| < 1e-5. That shortcut left U diag(s) Vᵀ up to 1e-5 away from F (in f64 too) for the nearly
+    isotropic F of granular and plastic materials, and made it jump as S₀₁ crossed 1e-5: a projected F
+    moved by a rotation of that size, and the loss of a rollout jumped (finite differences of the
+    μ(I) friction were 10 % off). The rotation here is exact for any S₀₁ ≠ 0 (tan of the Jacobi angle
+    from the stable root t = S₀₁ / (τ ± √(τ² + S₀₁²)))."""
+    R, S = ti.polar_decompose(F)
+    c, s = 1.0, 0.0
+    s1, s2 = S[0, 0], S[1, 1]
+    if S[0, 1] != 0:
+        half_gap = 0.5 * (S[0, 0] - S[1, 1])
+        w = ti.sqrt(half_gap * half_gap + S[0, 1] * S[0, 1])
+        t = 0.0
+        if half_gap > 0:
+            t = S[0, 1] / (half_gap + w)
+        else:
+            t = S[0, 1] / (half_gap - w)
+        c = 1 / ti.sqrt(t * t + 1)
+        s = -t * c
+        s1 = c * c * S[0, 0] - 2 * c * s * S[0, 1] + s * s * S[1, 1]
+        s2 = s * s * S[0, 0] + 2 * c * s * S[0, 1] + c * c * S[1, 1]
+    V = ti.Matrix([[c, s], [-s, c]])
+    if s1 < s2:
+        s1, s2 = s2, s1
+        V = ti.Matrix([[-s, c], [-c, -s]])
+    return R @ V, ti.Vector([s1, s2]), V
 
 
 @ti.func

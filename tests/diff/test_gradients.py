@@ -246,3 +246,11 @@ def test_default_checkpoint_interval():
     assert solver_slots(2000) * big > KEEP_ALL_BUDGET
     assert default_checkpoint_interval(2000, big) == 45
     assert default_checkpoint_interval(2000) == 45
+
+
+def test_mu_i_friction_and_modulus():
+    """dL/dμs, dL/dμ2 and dL/dE through the μ(I) return map (rate-dependent: it reads the substep), a
+    body yielding on impact."""
+    mu_s, mu_2, E = t(0.4), t(0.7), t(2e4)
+    material = M.GranularMuI(E=E, mu_s=mu_s, mu_2=mu_2, grain_diameter=0.01)
+    check(make_scene(2, material, (0.5, -2.0)), [mu_s, mu_2, E], [1e-5, 1e-5, 1.0])

@@ -126,6 +126,26 @@ def test_return_map_limits():
         np.testing.assert_allclose(tau, expected, rtol=1e-9)
 
 
+
+def test_2d_svd_reconstructs_nearly_isotropic_F():
+    """F = U diag(s) Vᵀ to round-off for the nearly isotropic F of granular flow. Taichi's 2D ti.svd
+    treats the polar factor as diagonal when its off-diagonal is < 1e-5, leaving errors up to 1e-5 (in
+    f64) that jump as it crosses that bound: the return maps rebuild F from U, s, V, so the μ(I)
+    friction's finite differences were 10 % off until simcore.mpm.constitutive.svd replaced it in 2D."""
+    @ti.kernel
+    def reconstruction_error(F: ti.types.ndarray(), out: ti.types.ndarray()):
+        for n in range(F.shape[0]):
+            A = ti.Matrix([[F[n, 0, 0], F[n, 0, 1]], [F[n, 1, 0], F[n, 1, 1]]], dt=ti.f64)
+            U, s, V = constitutive.svd(A)
+            out[n] = (U @ ti.Matrix([[s[0], 0.0], [0.0, s[1]]]) @ V.transpose() - A).norm()
+
+    rng = np.random.default_rng(0)
+    F = np.eye(2) + 10 ** rng.uniform(-9, -1, (2000, 1, 1)) * rng.normal(size=(2000, 2, 2))
+    F[::3, :, 1] *= -1  # inverted ones too
+    error = np.zeros(len(F))
+    reconstruction_error(F, error)
+    assert error.max() < 1e-14
+
 # ---------------------------------------------------------------------------------------------------
 # Steady flow down a rough incline (Bagnold profile)
 # ---------------------------------------------------------------------------------------------------
