@@ -14,6 +14,8 @@ step 44. Per-material parameters (all stable at dt = 1e-3 s on this grid; see MA
                  (Stomakhin et al. 2013's values)
     Sand         E = 3.537e5 Pa, nu = 0.3, 2200 kg/m³, friction angle 30°
     Plasticine   E = 2e5 Pa, nu = 0.3, 1e3 kg/m³, yield stress 1e3 Pa
+    GranularMuI  E = 3.537e5 Pa, nu = 0.3, 1470 kg/m³, Jop et al. 2006's glass beads (mu_s 0.382,
+                 mu_2 0.643, I0 0.279, d = 0.5 mm, grains 2450 kg/m³)
 
 Timed, in one fresh process per material and precision (Taichi keeps its compiled kernels per process;
 `sc.init("cpu", precision)`), wall clock inside that process, best of --repeats:
@@ -70,6 +72,8 @@ MATERIALS = {
                    "critical_stretch": 7.5e-3, "hardening": 10.0}),
     "Sand": ("E", {"E": 3.537e5, "nu": 0.3, "density": 2200.0, "friction_angle": 30.0}),
     "Plasticine": ("E", {"E": 2e5, "nu": 0.3, "density": 1e3, "yield_stress": 1e3}),
+    "GranularMuI": ("E", {"E": 3.537e5, "nu": 0.3, "density": 1470.0, "mu_s": 0.382, "mu_2": 0.643, "I0": 0.279,
+                          "grain_diameter": 5e-4, "grain_density": 2450.0}),
 }
 PRECISIONS = ("f32", "f64")
 
