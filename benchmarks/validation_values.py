@@ -382,6 +382,109 @@ def tilting_table():
                   f"{below:.2f} · {above:.1f}", "< 2 · > 4", below < 2 and above > 4)
 
 
+def mu_i_module():
+    """tests/mpm/test_mu_i.py, which imports its sibling test_granular_and_fluid as a top-level module
+    (pytest puts tests/mpm on sys.path; so does this)."""
+    sys.path.insert(0, str(REPO / "tests" / "mpm"))
+    from tests.mpm import test_mu_i
+    return test_mu_i
+
+
+@check("granular")
+def mu_i_return_map():
+    U = mu_i_module()
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_mu_i.py::"
+    mu, lam, dt, d = 4e4, 6e4, 2e-4, 0.01
+    for dim in (2, 3):  # test_return_map_solves_the_mu_of_I_law
+        rng = np.random.default_rng(dim)
+        n = 400
+        eps = rng.normal(0, 0.02, (n, dim))
+        eps -= (0.01 + 0.02 * rng.random((n, 1))) / dim
+        out = U.return_map(eps, mu, lam, U.packed(U.MU_S, U.MU_2, U.I0, d, U.GRAIN_DENSITY, n), dt)
+        trace = eps.sum(1)
+        p_trial, tau_trial = U.invariants(eps, mu, lam)
+        p, tau = U.invariants(out, mu, lam)
+        y = (trace < 0) & (tau_trial > U.MU_S * p_trial)
+        shear_rate = (tau_trial[y] - tau[y]) / (mu * dt)
+        inertial = shear_rate * d * np.sqrt(U.GRAIN_DENSITY / (p[y] * np.exp(-trace[y])))
+        friction = U.MU_S + (U.MU_2 - U.MU_S) / (U.I0 / inertial + 1)
+        err = np.abs(tau[y] / (friction * p[y]) - 1).max()
+        yield Row(test + f"test_return_map_solves_the_mu_of_I_law[{dim}]",
+                  f"{dim}D: max \\|τ_eq / (μ(I) p) − 1\\| over {y.sum()} yielding trial states", err, "≤ 1e-10",
+                  err <= 1e-10)
+    eps = np.array([[-0.02, 0.01], [-0.015, 0.004], [-0.03, 0.0], [-0.01, 0.007]])
+    p_trial, tau_trial = U.invariants(eps, mu, lam)
+    worst = 0.0
+    for mu_2, i0, expected in ((U.MU_2, 1e14, U.MU_S * p_trial), (U.MU_S, U.I0, U.MU_S * p_trial),
+                               (U.MU_2, 1e-14, np.minimum(tau_trial, U.MU_2 * p_trial))):
+        out = U.return_map(eps, mu, lam, U.packed(U.MU_S, mu_2, i0, d, U.GRAIN_DENSITY, len(eps)), dt)
+        worst = max(worst, np.abs(U.invariants(out, mu, lam)[1] / expected - 1).max())
+    yield Row(test + "test_return_map_limits", "I0 → ∞, μ2 = μs, I0 → 0: max \\|τ_eq / limit − 1\\|", worst, "≤ 1e-9",
+              worst <= 1e-9)
+
+
+@check("granular")
+def mu_i_incline():
+    U = mu_i_module()
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_mu_i.py::"
+    inclines = fixture(U.inclines)
+    traj, inertial, u_s, belt = inclines[25.0]
+    h = U.INCLINE["h"]
+    z, u = U.profile(traj, belt, 0.5, 1.2)
+    analytic = u_s * (1 - (1 - z / h) ** 1.5)
+    surface = u[-1] / analytic[-1] - 1
+    upper = z > 0.5 * h
+    shape = np.abs((u[-1] - u) - (analytic[-1] - analytic))[upper].max() / u_s
+    first, second = (U.profile(traj, belt, a, b)[1][-1] for a, b in ((0.5, 0.85), (0.85, 1.2)))
+    steady = first / second - 1
+    yield Row(test + "test_steady_flow_down_an_incline_has_the_bagnold_profile",
+              f"θ = 25° (I = {inertial:.3f}): surface speed / u_s − 1 · upper-half profile error / u_s · "
+              "change between the window's halves", f"{pct(surface)} · {shape:.3f} · {pct(steady)}",
+              "within ±10 % · < 0.1 · within ±3 %", abs(surface) < 0.1 and shape < 0.1 and abs(steady) < 0.03)
+    traj_stop, _, _, belt_stop = inclines[15.0]
+
+    def downslope(traj, belt, frame):
+        middle = np.abs(traj.x[frame][:, 0] - 0.5) < 0.2
+        return traj.v[frame][middle, 0].mean() + belt
+
+    late = range(round(0.9 * U.INCLINE["fps"]), round(1.2 * U.INCLINE["fps"]) + 1)
+    stopped = np.mean([downslope(traj_stop, belt_stop, f) for f in late])
+    flowing = np.mean([downslope(traj, belt, f) for f in late])
+    yield Row(test + "test_layer_stops_below_the_static_friction_angle_and_flows_above",
+              "15° layer's speed / 25° layer's · 25° layer's speed / u_s", f"{fmt(abs(stopped) / flowing)} · "
+              f"{flowing / u_s:.2f}", "< 0.02 · > 0.5", abs(stopped) < 0.02 * flowing and flowing > 0.5 * u_s)
+
+
+@check("granular")
+def mu_i_heaps():
+    U = mu_i_module()
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_mu_i.py::"
+    heaps = fixture(U.heaps)
+    traj = heaps[0.236]
+    start, final = U.flank_slope(traj.x[0], U.DX), U.flank_slope(traj.x[-1], U.DX)
+    ke = U.kinetic_energy(traj)
+    yield Row(test + "test_slumped_heap_rests_at_the_static_friction_angle",
+              "atan μs = 20°, 30° heap: resting slope (°) · slump (°) · final / peak kinetic energy",
+              f"{final:.1f} · {start - final:.1f} · {fmt(ke[-1] / ke.max())}", "20 ± 3 · > 5 · < 1e-3",
+              abs(final - 20) < 3 and start - final > 5 and ke[-1] < 1e-3 * ke.max())
+    order = sorted(heaps)
+    peak = [U.kinetic_energy(heaps[k]).max() for k in order]
+    runout = [np.ptp(np.quantile(heaps[k].x[-1][:, 0], [0.005, 0.995])) for k in order]
+    slopes = [U.flank_slope(heaps[k].x[-1], U.DX) for k in order]
+    yield Row(test + "test_larger_rate_dependence_flows_more_slowly",
+              "μ2 − μs = 0, 0.236, 0.5: peak kinetic energy (J/m) · run-out (m) · resting slope (°)",
+              " · ".join(", ".join(f"{v:.3g}" for v in values) for values in (peak, runout, slopes)),
+              "each decreasing (energy by > 1.2× a step) · decreasing · increasing",
+              peak[0] > 1.2 * peak[1] > 1.44 * peak[2] and runout[0] > runout[1] > runout[2]
+              and slopes[0] < slopes[1] < slopes[2])
+    err = np.abs(U.heap(0.236, i0=1e14).x - heaps[0.0].x).max()
+    yield Row(test + "test_infinite_I0_is_rate_independent_friction", "max \\|x(I0 = 1e14) − x(μ2 = μs)\\| (m)", err,
+              "< 1e-12", err < 1e-12)
+
+
 # -- Fluids ------------------------------------------------------------------------------------------------
 @check("fluids")
 def fluid_levels():
@@ -448,6 +551,11 @@ def material_gradients():
     phi = t(30.0)
     yield gradient_row(test + "test_sand_friction_angle[2]", "2D sand (Drucker–Prager): dL/dφ",
                        gradient_errors(make_scene(2, M.Sand(E=2e4, friction_angle=phi), (0.5, -2.0)), [phi], [1e-3]))
+    if hasattr(M, "GranularMuI"):
+        mu_s, mu_2, E = t(0.4), t(0.7), t(2e4)
+        material = M.GranularMuI(E=E, mu_s=mu_s, mu_2=mu_2, grain_diameter=0.01)
+        yield gradient_row(test + "test_mu_i_friction_and_modulus", "2D μ(I) rheology: dL/dμs, dL/dμ2, dL/dE",
+                           gradient_errors(make_scene(2, material, (0.5, -2.0)), [mu_s, mu_2, E], [1e-5, 1e-5, 1.0]))
 
 
 def _slow(test, quantity, tolerance, reason):
@@ -689,6 +797,25 @@ def decompositions():
     err = np.abs(dF - numeric).max() / np.abs(numeric).max()
     yield Row(test + "test_svd_adjoint_3d_f64", "3D SVD adjoint (Hencky strain): error / max \\|FD\\|", err,
               "≤ 1e-6 (+ 1e-7 rel.)", np.allclose(dF, numeric, rtol=1e-7, atol=1e-6 * np.abs(numeric).max()))
+    U = mu_i_module()
+    if hasattr(U, "test_2d_svd_reconstructs_nearly_isotropic_F"):
+        from simcore.mpm import constitutive
+
+        @ti.kernel
+        def reconstruction_error(F: ti.types.ndarray(), out: ti.types.ndarray()):
+            for n in range(F.shape[0]):
+                A = ti.Matrix([[F[n, 0, 0], F[n, 0, 1]], [F[n, 1, 0], F[n, 1, 1]]], dt=ti.f64)
+                U_, s, V = constitutive.svd(A)
+                out[n] = (U_ @ ti.Matrix([[s[0], 0.0], [0.0, s[1]]]) @ V.transpose() - A).norm()
+
+        rng = np.random.default_rng(0)  # tests/mpm/test_mu_i.py::test_2d_svd_reconstructs_nearly_isotropic_F
+        F = np.eye(2) + 10 ** rng.uniform(-9, -1, (2000, 1, 1)) * rng.normal(size=(2000, 2, 2))
+        F[::3, :, 1] *= -1
+        error = np.zeros(len(F))
+        reconstruction_error(F, error)
+        yield Row("tests/mpm/test_mu_i.py::test_2d_svd_reconstructs_nearly_isotropic_F",
+                  "2D f64: max ‖U diag(s) Vᵀ − F‖ for F = I + 1e-9…1e-1 noise", error.max(), "< 1e-14",
+                  error.max() < 1e-14)
     sc.init("cpu", "f32", verbose=False)
     for dim in (2, 3):
         rng = np.random.default_rng(10 + dim)
