@@ -69,7 +69,7 @@ def fmt(value: float) -> str:
 
 def pct(rel: float) -> str:
     """A relative difference as a signed percentage (scientific below 0.01 %)."""
-    return pct(rel) if abs(rel) >= 1e-4 else f"{rel:+.1e}"
+    return f"{rel:+.2%}" if abs(rel) >= 1e-4 else f"{rel:+.1e}"
 
 
 CHECKS: list[tuple[str, callable, list[Row] | None]] = []
