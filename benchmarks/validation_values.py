@@ -18,8 +18,6 @@ Run from anywhere: the repository root is put on sys.path so that `tests.*` impo
 are plain files, no packages: Python's namespace packages import them).
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import sys
