@@ -323,7 +323,9 @@ class GranularMuI(_Elastic):
     (√2 ‖dev D_p‖, the shear rate in simple shear). Separated grains (tr ε ≥ 0) carry no stress, as for
     `Sand`. The rate enters the return map (simcore.mpm.constitutive.mu_i_return_map): friction rises
     from μs at rest towards μ2 in fast flow. As I0 → ∞ (or d → 0) the law becomes a rate-independent
-    Drucker–Prager-like cone τ_eq ≤ μs p; with μ2 = μs it is that cone for any I0.
+    Drucker–Prager-like cone τ_eq ≤ μs p; with μ2 = μs it is that cone for any I0. A layer on a rough
+    incline of slope θ flows steadily when μs < tan θ < μ2, at I = I0 (tan θ − μs) / (μ2 − tan θ) (the
+    Bagnold profile; tests/mpm/test_mu_i.py), and comes to rest below atan μs.
 
     mu_s, mu_2: static and limiting friction coefficients (0 < μs ≤ μ2).
     I0: inertial-number constant (> 0, dimensionless).
@@ -354,7 +356,7 @@ class GranularMuI(_Elastic):
             ("grain_density", lambda a: a > 0, "grain_density (of the grains' material) must be > 0 kg/m³"),
         ]
 
-    def validate(self, x):
+    def validate(self, x: np.ndarray | None) -> dict[str, np.ndarray] | None:
         values = super().validate(x)
         # Rules between two parameters: checked where both are known (per particle once positions are).
         pairs = [("mu_2", "mu_s", "mu_2 must be >= mu_s (friction rises with the inertial number from "
