@@ -235,7 +235,7 @@ def mu_i_return_map(eps, mu, lam, plastic, dt):
         b² − 4c = (τ_tr − τ2 + S)² + 4 S (τ2 − τs) ≥ 0
 
     (the division form, and the discriminant as a sum of non-negative terms, avoid cancellation).
-    Limits: S → ∞ (I0 → ∞, d → 0, or slow loading) gives τ → τs, a rate-independent Drucker–Prager-
+    Limits: S → ∞ (I0 → ∞ or d → 0: every rate is slow) gives τ → τs, a rate-independent Drucker–Prager-
     like cone of friction μs; μ2 = μs gives τ = τs exactly; S → 0 (I0 → 0) gives τ = min(τ_tr, τ2)."""
     dim = ti.static(eps.get_shape()[0])
     out = eps
@@ -409,7 +409,7 @@ def _svd_2d(F):
     isotropic F of granular and plastic materials, and made it jump as S₀₁ crossed 1e-5: a projected F
     moved by a rotation of that size, and the loss of a rollout jumped (finite differences of the
     μ(I) friction were 10 % off). The rotation here is exact for any S₀₁ ≠ 0 (tan of the Jacobi angle
-    from the stable root t = S₀₁ / (τ ± √(τ² + S₀₁²)))."""
+    from the stable root t = S₀₁ / (g ± √(g² + S₀₁²)), g = (S₀₀ − S₁₁) / 2)."""
     R, S = ti.polar_decompose(F)
     c, s = 1.0, 0.0
     s1, s2 = S[0, 0], S[1, 1]
