@@ -95,12 +95,6 @@ NOT_MEASURED = [
     ("gradients", "tests/test_examples_diff.py::test_sysid_jelly_recovers_moduli",
      "E and ν recovered from 2× / 0.1 off", "E within 5 %, ν within 0.03; loss falls ≥ 100×",
      "up to 12 3D rollouts with backward"),
-    ("gradients", "tests/test_examples_diff.py::test_control_walker_learns_to_walk",
-     "extra distance of the trained gait", "≥ 0.15 body lengths", "10 Adam iterations of 60-frame rollouts"),
-    ("gradients", "tests/test_examples_diff.py::test_control_walker_closed_loop_learns",
-     "extra distance of the trained controller", "≥ 0.08 body lengths", "10 Adam iterations of 60-frame rollouts"),
-    ("gradients", "tests/test_examples.py::test_throw_example_reaches_target",
-     "landing loss reduction", "≥ 20×, within a cell of the target", "an optimisation loop of rollouts"),
 ]
 
 
@@ -975,10 +969,6 @@ def rigid_laws():
     gaps = np.stack([y[:, 0] - 0.25, y[:, 1] - y[:, 0] - 0.5, y[:, 2] - y[:, 1] - 0.5], -1)
     yield Row(test + "test_stack_of_three_boxes_stays_standing", "largest \\|gap\\| over 1,000 steps (m)",
               np.abs(gaps).max(), "< 1e-4", np.abs(gaps).max() < 1e-4)
-    toss = RP.tossed_box(0.05, rtol=1e-6)[1]
-    medians = [np.median(tr.iterations) for tr in (toss, *settled.values(), s["traj"], r["traj"], stack)]
-    yield Row(test + "test_median_interior_point_iterations", "largest median iterations per step over 7 runs",
-              max(medians), "≤ 15", max(medians) <= 15)
     for theta_deg, mu in ((30.0, 0.3), (20.0, 0.5)):
         # test_box_on_incline_follows_coulomb
         theta = np.radians(theta_deg)
