@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from simcore.scenes import sand_collapse
 
 import simcore as sc
-from simcore.scenes import sand_collapse
 
 COLUMNS = ((0.3, 0.12), (0.2, 0.2), (0.12, 0.3))  # (width, height) m: a = 0.8, 2, 5
 FLOOR = 0.1  # the scene's floor height, m
