@@ -374,6 +374,26 @@ def tilting_table():
                   f"{below:.2f} · {above:.1f}", "< 2 · > 4", below < 2 and above > 4)
 
 
+@check("granular")
+def column_collapse():
+    """examples/column_collapse_lube.py at its defaults (grid 64, the sand_collapse scene's floor friction
+    and φ, 2 s), against Lube et al. 2005's planar laws; no test asserts these."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("column_collapse_lube", REPO / "examples" / "column_collapse_lube.py")
+    lube = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lube)
+    defaults = lube.sand_collapse.DEFAULTS
+    sc.init("cpu", "f32", verbose=False)
+    for width, height in lube.COLUMNS:
+        a = height / (width / 2)
+        run_out, top, speed = lube.collapse(width, height, 64, defaults["floor_friction"], defaults["friction_angle"], 2.0)
+        ref_run, ref_top = lube.lube(a)
+        yield Row(f"examples/column_collapse_lube.py[a={a:.1f}]",
+                  f"a = {a:.1f}: run-out ΔL/L0 vs Lube · height H∞/L0 vs Lube · largest speed at 2 s (m/s)",
+                  f"{run_out:.2f} vs {ref_run:.2f} ({run_out / ref_run - 1:+.0%}) · {top:.2f} vs {ref_top:.2f} "
+                  f"({top / ref_top - 1:+.0%}) · {fmt(speed)}", "none asserted (an example)", None)
+
+
 def mu_i_module():
     """tests/mpm/test_mu_i.py, which imports its sibling test_granular_and_fluid as a top-level module
     (pytest puts tests/mpm on sys.path; so does this)."""
