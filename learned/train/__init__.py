@@ -1,0 +1,34 @@
+"""simcore.learned.train: the training toolkit the learned models (NCLaw, GIOROM, LFlows) share.
+
+- `Run` (run.py): one run in one directory — seeding, checkpoints with resume, metrics, progress bar,
+  torchrun's process group — around a training loop the caller writes.
+- seeding.py: `seed_everything`, `rng_state` / `set_rng_state` (Python, NumPy, torch, CUDA).
+- checkpoint.py: atomic `save_checkpoint` / `load_checkpoint` (temporary file, fsync, os.replace).
+- metrics.py: `MetricsLogger` — CSV, one row per logged step, plus TensorBoard when installed.
+- distributed.py: `setup` (env:// under torchrun, gloo on CPU / NCCL on GPU; a single process otherwise),
+  `wrap` (DDP), `sync_gradients` (explicit all-reduce for simulator-rollout losses).
+- demo.py: the smallest complete training script (`python -m simcore.learned.train.demo`).
+
+Why not Lightning (or lightning-fabric, Accelerate)? Lightning's Trainer owns the loop: a
+`training_step(batch)` fed by a DataLoader. NCLaw's loss is a differentiable simcore rollout with no batch
+of tensors, and its constitutive network is called inside Taichi-bridged autograd Functions (forward and
+again in their backward), where DDP-style reducer hooks that expect one forward per backward do not apply;
+it needs its own loop and an explicit gradient all-reduce. Fabric and Accelerate do leave the loop to the
+caller, but what they would add here is what torch already provides in a few lines (DDP wrapping,
+torchrun's env:// initialisation), while the parts this project needs most are not theirs: checkpoints
+that carry every rank's RNG state and are written temp + fsync + rename, a CSV that a resumed run trims
+to its checkpoint, simcore's own progress reporting. The toolkit is ~500 lines on torch.distributed,
+with no dependency beyond torch (tensorboard optional), and no version coupling to torch releases (the
+project pins neither). Revisit if mixed precision, FSDP or multi-accelerator strategies are needed: that
+is where Fabric earns its weight.
+"""
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .distributed import DistInfo, all_reduce_mean, broadcast_parameters, setup, sync_gradients, unwrap, wrap
+from .metrics import MetricsLogger, read_metrics
+from .run import Run, add_arguments
+from .seeding import rng_state, seed_everything, set_rng_state
+
+__all__ = ["Run", "add_arguments", "seed_everything", "rng_state", "set_rng_state", "save_checkpoint",
+           "load_checkpoint", "latest_checkpoint", "MetricsLogger", "read_metrics", "DistInfo", "setup", "wrap",
+           "unwrap", "sync_gradients", "broadcast_parameters", "all_reduce_mean"]
