@@ -4,6 +4,10 @@
                 [--format npz,ply,vtk,gif,mp4] [--set key=value ...] [--overwrite] [--compress]
     simcore scenes [SCENE ...]
     simcore info
+    simcore dataset generate FAMILY --count N --frames T --out DIR [--workers W] [--ray ADDRESS] [--seed S]
+                             [--set key=value ...]
+    simcore dataset info DIR
+    simcore dataset families [FAMILY ...]
 
 Progress goes to stderr: a bar on a terminal, a line every 10 s otherwise ($SIMCORE_PROGRESS_PERIOD).
 """
@@ -166,6 +170,139 @@ def cmd_info(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------
+# simcore dataset: scene families -> datasets (simcore.learned.data, docs/learned.md)
+# ----------------------------------------------------------------------------------------------
+def _bytes(size: float) -> str:
+    """A size for people, powers of 1000 (as simcore.io.file_size)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def cmd_dataset_generate(args) -> int:
+    from simcore import scenes
+    from simcore.learned.data import families, store
+    from simcore.learned.data.generate import generate
+
+    try:
+        options = dict(scenes.parse_assignment(s) for s in args.set)
+        families.get(args.family).resolve(**options)  # unknown family or option: one line before any work
+    except ValueError as exc:
+        raise CLIError(f"{exc}") from None
+    print(f"simcore: {args.count} trajectories of {args.family}, {args.frames} frames each -> {args.out} "
+          + (f"(Ray at {args.ray})" if args.ray else f"({args.workers} local worker(s))"), flush=True)
+    try:
+        report = generate(args.family, count=args.count, frames=args.frames, out=args.out, seed=args.seed,
+                          workers=args.workers, ray_address=args.ray, options=options,
+                          progress=not args.no_progress, arch=args.arch, precision=args.precision)
+    except (ValueError, store.DatasetError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"simcore: {report.summary()}")
+    if report.failed:
+        print(f"simcore: {len(report.failed)} trajectories failed (recorded in the dataset; "
+              f"`simcore dataset info {args.out}` lists them)")
+    return 0
+
+
+def _numbers(value, path: str = ""):
+    """(dotted path, number) for every number in nested params; list items of dicts share a path (`bodies[]`)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield path, float(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for k, item in enumerate(value):
+            yield from _numbers(item, f"{path}[]" if isinstance(item, dict) else f"{path}[{k}]")
+
+
+def cmd_dataset_info(args) -> int:
+    from simcore.learned.data import families, store
+
+    try:
+        ds = store.open_dataset(args.dir)
+        trajectories = list(ds)
+    except (FileNotFoundError, store.DatasetError) as exc:
+        raise CLIError(str(exc)) from None
+    a = ds.attrs
+    size = ds.nbytes()
+    particle_frames = sum(t.n_particles for t in trajectories) * (a["frames"] + 1)
+    frame_dt = {round(t.frame_dt, 12) for t in trajectories}
+    engine = ", ".join(f"{k} {v}" for k, v in a.get("engine", {}).items())
+    print(f"{ds.path}: simcore dataset of family {a['family']}")
+    print(f"  {len(ds)} of {a['count']} finished, {len(ds.failures)} failed, {len(ds.missing)} missing; "
+          f"{a['frames']} frames" + (f" of {frame_dt.pop():.4g} s" if len(frame_dt) == 1 else "")
+          + f"; {a['dim']}D; seed {a['seed']}; {a.get('arch', '?')} {a.get('precision', '?')}; {engine}")
+    per = f", {size / particle_frames:.2f} bytes per particle-frame" if particle_frames else ""
+    print(f"  {_bytes(size)} on disk ({size} bytes){per}; "
+          f"{sum(t.n_particles for t in trajectories)} particles in all")
+    specs = getattr(families.FAMILIES.get(a["family"]), "specs", {})
+    print("options (generate --set KEY=VALUE):")
+    for key, value in a["options"].items():
+        meaning = specs.get(key, (None, ""))[1]
+        shown = "(" + ", ".join(map(_setting, value)) + ")" if isinstance(value, list) else _setting(value)
+        print(f"  {key + '=' + shown:<36} {meaning}")
+    ranges: dict = {}
+    for t in trajectories:
+        for key, number in _numbers(t.attrs.get("params", {})):
+            lo, hi = ranges.get(key, (number, number))
+            ranges[key] = (min(lo, number), max(hi, number))
+    if ranges:
+        print("sampled parameters, min .. max over the finished trajectories:")
+        for key, (lo, hi) in ranges.items():
+            print(f"  {key}: {lo:.4g} .. {hi:.4g}")
+    if ds.failures:
+        print("failures:")
+        for failure in ds.failures[:20]:
+            print(f"  traj {failure['index']} (seed {failure.get('seed')}): {failure.get('error_type', 'error')}: "
+                  f"{str(failure.get('error', '')).splitlines()[0] if failure.get('error') else ''}")
+        if len(ds.failures) > 20:
+            print(f"  ... and {len(ds.failures) - 20} more (simcore.learned.data.store.open_dataset(DIR).failures)")
+    return 0
+
+
+def cmd_dataset_families(args) -> int:
+    from simcore.learned.data import families
+
+    try:
+        print(families.describe(args.names or None))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    return 0
+
+
+def _add_dataset_parser(sub) -> None:
+    dataset = sub.add_parser("dataset", help="generate and inspect training datasets of scene families")
+    commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    gen = commands.add_parser("generate", help="simulate many seeded scenes of a family into a dataset directory")
+    gen.add_argument("family", help="scene family; see `simcore dataset families`")
+    gen.add_argument("--count", type=int, required=True, help="trajectories (indices 0..N-1)")
+    gen.add_argument("--frames", type=int, required=True, help="frames per trajectory after the initial state")
+    gen.add_argument("--out", required=True, help="dataset directory: new, empty, or one to resume")
+    gen.add_argument("--workers", type=int, default=1, help="local worker processes (default 1); with "
+                     "--ray local, the CPUs of the Ray instance started")
+    gen.add_argument("--ray", default=None, metavar="ADDRESS", help="run each trajectory as a Ray task: 'local' "
+                     "(start one here), 'auto' (this machine's cluster) or a cluster address")
+    gen.add_argument("--seed", type=int, default=0, help="trajectory i uses numpy.random.default_rng([seed, i])")
+    gen.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a family option, e.g. --set dim=3 --set \"E=(1e4, 1e5)\"")
+    gen.add_argument("--arch", default="cpu", choices=["auto", "cpu", "cuda", "vulkan"])
+    gen.add_argument("--precision", default="f32", choices=["f32", "f64"])
+    gen.add_argument("--no-progress", action="store_true", help="no progress bar")
+    gen.set_defaults(func=cmd_dataset_generate)
+    info = commands.add_parser("info", help="counts, size, failures and parameter ranges of a dataset")
+    info.add_argument("dir", help="dataset directory")
+    info.set_defaults(func=cmd_dataset_info)
+    fams = commands.add_parser("families", help="list the scene families and their options")
+    fams.add_argument("names", nargs="*", metavar="FAMILY", help="only these families (default: all)")
+    fams.set_defaults(func=cmd_dataset_families)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcore", description="Differentiable MLS-MPM and rigid-body physics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.add_argument("names", nargs="*", metavar="SCENE", help="only these scenes (default: all)")
     scenes.set_defaults(func=cmd_scenes)
     sub.add_parser("info", help="versions and available backends").set_defaults(func=cmd_info)
+    _add_dataset_parser(sub)
     return parser
 
 
