@@ -212,7 +212,8 @@ def register(name: str, *, description: str, options: dict | None = None,
         try:
             json.dumps(spec[0], allow_nan=False)
         except (TypeError, ValueError):
-            raise ValueError(f"family {name!r}: the default of option {key!r} must be JSON-able, got {spec[0]!r}") from None
+            raise ValueError(f"family {name!r}: the default of option {key!r} must be JSON-able, "
+                             f"got {spec[0]!r}") from None
         specs[key] = spec
 
     def decorate(function):
@@ -241,6 +242,8 @@ def describe(names=None) -> str:
 def _setting(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return ",".join(value)  # as typed after --set: shapes=box,sphere
     if isinstance(value, tuple):
         return "(" + ", ".join(_setting(v) for v in value) + ")"
     return str(value)
@@ -266,8 +269,8 @@ def _checked(family: str, key: str, value, default):
             raise ValueError(f"{where}: expected a range of whole numbers, got {value!r}")
         return cast(lo), cast(hi)
     if isinstance(default, tuple) and all(isinstance(d, str) for d in default):
-        if isinstance(value, str):
-            value = (value,)
+        if isinstance(value, str):  # "box,sphere" or "(box, sphere)", as typed on a command line
+            value = tuple(v.strip(" '\"") for v in value.strip("()[] ").split(",") if v.strip(" '\""))
         if not (hasattr(value, "__len__") and len(value) > 0 and all(isinstance(v, str) for v in value)):
             raise ValueError(f"{where}: expected a non-empty list of names such as {default!r}, got {value!r}")
         return tuple(value)
@@ -505,7 +508,8 @@ def body_params(name: str, shape_info: dict, shape, material_name: str, material
     """One body's entry in a sample's params (plain floats and lists)."""
     return {"name": name, "material": material_name, "material_params": material_values,
             "shape": dict(shape_info, center=[float(c) for c in shape.center][:dim]),
-            "velocity": [float(v) for v in velocity], "angular_velocity": [float(w) for w in np.ravel(angular_velocity)]}
+            "velocity": [float(v) for v in velocity],
+            "angular_velocity": [float(w) for w in np.ravel(angular_velocity)]}
 
 
 # ------------------------------------------------------------------------------------------------
