@@ -108,7 +108,7 @@ class _Job:
 # ----------------------------------------------------------------------------------------------
 # The worker side: one process (pool worker or Ray worker) runs many trajectories
 # ----------------------------------------------------------------------------------------------
-_worker: dict = {}  # per process: "key" (arch, precision, threads), "ready_at", "reported", "configs"
+_worker: dict = {}  # per process: "key" (arch, precision, threads), "ready_at", "reported"
 
 
 def _families():
@@ -157,14 +157,15 @@ def _start_worker(job: _Job) -> None:
 
     sc.init(job.arch, job.precision, threads=job.threads, verbose=False)
     _import_family(job.family, job.source)
-    _worker.update(key=key, ready_at=time.time(), reported=False, configs=set())
+    _worker.update(key=key, ready_at=time.time(), reported=False)
 
 
 def _run_trajectory(job: _Job, index: int) -> dict:
     """Simulate trajectory `index` of `job` and write it (or its failure) into the dataset. Returns timings."""
     _start_worker(job)
-    from simcore import backend
     from simcore.errors import SimulationError
+    from simcore.mpm import cache
+    from simcore.progress import quiet
 
     family = _import_family(job.family, job.source)
     seed = [job.seed, int(index)]
@@ -174,18 +175,18 @@ def _run_trajectory(job: _Job, index: int) -> dict:
               "bytes": 0, "particle_frames": 0}
     if not _worker["reported"]:  # the first task of this process reports when it became ready
         result["ready_at"], _worker["reported"] = _worker["ready_at"], True
-    active = backend.active()
-    config = scene.model.configuration(active.precision, active.arch)
-    if config not in _worker["configs"]:
-        # The solver's kernels compile on their first launch: run one frame and throw it away, so that
+    begin = time.perf_counter()
+    built = cache.info().built
+    with quiet():
+        scene.build()  # the solver of this configuration, shared; a new one if none yet or this scene outgrows it
+    if cache.info().built > built:
+        # A new solver's kernels compile on their first launch: run one frame and throw it away, so that
         # compilation is timed apart from simulation (a failure here shows again in the real run).
-        begin = time.perf_counter()
         try:
             scene.run(frames=1, frame_dt=sample.frame_dt, progress=False)
         except SimulationError:
             pass
         scene.reset()
-        _worker["configs"].add(config)
         result["compile_s"] = time.perf_counter() - begin
     begin = time.perf_counter()
     try:

@@ -346,6 +346,24 @@ class Dataset:
         done = self._known | {f["index"] for f in self.failures}
         return [i for i in range(self.attrs["count"]) if i not in done]
 
+    def manifest(self) -> list[dict]:
+        """One row per trajectory below count, by index: {"index", "status": "ok" | "failed" | "missing",
+        "seed", "params", and "n_particles" (finished) or "error" (failed)}. Reads every trajectory's attrs."""
+        failed = {f["index"]: f for f in self.failures}
+        rows = []
+        for i in range(max([self.attrs["count"] - 1, *self.indices, *failed]) + 1):
+            if i in self._known:
+                a = self[i].attrs
+                rows.append({"index": i, "status": "ok", "seed": a.get("seed"), "params": a.get("params"),
+                             "n_particles": a.get("n_particles")})
+            elif i in failed:
+                f = failed[i]
+                rows.append({"index": i, "status": "failed", "seed": f.get("seed"), "params": f.get("params"),
+                             "error": f.get("error")})
+            else:
+                rows.append({"index": i, "status": "missing", "seed": [self.attrs["seed"], i], "params": None})
+        return rows
+
     def nbytes(self) -> int:
         """Bytes on disk."""
         return directory_bytes(self.path)

@@ -94,6 +94,7 @@ def test_failures_are_recorded_and_the_job_goes_on(reference):
         assert failure["error_type"] == "SimulationError" and "non-finite" in failure["error"]
     with pytest.raises(KeyError, match="it failed"):
         ds[2]
+    assert [row["status"] for row in ds.manifest()] == ["ok", "ok", "failed", "ok", "ok", "failed"]
 
 
 def test_same_seed_same_data_with_two_workers_and_ray(reference, tmp_path):
