@@ -59,6 +59,7 @@ from simcore.mpm.config import BOUND
 # material was stable at 0.5 (simcore.Scene, `cfl`).
 STABILITY_MARGIN = 0.5
 DOMAIN_HEIGHT = 1.0  # m: the unit domain; a body can fall at most this far
+GRAVITY = 9.8  # m/s²: |g| of simcore.Scene's default gravity, which the built-in families keep
 
 COMMON = {  # name: (default, meaning); every family has these
     "dim": (2, "2 or 3"),
@@ -139,7 +140,7 @@ class Family:
                 speed = float(self.signal_speed(options))
             except ValueError as exc:
                 raise ValueError(f"family {self.name!r}: {exc}") from None
-            options["substeps_per_frame"] = _substeps(self.name, options, speed, options["grid"], 9.8)
+            options["substeps_per_frame"] = _substeps(self.name, options, speed, options["grid"], GRAVITY)
         return options
 
     def sample(self, rng: np.random.Generator, **overrides) -> Sample:
@@ -158,6 +159,9 @@ class Family:
             raise ValueError(f"family {self.name!r} returned {type(sample).__name__}, expected a "
                              "simcore.learned.data.families.Sample(scene, params, frame_dt, substeps_per_frame)")
         scene = sample.scene
+        if not isinstance(scene, sc.Scene) or not scene.bodies:
+            raise ValueError(f"family {self.name!r} returned a sample without a scene with bodies; add at least one "
+                             "body with scene.add_body(shape, material)")
         try:
             json.dumps(sample.params, allow_nan=False)
         except (TypeError, ValueError) as exc:

@@ -245,5 +245,12 @@ def test_a_user_family_that_breaks_the_contract_is_told_how(registry):
 
     with pytest.raises(ValueError, match="compile_materials"):
         registry.get("unlisted").sample(rng(0), **SMALL)
+
+    @registry.register("empty", description="adds no body")
+    def empty(rng, **o):
+        return registry.Sample(registry.new_scene(o, materials=()), {}, o["frame_dt"])
+
+    with pytest.raises(ValueError, match="add at least one body"):
+        registry.get("empty").sample(rng(0), **SMALL)
     with pytest.raises(ValueError, match="JSON-able"):
         registry.register("bad_default", description="x", options={"when": (object(), "not JSON")})
