@@ -5,6 +5,8 @@
 - seeding.py: `seed_everything`, `rng_state` / `set_rng_state` (Python, NumPy, torch, CUDA).
 - checkpoint.py: atomic `save_checkpoint` / `load_checkpoint` (temporary file, fsync, os.replace).
 - metrics.py: `MetricsLogger` — CSV, one row per logged step, plus TensorBoard when installed.
+- sampler.py: `ResumableSampler` — epoch order fixed by (seed, epoch), sharded over ranks, able to start
+  mid-epoch, so that `Run.batches(loader)` gives a resumed run the batches an uninterrupted one sees.
 - distributed.py: `setup` (env:// under torchrun, gloo on CPU / NCCL on GPU; a single process otherwise),
   `wrap` (DDP), `sync_gradients` (explicit all-reduce for simulator-rollout losses).
 - demo.py: the smallest complete training script (`python -m simcore.learned.train.demo`).
@@ -27,8 +29,9 @@ from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .distributed import DistInfo, all_reduce_mean, broadcast_parameters, setup, sync_gradients, unwrap, wrap
 from .metrics import MetricsLogger, read_metrics
 from .run import Run, add_arguments
+from .sampler import ResumableSampler
 from .seeding import rng_state, seed_everything, set_rng_state
 
-__all__ = ["Run", "add_arguments", "seed_everything", "rng_state", "set_rng_state", "save_checkpoint",
+__all__ = ["Run", "add_arguments", "ResumableSampler", "seed_everything", "rng_state", "set_rng_state", "save_checkpoint",
            "load_checkpoint", "latest_checkpoint", "MetricsLogger", "read_metrics", "DistInfo", "setup", "wrap",
            "unwrap", "sync_gradients", "broadcast_parameters", "all_reduce_mean"]

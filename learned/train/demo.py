@@ -1,15 +1,15 @@
-"""The smallest complete training script on the toolkit: a tiny MLP fitted to y = sin(3 x · w) on
-synthetic points, one global batch a step split over the ranks. The tests use it for resume and DDP
+"""The smallest complete training script on the toolkit: a tiny MLP fitted to y = sin(3 x · w) on 96
+synthetic points, through a DataLoader whose ResumableSampler shards each epoch over the ranks. The tests use it for resume and DDP
 equivalence; it is also the template for the models' own scripts.
 
     python -m simcore.learned.train.demo --out out/demo --steps 200
     python -m simcore.learned.train.demo --out out/demo --steps 400 --resume      # continues to step 400
     torchrun --standalone --nproc_per_node 2 -m simcore.learned.train.demo --out out/demo2 --batch 16
 
-With W ranks and --batch B each, every step draws one global batch of W·B points from the (seeded, equal on
-every rank) torch generator and rank r takes its r-th slice, so W ranks with batch B follow the same
-trajectory of parameters as one process with batch W·B (gradients averaged over ranks = the gradient of the
-mean over the global batch), up to floating-point summation order.
+With W ranks and --batch B each, the ranks' batches of a step together hold the samples of one process's
+batch of W·B (simcore.learned.train.sampler), so W ranks follow the parameters of one process with batch
+W·B (gradients averaged over ranks = the gradient of the mean over the whole batch), up to floating-point
+summation order.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import argparse
 import torch
 
 from .run import Run, add_arguments
+from .sampler import ResumableSampler
 
-N_POINTS, N_IN = 512, 3
+N_POINTS, N_IN = 96, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,11 +60,12 @@ def train(argv: list[str] | None = None) -> torch.nn.Module:
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=50, gamma=0.5)
         net = run.prepare(model, optimizer, scheduler, ddp=args.sync == "ddp")
+        data = torch.utils.data.TensorDataset(x, y)
+        sampler = ResumableSampler(len(data), seed=args.seed, rank=run.rank, world_size=run.world_size)
+        batches = run.batches(torch.utils.data.DataLoader(data, batch_size=args.batch, sampler=sampler))
         for step in run.steps(args.steps):
-            # One global batch from the shared generator; this rank's slice of it.
-            batch = torch.randint(N_POINTS, (run.world_size * args.batch,))
-            mine = batch[run.rank * args.batch:(run.rank + 1) * args.batch].to(run.device)
-            loss = torch.mean((net(x[mine]) - y[mine]) ** 2)
+            inputs, targets = next(batches)
+            loss = torch.mean((net(inputs) - targets) ** 2)
             optimizer.zero_grad()
             loss.backward()
             if args.sync == "allreduce":

@@ -3,8 +3,9 @@ metrics and a progress bar — around a loop the caller writes.
 
     run = Run("out/mlp", seed=0, resume=args.resume, checkpoint_every=100)
     model = run.prepare(model, optimizer, scheduler)      # resumes from DIR/checkpoints if asked
+    batches = run.batches(DataLoader(data, batch_size=32, sampler=ResumableSampler(len(data), seed=0)))
     for step in run.steps(1000):                          # starts at the restored step; checkpoints itself
-        loss = loss_fn(model, batch(step))
+        loss = loss_fn(model, next(batches))
         optimizer.zero_grad(); loss.backward(); optimizer.step(); scheduler.step()
         run.log(step, loss=loss)                          # averaged over ranks; rank 0 writes the CSV
     run.close()
@@ -29,6 +30,7 @@ from simcore.progress import Progress
 from . import checkpoint as ckpt
 from . import distributed
 from .metrics import MetricsLogger
+from .sampler import batches as sampler_batches
 from .seeding import rng_state, seed_everything, set_rng_state
 
 
@@ -145,6 +147,11 @@ class Run:
                 if self.step == total or (self.checkpoint_every and self.step % self.checkpoint_every == 0):
                     self.save()
                 bar.update()
+
+    def batches(self, loader):
+        """Endless batches of `loader` (sampler: simcore.learned.train.ResumableSampler), one a step, from
+        the batch an uninterrupted run would use at `start_step`: a resumed run sees the same data."""
+        return sampler_batches(loader, self.start_step)
 
     def sync_gradients(self) -> None:
         """Average gradients over ranks (for `prepare(..., ddp=False)` loops; a no-op in one process)."""
