@@ -414,13 +414,17 @@ def _svd_2d(F):
     c, s = 1.0, 0.0
     s1, s2 = S[0, 0], S[1, 1]
     if S[0, 1] != 0:
+        # Scaled by the larger of the two before squaring: in f32 a tiny S₀₁ (1e-20, from round-off near
+        # F = I) squared underflows to 0, and with S₀₀ = S₁₁ the root w was 0 and t = S₀₁ / 0 (NaN).
         half_gap = 0.5 * (S[0, 0] - S[1, 1])
-        w = ti.sqrt(half_gap * half_gap + S[0, 1] * S[0, 1])
+        scale = ti.max(ti.abs(half_gap), ti.abs(S[0, 1]))
+        g, o = half_gap / scale, S[0, 1] / scale
+        w = ti.sqrt(g * g + o * o)  # >= 1
         t = 0.0
-        if half_gap > 0:
-            t = S[0, 1] / (half_gap + w)
+        if g > 0:
+            t = o / (g + w)
         else:
-            t = S[0, 1] / (half_gap - w)
+            t = o / (g - w)
         c = 1 / ti.sqrt(t * t + 1)
         s = -t * c
         s1 = c * c * S[0, 0] - 2 * c * s * S[0, 1] + s * s * S[1, 1]

@@ -135,3 +135,26 @@ def test_svd_adjoint_3d_f64():
             minus, _ = hencky_and_adjoint(F - E, G)
             numeric[:, i, j] = ((plus - minus) * G).sum((1, 2)) / (2 * h)
     np.testing.assert_allclose(dF, numeric, atol=1e-6 * np.abs(numeric).max())
+
+
+@ti.kernel
+def _svd_2d_kernel(F: ti.types.ndarray(), out: ti.types.ndarray()):
+    for p in range(F.shape[0]):
+        U, s, V = constitutive.svd(_matrix(F, p, 2))
+        _store(out, p, U @ ti.Matrix([[s[0], 0.0], [0.0, s[1]]]) @ V.transpose(), 2)
+
+
+@pytest.mark.parametrize("precision", ["f32", "f64"])
+def test_svd_2d_reconstructs_F_near_identity(precision):
+    """F = U diag(s) Vᵀ for 2D F at and near rest: equal diagonals with off-diagonals from 0 to 1e-20
+    (whose square underflows in f32: the Jacobi root was 0 and the SVD NaN, so snow and μ(I) sand failed
+    in free fall) up to 1e-2, and random F; to round-off (Taichi's own 2D SVD was up to 1e-5 off)."""
+    sc.init("cpu", precision)
+    dtype = np.float64 if precision == "f64" else np.float32
+    rng = np.random.default_rng(3)
+    F = [np.eye(2) + np.array([[0.0, a], [b, 0.0]]) for a in (0.0, 1e-20, -1e-12, 1e-8, 1e-2) for b in (0.0, 1e-20, 3e-7)]
+    F = np.stack(F + list(np.eye(2) + 0.3 * rng.standard_normal((16, 2, 2)))).astype(dtype)
+    out = np.zeros_like(F)
+    _svd_2d_kernel(F, out)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, F, rtol=0, atol=1e-14 if precision == "f64" else 1e-6)

@@ -15,10 +15,11 @@ MATERIALS = {
     "Snow": M.Snow(),
     "Sand": M.Sand(),
     "Plasticine": M.Plasticine(E=5e4, yield_stress=2e3),
+    "GranularMuI": M.GranularMuI(),
 }
 FRAMES = 12
 GRID = 32
-# Every scene here is compiled for all six materials: one solver per dimension and backend, shared by
+# Every scene here is compiled for all seven materials: one solver per dimension and backend, shared by
 # the single-material drops and the mixed scene, where per-material solvers compiled twelve times.
 ALL = tuple(type(m) for m in MATERIALS.values())
 
@@ -80,19 +81,20 @@ def test_snow_compacts(cpu_runs):
 
 
 def mixed(dim):
-    """All six materials in one scene (one compiled configuration per backend, where separate scenes
-    compile six): small cubes (squares) in a row (2D) or a 3 × 2 array (3D), dropped at 1 m/s."""
+    """All seven materials in one scene (one compiled configuration per backend, where separate scenes
+    compile seven): small cubes (squares) in a row (2D) or a 3 × 3 array (3D), dropped at 1 m/s."""
     scene = sc.Scene(dim=dim, grid=GRID, compile_materials=ALL)
     for i, material in enumerate(MATERIALS.values()):
-        center = (0.15 + 0.14 * i, 0.4) if dim == 2 else (0.25 + 0.25 * (i % 3), 0.4, 0.33 + 0.33 * (i // 3))
-        scene.add_body(sc.shapes.Box(center=center, size=(0.1,) * dim), material, velocity=(0.0, -1.0, 0.0)[:dim])
+        center = (0.14 + 0.12 * i, 0.4) if dim == 2 else (0.25 + 0.25 * (i % 3), 0.4, 0.2 + 0.3 * (i // 3))
+        size = 0.08 if dim == 2 else 0.1
+        scene.add_body(sc.shapes.Box(center=center, size=(size,) * dim), material, velocity=(0.0, -1.0, 0.0)[:dim])
     return scene.run(frames=FRAMES, frame_dt=1 / 60)
 
 
 @pytest.mark.vulkan
 def test_vulkan_matches_cpu(vulkan_ok):
     """Backend agreement: Vulkan (Mesa lavapipe on CI) gives the CPU trajectory to 1e-4 m (float32), for
-    every material at once (one scene per dimension holding all six)."""
+    every material at once (one scene per dimension holding all seven)."""
     if not vulkan_ok:
         pytest.skip("no Vulkan device (install mesa-vulkan-drivers)")
     try:
