@@ -145,7 +145,11 @@ def _import_family(name: str, source: tuple):
         loaded = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = loaded
         spec.loader.exec_module(loaded)
-    return families.get(name)  # a ValueError listing the families if still unknown
+    if name not in families.FAMILIES:
+        raise ValueError(f"scene family {name!r} is not registered in this worker process (pid {os.getpid()}), and "
+                         f"importing its module {module!r} ({file}) did not register it: define the family in a .py "
+                         "module the workers can import (not in a notebook cell), or install it on every Ray node")
+    return families.get(name)
 
 
 def _start_worker(job: _Job) -> None:
@@ -258,8 +262,6 @@ def generate(family: str, count: int, frames: int, out, seed: int = 0, workers: 
     """
     start = time.time()
     _check(family, count, frames, seed, workers, threads)
-    from simcore.progress import Progress
-
     families = _families()
     fam = families.get(family)
     options = dict(options or {})
@@ -272,6 +274,16 @@ def generate(family: str, count: int, frames: int, out, seed: int = 0, workers: 
     store.prepare(out, {"family": family, "options": resolved, "seed": int(seed), "count": int(count),
                         "frames": int(frames), "dim": int(resolved["dim"]), "precision": precision, "arch": arch,
                         "engine": store.engine_versions()})
+    with store.writer_lock(out):
+        return _generate(out, fam, count, frames, seed, workers, ray_address, options, progress, arch, precision,
+                         threads, start)
+
+
+def _generate(out, fam, count, frames, seed, workers, ray_address, options, progress, arch, precision, threads,
+              start) -> Report:
+    from simcore.progress import Progress
+
+    family = fam.name
     done = store.finished_indices(out)
     todo = [i for i in range(count) if i not in done]
     report = Report(out=out, family=family, count=int(count), frames=int(frames),
@@ -339,6 +351,7 @@ def _run_ray(job: _Job, todo: list, address: str, workers: int, collect, bar) ->
         else:
             ray.init(address=address, log_to_driver=False)
         started = True
+    pending = []
     try:
         task = ray.remote(num_cpus=1)(_ray_trajectory)
         pending = [task.remote(job, i) for i in todo]
@@ -349,7 +362,7 @@ def _run_ray(job: _Job, todo: list, address: str, workers: int, collect, bar) ->
                 bar.update(1)
         return int(ray.cluster_resources().get("CPU", 0))
     except BaseException:
-        for ref in locals().get("pending", []):
+        for ref in pending:
             ray.cancel(ref)
         raise
     finally:

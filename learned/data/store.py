@@ -15,6 +15,7 @@ A dataset is a directory DIR that is a Zarr group:
       failures/traj_000007/   a trajectory that raised SimulationError: attrs {"index", "seed", "params",
                               "error", "error_type", "frame", "substep"}
       .tmp-*                  a write in progress (or left by a killed job): never read
+      .lock                   held by the job writing the dataset (store.writer_lock)
 
 Trajectory i was generated from `numpy.random.default_rng([seed, i])`; its attrs' "seed" is that list.
 
@@ -27,6 +28,7 @@ without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -42,6 +44,7 @@ FORMAT_VERSION = 1
 TRAJECTORY = "traj_%06d"
 FAILURES = "failures"
 TEMPORARY = ".tmp-"
+LOCK = ".lock"
 PARAM_NAMES = ("density", "mu", "lam", "plastic0", "plastic1", "plastic2")
 _TRAJECTORY_NAME = re.compile(r"^traj_(\d{6,})$")
 _ARRAYS = ("x", "v", "material_id", "body_id", "kind", "particle_params")
@@ -112,8 +115,7 @@ def prepare(path, attrs: dict) -> Path:
     A larger `count` than recorded extends the dataset (the record is updated); a smaller one is refused.
 
     The root is created under a temporary name beside DIR and renamed into place, so that a job killed
-    while creating it leaves no half-made dataset. Stale temporaries inside DIR (left by a killed job) are
-    removed: one job writes a dataset at a time.
+    while creating it leaves no half-made dataset. A writer then holds `writer_lock(DIR)`.
 
     Raises:
         DatasetError: DIR holds other files, or a dataset made with other settings.
@@ -131,9 +133,6 @@ def prepare(path, attrs: dict) -> Path:
         if attrs["count"] > root.attrs["count"]:
             group = _zarr().open_group(str(path), mode="r+")
             group.attrs.update({"count": attrs["count"]})
-        for entry in path.iterdir():
-            if entry.name.startswith(TEMPORARY):
-                shutil.rmtree(entry, ignore_errors=True)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f"{TEMPORARY}{path.name}-{uuid.uuid4().hex}"
@@ -156,6 +155,37 @@ def _check_resumable(path: Path, have: dict, want: dict) -> None:
     if want["count"] < have["count"]:
         raise DatasetError(f"{path} holds a dataset of {have['count']} trajectories; ask for count >= "
                            f"{have['count']} to resume or extend it (open_dataset reads any prefix)")
+
+
+@contextlib.contextmanager
+def writer_lock(path):
+    """Hold the dataset's writer lock (DIR/.lock, an advisory POSIX lock that the system releases when the
+    process ends, however it ends) and remove the temporaries a killed job left in DIR. One job writes a
+    dataset at a time; where there is no fcntl (Windows), nothing is locked.
+
+    Raises:
+        DatasetError: another live process holds the lock.
+    """
+    path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    with open(path / LOCK, "a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                raise DatasetError(f"another job is writing {path} (process {handle.read().strip() or '?'}); wait "
+                                   "for it to end, or stop it, then run this again to resume") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        for entry in path.iterdir():  # no writer is alive: these are the leftovers of a killed one
+            if entry.name.startswith(TEMPORARY):
+                shutil.rmtree(entry, ignore_errors=True)
+        yield
 
 
 def finished_indices(path) -> set[int]:

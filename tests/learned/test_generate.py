@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from simcore.learned.data import families
+from simcore.learned.data import families, store
 from simcore.learned.data.generate import generate
 from simcore.learned.data.store import DatasetError, open_dataset
 
@@ -166,6 +166,9 @@ def test_foreign_or_corrupted_directory_gives_an_error_naming_the_path(reference
     shutil.copytree(reference, broken)
     with pytest.raises(DatasetError, match="seed=3.*seed=4"):  # resuming with other settings is refused
         generate(TINY, out=broken, progress=False, **dict(SETTINGS, seed=4))
+    with store.writer_lock(broken):  # so is a second writer while one is alive
+        with pytest.raises(DatasetError, match=f"another job is writing {broken} \\(process {os.getpid()}\\)"):
+            generate(TINY, out=broken, progress=False, **SETTINGS)
     shutil.rmtree(broken / "traj_000001" / "x")
     ds = open_dataset(broken)
     with pytest.raises(DatasetError, match=f"{broken / 'traj_000001'} is corrupted: array 'x' is missing"):
