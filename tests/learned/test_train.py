@@ -127,12 +127,13 @@ def test_resumable_sampler_shards_and_restarts_mid_epoch():
     assert sorted(sum(whole[:4], [])) == list(range(10))
 
 
-def _torchrun(*args):
+def _torchrun(*args, module="simcore.learned.train.demo"):
     launcher = [shutil.which("torchrun")] if shutil.which("torchrun") else [sys.executable, "-m", "torch.distributed.run"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)
-    done = subprocess.run([*launcher, "--standalone", "--nproc_per_node", "2", "-m", "simcore.learned.train.demo",
-                           *args], env=env, capture_output=True, text=True, timeout=300)
+    target = ["-m", module] if module else []
+    done = subprocess.run([*launcher, "--standalone", "--nproc_per_node", "2", *target, *args], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -159,3 +160,63 @@ def test_two_processes_match_one_with_doubled_batch(tmp_path, sync):
     # The logged loss is the mean over ranks of each half's mean: the doubled batch's mean.
     one_rows = read_metrics(tmp_path / "one" / "metrics.csv")
     assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in one_rows], rel=1e-12)
+
+
+# NCLaw's loop: the loss is a differentiable rollout whose Neural material calls the module inside simcore's
+# autograd Functions (in their forward and again in their backward), which DDP's reducer never sees.
+ROLLOUT_SCRIPT = """
+import sys
+
+import torch
+
+import simcore as sc
+from simcore.learned.train import Run
+
+
+class Stress(torch.nn.Module):  # neo-Hookean with learnable moduli (the README's Neural example)
+    def __init__(self):
+        super().__init__()
+        self.mu, self.lam = torch.nn.Parameter(torch.tensor(7e3)), torch.nn.Parameter(torch.tensor(1e4))
+
+    def forward(self, F):
+        F_inv_T = torch.linalg.inv(F).transpose(1, 2)
+        return self.mu * (F - F_inv_T) + self.lam * torch.log(torch.linalg.det(F))[:, None, None] * F_inv_T
+
+
+def rollout_loss(model, vy):
+    scene = sc.Scene(dim=2, grid=16, dt=2e-3)
+    scene.add_body(sc.shapes.Box(center=(0.45, 0.3), size=(0.15, 0.15)),
+                   sc.materials.Neural(model=model, density=1e3), velocity=(0.5, vy))
+    scene.add_collider(sc.colliders.Plane(point=(0, 0.2), normal=(0, 1), friction=0.3))
+    return scene.rollout(frames=2, frame_dt=1 / 60).x[-1, :, 1].mean()
+
+
+sc.init("cpu", "f64")
+SCENES = [-2.0, -1.0]  # each rank's "data": the initial downward speed of its scene, m/s
+with Run(sys.argv[1], seed=0, progress=False, tensorboard=False) as run:
+    model = Stress().double()
+    run.prepare(model, ddp=False)
+    rollout_loss(model, SCENES[run.rank]).backward()
+    own = [p.grad.clone() for p in model.parameters()]
+    run.sync_gradients()
+    if run.is_main:  # the single-process reference, without any collective: the mean over both scenes
+        reference = Stress().double()
+        (sum(rollout_loss(reference, vy) for vy in SCENES) / len(SCENES)).backward()
+        torch.save({"ranks": [p.grad for p in model.parameters()], "rank0": own,
+                    "one": [p.grad for p in reference.parameters()]}, sys.argv[1] + "/grads.pt")
+"""
+
+
+def test_two_processes_average_rollout_gradients(tmp_path):
+    """Data parallelism through a differentiable simulator: 2 ranks each roll out one scene through a Neural
+    material and average gradients with run.sync_gradients(); the result equals one process's gradient of
+    the mean loss over both scenes to 1e-12 relative (float64; measured exactly equal). Control: each scene's
+    gradient alone differs from the mean."""
+    script = tmp_path / "rollout.py"
+    script.write_text(ROLLOUT_SCRIPT)
+    _torchrun(str(script), str(tmp_path), module=None)
+    grads = torch.load(tmp_path / "grads.pt")
+    for ranks, one, rank0 in zip(grads["ranks"], grads["one"], grads["rank0"]):
+        assert abs(float(one)) > 0
+        torch.testing.assert_close(ranks, one, rtol=1e-12, atol=0)
+        assert abs(float(rank0 - one)) > 1e-3 * abs(float(one))
