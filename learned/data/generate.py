@@ -50,7 +50,8 @@ class Report:
             params, error, ...) made by this call; skipped: trajectories already in `out` (finished or failed).
         wall_s: wall-clock seconds of the whole call.
         startup_s: seconds from the call's start until the first worker was ready to simulate (executor and
-            worker processes started, simcore and Taichi imported and initialised; Ray's start-up included).
+            worker processes started, simcore and Taichi imported and initialised; Ray's start-up included;
+            read from the workers' clocks: on a cluster, as good as their synchronisation).
         compile_s: the longest of the workers' total compile times: their first run of each new solver, which
             compiles its kernels (or loads them from Taichi's disk cache). Workers compile at once, in parallel.
         simulate_s, write_s: worker-seconds spent simulating and writing, summed over trajectories.
@@ -102,7 +103,6 @@ class _Job:
     arch: str
     precision: str
     threads: int | None
-    start: float  # time.time() at the call's start: worker start-up is measured from it
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,7 +290,7 @@ def _generate(out, fam, count, frames, seed, workers, ray_address, options, prog
                     executor="ray" if ray_address is not None else "process pool", workers=int(workers),
                     skipped=len(done & set(range(count))))
     job = _Job(family=family, source=_family_source(fam), options=options, seed=int(seed), frames=int(frames),
-               out=str(out), arch=arch, precision=precision, threads=threads, start=start)
+               out=str(out), arch=arch, precision=precision, threads=threads)
     compile_by_worker: dict = {}
     ready = []
 

@@ -89,8 +89,12 @@ def _open_group(path: Path, what: str):
     """The Zarr group at `path`, read-only, or a DatasetError naming the path."""
     if not _has_group_metadata(path):
         raise DatasetError(f"{path} is not {what}: it holds no Zarr group metadata (zarr.json or .zgroup)")
+    zarr = _zarr()
+    if not (path / ".zgroup").is_file() and int(zarr.__version__.split(".")[0]) < 3:
+        raise DatasetError(f"{path} is in the Zarr 3 format, which zarr-python {zarr.__version__} cannot read: "
+                           "pip install 'zarr>=3'")
     try:
-        return _zarr().open_group(str(path), mode="r")
+        return zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises many types for unreadable metadata (JSON, schema, version)
         raise DatasetError(f"{path} is not {what}: its Zarr metadata cannot be read ({type(exc).__name__}: "
                            f"{exc})") from exc

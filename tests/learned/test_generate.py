@@ -173,15 +173,16 @@ def test_foreign_or_corrupted_directory_gives_an_error_naming_the_path(reference
     ds = open_dataset(broken)
     with pytest.raises(DatasetError, match=f"{broken / 'traj_000001'} is corrupted: array 'x' is missing"):
         ds[1]
-    for chunk in (broken / "traj_000003" / "v").rglob("c/*/*/*"):
-        chunk.unlink()  # a lost chunk reads as NaN, never as zeros
+    for chunk in (broken / "traj_000003" / "v").rglob("*"):
+        if chunk.is_file() and chunk.name not in ("zarr.json", ".zarray", ".zattrs"):
+            chunk.unlink()  # lost chunks read as NaN, never as zeros
     with pytest.raises(DatasetError, match=f"{broken / 'traj_000001'}"):
         ds.verify()
     shutil.rmtree(broken / "traj_000001")
     with pytest.raises(DatasetError, match=f"{broken / 'traj_000003'} is corrupted: array 'v' has missing chunks"):
         open_dataset(broken).verify()
-    root = broken / "zarr.json"
-    root.write_text(root.read_text()[:40])  # a truncated root record
+    root = broken / ("zarr.json" if (broken / "zarr.json").is_file() else ".zgroup")  # Zarr 3 or 2
+    root.write_text(root.read_text()[:20])  # a truncated root record
     with pytest.raises(DatasetError, match=f"{broken} is not a simcore dataset: its Zarr metadata cannot be read"):
         open_dataset(broken)
 
