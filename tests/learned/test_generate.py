@@ -145,6 +145,11 @@ def test_resume_after_sigkill_gives_the_uninterrupted_dataset(reference, tmp_pat
     assert report.skipped == finished and len(report.written) + len(report.failed) == 6 - finished
     assert not list(out.glob(".tmp-*"))
     assert_same_dataset(reference, out)
+    with pytest.raises(DatasetError, match="ask for count >= 6"):
+        generate(TINY, out=out, progress=False, **dict(SETTINGS, count=5))
+    more = generate(TINY, out=out, progress=False, **dict(SETTINGS, count=7))  # a larger count extends it
+    assert more.skipped == 6 and more.written + [f["index"] for f in more.failed] == [6]
+    assert open_dataset(out).attrs["count"] == 7
 
 
 def test_foreign_or_corrupted_directory_gives_an_error_naming_the_path(reference, tmp_path):
