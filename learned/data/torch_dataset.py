@@ -53,6 +53,7 @@ SPLITS = ("train", "validation", "test")
 STATS_FIELDS = ("x", "v", "a", "particle_params")
 STATS_VERSION = 1
 NORMALIZATION = "normalization"
+_STATS_BLOCK_BYTES = 64 << 20  # float64 frames read at once while computing statistics
 STD_FLOOR = 1e-8  # a component that never varies (a wall-pinned axis) normalises to 0, not to inf
 _PER_PARTICLE_INT = ("material_id", "body_id", "kind")
 
@@ -128,10 +129,14 @@ def compute_stats(dataset: store.Dataset, trajectories) -> dict:
     moments = {name: _Moments() for name in STATS_FIELDS}
     for index in trajectories:
         trajectory = dataset[index]
-        x, v = np.asarray(trajectory.x[...], np.float64), np.asarray(trajectory.v[...], np.float64)
-        moments["x"].add(x)
-        moments["v"].add(v)
-        moments["a"].add((v[1:] - v[:-1]) / trajectory.frame_dt)
+        frames = trajectory.x.shape[0]
+        block = max(1, _STATS_BLOCK_BYTES // max(1, 8 * int(np.prod(trajectory.x.shape[1:]))))
+        for start in range(0, frames, block):  # blocks of frames: memory bounded whatever the trajectory's size
+            stop = min(start + block, frames)
+            moments["x"].add(np.asarray(trajectory.x[start:stop], np.float64))
+            v = np.asarray(trajectory.v[start:min(stop + 1, frames)], np.float64)  # one frame more for Δv
+            moments["v"].add(v[: stop - start])
+            moments["a"].add((v[1:] - v[:-1]) / trajectory.frame_dt)
         moments["particle_params"].add(trajectory.particle_params)
     results = {name: m.result() for name, m in moments.items()}
     return {"mean": {k: r[0] for k, r in results.items()}, "std": {k: r[1] for k, r in results.items()},
@@ -152,6 +157,7 @@ def load_or_compute_stats(dataset: store.Dataset, train: list[int]) -> Stats:
     key = stats_key(train)
     folder = Path(dataset.path) / NORMALIZATION
     final = folder / key
+    stale = False
     if (final / "zarr.json").is_file() or (final / ".zattrs").is_file():
         try:
             attrs = dict(zarr.open_group(str(final), mode="r").attrs)
@@ -159,6 +165,7 @@ def load_or_compute_stats(dataset: store.Dataset, train: list[int]) -> Stats:
                 return Stats.from_attrs(attrs)
         except Exception as exc:  # unreadable: recompute (and replace it below)
             warnings.warn(f"normalisation statistics at {final} cannot be read ({exc}); computing them again")
+        stale = True
     attrs = {"version": STATS_VERSION, "key": key, "train": sorted(int(i) for i in train),
              **compute_stats(dataset, train)}
     try:
@@ -167,8 +174,8 @@ def load_or_compute_stats(dataset: store.Dataset, train: list[int]) -> Stats:
         temporary = folder / f"{store.TEMPORARY}{key}-{uuid.uuid4().hex}"
         try:
             zarr.open_group(str(temporary), mode="w").attrs.update(attrs)
-            if final.exists():
-                shutil.rmtree(final)  # unreadable or of another version
+            if stale:  # only what was found unreadable: a copy another process just stored stays
+                shutil.rmtree(final, ignore_errors=True)
             try:
                 os.rename(temporary, final)
             except OSError:

@@ -103,6 +103,12 @@ def test_stats_equal_numpy_over_training_split_and_are_stored(ballistic, monkeyp
         np.testing.assert_allclose(ds.stats.std[name].numpy(), values.std(0), rtol=1e-6, atol=1e-6, err_msg=name)
         assert ds.stats.count[name] == values.shape[0]
     assert (ballistic / "normalization" / ds.stats.key).is_dir()
+    # Read in blocks of 3 frames (as a trajectory too large for memory is): the same statistics.
+    monkeypatch.setattr(torch_dataset, "_STATS_BLOCK_BYTES", 3 * 8 * 47 * DIM)
+    blocked = torch_dataset.compute_stats(raw, ds.trajectories)
+    for name in torch_dataset.STATS_FIELDS:
+        np.testing.assert_allclose(blocked["std"][name], ds.stats.std[name].numpy(), rtol=1e-6, err_msg=name)
+        assert blocked["count"][name] == ds.stats.count[name]
 
     def no_recompute(*args):
         raise AssertionError("statistics were computed again instead of read from the dataset")
