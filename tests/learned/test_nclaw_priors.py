@@ -1,0 +1,162 @@
+"""NCLaw's priors (Ma et al., ICML 2023, §4), checked to round-off in float64:
+
+- frame indifference (objectivity): P(QF) = Q P(F) and plastic(QF) = Q plastic(F) for rotations Q;
+- rest states: P(I) = 0 and P(R) = 0 for every rotation R; the plastic map leaves every rotation (and
+  F = I) unchanged, and is the identity on any F when the network's output is zero.
+
+Each law is also checked to be non-trivial: the same network gives stresses and plastic steps of order
+one away from the rotations, so a test comparing zeros with zeros cannot pass by accident.
+"""
+
+import pytest
+import torch
+from simcore.learned.nclaw import models
+from simcore.learned.nclaw.models import ElasticNet, PlasticNet, invariant_features, polar_rotation
+
+DT = torch.float64
+ROUND_OFF = 1e-12  # relative to the stress / plastic step of order one that the networks give here
+N = 64
+
+
+def random_rotations(n, dim, gen):
+    """Haar-random rotations (det +1): QR of a Gaussian matrix with the sign convention fixed."""
+    A = torch.randn(n, dim, dim, generator=gen, dtype=DT)
+    Q, Rq = torch.linalg.qr(A)
+    Q = Q * torch.sign(torch.diagonal(Rq, dim1=1, dim2=2))[:, None, :]
+    flip = torch.linalg.det(Q) < 0
+    Q[flip, :, 0] *= -1
+    return Q
+
+
+def random_deformations(n, dim, gen, inverted=False):
+    """F = U diag(s) Vᵀ with stretches s in [0.6, 1.6] (one negated if `inverted`)."""
+    s = 0.6 + torch.rand(n, dim, generator=gen, dtype=DT)
+    if inverted:
+        s[:, 0] *= -1
+    return random_rotations(n, dim, gen) @ torch.diag_embed(s) @ random_rotations(n, dim, gen).transpose(1, 2)
+
+
+@pytest.fixture(scope="module", params=[2, 3], ids=["2d", "3d"])
+def nets(request):
+    torch.manual_seed(1234)
+    dim = request.param
+    elastic = ElasticNet(dim=dim).to(DT)
+    plastic = PlasticNet(dim=dim, alpha=1.0).to(DT)  # α = 1: the step is of order one, not hidden by α
+    return dim, elastic, plastic, torch.Generator().manual_seed(dim)
+
+
+@pytest.mark.parametrize("inverted", [False, True], ids=["det>0", "det<0"])
+def test_elastic_frame_indifference(nets, inverted):
+    """Objectivity: P(QF) = Q P(F) for random rotations Q (also for inverted F)."""
+    dim, elastic, _, gen = nets
+    F = random_deformations(N, dim, gen, inverted)
+    Q = random_rotations(N, dim, gen)
+    with torch.no_grad():
+        P, PQ = elastic(F), elastic(Q @ F)
+    scale = P.abs().amax()
+    assert scale > 1e-2  # a real stress, so the comparison below means something
+    assert (PQ - Q @ P).abs().amax() <= ROUND_OFF * scale
+
+
+def test_rotation_helpers_are_equivariant(nets):
+    """R(QF) = Q R(F) with det R = +1, and the features are invariant: features(QF) = features(F)."""
+    dim, _, _, gen = nets
+    F = random_deformations(N, dim, gen)
+    Q = random_rotations(N, dim, gen)
+    R = polar_rotation(F)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(N, dtype=DT), atol=1e-13)
+    assert (polar_rotation(Q @ F) - Q @ R).abs().amax() <= ROUND_OFF
+    assert (invariant_features(Q @ F) - invariant_features(F)).abs().amax() <= ROUND_OFF
+    # the stretch RᵀF is symmetric (F = R S, the polar decomposition)
+    S = R.transpose(1, 2) @ F
+    assert (S - S.transpose(1, 2)).abs().amax() <= ROUND_OFF
+
+
+def test_every_rotation_is_a_rest_state(nets):
+    """P(I) = 0 exactly and P(R) = 0 to round-off for random rotations R, while P(F) is of order one."""
+    dim, elastic, _, gen = nets
+    R = random_rotations(N, dim, gen)
+    eye = torch.eye(dim, dtype=DT).expand(N, dim, dim)
+    with torch.no_grad():
+        assert torch.equal(elastic(eye), torch.zeros(N, dim, dim, dtype=DT))
+        assert torch.equal(invariant_features(eye), torch.zeros(N, models.feature_count(dim), dtype=DT))
+        assert elastic(R).abs().amax() <= ROUND_OFF
+        assert elastic(random_deformations(N, dim, gen)).abs().amax() > 1e-2
+
+
+@pytest.mark.parametrize("inverted", [False, True], ids=["det>0", "det<0"])
+def test_plastic_frame_indifference(nets, inverted):
+    """The return map is objective: plastic(QF) = Q plastic(F)."""
+    dim, _, plastic, gen = nets
+    F = random_deformations(N, dim, gen, inverted)
+    Q = random_rotations(N, dim, gen)
+    with torch.no_grad():
+        Fn, FnQ = plastic(F), plastic(Q @ F)
+    assert (Fn - F).abs().amax() > 1e-2  # the network does flow plastically here
+    assert (FnQ - Q @ Fn).abs().amax() <= ROUND_OFF
+
+
+def test_plastic_identity_at_rest(nets):
+    """F = I and every rotation are fixed points of the plastic map, with any weights."""
+    dim, _, plastic, gen = nets
+    eye = torch.eye(dim, dtype=DT).expand(N, dim, dim)
+    R = random_rotations(N, dim, gen)
+    with torch.no_grad():
+        assert torch.equal(plastic(eye), eye)
+        assert (plastic(R) - R).abs().amax() <= ROUND_OFF
+
+
+def test_plastic_zero_output_is_identity():
+    """A plastic network whose output is zero (last layer zeroed) returns F unchanged, for any F."""
+    torch.manual_seed(0)
+    plastic = PlasticNet(dim=3).to(DT)
+    with torch.no_grad():
+        plastic.mlp.layers[-1].weight.zero_()
+        F = random_deformations(N, 3, torch.Generator().manual_seed(5))
+        assert torch.equal(plastic(F), F)
+
+
+def test_gradients_finite_at_rest_and_exact_elsewhere():
+    """simcore back-propagates through the networks at every particle's F, which starts at I (equal
+    singular values, where an SVD's backward divides by zero): the gradients there must be finite, and
+    away from rest they must match central differences (torch.autograd.gradcheck)."""
+    torch.manual_seed(3)
+    elastic = ElasticNet(dim=3, hidden=(8, 8)).to(DT)
+    plastic = PlasticNet(dim=3, hidden=(8, 8), alpha=1.0).to(DT)
+    eye = torch.eye(3, dtype=DT).repeat(4, 1, 1).requires_grad_(True)
+    for net in (elastic, plastic):
+        (g,) = torch.autograd.grad(net(eye).pow(2).sum() + net(eye).sum(), eye)
+        assert torch.isfinite(g).all()
+        weight_grads = torch.autograd.grad(net(eye + 0.05 * torch.randn(4, 3, 3, dtype=DT)).sum(), list(net.parameters()))
+        assert all(torch.isfinite(w).all() for w in weight_grads)
+    F = random_deformations(3, 3, torch.Generator().manual_seed(9)).requires_grad_(True)
+    assert torch.autograd.gradcheck(elastic, (F,), eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradcheck(plastic, (F,), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(n, 3, 3\)"):
+        ElasticNet(dim=3).to(DT)(torch.eye(2, dtype=DT)[None])
+    with pytest.raises(ValueError, match="dim must be 2 or 3"):
+        PlasticNet(dim=4)
+    with pytest.raises(ValueError, match="alpha"):
+        PlasticNet(dim=3, alpha=0.0)
+    with pytest.raises(ValueError, match="is 3D but the plastic one is 2D"):
+        models.nclaw_material(ElasticNet(dim=3), PlasticNet(dim=2))
+
+
+def test_wired_as_a_neural_material():
+    """nclaw_material is a materials.Neural whose model and plasticity are the networks, in the order
+    simcore applies them (F_new = plastic(F_trial), P = elastic(F_new))."""
+    import simcore as sc
+    from simcore.neural import _evaluate
+
+    torch.manual_seed(0)
+    elastic, plastic = ElasticNet(dim=3).to(DT), PlasticNet(dim=3, alpha=1.0).to(DT)
+    material = models.nclaw_material(elastic, plastic, density=1e3, wave_modulus=1e5)
+    assert isinstance(material, sc.materials.Neural)
+    F = random_deformations(8, 3, torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        F_new, tau = _evaluate(material, F, None)
+        assert torch.equal(F_new, plastic(F))
+        assert torch.allclose(tau, elastic(F_new) @ F_new.transpose(1, 2), rtol=0, atol=1e-14)
