@@ -120,7 +120,9 @@ class Run:
         return wrapped
 
     def _restore(self, path: Path) -> None:
-        state = ckpt.load_checkpoint(path, map_location=self.device)
+        # On the CPU: generator states must stay CPU tensors; load_state_dict copies weights onto the model's
+        # device and the optimiser's state onto its parameters' device.
+        state = ckpt.load_checkpoint(path, map_location="cpu")
         for name, obj in self._objects.items():
             if obj is None:
                 continue
