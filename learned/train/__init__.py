@@ -13,16 +13,17 @@
 
 Why not Lightning (or lightning-fabric, Accelerate)? Lightning's Trainer owns the loop: a
 `training_step(batch)` fed by a DataLoader. NCLaw's loss is a differentiable simcore rollout with no batch
-of tensors, and its constitutive network is called inside Taichi-bridged autograd Functions (forward and
-again in their backward), where DDP-style reducer hooks that expect one forward per backward do not apply;
-it needs its own loop and an explicit gradient all-reduce. Fabric and Accelerate do leave the loop to the
-caller, but what they would add here is what torch already provides in a few lines (DDP wrapping,
-torchrun's env:// initialisation), while the parts this project needs most are not theirs: checkpoints
-that carry every rank's RNG state and are written temp + fsync + rename, a CSV that a resumed run trims
-to its checkpoint, simcore's own progress reporting. The toolkit is ~500 lines on torch.distributed,
-with no dependency beyond torch (tensorboard optional), and no version coupling to torch releases (the
-project pins neither). Revisit if mixed precision, FSDP or multi-accelerator strategies are needed: that
-is where Fabric earns its weight.
+of tensors, and its constitutive network is called by the simulator itself (a `sc.materials.Neural`
+holds the plain module): under no_grad in the forward, and through torch.autograd.grad inside simcore's
+autograd Function backward. A DDP wrapper's forward is never called there, so its reducer sees nothing;
+the loop needs an explicit gradient all-reduce (`sync_gradients`, tested through a real rollout). Fabric
+and Accelerate do leave the loop to the caller, but what they would add here is what torch provides in a
+few lines (DDP wrapping, torchrun's env:// initialisation), while the parts this project needs most are
+not theirs: checkpoints that carry every rank's RNG state and are written temp + fsync + rename, a data
+order that resumes mid-epoch bit for bit, a metrics CSV that a resumed run trims to its checkpoint,
+simcore's progress reporting. So the toolkit is about 800 lines (half of them docstrings) on
+torch.distributed, with no dependency beyond torch (tensorboard optional). Revisit if mixed precision,
+FSDP or multi-accelerator strategies are needed: that is where Fabric earns its weight.
 """
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
