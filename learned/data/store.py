@@ -16,6 +16,7 @@ A dataset is a directory DIR that is a Zarr group:
                               "error", "error_type", "frame", "substep"}
       .tmp-*                  a write in progress (or left by a killed job): never read
       .lock                   held by the job writing the dataset (store.writer_lock)
+      normalization/<key>/    training-split statistics (simcore.learned.data.torch_dataset), a Zarr group's attrs
 
 Trajectory i was generated from `numpy.random.default_rng([seed, i])`; its attrs' "seed" is that list.
 
