@@ -19,6 +19,8 @@ import numpy as np
 from . import backend
 from .checks import is_tensor
 from .colliders import MODES, Collider
+from .initial_stress import SceneAtRest
+from .initial_stress import check_scene_option as initial_stress_check
 from .materials import NEURAL, Fluid, Material
 from .mpm import cache
 from .mpm.config import BOUND
@@ -71,12 +73,23 @@ class Body:
     x: np.ndarray          # (n, dim) m
     v: np.ndarray          # (n, dim) m/s
     C: np.ndarray          # (n, dim, dim) 1/s, the initial velocity gradient (APIC)
-    volume: np.ndarray     # (n,) m^dim
+    placed_volume: np.ndarray  # (n,) m^dim, the volume each particle fills where it is placed
     params: dict           # per-particle material arrays (simcore.materials.Material.particle_parameters)
     velocity_tensor: Any = None  # the torch tensor given as velocity, if any: (dim,) or (n, dim) m/s
     actuator_group: np.ndarray | None = None  # (n,) int, −1 for passive particles
     fibre: np.ndarray | None = None           # (n, dim) unit fibre directions of actuated particles
     spin: np.ndarray | None = None            # (n, dim) m/s, the part of v given as angular_velocity
+    initial_stress: str | None = None         # None | "hydrostatic" | "geostatic" | "uniaxial_stress"
+    at_rest: Any = None  # the scene's simcore.initial_stress.SceneAtRest, for a stressed body
+
+    @property
+    def volume(self) -> np.ndarray:
+        """(n,) m^dim: the particles' rest volumes, what the solver's masses (density × volume) and stress
+        impulses use. Unstressed, the placed volumes; with an initial stress, placed volume / J: a particle
+        compressed to J fills its placed volume (simcore.initial_stress)."""
+        if self.at_rest is None:
+            return self.placed_volume
+        return self.placed_volume / self.at_rest.of(self).J
 
     @property
     def n_particles(self) -> int:
@@ -238,7 +251,7 @@ class Scene:
 
     def add_body(self, shape: Shape, material: Material, velocity=None, angular_velocity=None,
                  name: str | None = None, particles_per_cell: int | None = None, actuator=None,
-                 fibre=None) -> Body:
+                 fibre=None, initial_stress: str | None = None) -> Body:
         """Fill `shape` with particles of `material`.
 
         Args:
@@ -253,6 +266,14 @@ class Scene:
                 `run(actuation=...)` / `rollout(actuation=...)` as column g: a_g > 0 is tension along
                 the fibre (the body contracts, like a muscle), a_g < 0 pushes it longer.
             fibre: (dim,) fibre direction f of the actuated particles (normalized here).
+            initial_stress: None (default): unstressed (F = I, a fluid's J = 1), so a body at rest under
+                gravity first falls and compresses. Or the stress that carries the body's weight, so that
+                it starts at rest (simcore.initial_stress, docs/hydrostatic.md): "hydrostatic" (Fluid:
+                the pressure of its equation of state, solving dp/dz = ρ(p) g from each column's free
+                surface); "geostatic" (any supported material; uniaxial strain: a body confined
+                laterally, by walls or ground); "uniaxial_stress" (solids with free sides: σ_hh = 0).
+                Balanced on the grid as the solver computes it; not for Neural materials, and not
+                differentiable with respect to the material's parameters.
         Raises:
             ValueError: a particle outside the domain or inside the wall layer, or bad parameters.
         """
@@ -263,6 +284,7 @@ class Scene:
         name = name or f"body{len(self.bodies)}"
         if any(b.name == name for b in self.bodies):
             raise ValueError(f"a body named {name!r} already exists")
+        initial_stress = initial_stress_check(initial_stress, material, name, self.gravity)
         ppc = particles_per_cell or self.particles_per_cell
         spacing = self._lattice_spacing(ppc)
         x, volume = shape.sample(self.dim, spacing, sampling=self.sampling,
@@ -302,7 +324,11 @@ class Scene:
             raise ValueError(f"body {name!r}: initial velocity has non-finite values")
         params = material.particle_parameters(x)
         groups, fibres = self._actuators(name, material, x, actuator, fibre)
-        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres, spin)
+        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres, spin,
+                    initial_stress)
+        if initial_stress is not None:  # one at-rest state for all the scene's stressed bodies
+            others = [b.at_rest for b in self.bodies if b.at_rest is not None]
+            body.at_rest = others[0] if others else SceneAtRest(self)
         self.bodies.append(body)
         self._model = self._state = None  # rebuilt on the next run, which starts from the initial state
         return body
@@ -444,7 +470,14 @@ class Scene:
         origin = np.stack([c.origin(self.dim) for c in self.colliders]) if self.colliders else None
         x = np.concatenate([b.initial_positions(self.grid) for b in self.bodies])
         v = np.concatenate([b.initial_velocities() for b in self.bodies])
-        return State.at_rest_shape(x, v, self._concat("C"), origin)
+        state = State.at_rest_shape(x, v, self._concat("C"), origin)
+        start = 0
+        for b in self.bodies:  # stressed bodies start compressed (simcore.initial_stress)
+            if b.at_rest is not None:
+                part = b.at_rest.of(b)
+                state.F[start:start + b.n_particles], state.Jp[start:start + b.n_particles] = part.F, part.Jp
+            start += b.n_particles
+        return state
 
     @property
     def state(self) -> State:

@@ -225,6 +225,14 @@ def _particle_inputs(scene, dtype) -> dict:
     parts = {name: [] for name in ("x", "v", "mass", "mu", "lam", "plastic", "wave_speed")}
     for b in scene.bodies:
         points = b.positions_tensor(scene.grid)  # Points given as a tensor, checked as it is now
+        if b.initial_stress is not None and torch.is_grad_enabled():
+            # The at-rest state (rest volumes, F, Jp) is solved on the host (simcore.initial_stress):
+            # a gradient would miss its dependence on these, silently.
+            needs = b.material.differentiable + (["positions"] if points is not None and points.requires_grad else [])
+            if needs:
+                raise ValueError(f"body {b.name!r}: initial_stress={b.initial_stress!r} is solved on the host and "
+                                 f"carries no gradient to {', '.join(needs)}, which require grad; detach them, "
+                                 "or start the body unstressed (initial_stress=None)")
         parts["x"].append(torch.as_tensor(b.x, dtype=dtype) if points is None else points.to(dtype))
         if b.velocity_tensor is not None:  # as Body.initial_velocities, on the tensor's graph
             vt = b.velocity_tensor.to(dtype)
