@@ -77,6 +77,11 @@ def material(name: str):
     return MATERIALS[name]()
 
 
+def cube(center=CUBE_CENTER, size: float = CUBE_SIZE):
+    """The thrown cube: a Box of edge `size` m at `center` (m)."""
+    return sc.shapes.Box(center=tuple(center), size=(float(size),) * 3)
+
+
 def _vector(options: dict, key: str) -> tuple:
     value = options[key]
     if not (hasattr(value, "__len__") and len(value) == 3
@@ -97,6 +102,8 @@ def _vector(options: dict, key: str) -> tuple:
         "material": ("jelly", f"one of {', '.join(MATERIALS)}"),
         "velocity": (VELOCITY, "initial velocity of the cube's centre, m/s"),
         "angular_velocity": (ANGULAR_VELOCITY, "initial angular velocity about the cube's centre, rad/s"),
+        "center": (CUBE_CENTER, "the cube's initial centre, m"),
+        "size": (CUBE_SIZE, "the cube's edge, m (a smaller cube makes a cheaper test scene)"),
     })
 def nclaw_cube(rng, **o):
     """The set-up for o["material"]; deterministic (it draws nothing from `rng`)."""
@@ -104,10 +111,14 @@ def nclaw_cube(rng, **o):
         raise ValueError(f"family {FAMILY!r} is 3D only (the reference set-up), got dim={o['dim']!r}")
     mat = material(o["material"])
     velocity, omega = _vector(o, "velocity"), _vector(o, "angular_velocity")
+    center = _vector(o, "center")
+    if not (isinstance(o["size"], (int, float)) and o["size"] > 0):
+        raise ValueError(f"family {FAMILY!r}, option 'size': expected the cube's edge in m (> 0), got {o['size']!r}")
     scene = families.new_scene(o, materials=(type(mat),), walls="separate")
-    shape = sc.shapes.Box(center=CUBE_CENTER, size=(CUBE_SIZE,) * 3)
-    scene.add_body(shape, mat, velocity=velocity, angular_velocity=omega, name="cube")
+    scene.add_body(cube(center, o["size"]), mat, velocity=velocity, angular_velocity=omega, name="cube")
     params = {"material": o["material"], "velocity": list(velocity), "angular_velocity": list(omega)}
+    if center != CUBE_CENTER or o["size"] != CUBE_SIZE:
+        params.update(center=list(center), size=float(o["size"]))
     return families.Sample(scene, params, o["frame_dt"], o["substeps_per_frame"])
 
 
@@ -115,6 +126,20 @@ def sample(material_name: str = "jelly", **options) -> families.Sample:
     """The family's scene for one material (options as the family takes them), for use without a dataset
     (e.g. as the template a trained law is dropped into)."""
     return families.get(FAMILY).sample(np.random.default_rng(0), material=material_name, **options)
+
+
+def trajectory(material_name: str, steps: int = STEPS, **options):
+    """The same trajectory as `generate`'s, simulated here with the full particle state recorded: what
+    teacher forcing restarts from (the dataset stores x and v only).
+
+    Returns:
+        simcore Trajectory: x, v (steps + 1, n, 3) m, m/s; C (steps + 1, n, 3, 3) 1/s; F (steps + 1, n, 3, 3)
+        (a fluid's F is J^(1/3) I); t (steps + 1,) s.
+    """
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be a whole number >= 1 of {DT} s steps, got {steps!r}")
+    s = sample(material_name, **options)
+    return s.scene.run(frames=steps, frame_dt=s.frame_dt, record=("x", "v", "C", "F"), progress=False)
 
 
 def generate(material_name: str, out, steps: int = STEPS, *, workers: int = 1, progress: bool = False,

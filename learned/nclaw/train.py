@@ -1,0 +1,254 @@
+"""Training NCLaw's networks from one trajectory through simcore's differentiable MPM.
+
+The recipe is the reference's (`experiments/train.py`, configs `train/default.yaml`, `teacher/cosine.yaml`):
+
+- the ground truth: the thrown cube of one material (ground_truth.py), every step's x, v, C, F;
+- an epoch is one pass over the trajectory's T steps, cut into ⌈T/λ⌉ segments; each segment restarts from
+  the ground-truth state (x, v, C, F: teacher forcing) and is rolled out by the MPM with the networks as
+  the material; λ grows from 25 to 200 steps over the epochs on a cosine,
+  λ(e) = 200 + (25 − 200) · ½(1 + cos(π e / E)), e = 0 … E − 1 (capped at T);
+- the loss is the position error summed over steps, Σ_t mean_p,i (x − x̂)², times 1e4 · ⌈T/λ⌉ / T (so
+  that its size does not change as the segments lengthen); one optimiser step per epoch;
+- Adam (elastic network lr 1.0, plastic network lr 0.1, one parameter group each) with cosine annealing
+  over the epochs, and the gradient norm of each network clipped to 0.1.
+
+Checkpoints, `--resume`, the progress bar and metrics.csv come from simcore.learned.train.Run (one Run
+step = one epoch).
+
+    python -m simcore.learned.nclaw.train --material jelly --epochs 300 --out out/nclaw_jelly
+    python -m simcore.learned.nclaw.train --material jelly --epochs 300 --out out/nclaw_jelly --resume
+
+    from simcore.learned.nclaw import train
+    law = train.train("jelly", "out/nclaw_jelly", epochs=300)   # an NCLaw module
+    scene.add_body(shape, law.material())                       # a materials.Neural any scene can use
+    law = train.load("out/nclaw_jelly")                         # from the newest checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import simcore as sc
+
+from . import ground_truth as gt
+from .models import ALPHA, HIDDEN, ElasticNet, PlasticNet, nclaw_material
+
+TEACHER_START, TEACHER_END = 25, 200  # steps (teacher/cosine.yaml)
+ELASTIC_LR, PLASTIC_LR = 1.0, 0.1  # train/default.yaml: elasticity_lr, plasticity_lr
+GRAD_MAX_NORM = 0.1  # elasticity_grad_max_norm, plasticity_grad_max_norm
+LOSS_SCALE = 1e4  # experiments/train.py: loss_factor = 1e4 · teacher.loss_factor
+WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL guard (dt is fixed at gt.DT)
+
+
+class NCLaw(nn.Module):
+    """The learned law: an elastic network and (optionally) a plastic network (models.py)."""
+
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, plastic: bool = True,
+                 stress_scale: float = 1.0):
+        super().__init__()
+        self.elastic = ElasticNet(dim=dim, hidden=hidden, stress_scale=stress_scale)
+        self.plastic = PlasticNet(dim=dim, hidden=hidden, alpha=alpha) if plastic else None
+
+    def material(self, density: float = gt.DENSITY, wave_modulus: float = WAVE_MODULUS, name: str | None = None):
+        """The law as a simcore material (materials.Neural); the modules are shared, not copied."""
+        return nclaw_material(self.elastic, self.plastic, density=density, wave_modulus=wave_modulus, name=name)
+
+
+def teacher_lambda(epoch: int, epochs: int, steps: int, start: float = TEACHER_START,
+                   end: float = TEACHER_END) -> float:
+    """λ (steps between teacher restarts) at `epoch` of `epochs`: cosine from `start` to min(end, steps)."""
+    end = min(end, steps)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def teacher_segments(steps: int, lam: float) -> list[tuple[int, int]]:
+    """The (first, last) steps of the ⌈steps/λ⌉ segments of an epoch, as the reference's `Teacher.uniform`
+    spreads them: segment of step i = ⌊i · S / steps⌋, S = ⌈steps/λ⌉; each starts from the ground truth
+    at `first` and is compared with it at first + 1 … last."""
+    count = math.ceil(steps / lam)
+    label = np.floor(np.linspace(0, count, steps, endpoint=False)).astype(int)
+    firsts = [0] + [i for i in range(1, steps) if label[i] != label[i - 1]]
+    return list(zip(firsts, firsts[1:] + [steps]))
+
+
+def rollout_from(scene: sc.Scene, start: dict, frames: int) -> torch.Tensor:
+    """Positions (frames + 1, n, dim) m of `scene` rolled out for `frames` frames of one substep each
+    (scene.dt) from the particle state `start` = {x, v (n, dim), C, F (n, dim, dim)} instead of the
+    bodies' initial state, on the autograd graph of the scene's Neural parameters.
+
+    simcore's public `Scene.rollout` starts only from the bodies as built (F = I, C from the initial
+    velocity), and a body given as tensor positions is refused once a particle has entered the walls'
+    layer, as particles resting on the floor do. This is `simcore.torch.rollout` with the start state
+    replaced; it uses that module's private helpers until `Scene.rollout(start=...)` exists (proposed
+    in the report of issue 15's first part).
+    """
+    from simcore import backend
+    from simcore import torch as bridge
+    from simcore.mpm.state import STATE
+
+    be = backend.active()
+    dtype = torch.float64 if be.precision == "f64" else torch.float32
+    model = scene.model
+    n, dim = model.n_particles, scene.dim
+    state = {name: torch.as_tensor(start[name], dtype=dtype) for name in ("x", "v", "C", "F")}
+    for name, shape in (("x", (n, dim)), ("v", (n, dim)), ("C", (n, dim, dim)), ("F", (n, dim, dim))):
+        if tuple(state[name].shape) != shape:
+            raise ValueError(f"rollout_from: start[{name!r}] has shape {tuple(state[name].shape)}, expected {shape} "
+                             f"for the scene's {n} particles")
+    state["Jp"] = torch.ones(n, dtype=dtype)
+    particles = bridge._particle_inputs(scene, dtype)
+    schedule = bridge._schedule(scene, frames, scene.dt, particles["wave_speed"], state["v"].detach().cpu().numpy())
+    config = model.configuration(be.precision, be.arch, needs_grad=True)
+    k, segments = bridge._checkpoints(config, n, schedule, None, False)
+    runner = bridge._Runner(model, config, bridge.solver_slots(k), schedule)
+    origin, velocity, friction = bridge._collider_inputs(model, schedule, dtype)
+    activation = bridge._OpenLoop(model, None, schedule, dtype)
+    neural = tuple(model.stress_hook.parameters()) if model.stress_hook is not None else ()
+    inputs = bridge.SegmentInputs(**{name: state[name] for name in STATE},
+                                  **{name: particles[name] for name in bridge.SegmentInputs.CONSTANTS},
+                                  activation=activation.per_substep, collider_origin=origin,
+                                  collider_velocity=velocity, collider_friction=friction, neural=neural)
+    differentiable = torch.is_grad_enabled() and any(t.requires_grad for t in inputs.flat())
+    history = bridge._run_segments(runner, inputs, segments, ("x",), activation, differentiable)
+    return torch.stack(history["x"])
+
+
+def training_scene(law: NCLaw, ground_truth_options: dict | None = None) -> sc.Scene:
+    """The ground truth's cube (same particles, grid, walls and dt) made of the learned law."""
+    o = {"grid": gt.GRID, "particles_per_cell": 1, "center": gt.CUBE_CENTER, "size": gt.CUBE_SIZE,
+         **(ground_truth_options or {})}
+    unknown = set(o) - {"grid", "particles_per_cell", "center", "size", "velocity", "angular_velocity"}
+    if unknown:
+        raise ValueError(f"ground-truth options {sorted(unknown)} are not set-up options of {gt.FAMILY!r}")
+    scene = sc.Scene(dim=3, grid=o["grid"], particles_per_cell=o["particles_per_cell"], dt=gt.DT, walls="separate")
+    scene.add_body(gt.cube(o["center"], o["size"]), law.material(name="nclaw"), name="cube")
+    return scene
+
+
+def _ground_truth(material: str, steps: int, options: dict, dtype) -> dict:
+    traj = gt.trajectory(material, steps, **options)
+    return {name: torch.as_tensor(np.asarray(getattr(traj, name)), dtype=dtype) for name in ("x", "v", "C", "F")}
+
+
+def _clip(module: nn.Module | None) -> float:
+    if module is None:
+        return 0.0
+    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), GRAD_MAX_NORM)
+    if not torch.isfinite(norm):
+        raise FloatingPointError(f"the gradient of the {type(module).__name__} is not finite (norm {float(norm)}); "
+                                 "lower the learning rates or the number of steps per segment")
+    return float(norm)
+
+
+def epoch_loss(scene: sc.Scene, truth: dict, lam: float) -> tuple[float, int]:
+    """One epoch's forward and backward: every teacher segment rolled out from the ground truth, its scaled
+    position loss back-propagated into the networks' .grad (accumulated). Returns (loss, segments)."""
+    steps = truth["x"].shape[0] - 1
+    segments = teacher_segments(steps, lam)
+    factor = LOSS_SCALE * len(segments) / steps
+    total = 0.0
+    for first, last in segments:
+        start = {name: truth[name][first] for name in ("x", "v", "C", "F")}
+        x = rollout_from(scene, start, last - first)
+        loss = factor * ((x[1:] - truth["x"][first + 1:last + 1]) ** 2).mean(dim=(1, 2)).sum()
+        loss.backward()
+        total += float(loss.detach())
+    return total, len(segments)
+
+
+def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, resume: bool = False,
+          seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
+          plastic_lr: float = PLASTIC_LR, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
+          ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
+          stop_after: int | None = None) -> NCLaw:
+    """Train a law on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
+    checkpoints and metrics.csv into `out` (columns: loss, lambda, segments, lr_elastic, lr_plastic,
+    grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
+    (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
+    (1: the reference's raw output). stop_after: leave after this many epochs of this call without the
+    last one's checkpoint, as a killed job would (for tests of --resume). Returns the trained NCLaw.
+    """
+    from simcore.learned.train import Run
+
+    from simcore import backend
+
+    gt.material(material)
+    for name, value in (("epochs", epochs), ("steps", steps)):
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
+    options = dict(ground_truth_options or {})
+    with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress) as run:
+        law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale).to(dtype)
+        groups = [{"params": list(law.elastic.parameters()), "lr": elastic_lr}]
+        if law.plastic is not None:
+            groups.append({"params": list(law.plastic.parameters()), "lr": plastic_lr})
+        optimizer = torch.optim.Adam(groups)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        run.prepare(law, optimizer, scheduler, ddp=False)
+        truth = _ground_truth(material, steps, options, dtype)
+        scene = training_scene(law, options)
+        x0 = torch.as_tensor(scene.initial_state()["x"], dtype=dtype)
+        if not torch.allclose(x0, truth["x"][0], atol=1e-5):
+            raise RuntimeError("the training scene's particles are not the ground truth's: the set-ups differ")
+        for epoch in run.steps(epochs):
+            begin = time.perf_counter()
+            lam = teacher_lambda(epoch, epochs, steps, *teacher)
+            optimizer.zero_grad()
+            loss, count = epoch_loss(scene, truth, lam)
+            grad_elastic, grad_plastic = _clip(law.elastic), _clip(law.plastic)
+            lrs = [group["lr"] for group in optimizer.param_groups]
+            optimizer.step()
+            scheduler.step()
+            run.log(epoch, loss=loss, **{"lambda": lam}, segments=count, lr_elastic=lrs[0],
+                    lr_plastic=lrs[1] if len(lrs) > 1 else 0.0, grad_elastic=grad_elastic, grad_plastic=grad_plastic,
+                    epoch_s=time.perf_counter() - begin)
+            if stop_after is not None and epoch + 1 - run.start_step >= stop_after:
+                break
+    return law
+
+
+def load(out, plastic: bool = True, hidden=HIDDEN, dtype=torch.float32, stress_scale: float = 1.0) -> NCLaw:
+    """The NCLaw of the newest checkpoint in `out` (a `train` run's directory)."""
+    from simcore.learned.train import latest_checkpoint, load_checkpoint
+
+    path = latest_checkpoint(Path(out) / "checkpoints")
+    if path is None:
+        raise ValueError(f"{out} holds no checkpoint (no {Path(out) / 'checkpoints'}/step_*.pt); train first")
+    law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale).to(dtype)
+    law.load_state_dict(load_checkpoint(path, map_location="cpu")["model"])
+    return law
+
+
+def main(argv=None) -> int:
+    from simcore.learned.train import add_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m simcore.learned.nclaw.train", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    parser.add_argument("--material", default="jelly", choices=list(gt.MATERIALS))
+    parser.add_argument("--epochs", type=int, default=300, help="epochs (optimiser steps; default 300)")
+    parser.add_argument("--steps", type=int, default=gt.STEPS, help=f"steps of the trajectory (default {gt.STEPS})")
+    parser.add_argument("--elastic-only", action="store_true", help="no plastic network")
+    parser.add_argument("--elastic-lr", type=float, default=ELASTIC_LR, help=f"default {ELASTIC_LR}")
+    parser.add_argument("--plastic-lr", type=float, default=PLASTIC_LR, help=f"default {PLASTIC_LR}")
+    parser.add_argument("--stress-scale", type=float, default=1.0,
+                        help="Pa per unit of the elastic network's output (default 1: the reference's)")
+    parser.add_argument("--precision", default="f32", choices=("f32", "f64"))
+    args = parser.parse_args(argv)
+    sc.init("cpu", args.precision, verbose=False)
+    train(args.material, args.out, args.epochs, args.steps, resume=args.resume, seed=args.seed,
+          checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
+          plastic_lr=args.plastic_lr, stress_scale=args.stress_scale, progress=False if args.no_progress else None)
+    print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
