@@ -11,7 +11,7 @@ costs more than about 30 s on a 2-core CPU (3D adjoint kernels, Vulkan) prints "
 --slow asks for it; the examples' optimisation loops and CUDA are never run here (NOT_MEASURED). The
 "within" column is the test's own comparison applied to the measured value. Timings go to stderr.
 
-    nice -n 10 python benchmarks/validation_values.py [--area mpm granular fluids gradients rigid backends] [--slow]
+    nice -n 10 python benchmarks/validation_values.py [--area mpm granular fluids hydrostatics gradients rigid backends] [--slow]
     python benchmarks/validation_values.py --list      # the checks and their areas, nothing run
 
 Run from anywhere: the repository root is put on sys.path so that `tests.*` imports (the test modules
@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import simcore as sc  # noqa: E402  (after the repository root is on sys.path)
 import simcore.rigid as rigid  # noqa: E402
 
-AREAS = ("mpm", "granular", "fluids", "gradients", "rigid", "backends")
+AREAS = ("mpm", "granular", "fluids", "hydrostatics", "gradients", "rigid", "backends")
 G = 9.8  # m/s², the MPM tests' gravity
 G_RIGID = 9.81  # m/s², the rigid tests' gravity
 
@@ -514,6 +514,94 @@ def fluid_levels():
     yield Row(test, f"free-surface height range over {len(h)} columns (cells)", np.ptp(h) * grid, "< 2",
               np.ptp(h) < 2 / grid and len(h) > 15)
     yield Row(test, "final / peak kinetic energy", ke[-1] / ke.max(), "< 0.02", ke[-1] < 0.02 * ke.max())
+
+
+# -- Hydrostatics (initial stress) --------------------------------------------------------------------------
+def hydrostatic_module():
+    """tests/mpm/test_hydrostatic.py, or None in a checkout that predates it."""
+    if not (REPO / "tests" / "mpm" / "test_hydrostatic.py").exists():
+        return None
+    from tests.mpm import test_hydrostatic
+    return test_hydrostatic
+
+
+MISSING_HYDROSTATIC = Row("tests/mpm/test_hydrostatic.py", "hydrostatic initialisation",
+                          "not measured: the test module is not in this checkout", "—", None)
+
+
+@check("hydrostatics")
+def hydrostatic_pool():
+    H = hydrostatic_module()
+    if H is None:
+        yield MISSING_HYDROSTATIC
+        return
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_hydrostatic.py::"
+    runs = fixture(H.runs, None)
+    scene, traj = runs["hydrostatic"]
+    speed = np.linalg.norm(traj.v, axis=-1).max()
+    start = H.surface(traj.x[0])
+    drift = max(np.abs(H.surface(x) - start).max() for x in traj.x) / H.DX
+    report = H.equilibrium(scene)
+    yield Row(test + "test_pool_released_at_rest_stays_at_rest",
+              "2D pool 0.25 m deep, 2 s: largest speed (m/s) · surface drift (dx) · unbalanced nodes · grid residual / g",
+              f"{fmt(speed)} · {fmt(drift)} · {len(report.unbalanced)} · {fmt(report.residual / H.G)}",
+              "< 1e-3 · < 0.25 · 0 · < 1e-5", speed < 1e-3 and drift < 0.25 and len(report.unbalanced) == 0
+              and report.residual < 1e-5 * H.G)
+    speed = np.linalg.norm(runs[None][1].v, axis=-1).max()
+    yield Row(test + "test_pool_without_initial_stress_moves", "the same pool started unstressed: largest speed (m/s)",
+              speed, "> 1e-2", speed > 1e-2)
+    total = H.extent(traj.x[0])[1]
+    for frame in (0, H.FRAMES):
+        depth, p, exact = H.pressure_profile(traj.x[0], traj.Jp[frame])
+        floor = H.bottom_pressure(depth, p, total) / H.hydrostatic_pressure(total) - 1
+        inner = H.inner_layers(depth, total)
+        layer = np.abs(p[inner] / exact[inner] - 1).max()
+        bottom = depth > total - H.DX
+        cell = p[bottom].mean() / exact[bottom].mean() - 1
+        yield Row(test + f"test_pool_pressure_is_hydrostatic[{frame}]",
+                  f"t = {traj.t[frame]:.0f} s: floor pressure / Stevin − 1 · worst inner layer · bottom cell's layers",
+                  f"{pct(floor)} · {layer:.2%} · {pct(cell)}", "within ±2 % · < 2 % · within ±12 %",
+                  abs(floor) < 0.02 and layer < 0.02 and abs(cell) < 0.12)
+
+
+@check("hydrostatics")
+def hydrostatic_3d_and_solids():
+    H = hydrostatic_module()
+    if H is None:
+        return
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_hydrostatic.py::"
+    grid = 16  # test_3d_pool_stays_at_rest
+    traj = H.pool("hydrostatic", dim=3, grid=grid, depth=0.2).run(H.FRAMES, H.FRAME_DT, record=("x", "v"),
+                                                                   progress=False)
+    speed = np.linalg.norm(traj.v, axis=-1).max()
+    drift = np.abs(traj.x[:, :, 1].max(1) - traj.x[0, :, 1].max()).max() * grid
+    yield Row(test + "test_3d_pool_stays_at_rest", "3D pool, grid 16, 2 s: largest speed (m/s) · surface drift (dx)",
+              f"{fmt(speed)} · {fmt(drift)}", "< 1e-3 · < 0.25", speed < 1e-3 and drift < 0.25)
+    for option, confined in (("uniaxial_stress", False), ("geostatic", True)):
+        # test_elastic_block_on_the_floor_stays_at_rest
+        traj = H.block(option, confined).run(30, H.FRAME_DT, record=("x", "v", "F"), progress=False)
+        speed = np.linalg.norm(traj.v, axis=-1).max()
+        moved = np.abs(traj.x - traj.x[0]).max() / H.DX
+        sigma = H.neo_hookean_cauchy(traj.F[-1])
+        heights, syy = H.layers(traj.x[0], sigma[:, 1, 1])
+        _, sxx = H.layers(traj.x[0], sigma[:, 0, 0])
+        top, total = H.extent(traj.x[0])
+        depth = top - heights
+        floor = -H.bottom_pressure(depth, syy, total) / (H.RHO * H.G * total) - 1
+        inner = H.inner_layers(depth, total)
+        if confined:
+            lateral = np.abs(sxx[inner] / syy[inner] / (0.3 / 0.7) - 1).max()
+            lateral_text, lateral_ok, tolerance = f"σxx/σyy within {lateral:.2%} of K0", lateral < 0.02, "< 2 %"
+        else:
+            lateral = np.abs(sxx).max() / (H.RHO * H.G * H.DEPTH)
+            lateral_text, lateral_ok, tolerance = f"\\|σxx\\| / ρgh = {fmt(lateral)}", lateral < 1e-6, "< 1e-6"
+        yield Row(test + f"test_elastic_block_on_the_floor_stays_at_rest[{option}-{confined}]",
+                  f"neo-Hookean block, {option}, 1 s: largest speed (m/s) · displacement (dx) · floor σyy / ρgh − 1 · "
+                  "lateral stress", f"{fmt(speed)} · {fmt(moved)} · {pct(floor)} · {lateral_text}",
+                  f"< 1e-3 · < 1e-3 · within ±2 % · {tolerance}",
+                  speed < 1e-3 and moved < 1e-3 and abs(floor) < 0.02 and lateral_ok)
 
 
 # -- Gradients ---------------------------------------------------------------------------------------------
