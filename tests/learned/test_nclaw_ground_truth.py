@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 from simcore.learned.nclaw import ground_truth as gt
 
+import simcore as sc
+
 STEPS = 50  # 0.025 s: the cube's lowest particle is then still > 2 cells above the floor's wall layer
 
 
 @pytest.fixture(scope="module")
 def jelly(tmp_path_factory):
+    sc.init("cpu", "f32", verbose=False)  # the dataset's precision, for the bit-for-bit comparison
     out = tmp_path_factory.mktemp("nclaw_gt")
     return gt.generate("jelly", out, steps=STEPS)
 
@@ -61,3 +64,14 @@ def test_bad_options_are_clear_errors(tmp_path):
         gt.sample("jelly", velocity=(1.0, 2.0, 3.0, 4.0))
     with pytest.raises(ValueError, match="3D only"):
         gt.sample("jelly", dim=2)
+
+
+def test_full_state_trajectory_is_the_datasets(jelly):
+    """ground_truth.trajectory (x, v, C, F for teacher forcing) simulates the very dataset trajectory:
+    the same positions bit for bit (same scene, same backend), and F = I at the start (unstressed)."""
+    t = jelly[jelly.indices[0]]
+    full = gt.trajectory("jelly", STEPS)
+    assert np.array_equal(full.x.astype(np.float32), t.x[:])
+    assert full.F.shape == (STEPS + 1, 1000, 3, 3) and full.C.shape == (STEPS + 1, 1000, 3, 3)
+    assert np.array_equal(full.F[0], np.broadcast_to(np.eye(3), (1000, 3, 3)))
+    assert np.abs(full.F[-1] - np.eye(3)).max() > 1e-4  # the jelly deforms in flight (it spins)
