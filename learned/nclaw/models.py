@@ -77,15 +77,15 @@ def polar_rotation(F: torch.Tensor) -> torch.Tensor:
     return X
 
 
-def invariant_features(F: torch.Tensor) -> torch.Tensor:
+def invariant_features(F: torch.Tensor, R: torch.Tensor | None = None) -> torch.Tensor:
     """[σ − 1, FᵀF − I, det F − 1]: (n, d, d) → (n, d + d² + 1), zero exactly when F is a rotation.
 
     σ are the eigenvalues of the stretch S = RᵀF (ascending; the smallest is negative for det F < 0),
     i.e. F's signed singular values; their gradient (eigenvectors only, no 1/(σ_i − σ_j)) stays finite
-    at equal singular values.
+    at equal singular values. R: F's rotation if already known (`polar_rotation(F)`).
     """
     n, d, _ = F.shape
-    R = polar_rotation(F)
+    R = polar_rotation(F) if R is None else R
     sigma = torch.linalg.eigvalsh(_sym(R.transpose(1, 2) @ F))
     eye = torch.eye(d, dtype=F.dtype, device=F.device)
     right_cauchy_green = F.transpose(1, 2) @ F
@@ -149,8 +149,9 @@ class ElasticNet(nn.Module):
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "ElasticNet")
         n, d = F.shape[0], self.dim
-        S = _sym(self.mlp(invariant_features(F)).reshape(n, d, d)) * self.stress_scale
-        return polar_rotation(F) @ S
+        R = polar_rotation(F)
+        S = _sym(self.mlp(invariant_features(F, R)).reshape(n, d, d)) * self.stress_scale
+        return R @ S
 
 
 class PlasticNet(nn.Module):
@@ -173,8 +174,9 @@ class PlasticNet(nn.Module):
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")
         n, d = F.shape[0], self.dim
-        X = _sym(self.mlp(invariant_features(F)).reshape(n, d, d))
-        return F + self.alpha * (polar_rotation(F) @ X)
+        R = polar_rotation(F)
+        X = _sym(self.mlp(invariant_features(F, R)).reshape(n, d, d))
+        return F + self.alpha * (R @ X)
 
 
 def nclaw_material(elastic: ElasticNet, plastic: PlasticNet | None = None, *, density: float = 1e3,
