@@ -573,8 +573,8 @@ def hydrostatic_3d_and_solids():
     sc.init("cpu", "f64", verbose=False)
     test = "tests/mpm/test_hydrostatic.py::"
     grid = 16  # test_3d_pool_stays_at_rest
-    traj = H.pool("hydrostatic", dim=3, grid=grid, depth=0.2).run(H.FRAMES, H.FRAME_DT, record=("x", "v"),
-                                                                   progress=False)
+    traj = H.pool("hydrostatic", dim=3, grid=grid, depth=0.2, lo=0.2, hi=0.8).run(
+        H.FRAMES, H.FRAME_DT, record=("x", "v"), progress=False)
     speed = np.linalg.norm(traj.v, axis=-1).max()
     drift = np.abs(traj.x[:, :, 1].max(1) - traj.x[0, :, 1].max()).max() * grid
     yield Row(test + "test_3d_pool_stays_at_rest", "3D pool, grid 16, 2 s: largest speed (m/s) · surface drift (dx)",
@@ -589,7 +589,7 @@ def hydrostatic_3d_and_solids():
         _, sxx = H.layers(traj.x[0], sigma[:, 0, 0])
         top, total = H.extent(traj.x[0])
         depth = top - heights
-        floor = -H.bottom_pressure(depth, syy, total) / (H.RHO * H.G * total) - 1
+        floor = -H.bottom_pressure(depth, syy, total) / H.weight_per_area(traj) - 1
         inner = H.inner_layers(depth, total)
         if confined:
             lateral = np.abs(sxx[inner] / syy[inner] / (0.3 / 0.7) - 1).max()
@@ -598,10 +598,51 @@ def hydrostatic_3d_and_solids():
             lateral = np.abs(sxx).max() / (H.RHO * H.G * H.DEPTH)
             lateral_text, lateral_ok, tolerance = f"\\|σxx\\| / ρgh = {fmt(lateral)}", lateral < 1e-6, "< 1e-6"
         yield Row(test + f"test_elastic_block_on_the_floor_stays_at_rest[{option}-{confined}]",
-                  f"neo-Hookean block, {option}, 1 s: largest speed (m/s) · displacement (dx) · floor σyy / ρgh − 1 · "
+                  f"neo-Hookean block, {option}, 1 s: largest speed (m/s) · displacement (dx) · floor σyy / "
+                  "(weight / area) − 1 · "
                   "lateral stress", f"{fmt(speed)} · {fmt(moved)} · {pct(floor)} · {lateral_text}",
                   f"< 1e-3 · < 1e-3 · within ±2 % · {tolerance}",
                   speed < 1e-3 and moved < 1e-3 and abs(floor) < 0.02 and lateral_ok)
+
+
+@check("hydrostatics")
+def initial_stress_laws():
+    import torch
+    H = hydrostatic_module()
+    if H is None:
+        return
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_hydrostatic.py::"
+    q = np.array([100.0])  # test_geostatic_lateral_stress_follows_each_law
+    M = sc.materials
+    worst = 0.0
+    for material in (M.NeoHookean(E=1e7, nu=0.3), M.FixedCorotated(E=1e7, nu=0.3), M.Sand(E=1e7, nu=0.3, friction_angle=40)):
+        state = H.law(material, "geostatic").state(q)
+        worst = max(worst, abs(state.sigma_h[0] / state.sigma_v[0] / (0.3 / 0.7) - 1))
+    loose = H.law(M.Sand(E=1e7, nu=0.3, friction_angle=20), "geostatic").state(q)
+    ratio = loose.sigma_h[0] / loose.sigma_v[0] / (0.3 / 0.7)
+    yield Row(test + "test_geostatic_lateral_stress_follows_each_law",
+              "uniaxial strain: σh/σv vs K0 = ν/(1 − ν), neo-Hookean, fixed corotated, sand φ = 40° (worst) · "
+              "sand φ = 20° (outside its cone) / K0", f"{fmt(worst)} · {ratio:.3f}", "≤ 1e-4 · > 1.05",
+              worst <= 1e-4 and ratio > 1.05)
+
+    def mean_height(vy, grad=False):  # test_rollout_starts_at_rest
+        velocity = torch.tensor([0.0, vy], dtype=torch.float64, requires_grad=grad)
+        scene = sc.Scene(dim=2, grid=H.GRID)
+        H.tank(scene)
+        scene.add_body(sc.shapes.Box(center=(0.5, H.FLOOR + H.DEPTH / 2), size=(H.RIGHT - H.LEFT, H.DEPTH)),
+                       M.Fluid(**H.WATER), velocity=velocity, initial_stress="hydrostatic")
+        out = scene.rollout(3, H.FRAME_DT, record=("x", "v"))
+        return out, out.x[-1, :, 1].mean(), velocity
+
+    out, height, velocity = mean_height(0.0, grad=True)
+    speed = out.v.abs().max().item()
+    height.backward()
+    with torch.no_grad():
+        numeric = (mean_height(1e-3)[1] - mean_height(-1e-3)[1]).item() / 2e-3
+    err = fd_error(velocity.grad[1].item(), numeric)
+    yield Row(test + "test_rollout_starts_at_rest", "rollout of the pool: largest speed (m/s) · d(mean height)/dv₀ vs FD",
+              f"{fmt(speed)} · {fmt(err)}", "< 1e-3 · ≤ 1e-4", speed < 1e-3 and err <= 1e-4)
 
 
 # -- Gradients ---------------------------------------------------------------------------------------------
