@@ -80,6 +80,10 @@ TOLERANCE = 1e-6
 DAMPING = 1e-3
 # LSQR iterations per correction (`_least_change`).
 LSQR_STEPS = 2000
+# Newton steps of the correction, and the tolerances of their least-squares solves: loose first (cheap
+# steps, and a balance that cannot be met stops early), tightened whenever a step stops helping.
+ITERATIONS = 20
+INNER = (1e-4, 1e-6, 1e-8)
 
 
 def check_option(option, material, body: str) -> str | None:
@@ -178,7 +182,8 @@ class Law:
         """The state carrying overburdens q (n,) Pa (σ_vv = −q)."""
         if self.kind == FLUID:
             K, gamma = self.lam, self.plastic[:, 0]
-            J = (1 + gamma * q / K) ** (-1 / gamma)  # p = K/γ (J^−γ − 1) = q
+            with np.errstate(invalid="ignore"):  # NaN past the pole, 1 + γ q/K <= 0: `solve` rejects it
+                J = (1 + gamma * q / K) ** (-1 / gamma)  # p = K/γ (J^−γ − 1) = q
             one = np.ones_like(q)
             return AtRest(one, one, J, J, -q * J, -q * J, one)
         e_v = self._bisect(lambda e, sel: self._lateral(e, sel).sigma_v + q[sel], len(q))
@@ -420,7 +425,7 @@ class Equilibrium:
 
 
 def solve(x: np.ndarray, placed_volume: np.ndarray, density: np.ndarray, laws, gravity: np.ndarray,
-          boundaries: Boundaries, iterations: int = 12) -> Equilibrium:
+          boundaries: Boundaries, iterations: int = ITERATIONS) -> Equilibrium:
     """The at-rest state of particles x (n, d) m placed with volumes placed_volume (n,) m^d (at spacing
     placed_volume^(1/d)), rest densities density (n,) kg/m³, under gravity (d,) m/s² in `boundaries`.
     laws: [(indices, Law)] covering every particle once."""
@@ -488,16 +493,26 @@ def solve(x: np.ndarray, placed_volume: np.ndarray, density: np.ndarray, laws, g
 
     rows = np.arange(m_nodes * d).reshape(m_nodes, d)  # (node, free direction) -> row
     q_scale = q_continuum.max()
-    for _ in range(iterations):
-        state = at_rest(q)
+    def imbalance(q):
+        """Accelerations of the free directions of the balanced nodes (m, d), m/s²; None where q leaves
+        the law's range (a fluid stretched past J's pole, a solid beyond what it carries)."""
+        try:
+            state = at_rest(q)
+        except ValueError:
+            return None, None
         m_node, f = forces(state)
         acc = np.where(active_row, np.einsum("mna,ma->mn", free, f / np.maximum(m_node, 1e-300)[:, None]), 0.0)
+        return (acc, (state, m_node)) if np.all(np.isfinite(acc)) else (None, None)
+
+    acc, (state, m_node) = imbalance(q)
+    inner = 0
+    for _ in range(iterations):
         off = np.abs(acc) > TOLERANCE * g
         if not off.any():
             break
         # Only the particles whose stencil reaches an unbalanced node change; every node they reach
         # stays in the system (balanced ones with target 0): a shell along the body's boundary.
-        movers = np.flatnonzero(off.any(1)[node_of].any(1))
+        movers = np.flatnonzero((np.abs(acc) > 0.1 * TOLERANCE * g).any(1)[node_of].any(1))
         reached = np.zeros(m_nodes, bool)
         reached[node_of[movers]] = True
         row_ids = np.flatnonzero((active_row & reached[:, None]).reshape(-1))
@@ -510,9 +525,26 @@ def solve(x: np.ndarray, placed_volume: np.ndarray, density: np.ndarray, laws, g
                                                                     kept.shape)[kept])),
                        shape=(len(row_ids), len(movers)))
         # In units of g (rows) and of the deepest overburden (columns), damped: a balance that no q
-        # reaches (a frictionless wall beside a confined body) is met in the least-squares sense without
-        # the corrections that grow without bound towards it; a reachable one converges over the iterations.
-        q[movers] += q_scale * _least_change(A * (q_scale / g), -acc.reshape(-1)[row_ids] / g, 0.1 * TOLERANCE)
+        # reaches (a frictionless wall beside a confined body, the nodes next to a fluid's free face) is
+        # met in the least-squares sense, and each Newton step is halved until it lowers the imbalance
+        # and stays in the laws' range.
+        dq = q_scale * _least_change(A * (q_scale / g), -acc.reshape(-1)[row_ids] / g, INNER[inner])
+        for _ in range(20):
+            trial = q.copy()
+            trial[movers] += dq
+            trial_acc, trial_state = imbalance(trial)
+            if trial_acc is not None and np.square(trial_acc).sum() < np.square(acc).sum():
+                break
+            dq = dq / 2
+        else:
+            trial = None  # no step lowers the imbalance
+        stalled = trial is None or np.square(trial_acc).sum() > 0.99 * np.square(acc).sum()
+        if trial is not None:
+            q, acc, (state, m_node) = trial, trial_acc, trial_state
+        if stalled:
+            if inner == len(INNER) - 1:
+                break  # what is left cannot be balanced
+            inner += 1
     state = at_rest(q)
     m_node, f = forces(state)
     acc = np.einsum("mna,ma->mn", free, f / np.maximum(m_node, 1e-300)[:, None])
