@@ -120,6 +120,19 @@ def rollout_from(scene: sc.Scene, start: dict, frames: int) -> torch.Tensor:
     return torch.stack(history["x"])
 
 
+def reserve_solver(scene: sc.Scene, longest: int) -> None:
+    """Size the scene's gradient solver for segments of up to `longest` steps once. simcore grows a
+    solver when a rollout needs more slots than it has, and a new solver's kernels compile again on
+    first use (up to minutes); λ grows every epoch, so without this nearly every epoch would grow it."""
+    from simcore import backend
+    from simcore import torch as bridge
+    from simcore.mpm import cache
+
+    be = backend.active()
+    config = scene.model.configuration(be.precision, be.arch, needs_grad=True)
+    cache.solver_for(config, scene.model.n_particles, bridge.solver_slots(longest))
+
+
 def training_scene(law: NCLaw, ground_truth_options: dict | None = None) -> sc.Scene:
     """The ground truth's cube (same particles, grid, walls and dt) made of the learned law."""
     o = {"grid": gt.GRID, "particles_per_cell": 1, "center": gt.CUBE_CENTER, "size": gt.CUBE_SIZE,
@@ -198,6 +211,9 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
         x0 = torch.as_tensor(scene.initial_state()["x"], dtype=dtype)
         if not torch.allclose(x0, truth["x"][0], atol=1e-5):
             raise RuntimeError("the training scene's particles are not the ground truth's: the set-ups differ")
+        longest = max(last - first for e in range(epochs)
+                      for first, last in teacher_segments(steps, teacher_lambda(e, epochs, steps, *teacher)))
+        reserve_solver(scene, longest)
         for epoch in run.steps(epochs):
             begin = time.perf_counter()
             lam = teacher_lambda(epoch, epochs, steps, *teacher)
