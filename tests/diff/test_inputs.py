@@ -242,7 +242,8 @@ def test_initial_position_gradients():
 def test_time_step_follows_the_current_parameters():
     """CFL: with an automatic dt, a rollout's substeps come from the material and velocity tensors'
     current values (an optimiser may have stiffened the material since add_body): 16× the modulus is
-    4× the wave speed, so about 4× the substeps."""
+    4× the wave speed, so nearly 4× the substeps (less: the bound also counts |g|·frame_dt, and substeps
+    are whole numbers — 21 against 6 here)."""
     E = torch.tensor(2e4, dtype=torch.float64, requires_grad=True)
     scene = sc.Scene(dim=2, grid=24)
     scene.add_body(sc.shapes.Box(center=(0.5, 0.5), size=(0.15, 0.15)), M.NeoHookean(E=E))
@@ -250,7 +251,7 @@ def test_time_step_follows_the_current_parameters():
         soft = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
         E *= 16
         stiff = scene.rollout(frames=1, frame_dt=1 / 60).meta["substeps"][0]
-    assert 3.5 * soft <= stiff <= 4.5 * soft
+    assert 3 * soft <= stiff <= 4 * soft
 
 
 def test_backward_after_another_rollout_on_the_same_scene():
