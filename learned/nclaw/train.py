@@ -180,16 +180,18 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
           seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
           plastic_lr: float = PLASTIC_LR, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
           ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
-          stop_after: int | None = None) -> NCLaw:
+          stop_after: int | None = None, tensorboard: bool | None = None, torch_threads: int | None = 1) -> NCLaw:
     """Train a law on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
     checkpoints and metrics.csv into `out` (columns: loss, lambda, segments, lr_elastic, lr_plastic,
     grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
     (1: the reference's raw output). stop_after: leave after this many epochs of this call without the
-    last one's checkpoint, as a killed job would (for tests of --resume). Returns the trained NCLaw.
+    last one's checkpoint, as a killed job would (for tests of --resume). torch_threads: torch's intra-op
+    threads while training (None: leave as is). The networks see ~1,000 particles per substep, too few to
+    gain from threads, and torch's spinning pool fights Taichi's for the cores: on the shared 2-core CPU
+    the reduced test's epochs took 4–8× longer with torch's default threads than with one.
+    Returns the trained NCLaw.
     """
-    from simcore.learned.train import Run
-
     from simcore import backend
 
     gt.material(material)
@@ -198,7 +200,22 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
     options = dict(ground_truth_options or {})
-    with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress) as run:
+    threads = torch.get_num_threads()
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    try:
+        return _train(material, out, epochs, steps, resume, seed, checkpoint_every, plastic, elastic_lr, plastic_lr,
+                      teacher, progress, options, hidden, stress_scale, stop_after, tensorboard, dtype)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(material, out, epochs, steps, resume, seed, checkpoint_every, plastic, elastic_lr, plastic_lr, teacher,
+           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype) -> NCLaw:
+    from simcore.learned.train import Run
+
+    with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress,
+             tensorboard=tensorboard) as run:
         law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale).to(dtype)
         groups = [{"params": list(law.elastic.parameters()), "lr": elastic_lr}]
         if law.plastic is not None:
@@ -260,8 +277,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sc.init("cpu", args.precision, verbose=False)
     train(args.material, args.out, args.epochs, args.steps, resume=args.resume, seed=args.seed,
-          checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
-          plastic_lr=args.plastic_lr, stress_scale=args.stress_scale, progress=False if args.no_progress else None)
+          checkpoint_every=args.checkpoint_every or 1,  # an epoch is long: every epoch unless told plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
+          plastic_lr=args.plastic_lr, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
+          tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")
     return 0
 
