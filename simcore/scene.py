@@ -549,7 +549,7 @@ class Scene:
     # Differentiable rollouts (simcore.torch)
     # ------------------------------------------------------------------------------------------
     def rollout(self, frames: int, frame_dt: float = 1 / 60, record=("x",), checkpoint_every: int | None = None,
-                actuation=None, controller=None):
+                actuation=None, controller=None, start: dict | None = None):
         """Run `frames` frames from the initial state with gradients: returns a simcore.torch.Rollout
         whose x (and v, if recorded) are torch tensors on the autograd graph of every tensor the scene
         was given (material parameters, initial velocities).
@@ -568,6 +568,9 @@ class Scene:
                 time t (s), given obs = {"x": (n, dim), "v": (n, dim)} tensors of the current state (on
                 the autograd graph: a torch.nn.Module controller's parameters get gradients). Called
                 once per frame; the rollout is checkpointed per frame.
+            start: start from this particle state instead of the bodies' initial state: {x, v, C, F, Jp}
+                (any subset; the rest from the bodies), (n, ...) tensors (on the graph, if they are) or
+                arrays with `run`'s conventions, e.g. one frame of a recorded Trajectory (teacher forcing).
 
         Differentiable inputs (torch tensors given to the scene): material parameters (scalar or one
         per particle, Neural materials' modules and features), initial velocities, actuation or the
@@ -579,7 +582,7 @@ class Scene:
             raise ValueError(f"frames must be a positive integer, got {frames!r}")
         if not (frame_dt > 0 and math.isfinite(frame_dt)):
             raise ValueError(f"frame_dt must be a positive number of seconds, got {frame_dt!r}")
-        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation, controller)
+        return sctorch.rollout(self, frames, frame_dt, record, checkpoint_every, actuation, controller, start)
 
     def close(self):
         """Forget the scene's model and state. Compiled solvers are shared between scenes and stay

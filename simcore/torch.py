@@ -321,7 +321,7 @@ class _ClosedLoop:
 
 
 def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every: int | None = None,
-            actuation=None, controller: Callable | None = None) -> Rollout:
+            actuation=None, controller: Callable | None = None, start: dict | None = None) -> Rollout:
     """See Scene.rollout."""
     record = tuple(dict.fromkeys(("x",) + tuple(record)))
     if set(record) - set(STATE):
@@ -336,16 +336,15 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
     dtype = torch.float64 if be.precision == "f64" else torch.float32
     model = scene.model
     particles = _particle_inputs(scene, dtype)
-    schedule = _schedule(scene, frames, frame_dt, particles["wave_speed"], particles["v"].detach().cpu().numpy())
+    begin = _start_state(scene, start, particles, dtype)
+    schedule = _schedule(scene, frames, frame_dt, particles["wave_speed"], begin["v"].detach().cpu().numpy())
     config = model.configuration(be.precision, be.arch, needs_grad=True)
     k, segments = _checkpoints(config, model.n_particles, schedule, checkpoint_every, controller is not None)
     runner = _Runner(model, config, solver_slots(k), schedule)
-    init = scene.initial_state()
     origin, vel, friction = _collider_inputs(model, schedule, dtype)
     activation = (_ClosedLoop(controller, model, schedule, frame_dt, dtype) if controller is not None
                   else _OpenLoop(model, actuation, schedule, dtype))
-    inputs = SegmentInputs(x=particles["x"], v=particles["v"],
-                           **{name: torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp")},
+    inputs = SegmentInputs(**begin,
                            **{name: particles[name] for name in SegmentInputs.CONSTANTS},
                            activation=getattr(activation, "per_substep", None), collider_origin=origin,
                            collider_velocity=vel, collider_friction=friction,
@@ -361,6 +360,36 @@ def rollout(scene, frames: int, frame_dt: float, record=("x",), checkpoint_every
                                 model.dim)
     return Rollout(t=t, body_id=model.body_id.copy(), material_id=model.material_id.copy(), meta=meta,
                    actuation=activation.applied, **fields)
+
+
+def _start_state(scene, start: dict | None, particles: dict, dtype) -> dict:
+    """{x, v, C, F, Jp}: the bodies' initial state, with the fields given in `start` in its place
+    ((n, dim), (n, dim), (n, dim, dim), (n, dim, dim), (n,) tensors or arrays with `run`'s conventions,
+    e.g. one frame of a recorded Trajectory: teacher forcing restarts a rollout from it). Unlike a body's
+    positions, a started state may have particles in the walls' layer (where a run leaves bodies
+    resting on a floor); they must lie inside the domain."""
+    init = scene.initial_state()
+    state = {"x": particles["x"], "v": particles["v"],
+             **{name: torch.as_tensor(init[name], dtype=dtype) for name in ("C", "F", "Jp")}}
+    if start is None:
+        return state
+    unknown = sorted(set(start) - set(STATE))
+    if unknown:
+        raise ValueError(f"rollout(start=...): unknown fields {unknown}; give some of {STATE}")
+    n, d = scene.model.n_particles, scene.dim
+    shapes = {"x": (n, d), "v": (n, d), "C": (n, d, d), "F": (n, d, d), "Jp": (n,)}
+    for name, value in start.items():
+        value = value.to(dtype) if torch.is_tensor(value) else torch.as_tensor(np.asarray(value), dtype=dtype)
+        if tuple(value.shape) != shapes[name]:
+            raise ValueError(f"rollout(start=...): {name} has shape {tuple(value.shape)}, expected {shapes[name]} "
+                             f"for the scene's {n} particles")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"rollout(start=...): {name} has non-finite values")
+        state[name] = value
+    x = state["x"].detach()
+    if bool(((x < 0) | (x > 1)).any()):
+        raise ValueError("rollout(start=...): a particle of x lies outside the domain [0, 1]^dim")
+    return state
 
 
 def _run_segments(runner, inputs: SegmentInputs, segments, record, activation, differentiable: bool) -> dict:

@@ -277,3 +277,23 @@ def test_backward_after_another_rollout_on_the_same_scene():
     loss_a.backward()
     assert loss_b.item() != pytest.approx(loss_a.item(), rel=1e-6)  # B really ran something else
     assert E.grad.item() == pytest.approx(alone.item(), rel=1e-12)
+
+
+def test_rollout_from_a_recorded_state_continues_the_run():
+    """Restarting (teacher forcing, simcore.learned.nclaw): a rollout started from frame 3 of a run, given
+    its full state {x, v, C, F, Jp} (with particles resting in the wall layer allowed), continues that run:
+    its next 3 frames equal the run's frames 4–6 to round-off (float64). A state of the wrong shape or
+    with unknown fields is refused."""
+    scene = sc.Scene(dim=2, grid=24, dt=5e-4)
+    scene.add_body(sc.shapes.Box(center=(0.5, 0.2), size=(0.15, 0.15)), M.NeoHookean(E=torch.tensor(2e4, dtype=torch.float64, requires_grad=True)),
+                   velocity=(0.3, -1.0))
+    run = scene.run(frames=6, frame_dt=1 / 60, record=("x", "v", "C", "F", "Jp"))
+    start = {name: getattr(run, name)[3] for name in ("x", "v", "C", "F", "Jp")}
+    assert run.x[3, :, 1].min() < 3 / 24  # some particles rest in the floor's wall layer
+    out = scene.rollout(frames=3, frame_dt=1 / 60, start=start, record=("x", "v"))
+    np.testing.assert_allclose(out.x.detach().numpy(), run.x[3:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.v.detach().numpy(), run.v[3:], rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="start=.*unknown fields"):
+        scene.rollout(frames=1, frame_dt=1 / 60, start={"q": start["x"]})
+    with pytest.raises(ValueError, match="start=.*x has shape"):
+        scene.rollout(frames=1, frame_dt=1 / 60, start={"x": start["x"][:-1]})
