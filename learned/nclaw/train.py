@@ -81,43 +81,10 @@ def teacher_segments(steps: int, lam: float) -> list[tuple[int, int]]:
 def rollout_from(scene: sc.Scene, start: dict, frames: int) -> torch.Tensor:
     """Positions (frames + 1, n, dim) m of `scene` rolled out for `frames` frames of one substep each
     (scene.dt) from the particle state `start` = {x, v (n, dim), C, F (n, dim, dim)} instead of the
-    bodies' initial state, on the autograd graph of the scene's Neural parameters.
-
-    simcore's public `Scene.rollout` starts only from the bodies as built (F = I, C from the initial
-    velocity), and a body given as tensor positions is refused once a particle has entered the walls'
-    layer, as particles resting on the floor do. This is `simcore.torch.rollout` with the start state
-    replaced; it uses that module's private helpers until `Scene.rollout(start=...)` exists (proposed
-    in the report of issue 15's first part).
-    """
-    from simcore import backend
-    from simcore import torch as bridge
-    from simcore.mpm.state import STATE
-
-    be = backend.active()
-    dtype = torch.float64 if be.precision == "f64" else torch.float32
-    model = scene.model
-    n, dim = model.n_particles, scene.dim
-    state = {name: torch.as_tensor(start[name], dtype=dtype) for name in ("x", "v", "C", "F")}
-    for name, shape in (("x", (n, dim)), ("v", (n, dim)), ("C", (n, dim, dim)), ("F", (n, dim, dim))):
-        if tuple(state[name].shape) != shape:
-            raise ValueError(f"rollout_from: start[{name!r}] has shape {tuple(state[name].shape)}, expected {shape} "
-                             f"for the scene's {n} particles")
-    state["Jp"] = torch.ones(n, dtype=dtype)
-    particles = bridge._particle_inputs(scene, dtype)
-    schedule = bridge._schedule(scene, frames, scene.dt, particles["wave_speed"], state["v"].detach().cpu().numpy())
-    config = model.configuration(be.precision, be.arch, needs_grad=True)
-    k, segments = bridge._checkpoints(config, n, schedule, None, False)
-    runner = bridge._Runner(model, config, bridge.solver_slots(k), schedule)
-    origin, velocity, friction = bridge._collider_inputs(model, schedule, dtype)
-    activation = bridge._OpenLoop(model, None, schedule, dtype)
-    neural = tuple(model.stress_hook.parameters()) if model.stress_hook is not None else ()
-    inputs = bridge.SegmentInputs(**{name: state[name] for name in STATE},
-                                  **{name: particles[name] for name in bridge.SegmentInputs.CONSTANTS},
-                                  activation=activation.per_substep, collider_origin=origin,
-                                  collider_velocity=velocity, collider_friction=friction, neural=neural)
-    differentiable = torch.is_grad_enabled() and any(t.requires_grad for t in inputs.flat())
-    history = bridge._run_segments(runner, inputs, segments, ("x",), activation, differentiable)
-    return torch.stack(history["x"])
+    bodies' initial state, on the autograd graph of the scene's Neural parameters (`Scene.rollout(start=)`,
+    which checks the shapes)."""
+    state = {name: start[name] for name in ("x", "v", "C", "F")}
+    return scene.rollout(frames=frames, frame_dt=scene.dt, start=state, record=("x",)).x
 
 
 def reserve_solver(scene: sc.Scene, longest: int) -> None:
