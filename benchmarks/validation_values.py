@@ -23,7 +23,6 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -671,15 +670,15 @@ def gradient_row(test, quantity, err):
 
 @check("gradients")
 def material_gradients():
-    from tests.diff.test_gradients import M, make_scene, neo_hookean, t
+    from tests.diff.test_gradients import M, make_scene, neo_hookean_scene, t
     sc.init("cpu", "f64", verbose=False)
     test = "tests/diff/test_gradients.py::"
-    scene, (E, nu, v0) = fixture(neo_hookean, SimpleNamespace(param=2))
-    yield gradient_row(test + "test_neo_hookean_moduli_and_initial_velocity[2d]",
+    scene, (E, nu, v0) = neo_hookean_scene(2)
+    yield gradient_row(test + "test_neo_hookean_moduli_and_initial_velocity",
                        "2D neo-Hookean: dL/dE, dL/dν, dL/dv0 vs central differences (worst relative error)",
                        gradient_errors(scene, [E, nu, v0], [1.0, 1e-5, 1e-5]))
     E, nu = t(2e4), t(0.3)
-    yield gradient_row(test + "test_fixed_corotated_moduli[2]", "2D fixed corotated: dL/dE, dL/dν",
+    yield gradient_row(test + "test_fixed_corotated_moduli", "2D fixed corotated: dL/dE, dL/dν",
                        gradient_errors(make_scene(2, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0)), [E, nu], [1.0, 1e-5]))
     sigma_y = t(800.0)
     yield gradient_row(test + "test_plasticine_yield_stress[2]", "2D plasticine (von Mises): dL/dσ_y",
@@ -704,22 +703,22 @@ def _slow(test, quantity, tolerance, reason):
 
 
 @check("gradients", slow=[
-    _slow("tests/diff/test_gradients.py::test_neo_hookean_moduli_and_initial_velocity[3d]",
+    _slow("tests/diff/test_gradients_3d.py::test_neo_hookean_moduli_and_initial_velocity",
           "3D neo-Hookean: dL/dE, dL/dν, dL/dv0", "≤ 1e-4", "3D adjoint kernels: ≈ 70 s from a cold kernel cache, 20 s warm"),
-    _slow("tests/diff/test_gradients.py::test_free_flight_dx_dv0_is_T[3d]", "3D: max \\|d mean(x_T)/d v0 − T·I\\| (s)",
+    _slow("tests/diff/test_gradients_3d.py::test_free_flight_dx_dv0_is_T", "3D: max \\|d mean(x_T)/d v0 − T·I\\| (s)",
           "≤ 1e-13", "the 3D scene above"),
-    _slow("tests/diff/test_gradients.py::test_fixed_corotated_moduli[3]", "3D fixed corotated: dL/dE, dL/dν", "≤ 1e-4",
+    _slow("tests/diff/test_gradients_3d.py::test_fixed_corotated_moduli", "3D fixed corotated: dL/dE, dL/dν", "≤ 1e-4",
           "3D adjoint kernels: ≈ 70 s from a cold kernel cache, 20 s warm")])
 def material_gradients_3d():
-    from tests.diff.test_gradients import M, make_scene, neo_hookean, t
+    from tests.diff.test_gradients import M, make_scene, neo_hookean_scene, t
     sc.init("cpu", "f64", verbose=False)
-    test = "tests/diff/test_gradients.py::"
-    scene, (E, nu, v0) = fixture(neo_hookean, SimpleNamespace(param=3))
-    yield gradient_row(test + "test_neo_hookean_moduli_and_initial_velocity[3d]", "3D neo-Hookean: dL/dE, dL/dν, dL/dv0",
+    test = "tests/diff/test_gradients_3d.py::"
+    scene, (E, nu, v0) = neo_hookean_scene(3)
+    yield gradient_row(test + "test_neo_hookean_moduli_and_initial_velocity", "3D neo-Hookean: dL/dE, dL/dν, dL/dv0",
                        gradient_errors(scene, [E, nu, v0], [1.0, 1e-5, 1e-5]))
     yield free_flight_row(scene, v0)
     E, nu = t(2e4), t(0.3)
-    yield gradient_row(test + "test_fixed_corotated_moduli[3]", "3D fixed corotated: dL/dE, dL/dν",
+    yield gradient_row(test + "test_fixed_corotated_moduli", "3D fixed corotated: dL/dE, dL/dν",
                        gradient_errors(make_scene(3, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0, 0.2)), [E, nu],
                                        [1.0, 1e-5]))
 
@@ -738,15 +737,16 @@ def free_flight_row(scene, v0):
         expected = np.zeros(dim)
         expected[axis] = 0.02
         err = max(err, np.abs(v0.grad.numpy() - expected).max())
-    return Row(f"tests/diff/test_gradients.py::test_free_flight_dx_dv0_is_T[{dim}d]",
+    module = "test_gradients_3d.py" if dim == 3 else "test_gradients.py"
+    return Row(f"tests/diff/{module}::test_free_flight_dx_dv0_is_T",
                f"{dim}D: max \\|d mean(x_T)/d v0 − T·I\\| (s)", err, "≤ 1e-13", err <= 1e-13)
 
 
 @check("gradients")
 def free_flight_gradient():
-    from tests.diff.test_gradients import neo_hookean
+    from tests.diff.test_gradients import neo_hookean_scene
     sc.init("cpu", "f64", verbose=False)
-    scene, (_, _, v0) = fixture(neo_hookean, SimpleNamespace(param=2))
+    scene, (_, _, v0) = neo_hookean_scene(2)
     yield free_flight_row(scene, v0)
 
 

@@ -24,8 +24,9 @@ def test_sysid_jelly_recovers_moduli(tmp_path):
     noise floor; measured 159×) and E comes within 5 % and ν within 0.03 of the truth (measured:
     0.03 % and 0.0000, in 10 rollouts); the plot is written. Cost on a 2-core CPU: about 50 s. Its
     gradient solver has the configuration and capacity (24³ grid, one plane, f64, 1,024 particles, 256
-    slots) of tests/diff/test_gradients.py's 3D neo-Hookean scene, which runs first, so on a cold
-    kernel cache it loads those kernels instead of compiling them (about 3 minutes on this CPU)."""
+    slots) of tests/diff/test_gradients_3d.py's 3D neo-Hookean scene, which runs first and is built first
+    after a fresh sc.init, as here, so on a cold kernel cache this loads those kernels instead of compiling
+    them (measured with an empty cache: 47 s → 10 s)."""
     plot = tmp_path / "sysid.png"
     out = run_example("sysid_jelly.py", "--grid", 24, "--size", 0.14, "--frames", 12, "--iters", 12, "--plot", plot)
     last = [line for line in out.splitlines() if line.startswith("after ")][-1]

@@ -65,22 +65,35 @@ def check(scene, params, steps):
             assert analytic == pytest.approx(numeric, rel=TOL, abs=1e-12), (param, index)
 
 
-@pytest.fixture(scope="module", params=[2, 3], ids=["2d", "3d"])
-def neo_hookean(request):
-    dim = request.param
+def neo_hookean_scene(dim):
+    """A neo-Hookean body bouncing on the plane, and its leaves (E, ν, v0)."""
     E, nu, v0 = t(2e4), t(0.3), t([0.5, -2.0, 0.2][:dim])
     return make_scene(dim, M.NeoHookean(E=E, nu=nu), v0), (E, nu, v0)
+
+
+@pytest.fixture(scope="module")
+def neo_hookean():
+    """The 2D body (the 3D one is in test_gradients_3d.py)."""
+    return neo_hookean_scene(2)
+
+
+def check_neo_hookean(scene, E, nu, v0):
+    check(scene, [E, nu, v0], [1.0, 1e-5, 1e-5])
 
 
 def test_neo_hookean_moduli_and_initial_velocity(neo_hookean):
     """dL/dE, dL/dν and dL/dv0 of a neo-Hookean body bouncing on a frictional plane."""
     scene, (E, nu, v0) = neo_hookean
-    check(scene, [E, nu, v0], [1.0, 1e-5, 1e-5])
+    check_neo_hookean(scene, E, nu, v0)
 
 
 def test_free_flight_dx_dv0_is_T(neo_hookean):
     """Free flight (no contact; gravity is additive): d mean(x_T) / d v0 = T·I exactly."""
-    scene, (_, _, v0) = neo_hookean
+    check_free_flight(*neo_hookean)
+
+
+def check_free_flight(scene, leaves):
+    _, _, v0 = leaves
     dim = scene.dim
     with torch.no_grad():
         saved = v0.clone()
@@ -98,11 +111,15 @@ def test_free_flight_dx_dv0_is_T(neo_hookean):
             v0.copy_(saved)
 
 
-@pytest.mark.parametrize("dim", [2, 3])
-def test_fixed_corotated_moduli(dim):
-    """dL/dE and dL/dν through the hand-written adjoint of the closest rotation (fixed corotated)."""
+def check_fixed_corotated(dim):
     E, nu = t(2e4), t(0.3)
     check(make_scene(dim, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0, 0.2)[:dim]), [E, nu], [1.0, 1e-5])
+
+
+def test_fixed_corotated_moduli():
+    """dL/dE and dL/dν through the hand-written adjoint of the closest rotation (fixed corotated), 2D
+    (3D: test_gradients_3d.py)."""
+    check_fixed_corotated(2)
 
 
 def test_kept_temporaries_equal_recomputation(monkeypatch):
