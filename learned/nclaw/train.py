@@ -15,8 +15,15 @@ The recipe is the reference's (`experiments/train.py`, configs `train/default.ya
 Checkpoints, `--resume`, the progress bar and metrics.csv come from simcore.learned.train.Run (one Run
 step = one epoch).
 
+The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
+paper's priors), "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
+family, its parameters identified from a wrong start; one parameter group with its own learning rate,
+`oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
+the law's description in law.json, from which `load` rebuilds it.
+
     python -m simcore.learned.nclaw.train --material jelly --epochs 300 --out out/nclaw_jelly
     python -m simcore.learned.nclaw.train --material jelly --epochs 300 --out out/nclaw_jelly --resume
+    python -m simcore.learned.nclaw.train --material jelly --model oracle --epochs 60 --out out/oracle_jelly
 
     from simcore.learned.nclaw import train
     law = train.train("jelly", "out/nclaw_jelly", epochs=300)   # an NCLaw module
@@ -27,6 +34,7 @@ step = one epoch).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -38,6 +46,7 @@ from torch import nn
 import simcore as sc
 
 from . import ground_truth as gt
+from .baselines import MLPLaw, OracleLaw
 from .models import ALPHA, HIDDEN, ElasticNet, PlasticNet, nclaw_material
 
 TEACHER_START, TEACHER_END = 25, 200  # steps (teacher/cosine.yaml)
@@ -45,6 +54,9 @@ ELASTIC_LR, PLASTIC_LR = 1.0, 0.1  # train/default.yaml: elasticity_lr, plastici
 GRAD_MAX_NORM = 0.1  # elasticity_grad_max_norm, plasticity_grad_max_norm
 LOSS_SCALE = 1e4  # experiments/train.py: loss_factor = 1e4 · teacher.loss_factor
 WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL guard (dt is fixed at gt.DT)
+ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
+MODELS = ("nclaw", "mlp", "oracle")
+LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
 
 
 class NCLaw(nn.Module):
@@ -59,6 +71,31 @@ class NCLaw(nn.Module):
     def material(self, density: float = gt.DENSITY, wave_modulus: float = WAVE_MODULUS, name: str | None = None):
         """The law as a simcore material (materials.Neural); the modules are shared, not copied."""
         return nclaw_material(self.elastic, self.plastic, density=density, wave_modulus=wave_modulus, name=name)
+
+    def refresh(self) -> None:
+        """Nothing to re-derive: simcore reads the modules' parameters at every rollout."""
+
+    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
+        """One Adam group per network (each clipped on its own, as the reference does)."""
+        groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
+        if self.plastic is not None:
+            groups.append({"params": list(self.plastic.parameters()), "lr": plastic_lr, "name": "plastic"})
+        return groups
+
+
+def make_law(model: str = "nclaw", material: str = "jelly", *, plastic: bool = True, hidden=HIDDEN,
+             stress_scale: float = 1.0, dtype=torch.float32) -> nn.Module:
+    """A fresh law of kind `model` (one of MODELS) for `material` (the oracle's family and wrong start
+    depend on it; the networks do not)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+    if model == "nclaw":
+        law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale)
+    elif model == "mlp":
+        law = MLPLaw(dim=3, hidden=tuple(hidden), plastic=plastic, stress_scale=stress_scale)
+    else:
+        law = OracleLaw(material)
+    return law.to(dtype)
 
 
 def teacher_lambda(epoch: int, epochs: int, steps: int, start: float = TEACHER_START,
@@ -117,25 +154,26 @@ def _ground_truth(material: str, steps: int, options: dict, dtype) -> dict:
     return {name: torch.as_tensor(np.asarray(getattr(traj, name)), dtype=dtype) for name in ("x", "v", "C", "F")}
 
 
-def _clip(module: nn.Module | None) -> float:
-    if module is None:
-        return 0.0
-    norm = torch.nn.utils.clip_grad_norm_(module.parameters(), GRAD_MAX_NORM)
+def _clip(group: dict) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(group["params"], GRAD_MAX_NORM)
     if not torch.isfinite(norm):
-        raise FloatingPointError(f"the gradient of the {type(module).__name__} is not finite (norm {float(norm)}); "
+        raise FloatingPointError(f"the gradient of the {group['name']} parameters is not finite (norm {float(norm)}); "
                                  "lower the learning rates or the number of steps per segment")
     return float(norm)
 
 
-def epoch_loss(scene: sc.Scene, truth: dict, lam: float) -> tuple[float, int]:
+def epoch_loss(scene: sc.Scene, truth: dict, lam: float, law: nn.Module | None = None) -> tuple[float, int]:
     """One epoch's forward and backward: every teacher segment rolled out from the ground truth, its scaled
-    position loss back-propagated into the networks' .grad (accumulated). Returns (loss, segments)."""
+    position loss back-propagated into the law's .grad (accumulated). `law.refresh()`, if a law is given,
+    runs before each segment. Returns (loss, segments)."""
     steps = truth["x"].shape[0] - 1
     segments = teacher_segments(steps, lam)
     factor = LOSS_SCALE * len(segments) / steps
     total = 0.0
     for first, last in segments:
         start = {name: truth[name][first] for name in ("x", "v", "C", "F")}
+        if law is not None:
+            law.refresh()
         x = rollout_from(scene, start, last - first)
         loss = factor * ((x[1:] - truth["x"][first + 1:last + 1]) ** 2).mean(dim=(1, 2)).sum()
         loss.backward()
@@ -143,12 +181,13 @@ def epoch_loss(scene: sc.Scene, truth: dict, lam: float) -> tuple[float, int]:
     return total, len(segments)
 
 
-def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, resume: bool = False,
+def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",
+          oracle_lr: float = ORACLE_LR, resume: bool = False,
           seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
           plastic_lr: float = PLASTIC_LR, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
           ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
           stop_after: int | None = None, tensorboard: bool | None = None, torch_threads: int | None = 1) -> NCLaw:
-    """Train a law on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
+    """Train a law of kind `model` ("nclaw", "mlp" or "oracle") on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
     checkpoints and metrics.csv into `out` (columns: loss, lambda, segments, lr_elastic, lr_plastic,
     grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
@@ -157,11 +196,14 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     threads while training (None: leave as is). The networks see ~1,000 particles per substep, too few to
     gain from threads, and torch's spinning pool fights Taichi's for the cores: on the shared 2-core CPU
     the reduced test's epochs took 4–8× longer with torch's default threads than with one.
-    Returns the trained NCLaw.
+    Returns the trained law (train.NCLaw, baselines.MLPLaw or baselines.OracleLaw); an oracle's run
+    also logs its parameters (columns named after them) and their relative errors (err_<name>).
     """
     from simcore import backend
 
     gt.material(material)
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
     for name, value in (("epochs", epochs), ("steps", steps)):
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -171,23 +213,24 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     if torch_threads is not None:
         torch.set_num_threads(torch_threads)
     try:
-        return _train(material, out, epochs, steps, resume, seed, checkpoint_every, plastic, elastic_lr, plastic_lr,
-                      teacher, progress, options, hidden, stress_scale, stop_after, tensorboard, dtype)
+        return _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic,
+                      (elastic_lr, plastic_lr, oracle_lr), teacher, progress, options, hidden, stress_scale, stop_after,
+                      tensorboard, dtype)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(material, out, epochs, steps, resume, seed, checkpoint_every, plastic, elastic_lr, plastic_lr, teacher,
-           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype) -> NCLaw:
+def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic, lrs, teacher,
+           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype) -> nn.Module:
     from simcore.learned.train import Run
 
     with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress,
              tensorboard=tensorboard) as run:
-        law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale).to(dtype)
-        groups = [{"params": list(law.elastic.parameters()), "lr": elastic_lr}]
-        if law.plastic is not None:
-            groups.append({"params": list(law.plastic.parameters()), "lr": plastic_lr})
-        optimizer = torch.optim.Adam(groups)
+        description = {"model": model, "material": material, "plastic": bool(plastic), "hidden": list(hidden),
+                       "stress_scale": float(stress_scale)}
+        (Path(out) / LAW_FILE).write_text(json.dumps(description, indent=1) + "\n")
+        law = make_law(model, material, plastic=plastic, hidden=hidden, stress_scale=stress_scale, dtype=dtype)
+        optimizer = torch.optim.Adam(law.parameter_groups(*lrs))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         run.prepare(law, optimizer, scheduler, ddp=False)
         truth = _ground_truth(material, steps, options, dtype)
@@ -202,27 +245,39 @@ def _train(material, out, epochs, steps, resume, seed, checkpoint_every, plastic
             begin = time.perf_counter()
             lam = teacher_lambda(epoch, epochs, steps, *teacher)
             optimizer.zero_grad()
-            loss, count = epoch_loss(scene, truth, lam)
-            grad_elastic, grad_plastic = _clip(law.elastic), _clip(law.plastic)
-            lrs = [group["lr"] for group in optimizer.param_groups]
+            loss, count = epoch_loss(scene, truth, lam, law)
+            groups = {group["name"]: (group["lr"], _clip(group)) for group in optimizer.param_groups}
             optimizer.step()
             scheduler.step()
-            run.log(epoch, loss=loss, **{"lambda": lam}, segments=count, lr_elastic=lrs[0],
-                    lr_plastic=lrs[1] if len(lrs) > 1 else 0.0, grad_elastic=grad_elastic, grad_plastic=grad_plastic,
-                    epoch_s=time.perf_counter() - begin)
+            identified = {}
+            if isinstance(law, OracleLaw):  # the parameters after this epoch's step, and their errors
+                identified = {name: float(v.detach()) for name, v in law.values().items()}
+                identified.update({f"err_{name}": e for name, e in law.relative_errors().items()})
+            lr_elastic, grad_elastic = groups["elastic"]
+            lr_plastic, grad_plastic = groups.get("plastic", (0.0, 0.0))
+            run.log(epoch, loss=loss, **{"lambda": lam}, segments=count, lr_elastic=lr_elastic,
+                    lr_plastic=lr_plastic, grad_elastic=grad_elastic, grad_plastic=grad_plastic,
+                    epoch_s=time.perf_counter() - begin, **identified)
             if stop_after is not None and epoch + 1 - run.start_step >= stop_after:
                 break
     return law
 
 
-def load(out, plastic: bool = True, hidden=HIDDEN, dtype=torch.float32, stress_scale: float = 1.0) -> NCLaw:
-    """The NCLaw of the newest checkpoint in `out` (a `train` run's directory)."""
+def load(out, plastic: bool = True, hidden=HIDDEN, dtype=torch.float32, stress_scale: float = 1.0) -> nn.Module:
+    """The law of the newest checkpoint in `out` (a `train` run's directory), rebuilt from its law.json
+    (model, material, plastic, hidden, stress_scale); a directory without one holds an NCLaw described
+    by the arguments."""
     from simcore.learned.train import latest_checkpoint, load_checkpoint
 
     path = latest_checkpoint(Path(out) / "checkpoints")
     if path is None:
         raise ValueError(f"{out} holds no checkpoint (no {Path(out) / 'checkpoints'}/step_*.pt); train first")
-    law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale).to(dtype)
+    description = {"model": "nclaw", "material": "jelly", "plastic": plastic, "hidden": list(hidden),
+                   "stress_scale": stress_scale}
+    if (Path(out) / LAW_FILE).exists():
+        description.update(json.loads((Path(out) / LAW_FILE).read_text()))
+    law = make_law(description["model"], description["material"], plastic=description["plastic"],
+                   hidden=tuple(description["hidden"]), stress_scale=description["stress_scale"], dtype=dtype)
     law.load_state_dict(load_checkpoint(path, map_location="cpu")["model"])
     return law
 
@@ -233,18 +288,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simcore.learned.nclaw.train", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     parser.add_argument("--material", default="jelly", choices=list(gt.MATERIALS))
+    parser.add_argument("--model", default="nclaw", choices=MODELS,
+                        help="nclaw (default), mlp (plain MLP baseline) or oracle (the true family, parameters fitted)")
     parser.add_argument("--epochs", type=int, default=300, help="epochs (optimiser steps; default 300)")
     parser.add_argument("--steps", type=int, default=gt.STEPS, help=f"steps of the trajectory (default {gt.STEPS})")
     parser.add_argument("--elastic-only", action="store_true", help="no plastic network")
     parser.add_argument("--elastic-lr", type=float, default=ELASTIC_LR, help=f"default {ELASTIC_LR}")
     parser.add_argument("--plastic-lr", type=float, default=PLASTIC_LR, help=f"default {PLASTIC_LR}")
+    parser.add_argument("--oracle-lr", type=float, default=ORACLE_LR, help=f"default {ORACLE_LR}")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="Taichi's CPU threads (default: all cores; 1 on a CPU shared with other jobs)")
     parser.add_argument("--stress-scale", type=float, default=1.0,
                         help="Pa per unit of the elastic network's output (default 1: the reference's)")
     parser.add_argument("--precision", default="f32", choices=("f32", "f64"))
     args = parser.parse_args(argv)
-    sc.init("cpu", args.precision, verbose=False)
-    train(args.material, args.out, args.epochs, args.steps, resume=args.resume, seed=args.seed,
-          checkpoint_every=args.checkpoint_every or 1,  # an epoch is long: every epoch unless told plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
+    sc.init("cpu", args.precision, threads=args.threads, verbose=False)
+    train(args.material, args.out, args.epochs, args.steps, model=args.model, oracle_lr=args.oracle_lr,
+          resume=args.resume, seed=args.seed,
+          # an epoch is long: a checkpoint every epoch unless told otherwise
+          checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
           plastic_lr=args.plastic_lr, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
           tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")

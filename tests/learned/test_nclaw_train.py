@@ -132,3 +132,23 @@ def test_bad_arguments_are_clear_errors(truth, tmp_path):
         nt.train("jelly", tmp_path, epochs=0)
     with pytest.raises(ValueError, match="holds no checkpoint"):
         nt.load(tmp_path)
+
+
+def test_cli_passes_every_option_to_train(monkeypatch, tmp_path):
+    """`python -m simcore.learned.nclaw.train` hands --elastic-only, --elastic-lr, --model, ... to train()
+    (a comment once swallowed --elastic-only and --elastic-lr: they were silently ignored)."""
+    calls = []
+    monkeypatch.setattr(nt.sc, "init", lambda *args, **kwargs: calls.append(("init", args, kwargs)))
+    monkeypatch.setattr(nt, "train", lambda *args, **kwargs: calls.append(("train", args, kwargs)))
+    assert nt.main(["--out", str(tmp_path), "--material", "plasticine", "--model", "mlp", "--epochs", "7",
+                    "--steps", "30", "--elastic-only", "--elastic-lr", "0.25", "--plastic-lr", "0.5",
+                    "--oracle-lr", "0.125", "--stress-scale", "1000", "--threads", "1"]) == 0
+    (_, init_args, init_kwargs), (_, args, kwargs) = calls
+    assert init_kwargs["threads"] == 1
+    assert args == ("plasticine", str(tmp_path), 7, 30)
+    assert kwargs["plastic"] is False and kwargs["model"] == "mlp"
+    assert (kwargs["elastic_lr"], kwargs["plastic_lr"], kwargs["oracle_lr"]) == (0.25, 0.5, 0.125)
+    assert kwargs["stress_scale"] == 1000.0
+    calls.clear()
+    nt.main(["--out", str(tmp_path)])
+    assert calls[1][2]["plastic"] is True and calls[1][2]["elastic_lr"] == nt.ELASTIC_LR

@@ -1,0 +1,339 @@
+"""Evaluation of trained laws (NCLaw and its baselines) against simcore's ground truth (Ma et al., ICML
+2023, §5: generalisation to new times, velocities, shapes and multi-material scenes).
+
+Each test is a scene built twice by the same function: once with the ground truth's simcore materials,
+once with the learned laws as materials; both are run forward from the same particles (same sampling,
+same initial velocities) and compared by the position MSE, mean over frames 1 … T, particles and axes
+of (x − x_true)² in m². The tests, for a law trained on the first `steps` steps of the thrown cube:
+
+| test | set-up | frames |
+|---|---|---|
+| reconstruction | the training set-up (ground_truth.py) | steps |
+| longer | the training set-up | 2 × steps |
+| velocity_a, _b, _c | the training cube with three new initial velocities and spins (NEW_VELOCITIES) | steps |
+| shape | a mesh from simcore.assets (SHAPE_MESH, 0.5 m across) with the training velocity and spin | steps |
+| multi | a jelly cube dropped into a pool of water (learned jelly + learned water, each trained on its own) | steps |
+
+A rollout that fails (non-finite state, particles leaving the grid: simcore.SimulationError) is
+reported as "blew up at frame k", not dropped.
+
+    python -m simcore.learned.nclaw.evaluate --runs /tmp/nclaw_runs --materials jelly plasticine \\
+        --steps 250 --epochs 60 --doc docs/nclaw.md --plot docs/nclaw_rollouts.png
+
+trains every (material, model) whose run directory `runs`/<material>_<model> is missing or unfinished
+(train.train with the budget given), then evaluates all of them and writes the table (and the plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import simcore as sc
+
+from . import ground_truth as gt
+from . import train as nt
+
+TESTS = ("reconstruction", "longer", "velocity_a", "velocity_b", "velocity_c", "shape", "multi")
+# (velocity m/s, angular velocity rad/s) of the new throws: mirrored, sideways-flat, steep.
+NEW_VELOCITIES = {
+    "velocity_a": ((-1.0, -1.5, 2.0), (-4.0, 4.0, -4.0)),
+    "velocity_b": ((2.0, -2.0, 0.0), (0.0, 8.0, 0.0)),
+    "velocity_c": ((0.0, -3.0, 1.0), (6.0, 0.0, 6.0)),
+}
+SHAPE_MESH = "bell.obj"  # simcore.assets
+SHAPE_SIZE = 0.5  # m, the mesh's largest bounding-box edge (the training cube's edge)
+# The multi-material scene: a pool of water on the floor (inside the 3-cell wall layer) and a jelly cube
+# dropped into it from above.
+POOL = dict(center=(0.5, 0.25, 0.5), size=(0.7, 0.2, 0.7))
+DROP = dict(center=(0.5, 0.6, 0.5), size=0.25, velocity=(0.0, -2.0, 0.0), angular_velocity=(0.0, 0.0, 4.0))
+MULTI = ("jelly", "water")  # the laws the multi-material scene needs
+
+
+def _scene() -> sc.Scene:
+    return sc.Scene(dim=3, grid=gt.GRID, particles_per_cell=1, dt=gt.DT, walls="separate")
+
+
+def _mesh_shape():
+    import trimesh
+
+    mesh = trimesh.load(sc.assets.path(SHAPE_MESH), force="mesh")
+    return sc.shapes.Mesh(mesh, center=gt.CUBE_CENTER, size=SHAPE_SIZE)
+
+
+def test_scene(test: str, materials: dict) -> sc.Scene:
+    """The scene of `test` with `materials` {material name: simcore material}: one entry for the
+    single-material tests, "jelly" and "water" for "multi"."""
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    scene = _scene()
+    if test == "multi":
+        missing = set(MULTI) - set(materials)
+        if missing:
+            raise ValueError(f"the multi-material test needs laws for {', '.join(MULTI)}; missing {sorted(missing)}")
+        scene.add_body(sc.shapes.Box(center=POOL["center"], size=POOL["size"]), materials["water"], name="water")
+        scene.add_body(gt.cube(DROP["center"], DROP["size"]), materials["jelly"], velocity=DROP["velocity"],
+                       angular_velocity=DROP["angular_velocity"], name="jelly")
+        return scene
+    if len(materials) != 1:
+        raise ValueError(f"test {test!r} takes one material, got {sorted(materials)}")
+    (material,) = materials.values()
+    velocity, omega = NEW_VELOCITIES.get(test, (gt.VELOCITY, gt.ANGULAR_VELOCITY))
+    shape = _mesh_shape() if test == "shape" else gt.cube()
+    scene.add_body(shape, material, velocity=velocity, angular_velocity=omega, name="body")
+    return scene
+
+
+def test_frames(test: str, steps: int) -> int:
+    """Frames (substeps of gt.DT) of `test` for a law trained on `steps` steps."""
+    return 2 * steps if test == "longer" else steps
+
+
+def simulate(scene: sc.Scene, frames: int) -> tuple[np.ndarray, int | None]:
+    """Positions (frames + 1, n, 3) m of a forward run, and the frame it blew up at (None if it did not;
+    the positions after it are NaN)."""
+    with torch.no_grad():
+        try:
+            return np.asarray(scene.run(frames=frames, frame_dt=gt.DT, progress=False).x, dtype=np.float64), None
+        except sc.SimulationError as error:
+            done = np.asarray(error.trajectory.x, dtype=np.float64) if error.trajectory is not None else np.zeros((0,))
+            x = np.full((frames + 1, scene.n_particles, 3), np.nan)
+            x[:len(done)] = done
+            return x, int(error.frame) if error.frame is not None else len(done)
+
+
+def position_mse(x: np.ndarray, truth: np.ndarray) -> float:
+    """mean over frames 1 … T, particles and axes of (x − truth)², m²."""
+    if x.shape != truth.shape:
+        raise ValueError(f"positions {x.shape} and ground truth {truth.shape} differ in shape: not the same scene")
+    return float(((x[1:] - truth[1:]) ** 2).mean())
+
+
+def truth_materials(test: str, material: str) -> dict:
+    """The ground truth's simcore materials for `test` (of `material`, or jelly and water for "multi")."""
+    return {m: gt.material(m) for m in (MULTI if test == "multi" else (material,))}
+
+
+def learned_materials(test: str, material: str, laws: dict) -> dict | None:
+    """The learned laws' materials for `test`; `laws` maps a material name to a trained law. None if a
+    law the test needs is missing."""
+    names = MULTI if test == "multi" else (material,)
+    if any(laws.get(m) is None for m in names):
+        return None
+    return {m: laws[m].material(name=m) for m in names}
+
+
+class Cell(dict):
+    """One table cell: {"mse": m² or None, "blew_up": frame or None, "note": text}."""
+
+    def text(self) -> str:
+        if self.get("note"):
+            return self["note"]
+        if self.get("blew_up") is not None:
+            return f"blew up at frame {self['blew_up']}"
+        return f"{self['mse']:.2e}"
+
+
+def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "water"), tests=TESTS,
+             keep: dict | None = None) -> dict:
+    """Position MSE of every law on every test.
+
+    Args:
+        laws: {(material, model): trained law or None (not trained / training failed)}.
+        steps: the training trajectory's steps (tests run test_frames(test, steps) frames).
+        materials: the rows; "multi" is evaluated once, as the row "jelly+water".
+        keep: if a dict, the positions of every rollout are stored in it, keyed (row, test, model), and the
+            ground truth's (row, test, "truth") (for plots).
+    Returns:
+        {(row, test, model): Cell}, row a material name or "jelly+water".
+    """
+    models = sorted({model for _, model in laws}, key=lambda m: nt.MODELS.index(m) if m in nt.MODELS else 99)
+    results = {}
+    for material in [*materials, "jelly+water"]:
+        for test in tests:
+            if (test == "multi") != (material == "jelly+water"):
+                continue
+            frames = test_frames(test, steps)
+            truth, failed = simulate(test_scene(test, truth_materials(test, material)), frames)
+            if failed is not None:
+                raise RuntimeError(f"the ground truth of {material}/{test} blew up at frame {failed}")
+            if keep is not None:
+                keep[(material, test, "truth")] = truth
+            for model in models:
+                by_material = {m: laws.get((m, model)) for m in gt.MATERIALS}
+                chosen = learned_materials(test, "jelly" if material == "jelly+water" else material, by_material)
+                if chosen is None:
+                    results[(material, test, model)] = Cell(mse=None, blew_up=None, note="not trained")
+                    continue
+                x, blew_up = simulate(test_scene(test, chosen), frames)
+                mse = position_mse(x, truth) if blew_up is None else None
+                results[(material, test, model)] = Cell(mse=mse, blew_up=blew_up, note="")
+                if keep is not None:
+                    keep[(material, test, model)] = x
+    return results
+
+
+def table(results: dict, models=nt.MODELS) -> str:
+    """The Markdown table: one row per (material, test), one column per model, then MLP / NCLaw and
+    NCLaw / oracle (ratios of MSE, where both are numbers)."""
+    rows = sorted({(m, t) for m, t, _ in results}, key=lambda r: ([*gt.MATERIALS, "jelly+water"].index(r[0]),
+                                                                   TESTS.index(r[1])))
+    lines = ["| material | test | " + " | ".join(f"{m} MSE (m²)" for m in models) + " | MLP / NCLaw | NCLaw / oracle |",
+             "|---|---|" + "---|" * (len(models) + 2)]
+    for material, test in rows:
+        cells = [results.get((material, test, m), Cell(note="—")) for m in models]
+        mse = {m: c.get("mse") for m, c in zip(models, cells)}
+
+        def ratio(a, b):
+            return f"{mse[a] / mse[b]:.3g}" if mse.get(a) is not None and mse.get(b) else "—"
+
+        lines.append(f"| {material} | {test} | " + " | ".join(c.text() for c in cells)
+                     + f" | {ratio('mlp', 'nclaw')} | {ratio('nclaw', 'oracle')} |")
+    return "\n".join(lines)
+
+
+def plot(keep: dict, results: dict, path, panels=(("jelly", "velocity_a"), ("jelly", "shape"),
+                                                   ("plasticine", "velocity_a"), ("plasticine", "shape"),
+                                                   ("jelly+water", "multi")), models=nt.MODELS) -> Path | None:
+    """A PNG: one row per (material, test) in `panels`, one column per model; each panel is the side view
+    (x, y) of the last frame, the ground truth in grey under the model's particles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in panels if (*p, "truth") in keep]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), len(models), figsize=(3.0 * len(models), 3.0 * len(panels)), squeeze=False)
+    for row, (material, test) in enumerate(panels):
+        truth = keep[(material, test, "truth")][-1]
+        for col, model in enumerate(models):
+            ax = axes[row, col]
+            ax.scatter(truth[:, 0], truth[:, 1], s=2, c="0.75", label="simcore")
+            x = keep.get((material, test, model))
+            cell = results.get((material, test, model), Cell(note="not trained"))
+            if x is not None:
+                last = x[-1] if np.isfinite(x[-1]).all() else x[np.isfinite(x).all(axis=(1, 2))][-1]
+                ax.scatter(last[:, 0], last[:, 1], s=2, c="tab:red" if model == "mlp" else "tab:blue", label=model)
+            ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xticks=[], yticks=[])
+            ax.set_title(f"{material} {test}\n{model}: {cell.text()}", fontsize=8)
+    fig.suptitle("last frame, side view (x right, y up): simcore's ground truth grey, learned law coloured", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+BUDGET = dict(stress_scale=1e3, elastic_lr=0.1, plastic_lr=0.01, oracle_lr=nt.ORACLE_LR)
+
+
+def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict | None = None) -> dict:
+    """Train (or resume) every (material, model) whose run directory runs/<material>_<model> has fewer
+    than `epochs` epochs in its metrics.csv; load every finished one. Returns {(material, model): law
+    or None (its training failed: the error is printed)} and leaves a `failed.txt` in a failed run."""
+    from simcore.learned.train import read_metrics
+
+    budget = {**BUDGET, **(budget or {})}
+    laws = {}
+    for material in materials:
+        for model in models:
+            out = Path(runs) / f"{material}_{model}"
+            done = (out / "metrics.csv").exists() and len(read_metrics(out / "metrics.csv")) >= epochs
+            if not done:
+                try:
+                    nt.train(material, out, epochs=epochs, steps=steps, model=model,
+                             resume=(out / "checkpoints").exists(), progress=False, tensorboard=False, **budget)
+                except (FloatingPointError, sc.SimulationError, RuntimeError) as error:
+                    print(f"{material}/{model}: training failed: {error}")
+                    (out / "failed.txt").write_text(f"{error}\n")
+                    laws[(material, model)] = None
+                    continue
+            laws[(material, model)] = nt.load(out)
+    return laws
+
+
+def epoch_seconds(runs, materials, models) -> dict:
+    """Median seconds per epoch of each run, from its metrics.csv."""
+    from simcore.learned.train import read_metrics
+
+    seconds = {}
+    for material in materials:
+        for model in models:
+            path = Path(runs) / f"{material}_{model}" / "metrics.csv"
+            if path.exists():
+                rows = read_metrics(path)
+                seconds[(material, model)] = float(np.median([r["epoch_s"] for r in rows if "epoch_s" in r]))
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simcore.learned.nclaw.evaluate",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", required=True, help="directory holding <material>_<model> training runs")
+    parser.add_argument("--materials", nargs="+", default=list(gt.MATERIALS), choices=list(gt.MATERIALS))
+    parser.add_argument("--models", nargs="+", default=list(nt.MODELS), choices=list(nt.MODELS))
+    parser.add_argument("--steps", type=int, default=gt.STEPS, help="training trajectory's steps")
+    parser.add_argument("--epochs", type=int, default=300, help="training epochs")
+    parser.add_argument("--no-train", action="store_true", help="evaluate finished runs only (others: not trained)")
+    parser.add_argument("--doc", default=None, help="write the table into this Markdown file (e.g. docs/nclaw.md)")
+    parser.add_argument("--plot", default=None, help="write the rollouts' PNG here (e.g. docs/nclaw_rollouts.png)")
+    parser.add_argument("--json", default=None, help="write the results as JSON here")
+    parser.add_argument("--threads", type=int, default=1, help="Taichi's CPU threads (default 1)")
+    args = parser.parse_args(argv)
+    sc.init("cpu", "f32", threads=args.threads, verbose=False)
+    torch.set_num_threads(1)
+    begin = time.perf_counter()
+    if args.no_train:
+        laws = {}
+        for material in args.materials:
+            for model in args.models:
+                out = Path(args.runs) / f"{material}_{model}"
+                laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
+    else:
+        laws = train_missing(args.runs, args.materials, args.models, args.steps, args.epochs)
+    keep = {} if args.plot else None
+    results = evaluate(laws, args.steps, args.materials, keep=keep)
+    text = table(results, args.models)
+    print(text)
+    print(f"({time.perf_counter() - begin:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"|".join(k): dict(v) for k, v in results.items()}, indent=1))
+    if args.plot:
+        plot(keep, results, args.plot, models=args.models)
+    if args.doc:
+        write_doc(args.doc, text, args, epoch_seconds(args.runs, args.materials, args.models))
+    return 0
+
+
+BEGIN, END = "<!-- nclaw-table:begin -->", "<!-- nclaw-table:end -->"
+
+
+def write_doc(path, text: str, args, seconds: dict) -> None:
+    """Put the table (with its budget and command) between the markers of `path` (the whole file if new)."""
+    per_epoch = ", ".join(f"{m}/{k} {s:.2f} s" for (m, k), s in seconds.items())
+    block = (f"{BEGIN}\nBudget: {args.steps} steps, {args.epochs} epochs per model "
+             f"(the paper's recipe is 1,000 steps and 300 epochs: this budget is REDUCED), "
+             f"stress scale {BUDGET['stress_scale']:g} Pa, Adam lr elastic {BUDGET['elastic_lr']:g}, plastic "
+             f"{BUDGET['plastic_lr']:g}, oracle {BUDGET['oracle_lr']:g}; seconds per epoch (median): {per_epoch}.\n"
+             f"Command: `python -m simcore.learned.nclaw.evaluate --runs {args.runs} --materials "
+             f"{' '.join(args.materials)} --steps {args.steps} --epochs {args.epochs}"
+             f"{' --plot ' + args.plot if args.plot else ''} --doc {args.doc}`\n\n{text}\n{END}")
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    else:
+        new = (old + "\n\n" if old else "") + block + "\n"
+    path.write_text(new)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
