@@ -212,18 +212,20 @@ def plot(keep: dict, results: dict, path, panels=(("jelly", "velocity_a"), ("jel
         return None
     fig, axes = plt.subplots(len(panels), len(models), figsize=(3.0 * len(models), 3.0 * len(panels)), squeeze=False)
     for row, (material, test) in enumerate(panels):
-        truth = keep[(material, test, "truth")][-1]
+        truth = keep[(material, test, "truth")]
         for col, model in enumerate(models):
             ax = axes[row, col]
-            ax.scatter(truth[:, 0], truth[:, 1], s=2, c="0.75", label="simcore")
             x = keep.get((material, test, model))
             cell = results.get((material, test, model), Cell(note="not trained"))
+            # the last frame, or the last finite one of a rollout that blew up (the truth at the same frame)
+            frame = len(truth) - 1 if x is None else int(np.flatnonzero(np.isfinite(x).all(axis=(1, 2)))[-1])
+            ax.scatter(truth[frame, :, 0], truth[frame, :, 1], s=2, c="0.75")
             if x is not None:
-                last = x[-1] if np.isfinite(x[-1]).all() else x[np.isfinite(x).all(axis=(1, 2))][-1]
-                ax.scatter(last[:, 0], last[:, 1], s=2, c="tab:red" if model == "mlp" else "tab:blue", label=model)
+                ax.scatter(x[frame, :, 0], x[frame, :, 1], s=2, c="tab:red" if model == "mlp" else "tab:blue")
             ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xticks=[], yticks=[])
-            ax.set_title(f"{material} {test}\n{model}: {cell.text()}", fontsize=8)
-    fig.suptitle("last frame, side view (x right, y up): simcore's ground truth grey, learned law coloured", fontsize=9)
+            ax.set_title(f"{material} {test}, frame {frame}\n{model}: {cell.text()}", fontsize=8)
+    fig.suptitle("side view (x right, y up) of the last frame (of a blown-up rollout: its last finite one): "
+                 "simcore's ground truth grey, learned law coloured", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -313,25 +315,26 @@ def main(argv=None) -> int:
     return 0
 
 
-BEGIN, END = "<!-- nclaw-table:begin -->", "<!-- nclaw-table:end -->"
-
-
 def write_doc(path, text: str, args, seconds: dict) -> None:
-    """Put the table (with its budget and command) between the markers of `path` (the whole file if new)."""
+    """Put the table (with its budget and command) into `path` between markers named after the budget
+    (steps × epochs), replacing an earlier table of the same budget (the whole file if new)."""
+    begin, end = (f"<!-- nclaw-table {args.steps}x{args.epochs}:{edge} -->" for edge in ("begin", "end"))
     per_epoch = ", ".join(f"{m}/{k} {s:.2f} s" for (m, k), s in seconds.items())
-    block = (f"{BEGIN}\nBudget: {args.steps} steps, {args.epochs} epochs per model "
-             f"(the paper's recipe is 1,000 steps and 300 epochs: this budget is REDUCED), "
+    reduced = " (the paper's recipe is 1,000 steps and 300 epochs: this budget is REDUCED)" \
+        if (args.steps, args.epochs) != (gt.STEPS, 300) else ""
+    block = (f"{begin}\n**Budget: {args.steps} steps, {args.epochs} epochs per model**{reduced}; "
              f"stress scale {BUDGET['stress_scale']:g} Pa, Adam lr elastic {BUDGET['elastic_lr']:g}, plastic "
-             f"{BUDGET['plastic_lr']:g}, oracle {BUDGET['oracle_lr']:g}; seconds per epoch (median): {per_epoch}.\n"
+             f"{BUDGET['plastic_lr']:g}, oracle {BUDGET['oracle_lr']:g}. Seconds per epoch (median, {args.steps} "
+             f"steps): {per_epoch}.\n\n"
              f"Command: `python -m simcore.learned.nclaw.evaluate --runs {args.runs} --materials "
              f"{' '.join(args.materials)} --steps {args.steps} --epochs {args.epochs}"
-             f"{' --plot ' + args.plot if args.plot else ''} --doc {args.doc}`\n\n{text}\n{END}")
+             f"{' --plot ' + args.plot if args.plot else ''} --doc {args.doc}`\n\n{text}\n{end}")
     path = Path(path)
     old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
     else:
-        new = (old + "\n\n" if old else "") + block + "\n"
+        new = (old.rstrip("\n") + "\n\n" if old else "") + block + "\n"
     path.write_text(new)
 
 

@@ -64,7 +64,7 @@ def test_mlp_breaks_objectivity_nclaw_keeps_it():
                 assert float(law.elastic(eye).abs().max()) > 1e-3  # its biases: a stress at rest
 
 
-def test_true_law_scores_zero_and_failures_are_reported(cpu):
+def test_true_law_scores_zero_and_failures_are_reported(cpu, tmp_path):
     steps = 12
     laws = {("jelly", "oracle"): bl.OracleLaw("jelly", start="true"),
             ("water", "oracle"): bl.OracleLaw("water", start="true"),
@@ -85,6 +85,8 @@ def test_true_law_scores_zero_and_failures_are_reported(cpu):
     assert np.array_equal(keep[("jelly", "reconstruction", "truth")], truth.astype(np.float64))
     markdown = ev.table(results)
     assert markdown.count("\n") == 1 + 3 and "blew up at frame" in markdown and "not trained" in markdown
+    png = ev.plot(keep, results, tmp_path / "rollouts.png", panels=(("jelly", "shape"), ("jelly+water", "multi")))
+    assert png.stat().st_size > 10_000
 
 
 def test_bad_choices_are_clear_errors():
@@ -96,3 +98,19 @@ def test_bad_choices_are_clear_errors():
         ev.test_scene("bounce", {"jelly": gt.material("jelly")})
     with pytest.raises(ValueError, match="needs laws for jelly, water"):
         ev.test_scene("multi", {"jelly": gt.material("jelly")})
+
+
+def test_doc_table_is_replaced_in_place(tmp_path):
+    """Re-running the evaluation replaces its own table (same budget) and keeps the rest of the page."""
+    from argparse import Namespace
+
+    doc = tmp_path / "nclaw.md"
+    doc.write_text("# NCLaw\n\nText before.\n")
+    args = Namespace(runs="/tmp/runs", materials=["jelly"], steps=250, epochs=60, plot=None, doc=str(doc))
+    ev.write_doc(doc, "| table one |", args, {("jelly", "nclaw"): 5.0})
+    ev.write_doc(doc, "| table two |", args, {("jelly", "nclaw"): 5.0})
+    ev.write_doc(doc, "| other budget |", Namespace(**{**vars(args), "epochs": 120}), {})
+    text = doc.read_text()
+    assert text.startswith("# NCLaw\n\nText before.\n") and "table one" not in text
+    assert text.count("table two") == 1 and text.count("other budget") == 1
+    assert "REDUCED" in text and "--steps 250 --epochs 60" in text
