@@ -119,12 +119,14 @@ def truth_materials(test: str, material: str) -> dict:
     return {m: gt.material(m) for m in (MULTI if test == "multi" else (material,))}
 
 
-def learned_materials(test: str, material: str, laws: dict) -> dict | None:
-    """The learned laws' materials for `test`; `laws` maps a material name to a trained law. None if a
-    law the test needs is missing."""
+def learned_materials(test: str, material: str, laws: dict) -> dict | str:
+    """The learned laws' materials for `test`; `laws` maps a material name to a trained law, or to a
+    note (str) saying why there is none. Returns the note of the first law the test lacks instead
+    ("not trained" if it has none)."""
     names = MULTI if test == "multi" else (material,)
-    if any(laws.get(m) is None for m in names):
-        return None
+    for m in names:
+        if laws.get(m) is None or isinstance(laws[m], str):
+            return laws.get(m) or "not trained"
     return {m: laws[m].material(name=m) for m in names}
 
 
@@ -144,7 +146,8 @@ def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "
     """Position MSE of every law on every test.
 
     Args:
-        laws: {(material, model): trained law or None (not trained / training failed)}.
+        laws: {(material, model): trained law, or a note (str) such as "training failed at epoch 42", or
+            None (not trained)}.
         steps: the training trajectory's steps (tests run test_frames(test, steps) frames).
         materials: the rows; "multi" is evaluated once, as the row "jelly+water".
         keep: if a dict, the positions of every rollout are stored in it, keyed (row, test, model), and the
@@ -167,8 +170,8 @@ def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "
             for model in models:
                 by_material = {m: laws.get((m, model)) for m in gt.MATERIALS}
                 chosen = learned_materials(test, "jelly" if material == "jelly+water" else material, by_material)
-                if chosen is None:
-                    results[(material, test, model)] = Cell(mse=None, blew_up=None, note="not trained")
+                if isinstance(chosen, str):
+                    results[(material, test, model)] = Cell(mse=None, blew_up=None, note=chosen)
                     continue
                 x, blew_up = simulate(test_scene(test, chosen), frames)
                 mse = position_mse(x, truth) if blew_up is None else None
@@ -239,8 +242,9 @@ BUDGET = dict(stress_scale=1e3, elastic_lr=0.1, plastic_lr=0.01, oracle_lr=nt.OR
 
 def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict | None = None) -> dict:
     """Train (or resume) every (material, model) whose run directory runs/<material>_<model> has fewer
-    than `epochs` epochs in its metrics.csv; load every finished one. Returns {(material, model): law
-    or None (its training failed: the error is printed)} and leaves a `failed.txt` in a failed run."""
+    than `epochs` epochs in its metrics.csv; load every finished one. A run whose training failed keeps
+    its error in `failed.txt` and is not retried. Returns {(material, model): law, or a note "training
+    failed at epoch k: ..." (str)}."""
     from simcore.learned.train import read_metrics
 
     budget = {**BUDGET, **(budget or {})}
@@ -249,14 +253,19 @@ def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict
         for model in models:
             out = Path(runs) / f"{material}_{model}"
             done = (out / "metrics.csv").exists() and len(read_metrics(out / "metrics.csv")) >= epochs
+            if (out / "failed.txt").exists():
+                laws[(material, model)] = (out / "failed.txt").read_text().strip()
+                continue
             if not done:
                 try:
                     nt.train(material, out, epochs=epochs, steps=steps, model=model,
                              resume=(out / "checkpoints").exists(), progress=False, tensorboard=False, **budget)
                 except (FloatingPointError, sc.SimulationError, RuntimeError) as error:
-                    print(f"{material}/{model}: training failed: {error}")
-                    (out / "failed.txt").write_text(f"{error}\n")
-                    laws[(material, model)] = None
+                    epoch = len(read_metrics(out / "metrics.csv")) if (out / "metrics.csv").exists() else 0
+                    note = f"training failed at epoch {epoch} ({type(error).__name__})"
+                    print(f"{material}/{model}: {note}: {error}")
+                    (out / "failed.txt").write_text(f"{note}\n")
+                    laws[(material, model)] = note
                     continue
             laws[(material, model)] = nt.load(out)
     return laws
@@ -298,7 +307,10 @@ def main(argv=None) -> int:
         for material in args.materials:
             for model in args.models:
                 out = Path(args.runs) / f"{material}_{model}"
-                laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
+                if (out / "failed.txt").exists():
+                    laws[(material, model)] = (out / "failed.txt").read_text().strip()
+                else:
+                    laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
     else:
         laws = train_missing(args.runs, args.materials, args.models, args.steps, args.epochs)
     keep = {} if args.plot else None

@@ -69,7 +69,8 @@ def test_true_law_scores_zero_and_failures_are_reported(cpu, tmp_path):
     laws = {("jelly", "oracle"): bl.OracleLaw("jelly", start="true"),
             ("water", "oracle"): bl.OracleLaw("water", start="true"),
             ("jelly", "nclaw"): nt.make_law("nclaw", stress_scale=1e3),  # untrained
-            ("jelly", "mlp"): nt.make_law("mlp", stress_scale=1e9)}  # biases of GPa: it must blow up
+            ("jelly", "mlp"): nt.make_law("mlp", stress_scale=1e9),  # biases of GPa: it must blow up
+            ("water", "mlp"): "training failed at epoch 3 (FloatingPointError)"}
     keep = {}
     results = ev.evaluate(laws, steps, materials=("jelly",), tests=("reconstruction", "shape", "multi"), keep=keep)
     for test in ("reconstruction", "shape"):
@@ -80,6 +81,7 @@ def test_true_law_scores_zero_and_failures_are_reported(cpu, tmp_path):
         assert "blew up at frame" in results[("jelly", test, "mlp")].text()
     assert results[("jelly+water", "multi", "oracle")]["mse"] < 1e-14
     assert results[("jelly+water", "multi", "nclaw")].text() == "not trained"  # no learned water
+    assert results[("jelly+water", "multi", "mlp")].text() == laws[("water", "mlp")]  # its failure, reported
     # the reconstruction test is the training trajectory
     truth = np.asarray(gt.trajectory("jelly", steps).x)
     assert np.array_equal(keep[("jelly", "reconstruction", "truth")], truth.astype(np.float64))
