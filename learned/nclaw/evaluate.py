@@ -294,6 +294,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=gt.STEPS, help="training trajectory's steps")
     parser.add_argument("--epochs", type=int, default=300, help="training epochs")
     parser.add_argument("--no-train", action="store_true", help="evaluate finished runs only (others: not trained)")
+    for name, value in BUDGET.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=value,
+                            help=f"training budget: {name} (default {value:g})")
     parser.add_argument("--doc", default=None, help="write the table into this Markdown file (e.g. docs/nclaw.md)")
     parser.add_argument("--plot", default=None, help="write the rollouts' PNG here (e.g. docs/nclaw_rollouts.png)")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
@@ -312,7 +315,8 @@ def main(argv=None) -> int:
                 else:
                     laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
     else:
-        laws = train_missing(args.runs, args.materials, args.models, args.steps, args.epochs)
+        laws = train_missing(args.runs, args.materials, args.models, args.steps, args.epochs,
+                             {name: getattr(args, name) for name in BUDGET})
     keep = {} if args.plot else None
     results = evaluate(laws, args.steps, args.materials, keep=keep)
     text = table(results, args.models)
@@ -328,18 +332,21 @@ def main(argv=None) -> int:
 
 
 def write_doc(path, text: str, args, seconds: dict) -> None:
-    """Put the table (with its budget and command) into `path` between markers named after the budget
-    (steps × epochs), replacing an earlier table of the same budget (the whole file if new)."""
-    begin, end = (f"<!-- nclaw-table {args.steps}x{args.epochs}:{edge} -->" for edge in ("begin", "end"))
+    """Put the table (with its budget and command) into `path` between markers named after the runs'
+    directory and budget (steps × epochs), replacing an earlier table of the same (the whole file if new)."""
+    begin, end = (f"<!-- nclaw-table {args.runs} {args.steps}x{args.epochs}:{edge} -->" for edge in ("begin", "end"))
+    budget = {name: getattr(args, name, value) for name, value in BUDGET.items()}
+    options = "".join(f" --{name.replace('_', '-')} {value:g}" for name, value in budget.items() if value != BUDGET[name])
     per_epoch = ", ".join(f"{m}/{k} {s:.2f} s" for (m, k), s in seconds.items())
     reduced = " (the paper's recipe is 1,000 steps and 300 epochs: this budget is REDUCED)" \
         if (args.steps, args.epochs) != (gt.STEPS, 300) else ""
     block = (f"{begin}\n**Budget: {args.steps} steps, {args.epochs} epochs per model**{reduced}; "
-             f"stress scale {BUDGET['stress_scale']:g} Pa, Adam lr elastic {BUDGET['elastic_lr']:g}, plastic "
-             f"{BUDGET['plastic_lr']:g}, oracle {BUDGET['oracle_lr']:g}. Seconds per epoch (median, {args.steps} "
+             f"stress scale {budget['stress_scale']:g} Pa, Adam lr elastic {budget['elastic_lr']:g}, plastic "
+             f"{budget['plastic_lr']:g}, oracle {budget['oracle_lr']:g}. Seconds per epoch (median, {args.steps} "
              f"steps): {per_epoch}.\n\n"
              f"Command: `python -m simcore.learned.nclaw.evaluate --runs {args.runs} --materials "
-             f"{' '.join(args.materials)} --steps {args.steps} --epochs {args.epochs}"
+             f"{' '.join(args.materials)} --models {' '.join(args.models)} --steps {args.steps} --epochs {args.epochs}"
+             f"{options}"
              f"{' --plot ' + args.plot if args.plot else ''} --doc {args.doc}`\n\n{text}\n{end}")
     path = Path(path)
     old = path.read_text() if path.exists() else ""

@@ -108,11 +108,12 @@ def test_doc_table_is_replaced_in_place(tmp_path):
 
     doc = tmp_path / "nclaw.md"
     doc.write_text("# NCLaw\n\nText before.\n")
-    args = Namespace(runs="/tmp/runs", materials=["jelly"], steps=250, epochs=60, plot=None, doc=str(doc))
+    args = Namespace(runs="/tmp/runs", materials=["jelly"], models=["nclaw"], steps=250, epochs=60, plot=None,
+                     doc=str(doc), **ev.BUDGET)
     ev.write_doc(doc, "| table one |", args, {("jelly", "nclaw"): 5.0})
     ev.write_doc(doc, "| table two |", args, {("jelly", "nclaw"): 5.0})
-    ev.write_doc(doc, "| other budget |", Namespace(**{**vars(args), "epochs": 120}), {})
+    ev.write_doc(doc, "| other budget |", Namespace(**{**vars(args), "epochs": 120, "elastic_lr": 0.01}), {})
     text = doc.read_text()
     assert text.startswith("# NCLaw\n\nText before.\n") and "table one" not in text
     assert text.count("table two") == 1 and text.count("other budget") == 1
-    assert "REDUCED" in text and "--steps 250 --epochs 60" in text
+    assert "REDUCED" in text and "--steps 250 --epochs 60 --doc" in text and "--epochs 120 --elastic-lr 0.01 --doc" in text
