@@ -108,7 +108,7 @@ def grid_mass():
                    velocity=(0.3, -0.5, 0.1))
     traj = scene.run(frames=3, frame_dt=0.01, progress=False)
     solver = scene.build()
-    solver.p2g(0, 1, solver.serial_scatter)
+    solver.p2g(0, 1, solver.serial_scatter, solver.parts)
     total = traj.mass.sum()
     err = abs(solver.total_grid_mass() - total) / total
     yield Row("tests/mpm/test_conservation.py::test_grid_mass_equals_particle_mass",

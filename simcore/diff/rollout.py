@@ -147,12 +147,12 @@ class DiffRollout:
             if solver.has_neural:
                 solver.stress_hook.stress(solver)
             solver.p2g_stress(s, s + 1)
-            solver.p2g_scatter(s, solver.serial_scatter)  # and the grid update
+            solver.p2g_scatter(s, solver.serial_scatter, solver.parts)  # and the grid update
             solver.clear_grid_adjoints()
         elif first and solver.split_deform:  # else deform_adjoint(s + 1) restored them (affine: read in place)
             solver.load_temporaries(s)
         serial = solver.serial_adjoint
-        solver.g2p_adjoint_scatter(s, s + 1, serial, keeps)  # restoring the kept grid first
+        solver.g2p_adjoint_scatter(s, s + 1, serial, keeps, solver.parts)  # restoring the kept grid first
         solver.grid_update.grad(s, serial)
         solver.transfer_adjoint_gather(s, s + 1)
         solver.p2g_stress.grad(s, s + 1)

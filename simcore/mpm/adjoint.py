@@ -83,20 +83,48 @@ class AdjointKernels:
         return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
 
     @ti.kernel
-    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template()):
-        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`). With
-        `load`, first restore the substep's grid from slot s_in (saved by `g2p`) and zero the
-        grid adjoints; without, they must be zero already (`clear_grid_adjoints`)."""
+    def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template(),
+                            parts: ti.template()):
+        """ḡ_i += w_i u_i into grid_velocity.grad (serial with `serial`: see `serial_adjoint`; in
+        `parts` > 1 runs, the partitioned scatter of simcore.mpm.step). With `load`, first restore the
+        substep's grid from slot s_in (saved by `g2p`) and zero the grid adjoints; without, they must
+        be zero already (`clear_grid_adjoints`)."""
         if ti.static(load):
             self._load_grid(s_in)
-        ti.loop_config(serialize=serial)
-        k = 4 * self.inv_dx * self.inv_dx
-        for p in range(self.n_active[None]):
-            base, fx, w = self._stencil(self.x[s_in, p])
-            _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-                dpos = (offset - fx) * self.dx
-                self.grid_velocity.grad[base + offset] += self._weight(offset, w) * (g_v + k * (g_C @ dpos))
+        if ti.static(parts > 1):
+            self._runs(parts, self._g2p_adjoint_run_body, s_in, s_out)
+            ti.loop_config(serialize=self.serial_grid)
+            for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                             for d in ti.static(range(self.dim))])):
+                g = ti.zero(self.grid_velocity.grad[I])
+                for part in ti.static(range(parts)):
+                    g += self.part_momentum[part, I]
+                    self.part_momentum[part, I] = ti.zero(g)
+                self.grid_velocity.grad[I] += g
+        else:
+            ti.loop_config(serialize=serial)
+            for p in range(self.n_active[None]):
+                base, fx, W = self._stencil(self.x[s_in, p])
+                _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+                for offset in ti.grouped(ti.ndrange(*((3,) * self.dim))):
+                    self.grid_velocity.grad[base + offset] += self._g2p_adjoint_share(offset, fx, W, g_v, g_C)
+
+    @ti.func
+    def _g2p_adjoint_share(self, offset, fx, W, g_v, g_C):
+        """w_i u_i of the stencil node at `offset` (u_i = v̄' + dt x̄' + k C̄' dpos_i)."""
+        return self._weight(offset, W) * (g_v + (4 * self.inv_dx * self.inv_dx) * (g_C @ ((offset - fx) * self.dx)))
+
+    @ti.func
+    def _g2p_adjoint_run_body(self, part, p, s_in, s_out, lo, hi):
+        """The partitioned form of g2p_adjoint_scatter's loop body: into grid copy `part`
+        (`part_momentum`, zero outside the scatters)."""
+        base, fx, W = self._stencil(self.x[s_in, p])
+        _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+        for offset in ti.grouped(ti.ndrange(*((3,) * self.dim))):
+            node = base + offset
+            self.part_momentum[part, node] = self.part_momentum[part, node] + self._g2p_adjoint_share(
+                offset, fx, W, g_v, g_C)
+        return lo, hi
 
     @ti.func
     def _affine_of(self, s_in, p):
@@ -123,7 +151,7 @@ class AdjointKernels:
             g_m = 0.0
             g_A = ti.zero(A)
             g_x = ti.zero(v)
-            for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            for offset in ti.grouped(ti.ndrange(*((3,) * self.dim))):
                 dpos = (offset - fx) * self.dx
                 weight = self._weight(offset, w)
                 GP = self.grid_momentum.grad[base + offset]

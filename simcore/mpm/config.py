@@ -26,6 +26,14 @@ BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > grid - 
 # much smaller. `python benchmarks/cpu_loops.py` measures both (docs/benchmarks.md).
 SERIAL_GRID_NODES = 32 ** 3
 
+# The partitioned scatter (simcore.mpm.step) on the CPU: one run of particles per thread, at most
+# MAX_PARTS, each into its own copy of the grid while the copies fit PARTS_BYTES; only for scenes of at
+# least PARTITION_MIN_PARTICLES particles (below, the serial loop is as fast: measured by
+# `python benchmarks/scatter_modes.py`, docs/benchmarks.md).
+MAX_PARTS = 8
+PARTS_BYTES = 256 << 20
+PARTITION_MIN_PARTICLES = 8_000
+
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
@@ -97,6 +105,16 @@ class Configuration:
         adds become plain adds (Taichi demotes them), while parallel float atomics are
         compare-and-swap loops, several times slower (docs/benchmarks.md)."""
         return self.arch == "cpu"
+
+    def scatter_parts(self, threads: int) -> int:
+        """Grid copies of the partitioned scatter for a CPU of `threads` threads: one per thread (at
+        most MAX_PARTS) while they fit PARTS_BYTES; 1 (no partitioning) off the CPU or on one thread."""
+        if not self.serial_scatter or threads < 2:
+            return 1
+        node_bytes = (self.dim + 1) * (8 if self.precision == "f64" else 4)
+        fit = PARTS_BYTES // (node_bytes * self.grid ** self.dim)
+        parts = min(threads, MAX_PARTS, fit)
+        return parts if parts >= 2 else 1
 
     @property
     def serial_grid(self) -> bool:

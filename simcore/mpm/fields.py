@@ -73,6 +73,14 @@ class FieldLayout:
         self.grid_velocity = ti.Vector.field(dim, real, needs_grad=grad)   # m/s after forces and boundaries
         _place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim),
                self.grid_momentum, self.grid_mass, self.grid_velocity)
+        if self.max_parts > 1:  # the partitioned scatter's grid copies (simcore.mpm.step)
+            self.part_momentum = ti.Vector.field(dim, real)
+            self.part_mass = ti.field(real)
+            _place(lambda: fb.dense(ti.axes(*range(dim + 1)), (self.max_parts,) + (cfg.grid,) * dim),
+                   self.part_momentum, self.part_mass)
+            self.part_box_lo = ti.Vector.field(dim, ti.i32)
+            self.part_box_hi = ti.Vector.field(dim, ti.i32)
+            _place(lambda: fb.dense(ti.i, self.max_parts), self.part_box_lo, self.part_box_hi)
         self._allocate_scene_parameters(fb, cfg, slots, real)
         # Diagnostics.
         self.max_signal_speed = ti.field(real)      # max over particles of (wave speed + |v|), m/s

@@ -15,7 +15,7 @@ import taichi as ti
 
 from . import constitutive
 from .adjoint import AdjointKernels
-from .config import BOUND, Capacity, Configuration
+from .config import BOUND, PARTITION_MIN_PARTICLES, Capacity, Configuration
 from .fields import FieldLayout
 from .model import Model
 from .state import STATE, State
@@ -43,6 +43,8 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self._np_real = np.float64 if cfg.precision == "f64" else np.float32
         self.serial_scatter = self.serial_adjoint = cfg.serial_scatter
         self.serial_grid = cfg.serial_grid
+        self.max_parts = cfg.scatter_parts(ti.lang.impl.current_cfg().cpu_max_num_threads)
+        self.parts = 1  # runs of the partitioned scatter for the loaded scene (1: not partitioned)
         self.has_solids, self.has_neural, self.uses_Jp = cfg.has_solids, cfg.has_neural, cfg.uses_Jp
         self.uses_svd, self.uses_rotation = cfg.uses_svd, cfg.uses_rotation
         self.split_deform, self.split_p2g, self.p2g_mode = cfg.split_deform, cfg.split_p2g, cfg.p2g_mode
@@ -76,6 +78,7 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self.resident = None
         self.n_particles = model.n_particles
         self.n_active[None] = model.n_particles
+        self.parts = self.max_parts if model.n_particles >= PARTITION_MIN_PARTICLES else 1
         self._constants = {}
         self.set_constants(mass=model.mass, volume=model.volume, mu=model.mu, lam=model.lam,
                            plastic=model.plastic, wave_speed=model.wave_speed, kind=model.kind,
@@ -176,9 +179,9 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
             if self.p2g_mode == "split":
                 self.p2g_stress(s_in, s_out)
         if self.p2g_mode == "fused":
-            self.p2g(s_in, s_out, self.serial_scatter)
+            self.p2g(s_in, s_out, self.serial_scatter, self.parts)
         else:
-            self.p2g_scatter(s_in, self.serial_scatter)
+            self.p2g_scatter(s_in, self.serial_scatter, self.parts)
         self.g2p(s_in, s_out, keep)
 
     # ------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from ..materials import FLUID, NEURAL, SNOW
 from . import boundary, constitutive
 from .config import BOUND
 
+RUN_STRIDE = 1024  # iterations per run of the partitioned scatter's task loop (see there)
+
 
 class ForwardKernels:
     """The forward kernels of MPMSolver (a mixin: fields from simcore.mpm.fields, static flags from
@@ -26,36 +28,41 @@ class ForwardKernels:
 
     @ti.func
     def _stencil(self, xp):
-        """Lower-left node and quadratic B-spline weights (3 per axis) of a particle at xp (m).
+        """Lower-left node, fractional position fx = x/dx − base (dim,) and the quadratic B-spline
+        weights W (3, dim) of a particle at xp (m): W[i, d] is the weight of the node base + i along
+        axis d.
 
         `base` is kept inside the grid so that a runaway particle cannot index out of bounds; such a
-        particle is reported by `diagnose` at the end of the frame (never silently kept)."""
+        particle is reported by `diagnose` at the end of the frame (never silently kept).
+
+        W is a matrix so that a stencil loop can be unrolled (`ti.static` offsets, the forward's hot
+        loops) or not (run-time offsets, the adjoints: see simcore.mpm.adjoint)."""
         Xp = xp * self.inv_dx
         base = ti.cast(ti.floor(Xp - 0.5), ti.i32)
         base = ti.max(ti.min(base, self.n_grid - 3), 0)
         fx = Xp - base
-        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
-        return base, fx, w
+        W = ti.Matrix.rows([0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2])
+        return base, fx, W
 
     @ti.func
-    def _weight(self, offset: ti.template(), w):
-        """B-spline weight of the stencil node at (static) `offset`: the product over axes."""
+    def _weight(self, offset, W):
+        """B-spline weight of the stencil node at `offset` (dim,) from `base`: the product over axes."""
         weight = 1.0
         for d in ti.static(range(self.dim)):
-            weight *= w[offset[d]][d]
+            weight *= W[offset[d], d]
         return weight
 
     @ti.func
-    def _weight_gradient(self, offset: ti.template(), fx, w):
+    def _weight_gradient(self, offset, fx, W):
         """∂(weight)/∂x_p (1/m) of the stencil node at `offset`, for the hand-written adjoints.
         The derivatives of the three quadratic B-spline pieces in fx are fx − 1.5, −2(fx − 1), fx − 0.5."""
-        dw = [fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5]
+        dW = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])
         grad = ti.Vector.zero(float, self.dim)
         for d in ti.static(range(self.dim)):
-            g = dw[offset[d]][d] * self.inv_dx
+            g = dW[offset[d], d] * self.inv_dx
             for e in ti.static(range(self.dim)):
                 if ti.static(e != d):
-                    g *= w[offset[e]][e]
+                    g *= W[offset[e], e]
             grad[d] = g
         return grad
 
@@ -144,32 +151,116 @@ class ForwardKernels:
     @ti.func
     def _scatter(self, p, s_in, affine):
         """Scatter particle p's mass and APIC momentum m v + A (x_i − x_p) to its 3^d grid nodes."""
-        base, fx, w = self._stencil(self.x[s_in, p])
+        base, fx, W = self._stencil(self.x[s_in, p])
         for d in ti.static(range(self.dim)):  # plain min and max in a serial scatter (demoted atomics)
             ti.atomic_min(self.box_lo[None][d], base[d])
             ti.atomic_max(self.box_hi[None][d], base[d] + 3)
         m = self.mass[p]
         momentum = m * self.v[s_in, p]
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-            dpos = (offset - fx) * self.dx
-            weight = self._weight(offset, w)
-            self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
+            weight = self._weight(offset, W)
+            self.grid_momentum[base + offset] += weight * (momentum + affine @ ((offset - fx) * self.dx))
             self.grid_mass[base + offset] += weight * m
 
+    # The partitioned scatter (CPU, large scenes, several threads: `MPMSolver.parts`). Taichi's parallel
+    # float atomics are compare-and-swap loops, several times slower than the plain adds of a serial
+    # loop, so a CPU scatters serially; on several threads the particles are instead cut into `parts`
+    # runs of consecutive indices, one task each, every run adding with plain adds into its own copy
+    # of the grid (`part_momentum`, `part_mass`); the copies are then summed node by node, in a fixed
+    # order, into the grid, and zeroed. The runs depend only on the particle count: the same parts give
+    # the same sums to the bit however the tasks are scheduled. The adjoint of G2P scatters the same
+    # way (simcore.mpm.adjoint), into `part_momentum`.
+    @ti.func
+    def _runs(self, parts: ti.template(), body: ti.template(), s_in, s_out):
+        """body(part, p, s_in, s_out, lo, hi) -> (lo, hi) for every loaded particle p, in `parts` runs
+        (see above) run in parallel, each in index order; lo, hi: the box of nodes the run touched,
+        stored in part_box_lo / part_box_hi."""
+        n = self.n_active[None]
+        # One run per task: Taichi's CPU backend hands a range-for to its threads in blocks of 512 to
+        # 1,024 iterations whatever ti.loop_config asks (cpu_block_dim_adaptive), so a loop over
+        # `parts` iterations would run on one thread; each run is one iteration of a loop padded to
+        # RUN_STRIDE iterations per run, the others empty.
+        for q in range(parts * RUN_STRIDE):
+            if q % RUN_STRIDE == 0:
+                part = q // RUN_STRIDE
+                lo = ti.Vector([self.n_grid] * self.dim)
+                hi = ti.Vector([0] * self.dim)
+                for p in range(n * part // parts, n * (part + 1) // parts):
+                    lo, hi = body(part, p, s_in, s_out, lo, hi)
+                self.part_box_lo[part] = lo
+                self.part_box_hi[part] = hi
+
+    @ti.func
+    def _scatter_to_part(self, part, p, s_in, affine, lo, hi):
+        """`_scatter` into grid copy `part`, growing the run's box (lo, hi)."""
+        base, fx, W = self._stencil(self.x[s_in, p])
+        m = self.mass[p]
+        momentum = m * self.v[s_in, p]
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            weight = self._weight(offset, W)
+            node = base + offset
+            # `a = a + b`, not `a += b`: an add in a parallel loop would be an atomic one
+            self.part_momentum[part, node] = self.part_momentum[part, node] + weight * (
+                momentum + affine @ ((offset - fx) * self.dx))
+            self.part_mass[part, node] = self.part_mass[part, node] + weight * m
+        return ti.min(lo, base), ti.max(hi, base + 3)
+
+    @ti.func
+    def _p2g_run_body(self, part, p, s_in, s_out, lo, hi):
+        affine = self._affine(p, s_in, s_out)
+        if ti.static(self.needs_grad):
+            self.affine[p] = affine
+        return self._scatter_to_part(part, p, s_in, affine, lo, hi)
+
+    @ti.func
+    def _scatter_run_body(self, part, p, s_in, s_out, lo, hi):
+        return self._scatter_to_part(part, p, s_in, self.affine[p], lo, hi)
+
+    @ti.func
+    def _partitioned_scatter(self, s_in, s_out, parts: ti.template(), fused: ti.template()):
+        """Scatter every loaded particle in `parts` runs (see above), then sum the copies into the
+        grid within the union of the runs' boxes. `fused`: compute each particle's affine matrix here
+        (`p2g`), else read it from `affine` (`p2g_scatter`)."""
+        if ti.static(fused):
+            self._runs(parts, self._p2g_run_body, s_in, s_out)
+        else:
+            self._runs(parts, self._scatter_run_body, s_in, s_out)
+        lo = ti.Vector([self.n_grid] * self.dim)
+        hi = ti.Vector([0] * self.dim)
+        for part in ti.static(range(parts)):
+            lo, hi = ti.min(lo, self.part_box_lo[part]), ti.max(hi, self.part_box_hi[part])
+        self.box_lo[None], self.box_hi[None] = lo, hi
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            momentum = ti.zero(self.grid_momentum[I])
+            mass = ti.zero(self.grid_mass[I])
+            for part in ti.static(range(parts)):
+                momentum += self.part_momentum[part, I]
+                mass += self.part_mass[part, I]
+                self.part_momentum[part, I] = ti.zero(momentum)
+                self.part_mass[part, I] = 0
+            self.grid_momentum[I] = momentum
+            self.grid_mass[I] = mass
+
     @ti.kernel
-    def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template()):
+    def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), parts: ti.template()):
         """Clear the grid; scatter mass, APIC momentum and the stress impulse −dt V τ ∇w to it and
         update F; then the grid update (`grid_update`). `serial`: one serial loop (see
-        `serial_scatter`). Gradient solvers also store `affine`, for the adjoint of the scatter; their
-        reverse sweeps recompute with the two halves, `p2g_stress` (differentiated by autodiff) and
-        `p2g_scatter`. (Stages share kernels to save launches: each costs tens of µs on a CPU.)"""
+        `serial_scatter`); `parts` > 1: the partitioned scatter instead (see above). Gradient solvers
+        also store `affine`, for the adjoint of the scatter; their reverse sweeps recompute with the
+        two halves, `p2g_stress` (differentiated by autodiff) and `p2g_scatter`. (Stages share kernels
+        to save launches: each costs tens of µs on a CPU.)"""
         self._empty_grid()
-        ti.loop_config(serialize=serial)
-        for p in range(self.n_active[None]):
-            affine = self._affine(p, s_in, s_out)
-            if ti.static(self.needs_grad):
-                self.affine[p] = affine
-            self._scatter(p, s_in, affine)
+        if ti.static(parts > 1):
+            self._partitioned_scatter(s_in, s_out, parts, True)
+        else:
+            ti.loop_config(serialize=serial)
+            for p in range(self.n_active[None]):
+                affine = self._affine(p, s_in, s_out)
+                if ti.static(self.needs_grad):
+                    self.affine[p] = affine
+                self._scatter(p, s_in, affine)
         self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel
@@ -180,13 +271,16 @@ class ForwardKernels:
             self.affine[p] = self._affine(p, s_in, s_out)
 
     @ti.kernel
-    def p2g_scatter(self, s_in: ti.i32, serial: ti.template()):
+    def p2g_scatter(self, s_in: ti.i32, serial: ti.template(), parts: ti.template()):
         """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
         The scatter's adjoint is in `transfer_adjoint_gather`."""
         self._empty_grid()
-        ti.loop_config(serialize=serial)
-        for p in range(self.n_active[None]):
-            self._scatter(p, s_in, self.affine[p])
+        if ti.static(parts > 1):
+            self._partitioned_scatter(s_in, s_in, parts, False)
+        else:
+            ti.loop_config(serialize=serial)
+            for p in range(self.n_active[None]):
+                self._scatter(p, s_in, self.affine[p])
         self._grid_update(s_in, self.serial_grid)
 
     @ti.kernel

@@ -16,7 +16,7 @@ def test_grid_mass_equals_particle_mass(cpu64):
     scene.add_body(sc.shapes.Sphere(center=(0.5, 0.5, 0.5), radius=0.15), M.NeoHookean(E=1e4), velocity=(0.3, -0.5, 0.1))
     traj = scene.run(frames=3, frame_dt=0.01)
     solver = scene.build()  # the shared compiled solver, with the scene's current state in slot 0
-    solver.p2g(0, 1, solver.serial_scatter)
+    solver.p2g(0, 1, solver.serial_scatter, solver.parts)
     total = traj.mass.sum()
     assert abs(solver.total_grid_mass() - total) < 1e-12 * total
 
