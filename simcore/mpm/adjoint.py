@@ -106,7 +106,7 @@ class AdjointKernels:
             for p in range(self.n_active[None]):
                 base, fx, W = self._stencil(self.x[s_in, p])
                 _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
-                for offset in ti.grouped(ti.ndrange(*((3,) * self.dim))):
+                for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
                     self.grid_velocity.grad[base + offset] += self._g2p_adjoint_share(offset, fx, W, g_v, g_C)
 
     @ti.func
@@ -120,7 +120,7 @@ class AdjointKernels:
         (`part_momentum`, zero outside the scatters)."""
         base, fx, W = self._stencil(self.x[s_in, p])
         _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
-        for offset in ti.grouped(ti.ndrange(*((3,) * self.dim))):
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             node = base + offset
             self.part_momentum[part, node] = self.part_momentum[part, node] + self._g2p_adjoint_share(
                 offset, fx, W, g_v, g_C)
