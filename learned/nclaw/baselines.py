@@ -87,7 +87,22 @@ class MLPPlastic(nn.Module):
         return F + self.alpha * self.mlp(F.reshape(n, d * d)).reshape(n, d, d)
 
 
-class MLPLaw(nn.Module):
+class NetworkLaw(nn.Module):
+    """A law made of an elastic network `elastic` and an optional plastic one `plastic` (NCLaw, the plain
+    MLP): what the training loop asks of every law besides `material()`."""
+
+    def refresh(self) -> None:
+        """Nothing to re-derive: simcore reads the modules' parameters at every rollout."""
+
+    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
+        """One Adam group per network (each clipped on its own, as the reference does)."""
+        groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
+        if self.plastic is not None:
+            groups.append({"params": list(self.plastic.parameters()), "lr": plastic_lr, "name": "plastic"})
+        return groups
+
+
+class MLPLaw(NetworkLaw):
     """The plain-MLP baseline: `elastic` (F → P) and, if `plastic`, a plain-MLP return map."""
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, plastic: bool = True,
@@ -101,14 +116,6 @@ class MLPLaw(nn.Module):
         return sc.materials.Neural(model=self.elastic, plasticity=self.plastic, density=density,
                                    wave_modulus=wave_modulus, name=name)
 
-    def refresh(self) -> None:
-        """Nothing to re-derive: simcore reads the modules' parameters at every rollout."""
-
-    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
-        groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
-        if self.plastic is not None:
-            groups.append({"params": list(self.plastic.parameters()), "lr": plastic_lr, "name": "plastic"})
-        return groups
 
 
 # name: (simcore class, {parameter: (true value, wrong start, kind of coordinate)})

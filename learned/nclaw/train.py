@@ -46,7 +46,7 @@ from torch import nn
 import simcore as sc
 
 from . import ground_truth as gt
-from .baselines import MLPLaw, OracleLaw
+from .baselines import MLPLaw, NetworkLaw, OracleLaw
 from .models import ALPHA, HIDDEN, ElasticNet, PlasticNet, nclaw_material
 
 TEACHER_START, TEACHER_END = 25, 200  # steps (teacher/cosine.yaml)
@@ -59,7 +59,7 @@ MODELS = ("nclaw", "mlp", "oracle")
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
 
 
-class NCLaw(nn.Module):
+class NCLaw(NetworkLaw):
     """The learned law: an elastic network and (optionally) a plastic network (models.py)."""
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, plastic: bool = True,
@@ -71,16 +71,6 @@ class NCLaw(nn.Module):
     def material(self, density: float = gt.DENSITY, wave_modulus: float = WAVE_MODULUS, name: str | None = None):
         """The law as a simcore material (materials.Neural); the modules are shared, not copied."""
         return nclaw_material(self.elastic, self.plastic, density=density, wave_modulus=wave_modulus, name=name)
-
-    def refresh(self) -> None:
-        """Nothing to re-derive: simcore reads the modules' parameters at every rollout."""
-
-    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
-        """One Adam group per network (each clipped on its own, as the reference does)."""
-        groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
-        if self.plastic is not None:
-            groups.append({"params": list(self.plastic.parameters()), "lr": plastic_lr, "name": "plastic"})
-        return groups
 
 
 def make_law(model: str = "nclaw", material: str = "jelly", *, plastic: bool = True, hidden=HIDDEN,
