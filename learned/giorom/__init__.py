@@ -1,0 +1,1 @@
+"""simcore.learned.giorom: reduced-order graph neural operators (GIOROM) and the GNS baseline."""
