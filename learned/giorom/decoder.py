@@ -34,7 +34,7 @@ class KernelDecoder(nn.Module):
 
     Args:
         dim: 2 or 3. radius: R, the kernel's support, m. neighbors: k, nodes per query. hidden: κ_θ's width.
-        ridge: Tikhonov term on the fit's gradient coefficients (in units of R), so that a query with fewer
+        ridge: Tikhonov term on the fit's gradient coefficients, relative to their Gram block's mean diagonal, so that a query with fewer
             than d + 1 neighbours gets the weighted mean (a translation) instead of a singular solve.
     """
 
@@ -62,7 +62,11 @@ class KernelDecoder(nn.Module):
         w[:, 0] = torch.where(w[:, 0] > 0, w[:, 0], torch.ones_like(w[:, 0]))  # a lone far node still counts
         p = torch.cat([torch.ones_like(offset[..., :1]), offset], dim=-1)  # (q, k, d + 1) affine basis
         gram = torch.einsum("qk,qka,qkb->qab", w, p, p)
-        gram = gram + torch.diag(torch.tensor([0.0] + [self.ridge] * self.dim, dtype=gram.dtype))
+        # the ridge is relative to the gradient block's own scale, so it stays a 1e-4 perturbation whatever
+        # the weights' magnitude (sparse neighbourhoods have small Wendland weights)
+        scale = gram[:, 1:, 1:].diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
+        ridge = torch.tensor([0.0] + [self.ridge] * self.dim, dtype=gram.dtype)
+        gram = gram + torch.diag_embed(scale[:, None] * ridge)
         solved = torch.linalg.solve(gram, (w[..., None] * p).transpose(1, 2))  # (q, d + 1, k) = M⁻¹ pᵀ W
         fit = solved[:, 0, :]  # A_q(q) = Σ_j fit_j u_j
         hat = torch.einsum("qia,qaj->qij", p, solved)  # A_q(x_i) = Σ_j hat_ij u_j

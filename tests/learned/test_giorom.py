@@ -1,0 +1,188 @@
+"""GIOROM and its GNS baseline (learned/giorom): sampling, graphs, the decoder's exactness on affine
+fields, training (loss falls, rollouts stay finite), resume, the CLIs and their errors.
+
+One tiny 2D dataset (4 elastic tosses, 12 frames, ~100–200 particles) is generated once for the module
+with simcore's dataset generator; models use 32 nodes and 32-wide latents so that each test runs in seconds.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from simcore.learned.data import store
+from simcore.learned.data.generate import generate
+from simcore.learned.data.torch_dataset import WindowDataset, collate_particles
+from simcore.learned.giorom import evaluate, models, rollout, train
+from simcore.learned.giorom.decoder import KernelDecoder
+from simcore.learned.giorom.graph import query_neighbors, radius_graph
+from simcore.learned.giorom.sampling import farthest_point_sampling
+
+SMALL = dict(nodes=32, latent=32, mp_steps=2, decoder_queries=256, noise=0.1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("giorom") / "tiny"
+    generate("elastic_toss", count=4, frames=12, out=out, workers=1, threads=1, progress=False,
+             options={"dim": 2, "grid": 24, "size": (0.2, 0.3)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A reduced GIOROM and GNS, 300 steps each (~5 s), with their training summaries."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runs")
+    result = {}
+    for name, settings in (("giorom", SMALL), ("gns", dict(latent=32, mp_steps=2, noise=0.1))):
+        summary = train.train(data, root / name, name, steps=300, lr=2e-3, checkpoint_every=0, **settings)
+        result[name] = (root / name, summary)
+    return result
+
+
+def _covering_radius(points, picks):
+    d = ((points[:, None, :] - points[picks][None]) ** 2).sum(-1)
+    return d.min(1).values.max().sqrt()
+
+
+def test_fps_spreads_points_like_a_k_center_cover_and_is_deterministic():
+    # Gonzalez (1985): farthest-point picks are pairwise at least the final covering radius apart, and
+    # cover the set within twice the optimal radius; a random subset of the same size covers worse.
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2000, 2, generator=g)
+    picks = farthest_point_sampling(x, 60)
+    assert torch.equal(picks, farthest_point_sampling(x, 60))
+    assert len(set(picks.tolist())) == 60
+    pairwise = torch.cdist(x[picks], x[picks]) + torch.eye(60) * 10
+    cover = _covering_radius(x, picks)
+    assert pairwise.min() >= cover - 1e-6
+    random_cover = _covering_radius(x, torch.randperm(2000, generator=g)[:60])
+    assert cover < 0.8 * random_cover
+    assert torch.equal(farthest_point_sampling(x[:5], 10).sort().values, torch.arange(5))
+
+
+def test_radius_graph_equals_brute_force_and_respects_batches():
+    rng = np.random.default_rng(1)
+    x = torch.as_tensor(rng.random((300, 3)))
+    r = 0.15
+    d = ((x[:, None] - x[None]) ** 2).sum(-1).sqrt()  # every pair, by hand
+    d.fill_diagonal_(float("inf"))
+    brute = {(int(j), int(i)) for j, i in zip(*torch.nonzero(d < r, as_tuple=True))}
+    edges = radius_graph(x, r)
+    assert {tuple(e) for e in edges.T.tolist()} == brute
+    batch = torch.cat([torch.zeros(150, dtype=torch.int64), torch.ones(150, dtype=torch.int64)])
+    split = radius_graph(x, r, batch)
+    assert {tuple(e) for e in split.T.tolist()} == {(j, i) for j, i in brute if (j < 150) == (i < 150)}
+    capped = radius_graph(x, r, max_neighbors=4)
+    assert {tuple(e) for e in capped.T.tolist()} <= brute
+    assert torch.bincount(capped[1], minlength=300).max() <= 4
+    for i in range(0, 300, 37):  # the kept senders are the receiver's nearest ones
+        kept = capped[0][capped[1] == i]
+        inside = torch.nonzero(d[i] < r).flatten()
+        if len(kept):
+            assert d[i, kept].max() <= d[i, inside].sort().values[len(kept) - 1] + 1e-12
+
+
+def test_decoder_reproduces_translations_and_affine_fields_exactly():
+    # Linear completeness of the moving-least-squares fit: u = b + A x is reproduced whatever the learned
+    # kernel holds (here: random weights); a curved field is not (so the check can fail).
+    torch.manual_seed(0)
+    for dim in (2, 3):
+        decoder = KernelDecoder(dim, radius=0.25, neighbors=16)
+        for p in decoder.parameters():
+            torch.nn.init.normal_(p, std=1.0)
+        nodes = torch.rand(400, dim)
+        queries = 0.1 + 0.8 * torch.rand(1000, dim)
+        shift = torch.randn(dim)
+        assert torch.allclose(decoder(nodes, shift.expand(400, dim), queries), shift.expand(1000, dim), atol=1e-5)
+        A, b = 0.1 * torch.randn(dim, dim), torch.randn(dim)
+        affine = decoder(nodes, nodes @ A.T + b, queries)
+        assert torch.allclose(affine, queries @ A.T + b, atol=1e-4)
+        curved = decoder(nodes, torch.sin(6 * nodes), queries)
+        assert (curved - torch.sin(6 * queries)).abs().max() > 1e-3
+
+
+def test_query_neighbors_keep_the_nearest_node_even_out_of_radius():
+    nodes = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    index, mask = query_neighbors(nodes, torch.tensor([[5.0, 0.0]]), radius=0.1, k=2)
+    assert index[0, 0] == 1 and mask.tolist() == [[True, False]]
+
+
+def _mean_loss(model, data) -> float:
+    """The model's loss without training noise over every training window (the same node draws each call)."""
+    windows = WindowDataset(data, "train", history=6, fractions=train.FRACTIONS)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return float(np.mean([model.eval().loss(collate_particles([windows[i]]))[1]["stepper"]
+                              for i in range(len(windows))]))
+
+
+def test_reduced_models_train_loss_falls_and_rollouts_stay_finite(data, trained):
+    for name, (run, summary) in trained.items():
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        assert summary["steps"] == 300 == len(rows)
+        model = train.load(run)
+        fresh = models.build(model.config)
+        fresh.stepper.set_statistics(model.stepper.v_mean, model.stepper.v_std, model.stepper.a_mean,
+                                     model.stepper.a_std)
+        before, after = _mean_loss(fresh, data), _mean_loss(model, data)
+        assert after < 0.7 * before, f"{name}: the training loss went from {before:.3g} to {after:.3g}"
+        t = store.open_dataset(data)[train.splits(data)["test"][0]]
+        x = torch.as_tensor(np.asarray(t.x[:]))
+        out = model.rollout(x[:6], torch.as_tensor(np.asarray(t.kind)), 6)
+        assert out["x"].shape == (6, x.shape[1], 2) and torch.isfinite(out["x"]).all()
+        error = ((out["x"] - x[6:12]) ** 2).sum(-1).mean()
+        assert error < 0.01, f"{name}: 6-frame rollout MSE {error:.3g} m²"  # a 10 cm error: clearly off
+
+
+def test_evaluation_metrics_on_a_test_trajectory(data, trained):
+    giorom, gns = train.load(trained["giorom"][0]), train.load(trained["gns"][0])
+    t = store.open_dataset(data)[train.splits(data)["test"][0]]
+    result = evaluate.evaluate_trajectory(giorom, gns, t)
+    for name in ("giorom", "gns"):
+        assert result[name]["finite"] and 0 <= result[name]["onestep_full"] < result[name]["rollout_full"] < 0.01
+    assert result["giorom"]["decoder_only"] < result["giorom"]["onestep_full"]
+    a = np.random.default_rng(0).random((50, 2))
+    assert evaluate.chamfer(a, a) == 0 and evaluate.chamfer(a, a + [0.01, 0]) > 0
+
+
+def test_bad_input_raises_value_error_saying_what_to_do(data):
+    with pytest.raises(ValueError, match="m .* must be >= 1"):
+        farthest_point_sampling(torch.rand(10, 2), 0)
+    with pytest.raises(ValueError, match="NaN"):
+        farthest_point_sampling(torch.tensor([[0.0, float("nan")]]), 1)
+    with pytest.raises(ValueError, match="radius must be"):
+        radius_graph(torch.rand(10, 2), -1.0)
+    with pytest.raises(ValueError, match="choose 'giorom' or 'gns'"):
+        models.default_config("fno", 2, 1 / 60)
+    with pytest.raises(ValueError, match="has no setting"):
+        models.default_config("gns", 2, 1 / 60, nodes=10)
+    model = models.build(models.default_config("giorom", 2, 1 / 60, **SMALL))
+    with pytest.raises(ValueError, match="history_from_velocity"):
+        model.rollout(torch.rand(3, 10, 2), torch.ones(10, dtype=torch.int64), 2)
+    with pytest.raises(ValueError, match="steps and batch must be >= 1"):
+        train.train(data, "/nonexistent/never", "gns", steps=0)
+    with pytest.raises(ValueError, match="no model.json"):
+        train.load(data)
+
+
+def test_cli_train_resume_and_rollout(data, tmp_path):
+    run = tmp_path / "run"
+    base = ["--data", str(data), "--model", "giorom", "--out", str(run), "--nodes", "16", "--latent", "16",
+            "--mp-steps", "1", "--decoder-queries", "64", "--no-progress", "--checkpoint-every", "5"]
+    assert train.main(base + ["--steps", "10"])["steps"] == 10
+    with pytest.raises(ValueError, match="--resume"):
+        train.main(base + ["--steps", "10"])
+    assert train.main(base + ["--steps", "15", "--resume"])["steps"] == 15
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(15))  # resumed at 10, no step twice
+    t = store.open_dataset(data)[0]
+    start = tmp_path / "start.npz"
+    np.savez(start, x=np.asarray(t.x[0]), v=np.asarray(t.v[0]))
+    summary = rollout.main(["--run", str(run), "--particles", str(start), "--frames", "4", "--out",
+                            str(tmp_path / "r.npz")])
+    assert summary["finite"] and np.load(tmp_path / "r.npz")["x"].shape == (5, t.n_particles, 2)
+    np.savez(start, x=np.asarray(t.x[0]))
+    with pytest.raises(ValueError, match="initial velocity"):
+        rollout.main(["--run", str(run), "--particles", str(start), "--frames", "4", "--out", str(tmp_path / "s.npz")])
