@@ -21,8 +21,9 @@ Set-up, identical for both engines (float32 in both: `sc.init("cpu", "f32")`, `g
 - a 64³-cell grid on the unit cube, nodes 0 … 64 per axis: simcore `Scene(dim=3, grid=64)`; Genesis
   `MPMOptions(grid_density=64, lower_bound=(-dx/2,)*3, upper_bound=(1+dx/2,)*3)`, which Genesis rounds to
   cells 0 … 64 (checked at start-up). Genesis puts its walls 3 dx inside the bounds it is given, so
-  these bounds put them on nodes 0–2 and 62–64 of each axis, the nodes simcore's walls act on
-  (index < 3 or > 61). Both walls are frictionless and separating (`walls="separate"`, simcore's
+  these bounds put them on nodes 0–2 and 62–64 of each axis; simcore's walls act on nodes 0–3 and
+  61–63 (index <= 3 or >= 61: since issue 13 they hold the nodes on their faces too, one layer more
+  than Genesis's at each face; until then they were the same nodes). Both walls are frictionless and separating (`walls="separate"`, simcore's
   default; Genesis's `CubeBoundary` with restitution 0 zeroes an outward normal velocity). Genesis
   also clamps particle positions to its wall planes (2.5 dx from the domain's faces here), simcore does
   not (it raises only if a particle leaves the grid): the lowest particle after the impact differs by

@@ -12,8 +12,8 @@ a 3D fixed-corotated jelly (E = 1e5 Pa, nu = 0.3, density 1e3 kg/m³), a 20 × 2
 particles (2 per cell per axis, volume (dx/2)³ each; the peer is given simcore's positions and the same
 particle volume and mass) in a box of 10 cells centred at (0.5, 0.35, 0.5), a 32³ grid on [0, 1]³,
 initial velocity (0, -2, 0) m/s, gravity (0, -9.8, 0) m/s², dt = 1e-3 s, 100 steps (0.1 s): the jelly
-falls 0.1 m onto a sticky floor (grid nodes with y index < 3: simcore's `walls={"-y": "sticky"}`, the
-peer's `surface_collider` with `surface: sticky` at y = 2.5 dx), lands at about step 44 and is squashed.
+falls 0.1 m onto a sticky floor (simcore's `walls={"-y": "sticky"}`: grid nodes with y index <= 3 since
+issue 13, < 3 before; the peer's `surface_collider` with `surface: sticky` at y = 2.5 dx, nodes < 3), lands at about step 44 and is squashed.
 
 Timed (each engine in its own process, wall clock inside that process, imports, set-up and warm-up
 excluded; the two processes take turns, one at a time, so both see the same machine load):

@@ -225,8 +225,11 @@ def coulomb_walls():
     yield Row(test + "test_frictionless_slip_keeps_velocity", "max \\|v_x − v0\\| (m/s)", err, "≤ 1e-5", err <= 1e-5)
     traj = slide("sticky", 0.0, frames=20)
     bottom = traj.x[0, :, 1] < traj.x[0, :, 1].min() + 0.01
-    moved = np.abs(traj.x[-1, bottom, 0] - traj.x[0, bottom, 0]).max() * 64
-    yield Row(test + "test_sticky_floor_stops_sliding", "bottom layer's slide (cells)", moved, "< 1.5", moved < 1.5)
+    moved = np.abs(traj.x[:, bottom, 0] - traj.x[0, bottom, 0]).max() * 64
+    com = traj.center_of_mass()[:, 0]
+    drift = np.abs(com - com[0]).max() * 64
+    yield Row(test + "test_sticky_floor_stops_sliding", "bottom layer's slide · centre of mass's drift (cells)",
+              f"{fmt(moved)} · {fmt(drift)}", "< 1.5 · < 1", moved < 1.5 and drift < 1)
 
 
 @check("mpm")
@@ -602,6 +605,29 @@ def hydrostatic_3d_and_solids():
                   "lateral stress", f"{fmt(speed)} · {fmt(moved)} · {pct(floor)} · {lateral_text}",
                   f"< 1e-3 · < 1e-3 · within ±2 % · {tolerance}",
                   speed < 1e-3 and moved < 1e-3 and abs(floor) < 0.02 and lateral_ok)
+
+
+@check("hydrostatics")
+def pool_against_domain_walls():
+    H = hydrostatic_module()
+    if H is None:
+        return
+    sc.init("cpu", "f64", verbose=False)
+    # tests/mpm/test_hydrostatic.py::test_pool_against_the_domain_walls_stays_at_rest
+    scene = sc.Scene(dim=2, grid=H.GRID, walls={"-x": "sticky", "+x": "sticky"})
+    scene.add_body(sc.shapes.Box(center=(0.5, 3 * H.DX + H.DEPTH / 2), size=(1 - 6 * H.DX, H.DEPTH)),
+                   sc.materials.Fluid(**H.WATER), initial_stress="hydrostatic")
+    report = H.equilibrium(scene)
+    traj = scene.run(H.FRAMES, H.FRAME_DT, record=("x", "v"), progress=False)
+    speed = np.linalg.norm(traj.v, axis=-1).max()
+    start = H.surface(traj.x[0])
+    drift = max(np.abs(H.surface(x) - start).max() for x in traj.x) / H.DX
+    yield Row("tests/mpm/test_hydrostatic.py::test_pool_against_the_domain_walls_stays_at_rest",
+              "2D pool on the domain's floor, wall to wall, 2 s: largest speed (m/s) · surface drift (dx) · "
+              "unbalanced nodes · grid residual (g)",
+              f"{fmt(speed)} · {fmt(drift)} · {len(report.unbalanced)} · {fmt(report.residual / H.G)}",
+              "< 1e-3 · < 0.25 · 0 · < 1e-5",
+              speed < 1e-3 and drift < 0.25 and len(report.unbalanced) == 0 and report.residual < 1e-5 * H.G)
 
 
 @check("hydrostatics")

@@ -43,10 +43,11 @@ How the state is built (`equilibrium`), in three steps:
 What cannot be balanced, and is left out of step 3 (`Equilibrium.unbalanced`, `.residual`):
 - A free grid node with particles on one side only along a direction in which gravity does not pull it
   back: the face of a fluid column without a wall (it flows: a dam break), and a body's face lying on a
-  grid node the boundaries leave free. The domain walls hold the nodes i < 3 (and i > grid − 3) while a
-  body may start at 3 dx, so a body placed against a domain wall has its face on the free node i = 3: it
-  sinks into the wall by a fraction of a cell when released. A collider holds the nodes strictly inside
-  it: a body resting on it is balanced when the node at its face is inside (e.g. a Plane at 0.1 m on a
+  grid node the boundaries leave free. The domain walls hold the nodes i <= 3 (and i >= grid − 3),
+  the nodes on their faces included, so a body placed against a domain wall is held there (until
+  issue 13 they held i < 3, leaving the face node free: such a body sank into the wall by a fraction
+  of a cell). A collider holds the nodes strictly inside it: a body resting on it is balanced when the
+  node at its face is inside (e.g. a Plane at 0.1 m on a
   32-cell grid holds the node at 3 dx, the face of a body sampled from 0.1 m).
 - A fluid (or a geostatically confined solid) against a frictionless vertical wall: the cut stencil at the
   wall asks for more lateral pressure in the columns next to it than their weight allows. Sticky walls,
@@ -389,7 +390,7 @@ class Boundaries:
         m, d = nodes.shape
         normals, held_fully = [], np.zeros(m, bool)
         for a in range(d):  # simcore.mpm.boundary.wall_velocity's rule: BOUND nodes at each wall
-            for side, held in ((0, nodes[:, a] < BOUND), (1, nodes[:, a] > self.grid - BOUND)):
+            for side, held in ((0, nodes[:, a] <= BOUND), (1, nodes[:, a] >= self.grid - BOUND)):
                 e = np.zeros(d)
                 e[a] = 1.0 if side == 0 else -1.0
                 normals.append(held[:, None] * e)

@@ -358,9 +358,10 @@ def new_scene(options: dict, materials, **scene_args) -> sc.Scene:
 
 
 def margin(grid: int) -> float:
-    """Closest a body's bounding box comes to the domain's edge, m: the wall layer (BOUND cells) plus half
-    a cell, so that a body starts clear of the wall nodes."""
-    return (BOUND + 0.5) / grid
+    """Closest a body's bounding box comes to the domain's edge, m: the wall layer (BOUND cells) plus one
+    and a half cells, so that a body starts clear of the wall nodes (those with index <= BOUND: a particle
+    at x reaches the nodes from floor(x/dx − 0.5) up)."""
+    return (BOUND + 1.5) / grid
 
 
 def place(rng: np.random.Generator, scene: sc.Scene, make: Callable[[np.ndarray], Any], *, gap=None,

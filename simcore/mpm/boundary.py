@@ -37,7 +37,7 @@ def wall_velocity(I, v, n_grid: ti.template(), bound: ti.template(), modes: ti.t
     dim = ti.static(len(modes))
     for a in ti.static(range(dim)):
         for side in ti.static(range(2)):
-            if (side == 0 and I[a] < bound) or (side == 1 and I[a] > n_grid - bound):
+            if (side == 0 and I[a] <= bound) or (side == 1 and I[a] >= n_grid - bound):
                 normal = ti.Vector.unit(dim, a, float) * (1.0 if ti.static(side == 0) else -1.0)
                 v = project_velocity(v, normal, modes[a][side], friction)
     return v

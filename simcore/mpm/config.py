@@ -17,7 +17,10 @@ from ..materials import FIXED_COROTATED, FLUID, MU_I, NEURAL, PLASTICINE, SAND, 
 SVD_KINDS = (SNOW, SAND, PLASTICINE, MU_I)
 ROTATION_KINDS = (FIXED_COROTATED,)
 
-BOUND = 3  # wall thickness in grid cells: nodes with index < BOUND or > grid - BOUND are wall nodes
+# Wall thickness in grid cells: particles stay in [BOUND dx, 1 − BOUND dx], and the nodes with index
+# <= BOUND or >= grid − BOUND are wall nodes, the nodes on the walls' faces included, so that a body
+# lying against a wall (a pool filling the domain's floor) is held there and can start at rest.
+BOUND = 3
 
 # A parallel loop on the CPU costs tens of microseconds before its first iteration (its thread-pool
 # round trip), more than a serial pass over a small grid's active box takes. Grids of at most this

@@ -93,14 +93,14 @@ def test_multi_material_bodies_do_not_overlap():
 def test_3d_samples_with_cylinders_and_meshes():
     """3D: the shipped meshes and cylinders fill with particles inside the domain; deterministic."""
     family = families.get("multi_material")
-    options = {"dim": 3, "grid": 16, "shapes": ("cylinder", "mesh"), "bodies": (2, 2), "size": (0.15, 0.2)}
+    options = {"dim": 3, "grid": 24, "shapes": ("cylinder", "mesh"), "bodies": (2, 2), "size": (0.15, 0.2)}
     samples = [family.sample(rng(i), **options) for i in range(3)]
     drawn = {body["shape"]["type"] for sample in samples for body in sample.params["bodies"]}
     assert drawn == {"cylinder", "mesh"}
     for sample in samples:
         x = sample.scene.initial_state()["x"]
         assert x.shape[1] == 3 and len(x) > 20
-        assert np.all((x >= BOUND / 16) & (x <= 1 - BOUND / 16))
+        assert np.all((x >= BOUND / 24) & (x <= 1 - BOUND / 24))
         assert json.loads(json.dumps(sample.params)) == sample.params
     again = family.sample(rng(1), **options)
     assert np.array_equal(again.scene.initial_state()["x"], samples[1].scene.initial_state()["x"])

@@ -2,17 +2,18 @@
 tooling and read back. Checked against the set-up and against Newton's laws in free flight:
 
 - the initial state is the reference's: 10³ particles filling the 0.5 m cube, v = v₀ + ω × (x − c);
-- until the cube reaches the floor the only external force is gravity, so the mean particle velocity
+- until the cube reaches the wall nodes the only external force is gravity, so the mean particle velocity
   (the momentum over the total mass, equal masses) is v₀ + g t (MLS-MPM conserves momentum exactly).
 """
 
 import numpy as np
 import pytest
+from simcore.learned.data.families import margin
 from simcore.learned.nclaw import ground_truth as gt
 
 import simcore as sc
 
-STEPS = 50  # 0.025 s: the cube's lowest particle is then still > 2 cells above the floor's wall layer
+STEPS = 50  # 0.025 s: the cube's lowest particle reaches the floor's wall nodes after ~27 steps
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +51,14 @@ def test_initial_state_is_the_reference_set_up(jelly):
 def test_momentum_in_free_flight(jelly):
     """Mean velocity = v₀ + g t while nothing but gravity acts (to f32 round-off)."""
     t = jelly[jelly.indices[0]]
-    v = t.v[:].astype(np.float64)
-    times = np.arange(STEPS + 1) * gt.DT
+    x, v = t.x[:], t.v[:].astype(np.float64)
+    edge = margin(gt.GRID)  # closer than this to the domain's edge, a particle reaches the wall nodes
+    touching = (x.min(axis=(1, 2)) < edge) | (x.max(axis=(1, 2)) > 1 - edge)
+    free = int(np.argmax(touching)) if touching.any() else STEPS + 1  # frames before the first contact
+    assert free >= 20
+    times = np.arange(free) * gt.DT
     predicted = np.array(gt.VELOCITY) + np.array([0.0, -9.8, 0.0]) * times[:, None]
-    assert np.abs(v.mean(1) - predicted).max() < 1e-5
+    assert np.abs(v[:free].mean(1) - predicted).max() < 1e-5
     assert np.abs(v - v[0]).max() > 0.1  # the jelly does deform and spin: velocities change
 
 

@@ -41,11 +41,14 @@ def test_frictionless_slip_keeps_velocity(cpu32):
 
 def test_sticky_floor_stops_sliding(cpu32):
     """A sticky wall sets the grid velocity to zero: the bottom of the block stops within about a
-    cell (slip would carry it 0.33 m in the same time)."""
+    cell, and the block as a whole stays within a cell of where it started (slip would carry it 0.33 m
+    in the same time). The stiff block then rocks in its shear mode, its centre-of-mass velocity swinging
+    through ±0.6 m/s about zero, so a single frame's velocity says nothing."""
     traj = slide("sticky", 0.0, frames=20)
     bottom = traj.x[0, :, 1] < traj.x[0, :, 1].min() + 0.01
-    assert np.abs(traj.x[-1, bottom, 0] - traj.x[0, bottom, 0]).max() < 1.5 / 64
-    assert com_velocity(traj)[-1, 0] < 0.2
+    assert np.abs(traj.x[:, bottom, 0] - traj.x[0, bottom, 0]).max() < 1.5 / 64
+    com = traj.center_of_mass()[:, 0]
+    assert np.abs(com - com[0]).max() < 1 / 64
 
 
 @pytest.fixture(scope="module")

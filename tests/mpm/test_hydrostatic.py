@@ -7,8 +7,8 @@ K0 = ν/(1 − ν) for a laterally confined layer). CPU, float64.
 The tank: a floor Plane at y = 0.1 m and sticky side Planes at x = 0.1 and 0.9 m on a 32-cell grid
 (dx = 1/32 m). A collider holds the grid nodes strictly inside it, so this floor holds the node at
 3 dx = 0.094 m, the face of a body sampled from 0.1 m (its particles start at 3.25 dx): the boundary
-the at-rest state can balance (see simcore.initial_stress; the domain's own walls cannot be used: they
-leave the node at a body's face free, `test_a_body_against_the_domain_wall_is_reported_unbalanced`).
+the at-rest state can balance (see simcore.initial_stress; the domain's own walls hold the node at a
+body's face too since issue 13: `test_pool_against_the_domain_walls_stays_at_rest`).
 The side walls are sticky, the no-slip wall of a viscous liquid: a frictionless vertical wall cannot
 hold a hydrostatic column on the grid (the cut stencil next to it asks for more lateral pressure than
 the columns' weight gives).
@@ -261,17 +261,23 @@ def test_rollout_starts_at_rest(cpu64):
         stiff.rollout(2, FRAME_DT)
 
 
-def test_a_body_against_the_domain_wall_is_reported_unbalanced(cpu64):
-    """The domain's walls hold the grid nodes i < 3, while a body may start at 3 dx: the node at its face
-    is free, with particles on one side only, and no pressure can hold it. The at-rest state leaves such
-    nodes out and says so (`unbalanced`: here the floor's and the walls' face nodes), where a Plane at
-    0.1 m (holding the node at 3 dx) leaves none."""
-    scene = sc.Scene(dim=2, grid=GRID)
-    scene.add_body(sc.shapes.Box(center=(0.5, 3 * DX + 0.1), size=(1 - 6 * DX, 0.2)), sc.materials.Fluid(**WATER),
-                   initial_stress="hydrostatic")
-    faces = equilibrium(scene).unbalanced
-    assert np.isclose(faces[:, 1], 3 * DX).sum() > 20          # the floor's face nodes
-    assert np.isclose(faces[:, 0], 3 * DX).sum() > 5           # the left wall's
+def test_pool_against_the_domain_walls_stays_at_rest(cpu64):
+    """Hydrostatic equilibrium against the domain's own walls (no colliders): water filling the domain's
+    floor from wall to wall (x, y ≥ 3 dx, the walls' faces; frictionless floor, sticky side walls as the
+    tank above) holds still for 2 s: every particle slower than 1e-3 m/s, the surface within dx/4, and
+    no grid node left unbalanced. Until issue 13's fix the nodes on the walls' faces were free: with
+    particles on one side only no pressure could hold them (47 unbalanced nodes here) and such a pool
+    slumped. (With frictionless side walls the vertical balance of the particles next to them is not
+    exact on the grid: measured 1.1e-2 m/s within 1 s, so that case is not claimed.)"""
+    scene = sc.Scene(dim=2, grid=GRID, walls={"-x": "sticky", "+x": "sticky"})
+    scene.add_body(sc.shapes.Box(center=(0.5, 3 * DX + DEPTH / 2), size=(1 - 6 * DX, DEPTH)),
+                   sc.materials.Fluid(**WATER), initial_stress="hydrostatic")
+    report = equilibrium(scene)
+    assert len(report.unbalanced) == 0 and report.residual < 1e-5 * G
+    traj = scene.run(FRAMES, FRAME_DT, record=("x", "v"), progress=False)
+    assert np.linalg.norm(traj.v, axis=-1).max() < 1e-3
+    start = surface(traj.x[0])
+    assert max(np.abs(surface(x) - start).max() for x in traj.x) < DX / 4
 
 
 def law(material, option, dim=2, n=1):
