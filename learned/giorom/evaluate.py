@@ -121,9 +121,10 @@ def evaluate_material(material: str, data: Path, runs: Path, results: Path, forc
     dataset_dir = data / f"{material}_3d"
     dataset = store.open_dataset(dataset_dir)
     giorom, gns = load(runs / f"{material}_giorom"), load(runs / f"{material}_gns")
-    test = splits(dataset_dir)["test"]
+    parts = splits(dataset_dir)
+    test = parts["test"]
     per = [evaluate_trajectory(giorom, gns, dataset[i]) for i in test]
-    summary = {"material": material, "test_trajectories": test, "particles": [p["particles"] for p in per],
+    summary = {"material": material, "test_trajectories": test, "split": [len(parts[k]) for k in parts], "particles": [p["particles"] for p in per],
                "nodes": [p["nodes"] for p in per], "horizon": per[0]["horizon"], "per_frame": per[0]["per_frame"]}
     for name in ("giorom", "gns"):
         keys = per[0][name]
@@ -257,7 +258,7 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         d = r["dataset"]
-        lines.append(f"| {m} | {d['family']} | {d['trajectories']} (10/2/2) | {d['particles'][0]:,}–{d['particles'][1]:,} "
+        lines.append(f"| {m} | {d['family']} | {d['trajectories']} ({'/'.join(map(str, r['split']))}) | {d['particles'][0]:,}–{d['particles'][1]:,} "
                      f"| {d['frames']} (Δt = 1/60 s) | {d['substeps_per_frame'][0]} | {d['megabytes']:.0f} |")
     lines += ["", "### Training (same wall-clock budget per material)", "",
               "| material | model | steps | seconds | loss, first 10 % of steps | loss, last 10 % |", "|---|---|---|---|---|---|"]
@@ -284,7 +285,7 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
         f"{m}: {len(r['particles'])} of {', '.join(f'{p:,}' for p in r['particles'])} particles, "
         f"{r['nodes'][0]} nodes, {r['horizon']} predicted frames" for m, r in results.items()), ""]
     if timing:
-        counts = [c for c in COUNTS if str(c) in timing["giorom"]]
+        counts = sorted(int(c) for c in timing["giorom"])
         lines += ["### Wall time per frame as the points grow (one thread; lattice box, 1/96 m spacing)", "",
                   "| points | GIOROM s/frame (nodes) | GNS s/frame | MPM s/frame (particles, k) | GIOROM ÷ its 1k time | "
                   "MPM ÷ GIOROM | GNS ÷ GIOROM |", "|---|---|---|---|---|---|---|"]
@@ -331,7 +332,7 @@ def plots(results: dict, timing: dict, results_dir: Path, runs: Path, docs_dir: 
 
     if timing:
         fig, ax = plt.subplots(figsize=(5, 3.6))
-        counts = [c for c in COUNTS if str(c) in timing["giorom"]]
+        counts = sorted(int(c) for c in timing["giorom"])
         for key, label in (("giorom", "GIOROM (≤1,024 nodes + decoder)"), ("gns", "GNS (every point)"),
                            ("mpm", "simcore MPM")):
             ax.loglog(counts, [timing[key][str(c)] for c in counts], "o-", label=label)
@@ -350,7 +351,7 @@ def plots(results: dict, timing: dict, results_dir: Path, runs: Path, docs_dir: 
                                              (last, "truth"), (last, "giorom"), (last, "gns")]):
             ax = row[col]
             points = snap[name][frame]
-            ax.scatter(points[:, 0], points[:, 1], s=0.2, c=points[:, 2] if points.shape[1] > 2 else "k", cmap="viridis")
+            ax.scatter(points[:, 0], points[:, 1], s=0.2, **({"c": points[:, 2], "cmap": "viridis"} if points.shape[1] > 2 else {"c": "k"}))
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1)
             ax.set_aspect("equal")
@@ -404,6 +405,7 @@ def main(argv=None) -> None:
     parser.add_argument("--force", action="store_true", help="re-evaluate materials whose results exist")
     parser.add_argument("--no-timing", action="store_true", help="skip (or reuse) the timing")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="points per frame timed")
     parser.add_argument("--commands", type=Path, default=None, help="JSON {what: command} listed in the docs")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -421,8 +423,8 @@ def main(argv=None) -> None:
     timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
     if not args.no_timing and (args.force or not timing) and results:
         first = next(iter(results))
-        timing = time_learned(load(args.runs / f"{first}_giorom"), load(args.runs / f"{first}_gns"))
-        timing["mpm"] = time_mpm(data=args.data, threads=args.threads)
+        timing = time_learned(load(args.runs / f"{first}_giorom"), load(args.runs / f"{first}_gns"), args.counts)
+        timing["mpm"] = time_mpm(args.counts, data=args.data, threads=args.threads)
         timing["material"] = first
         timing = json.loads(json.dumps(timing))  # int keys -> strings, as read back
         timing_path.write_text(json.dumps(timing, indent=1))
