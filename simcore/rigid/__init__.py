@@ -8,13 +8,15 @@
 Pipeline per step (one module each): collision.detect (the contact models of each pair in pairs.py and
 box_box.py) → integrator.residual (discrete Euler–Lagrange dynamics + contact complementarity) → ipm.solve
 (primal-dual interior point) → integrator.advance; grad.py differentiates a step by the implicit function
-theorem.
+theorem. joints.py adds joints (equality rows with impulses λ), joint limits (complementarity pairs like
+contacts), springs, dampers and actuation to the same system.
 """
 
 from .bodies import Box, Capsule, Plane, Sphere
 from .grad import Rollout
+from .joints import Fixed, Floating, Joint, Prismatic, Revolute, Spherical
 from .step import Params, State
 from .world import ContactSolveError, Trajectory, World
 
 __all__ = ["World", "Plane", "Box", "Sphere", "Capsule", "State", "Params", "Trajectory", "Rollout",
-           "ContactSolveError"]
+           "ContactSolveError", "Joint", "Fixed", "Revolute", "Prismatic", "Spherical", "Floating"]

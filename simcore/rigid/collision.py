@@ -149,8 +149,10 @@ SHAPE_PAIRS = {
 }
 
 
-def build_candidates(dynamic, static_boxes, planes) -> Candidates:
-    """All candidates between the given shapes (lists of Body / Box(static) / Plane, in World order)."""
+def build_candidates(dynamic, static_boxes, planes, excluded=()) -> Candidates:
+    """All candidates between the given shapes (lists of Body / Box(static) / Plane, in World order),
+    except between the dynamic-body pairs (i, j) in `excluded` (bodies joined to each other)."""
+    excluded = {frozenset(pair) for pair in excluded}
     found = {name: [] for name in CONTACT_MODELS}
 
     def add(model, a, b, **constants):
@@ -163,7 +165,7 @@ def build_candidates(dynamic, static_boxes, planes) -> Candidates:
     refs = list(enumerate(dynamic)) + [(nb + i, s) for i, s in enumerate(static_boxes)]
     for ia, (ra, a) in enumerate(refs):
         for rb, b in refs[ia + 1:]:
-            if not (a.static and b.static):
+            if not (a.static and b.static) and frozenset((ra, rb)) not in excluded:
                 _pair_candidates(add, ra, a, rb, b)
     return Candidates(nb, {name: _pair_list(rows) for name, rows in found.items()})
 

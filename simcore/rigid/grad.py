@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from . import integrator
+from . import joints as jnt
 from .step import Params, State, contacts_for, equations, solve_step
 
 
@@ -33,25 +34,26 @@ class Rollout:
 
 
 class _Step(torch.autograd.Function):
-    """(x, q, v, ω, controls, *params) → (v_{k+1}, ω_{k+1}) for all worlds."""
+    """(x, q, v, ω, controls, actuation, *params) → (v_{k+1}, ω_{k+1}) for all worlds."""
 
     @staticmethod
-    def forward(ctx, world, kappa, memo, x, q, v, om, controls, *params):
+    def forward(ctx, world, kappa, memo, x, q, v, om, controls, actuation, *params):
         state, prm = State(x, q, v, om), Params(*params)
         nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
                                rtol=world.rtol, max_iterations=world.max_iterations,
-                               margin=world.contact_margin, warm=memo.get("warm"))
-        memo["warm"] = (info.w, info.selected, info.contacts.active)
+                               margin=world.contact_margin, warm=memo.get("warm"), joints=world.joint_set,
+                               actuation=actuation)
+        memo["warm"] = info.warm()
         memo["info"] = info
         ctx.world, ctx.kappa, ctx.info = world, kappa, info
         ctx.lu = torch.linalg.lu_factor(info.jacobian())
-        ctx.save_for_backward(x, q, v, om, controls, *params)
+        ctx.save_for_backward(x, q, v, om, controls, actuation, *params)
         return nxt.velocity, nxt.body_angular_velocity
 
     @staticmethod
     def backward(ctx, g_v, g_om):
         world, info = ctx.world, ctx.info
-        x, q, v, om, controls, *params = ctx.saved_tensors
+        x, q, v, om, controls, actuation, *params = ctx.saved_tensors
         B, nb = x.shape[:2]
         N = info.w.shape[-1]
         g_w = torch.zeros(B, N, dtype=x.dtype)
@@ -60,30 +62,37 @@ class _Step(torch.autograd.Function):
         g_w[:, :6 * nb] = torch.cat([g_v, g_om], -1).reshape(B, -1)
         lam = torch.linalg.lu_solve(*ctx.lu, g_w[..., None], adjoint=True)[..., 0]
         inputs = [t.detach().requires_grad_(need) for t, need in
-                  zip((x, q, v, om, controls, *params), ctx.needs_input_grad[3:])]
+                  zip((x, q, v, om, controls, actuation, *params), ctx.needs_input_grad[3:])]
         with torch.enable_grad():
-            st, u, prm = tuple(inputs[:4]), inputs[4], Params(*inputs[5:])
+            st, u, act, prm = tuple(inputs[:4]), inputs[4], inputs[5], Params(*inputs[6:])
             contacts, _ = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin,
                                        decisions=info.decisions)
             contacts = contacts.select(info.selected)
-            r, _ = equations(info.w, ctx.kappa, st, u, prm, contacts, world.dt, jacobian=False)
+            joint_step = None if info.joints is None else jnt.prepare(
+                world.joint_set, st, prm.joint_params(), act, world.dt, world.contact_margin,
+                decisions=info.joints.decisions)
+            r, _ = equations(info.w, ctx.kappa, st, u, prm, contacts, world.dt, jacobian=False,
+                             joint_step=joint_step)
             wanted = [t for t in inputs if t.requires_grad]
             grads = iter(torch.autograd.grad(-(lam * r).sum(), wanted, allow_unused=True)) if wanted else iter(())
         out = [next(grads) if t.requires_grad else None for t in inputs]
         return (None, None, None, *out)
 
 
-def rollout(world, steps: int, controls, state: State, batched: bool, kappa: float) -> Rollout:
+def rollout(world, steps: int, controls, state: State, batched: bool, kappa: float, actuation=None) -> Rollout:
     """Differentiable run of `world` (a simcore.rigid World; see World.rollout) from `state`, a batched
-    State of B worlds, under controls (steps, B, bodies, 6) (force N, torque N·m, world frame), at κ =
-    kappa. batched: keep the worlds axis in the Rollout (else world 0 only, without it)."""
+    State of B worlds, under controls (steps, B, bodies, 6) (force N, torque N·m, world frame) and
+    actuation (steps, B, actuators) (N·m or N per actuated joint), at κ = kappa. batched: keep the worlds
+    axis in the Rollout (else world 0 only, without it)."""
     B = state.position.shape[0]
     params = world.params().tensors()
     x, q, v, om = state.tensors()
     frames, its = [State(x, q, v, om)], []
     memo = {}
+    if actuation is None:
+        actuation = torch.zeros(steps, B, world.actuators, dtype=x.dtype)
     for k in range(steps):
-        v, om = _Step.apply(world, kappa, memo, x, q, v, om, controls[k], *params)
+        v, om = _Step.apply(world, kappa, memo, x, q, v, om, controls[k], actuation[k], *params)
         world._failure(memo["info"], k, lambda: None)
         x, q = integrator.advance(x, q, v, om, world.dt)
         frames.append(State(x, q, v, om))
@@ -91,6 +100,12 @@ def rollout(world, steps: int, controls, state: State, batched: bool, kappa: flo
     sq = (lambda t: t) if batched else (lambda t: t[:, 0])
     stack = lambda f: sq(torch.stack([f(s) for s in frames]))  # noqa: E731
     iterations = torch.stack(its) if its else torch.zeros(0, B, dtype=torch.long)
+    joint = {}
+    if world.joints:
+        jp = Params(*params).joint_params()
+        coords = [jnt.coordinates(world.joints, world.joint_set, jp, s) for s in frames]
+        joint = dict(joint_position=sq(torch.stack([p for p, _ in coords])),
+                     joint_velocity=sq(torch.stack([v_ for _, v_ in coords])))
     return Rollout(position=stack(lambda s: s.position), orientation=stack(lambda s: s.orientation),
                    velocity=stack(lambda s: s.velocity), angular_velocity=stack(lambda s: s.angular_velocity),
-                   iterations=iterations if batched else iterations[:, 0])
+                   iterations=iterations if batched else iterations[:, 0], **joint)

@@ -30,17 +30,24 @@ CENTRAL_PATH_FLOOR = 1e-8
 
 @dataclass
 class Layout:
-    """Index sets of w and r for `bodies` bodies and `contacts` contacts.
+    """Index sets of w and r for `bodies` bodies and `contacts` contacts, then (joints.offsets) `joint_rows`
+    joint equality rows with their impulses λ and `limits` joint limits with their (γ, s) pairs.
 
-    row_scale: (B, N) divides the equality rows so that they read in velocity units (m/s, rad/s):
-    dynamics rows by mass or largest principal inertia, friction-magnitude rows by the mean mass.
-    active: which contacts are real in each world; the duality measure averages over those only, so
-    placeholder rows (candidates active in another world of the batch) do not steer the centering.
+    row_scale: (B, equality rows) divides the equality rows so that they read in velocity units (m/s,
+    rad/s): dynamics rows by mass or largest principal inertia, friction-magnitude rows by the mean mass,
+    joint rows by dt. active: which contacts are real in each world; the duality measure averages over
+    those only, so placeholder rows (candidates active in another world of the batch) do not steer the
+    centering; limit_active: (B, limits) the same for joint limits.
+    The orthant pairs (γ, s) of contacts and limits are one set (`gamma`, `gap`, `comp_rows`: slices
+    without joints, index tensors with them); the cones are contacts only.
     """
     bodies: int
     contacts: int
     row_scale: torch.Tensor
     active: torch.Tensor | None = None  # (B, C) real contacts; others are placeholder rows of a batch
+    joint_rows: int = 0
+    limits: int = 0
+    limit_active: torch.Tensor | None = None  # (B, L)
 
     def __post_init__(self):
         o, r = sizes(self.bodies, self.contacts), row_blocks(self.bodies, self.contacts)
@@ -48,7 +55,22 @@ class Layout:
         self.beta, self.eta = slice(*o["beta"]), slice(*o["eta"])
         self.eq_rows = slice(0, r["mu"][1])
         self.comp_rows, self.cone_rows = slice(*r["comp"]), slice(*r["cone"])
+        self.orthant = slice(self.gamma.start, self.gap.stop)
         self.n = o["total"]
+        if self.joint_rows or self.limits:
+            nc, m, L = o["total"], self.joint_rows, self.limits
+            cat = lambda *ss: torch.cat([torch.arange(a.start, a.stop) for a in ss])  # noqa: E731
+            lam, lim_g, lim_s = slice(nc, nc + m), slice(nc + m, nc + m + L), slice(nc + m + L, nc + m + 2 * L)
+            self.gamma, self.gap = cat(self.gamma, lim_g), cat(self.gap, lim_s)
+            self.orthant = torch.cat([self.gamma, self.gap])
+            self.eq_rows = cat(self.eq_rows, slice(nc, nc + m + L))
+            self.comp_rows = cat(self.comp_rows, slice(nc + m + L, nc + m + 2 * L))
+            self.lam = lam
+            self.n = nc + m + 2 * L
+
+    @property
+    def has_orthant(self) -> bool:
+        return bool(self.contacts or self.limits)
 
 
 @dataclass
@@ -95,11 +117,10 @@ def cone_step(x, dx):
 
 
 def max_step(w, dw, lay):
-    """Largest step keeping (γ, s) ≥ 0 and β, η in their cones, per world (the blocks of w are
-    contiguous: γ, s, then β, η)."""
-    if lay.contacts == 0:
+    """Largest step keeping (γ, s) ≥ 0 and β, η in their cones, per world."""
+    if not lay.has_orthant:
         return torch.full(w.shape[:-1], torch.inf, dtype=w.dtype)
-    orth = slice(lay.gamma.start, lay.gap.stop)
+    orth = lay.orthant
     cones = slice(lay.beta.start, lay.eta.stop)
     B = w.shape[0]
     return torch.minimum(orthant_step(w[:, orth], dw[:, orth]),
@@ -156,6 +177,12 @@ def scaled_system(J, F0, w, lay, near):
 def duality_measure(w, lay):
     """μ = (Σ γ s + Σ β·η) / (2 C) per world, over the active contacts."""
     g, s, b, e = _cone_parts(w, lay)
+    if lay.limits:
+        C = lay.contacts
+        on_c = torch.ones_like(g[..., :C]) if lay.active is None else lay.active.to(w.dtype)
+        on_l = lay.limit_active.to(w.dtype)
+        total = ((g[..., :C] * s[..., :C] + (b * e).sum(-1)) * on_c).sum(-1) + (g[..., C:] * s[..., C:] * on_l).sum(-1)
+        return total / (2 * on_c.sum(-1) + on_l.sum(-1)).clamp_min(1)
     pair = g * s + (b * e).sum(-1)
     if lay.active is None:
         return pair.sum(-1) / max(2 * lay.contacts, 1)
@@ -167,7 +194,7 @@ def centered(F0, t, lay, corr_orthant=None, corr_cone=None):
     """Residual with centering target t (B,) and optional Mehrotra second-order terms."""
     F = F0.clone()
     F[:, lay.comp_rows] -= t[:, None]
-    F[:, lay.cone_rows.start::3] -= t[:, None]
+    F[:, lay.cone_rows.start:lay.cone_rows.stop:3] -= t[:, None]
     if corr_orthant is not None:
         F[:, lay.comp_rows] += corr_orthant
         F[:, lay.cone_rows] += corr_cone.reshape(F.shape[0], -1)
@@ -180,7 +207,7 @@ def measure(F0, w, kappa, lay):
     round-off floor scales with them."""
     eq = (F0[:, lay.eq_rows] / lay.row_scale).abs()
     eq = eq.amax(-1) if eq.shape[-1] else torch.zeros(F0.shape[0], dtype=F0.dtype)
-    if lay.contacts == 0:
+    if not lay.has_orthant:
         return eq, torch.zeros_like(eq)
     B = F0.shape[0]
     _, _, b, e = _cone_parts(w, lay)

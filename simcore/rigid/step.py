@@ -5,11 +5,12 @@ state and controls)."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from . import collision, integrator, ipm
+from . import joints as jnt
 from . import quaternion as quat
 
 DTYPE = torch.float64
@@ -48,12 +49,29 @@ class Params:
     static_orientation: torch.Tensor  # (Ns, 4)
     restitutions: torch.Tensor        # (P,)
     plane_restitution: torch.Tensor   # (Np,)
+    # Joints (joints.JointParams, flattened so that they travel as autograd inputs): J joints, n1
+    # coordinates (revolute, prismatic), L limits.
+    joint_anchor_parent: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=DTYPE))  # (J, 3) m
+    joint_anchor_child: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=DTYPE))   # (J, 3) m
+    joint_axis: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 3, dtype=DTYPE))           # (J, 3)
+    joint_rest_rotation: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 4, dtype=DTYPE))  # (J, 4)
+    joint_stiffness: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=DTYPE))  # (n1,) N·m/rad, N/m
+    joint_damping: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=DTYPE))    # (n1,)
+    joint_rest: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=DTYPE))       # (n1,) rad, m
+    joint_bound: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=DTYPE))      # (L,) rad, m
 
     FIELDS = ("mass", "inertia", "gravity", "sizes", "frictions", "plane_point", "plane_normal",
-              "plane_friction", "static_position", "static_orientation", "restitutions", "plane_restitution")
+              "plane_friction", "static_position", "static_orientation", "restitutions", "plane_restitution",
+              "joint_anchor_parent", "joint_anchor_child", "joint_axis", "joint_rest_rotation",
+              "joint_stiffness", "joint_damping", "joint_rest", "joint_bound")
 
     def tensors(self):
         return tuple(getattr(self, f) for f in self.FIELDS)
+
+    def joint_params(self) -> jnt.JointParams:
+        return jnt.JointParams(self.joint_anchor_parent, self.joint_anchor_child, self.joint_axis,
+                               self.joint_rest_rotation, self.joint_stiffness, self.joint_damping,
+                               self.joint_rest, self.joint_bound)
 
 
 @dataclass
@@ -66,6 +84,15 @@ class StepInfo:
     decisions: dict
     contacts: collision.Contacts
     kappa: float
+    joints: object = None    # joints.JointStep of the step (None without joints)
+
+    def warm(self):
+        """What the next step's initial guess reuses."""
+        joint_part = None
+        if self.joints is not None:
+            nb = self.joints.nb
+            joint_part = jnt.warm_part(self.w, integrator.sizes(nb, len(self.selected))["total"], self.joints)
+        return self.w, self.selected, self.contacts.active, joint_part
 
 
 def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None):
@@ -78,10 +105,29 @@ def contacts_for(cand, state_tensors, params: Params, dt, margin, decisions=None
 
 
 def equations(w, kappa, state_tensors, controls, params: Params, contacts: collision.Contacts, dt,
-              jacobian=True, prepared=None):
-    """Step residual (B, N) and Jacobian (B, N, N) for every world (integrator.equations)."""
-    return integrator.equations(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass,
-                                params.inertia, params.gravity, contacts, dt, jacobian, prepared)
+              jacobian=True, prepared=None, joint_step=None):
+    """Step residual (B, N) and Jacobian (B, N, N) for every world: integrator.equations for bodies and
+    contacts, plus joints.equations (joint impulses on the dynamics rows; joint and limit rows, and
+    their unknowns λ, γ, s, after the contact ones) when the world has joints."""
+    if joint_step is None:
+        return integrator.equations(w, kappa, *state_tensors, controls[..., :3], controls[..., 3:], params.mass,
+                                    params.inertia, params.gravity, contacts, dt, jacobian, prepared)
+    nb = state_tensors[0].shape[1]
+    nz, nc = 6 * nb, integrator.sizes(nb, contacts.normal.shape[1])["total"]
+    r_c, jac_c = integrator.equations(w[:, :nc], kappa, *state_tensors, controls[..., :3], controls[..., 3:],
+                                      params.mass, params.inertia, params.gravity, contacts, dt,
+                                      "lazy" if jacobian else False, prepared)
+    impulse, rows, add_jacobian = jnt.equations(w, nc, kappa, joint_step, bool(jacobian))
+    r = torch.cat([r_c[:, :nz] - impulse, r_c[:, nz:], rows], -1)
+    if not jacobian:
+        return r, None
+
+    def jac():
+        N = w.shape[-1]
+        Jm = torch.zeros(w.shape[0], N, N, dtype=w.dtype)
+        Jm[:, :nc, :nc] = jac_c()
+        return add_jacobian(Jm)
+    return r, (jac if jacobian == "lazy" else jac())
 
 
 def prepare(state_tensors, controls, params: Params, contacts: collision.Contacts, dt):
@@ -129,7 +175,7 @@ def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, g
     if warm is not None and C and warm[0].shape[0] == B:
         # Warm start only where the candidate was a real contact of this world in the previous step and
         # still is; a former placeholder row (φ = 1 m) would be a poor start.
-        prev_w, prev_sel, prev_active = warm
+        prev_w, prev_sel, prev_active = warm[:3]
         pos = torch.full((int(max(selected.max(), prev_sel.max() if len(prev_sel) else 0)) + 1,), -1)
         pos[prev_sel] = torch.arange(len(prev_sel))
         here = pos[selected]
@@ -145,9 +191,10 @@ def initial_guess(state_tensors, contacts: collision.Contacts, selected, mass, g
 
 
 def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol, max_iterations, margin,
-               warm=None):
-    """Solve one step for all worlds (no autograd). controls: (B, nb, 6) N and N·m, world frame.
-    Returns (next State, StepInfo)."""
+               warm=None, joints: jnt.JointSet | None = None, actuation=None):
+    """Solve one step for all worlds (no autograd). controls: (B, nb, 6) N and N·m, world frame; joints:
+    the World's JointSet (None or empty: no joints); actuation: (B, actuators) N·m or N per actuated
+    joint. warm: StepInfo.warm() of the previous step. Returns (next State, StepInfo)."""
     with torch.no_grad(), _threads():
         st = tuple(t.detach() for t in state.tensors())
         prm = Params(*(t.detach() for t in params.tensors()))
@@ -156,15 +203,30 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         selected = contacts.active.any(0).nonzero()[:, 0]
         contacts = contacts.select(selected)
         B, nb = st[0].shape[:2]
-        lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B), contacts.active)
+        joint_step = None
+        if joints is not None and joints.count:
+            actuation = torch.zeros(B, 0, dtype=DTYPE) if actuation is None else actuation.detach()
+            joint_step = jnt.prepare(joints, st, prm.joint_params(), actuation, dt, margin)
+            lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B, joints, dt), contacts.active,
+                             joints.rows, joints.limits, joint_step.active)
+        else:
+            lay = ipm.Layout(nb, len(selected), _row_scale(prm, contacts, B), contacts.active)
 
         prepared = prepare(st, controls, prm, contacts, dt)
 
         def evaluate(w):
-            r, jacobian = equations(w, 0.0, st, controls, prm, contacts, dt, jacobian="lazy", prepared=prepared)
+            r, jacobian = equations(w, 0.0, st, controls, prm, contacts, dt, jacobian="lazy", prepared=prepared,
+                                    joint_step=joint_step)
             return jacobian, r
 
-        w0 = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa, warm)
+        def guess(warm_start):
+            w = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa, warm_start)
+            if joint_step is None:
+                return w
+            joint_warm = warm_start[3] if warm_start is not None and len(warm_start) > 3 else None
+            return torch.cat([w, jnt.initial_guess(joint_step, kappa, joint_warm)], -1)
+
+        w0 = guess(warm)
 
         def omega_limit(w, d):
             # |ω + α dω| dt ≤ 1.9 < 2 keeps √(4/dt² − |ω|²) real; halve α until it holds.
@@ -182,9 +244,9 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
         # start, first with Nesterov–Todd scaling, then with plain Newton; each world keeps its first
         # converged solution. Neither strategy alone solved every scene of the tests.
         for scaling in (True, False):
-            if bool(report.converged.all()) or not len(selected):
+            if bool(report.converged.all()) or not (len(selected) or lay.limits):
                 break
-            cold = initial_guess(st, contacts, selected, prm.mass, prm.gravity, dt, kappa)
+            cold = guess(None)
             w2, report2 = _continuation(evaluate, cold, lay, kappa, rtol, max_iterations, omega_limit,
                                             report, scaling)
             ok = report.converged
@@ -197,8 +259,8 @@ def solve_step(cand, state: State, controls, params: Params, *, dt, kappa, rtol,
 
     def jacobian():
         with torch.no_grad(), _threads():
-            return equations(w, 0.0, st, controls, prm, contacts, dt, prepared=prepared)[1]
-    info = StepInfo(report, w, jacobian, selected, decisions, contacts, kappa)
+            return equations(w, 0.0, st, controls, prm, contacts, dt, prepared=prepared, joint_step=joint_step)[1]
+    info = StepInfo(report, w, jacobian, selected, decisions, contacts, kappa, joint_step)
     return State(x2, q2, v2, om2), info
 
 
@@ -240,7 +302,10 @@ def _threads():
             torch.set_num_threads(before)
 
 
-def _row_scale(prm: Params, contacts, B):
+def _row_scale(prm: Params, contacts, B, joints=None, dt=None):
+    """(B, equality rows): dynamics rows by mass or largest principal inertia, friction-magnitude rows
+    by the mean mass, contact gap and slip rows by 1; joint and limit rows (m or rad) by dt, so that
+    they too read in m/s or rad/s (rtol 1e-6 at dt = 0.01 s holds a joint to 1e-8 m)."""
     nb = prm.mass.shape[0]
     C = contacts.normal.shape[1]
     lin = prm.mass[:, None].expand(nb, 3)
@@ -248,4 +313,6 @@ def _row_scale(prm: Params, contacts, B):
     dyn = torch.cat([lin, ang], -1).reshape(-1)
     mean_mass = prm.mass.mean() if nb else torch.ones((), dtype=DTYPE)
     scale = torch.cat([dyn, torch.ones(3 * C, dtype=DTYPE), mean_mass.expand(C)])
+    if joints is not None:
+        scale = torch.cat([scale, torch.full((joints.rows + joints.limits,), float(dt), dtype=DTYPE)])
     return scale.expand(B, -1)

@@ -10,6 +10,7 @@ import torch
 
 from ..errors import SimulationError
 from . import collision, grad
+from . import joints as jnt
 from . import quaternion as quat
 from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
 from .step import Params, State, solve_step
@@ -35,6 +36,8 @@ class Trajectory:
     residual: np.ndarray
     complementarity: np.ndarray
     contacts: np.ndarray
+    joint_position: np.ndarray | None = None  # (steps + 1, [B,] dofs) minimal coordinates (World.joint_positions)
+    joint_velocity: np.ndarray | None = None  # (steps + 1, [B,] dofs) their rates
 
 
 class World:
@@ -66,14 +69,20 @@ class World:
         self.bodies: list[Body] = []
         self.static_boxes: list[Box] = []
         self.planes: list[Plane] = []
+        self.joints: list[jnt.Joint] = []
         self._candidates = None
+        self._joint_set = None
 
     # --- building ---------------------------------------------------------------------------------
     def add(self, shape: Shape) -> Shape:
-        """Add a Sphere, Box, Capsule, Plane or Box(static=True); returns it (shape.index is its row in
-        the trajectory arrays for dynamic bodies)."""
+        """Add a Sphere, Box, Capsule, Plane or Box(static=True), or a joint (Fixed, Revolute, Prismatic,
+        Spherical, Floating) between bodies already added; returns it (shape.index is its row in the
+        trajectory arrays for dynamic bodies; joint.dof_index its first column in joint_positions,
+        joint.actuator_index its column in `actuation` if actuated)."""
+        if isinstance(shape, jnt.Joint):
+            return self._add_joint(shape)
         if not isinstance(shape, Shape):
-            raise ValueError(f"World.add takes a simcore.rigid shape, got {type(shape).__name__}")
+            raise ValueError(f"World.add takes a simcore.rigid shape or joint, got {type(shape).__name__}")
         if isinstance(shape, Plane):
             shape.index = len(self.planes)
             self.planes.append(shape)
@@ -88,11 +97,48 @@ class World:
         self._candidates = None
         return shape
 
+    def _add_joint(self, joint: jnt.Joint) -> jnt.Joint:
+        for role, body in (("child", joint.child), ("parent", joint.parent)):
+            if body is not None and (body.index is None or body.index >= len(self.bodies)
+                                     or self.bodies[body.index] is not body):
+                raise ValueError(f"{type(joint).__name__} {role} {body!r} is not a body of this world: add the "
+                                 "bodies with world.add(...) before the joint")
+        for other in self.joints:
+            if other.child is joint.child:
+                raise ValueError(f"{joint.child!r} is already the child of {other!r}; a body can be the child of "
+                                 "one joint only (mechanisms are trees; closed loops are not supported yet)")
+        joint.index = len(self.joints)
+        joint.dof_index = sum(j.dofs for j in self.joints)
+        if joint.actuated:
+            joint.actuator_index = sum(j.actuated for j in self.joints)
+        if joint.name is None:
+            joint.name = f"{joint.kind}{joint.index}"
+        self.joints.append(joint)
+        self._candidates = None
+        self._joint_set = None
+        return joint
+
     @property
     def candidates(self):
         if self._candidates is None:
-            self._candidates = collision.build_candidates(self.bodies, self.static_boxes, self.planes)
+            # Bodies joined to each other do not collide (their shapes usually overlap at the joint).
+            joined = {(j.parent.index, j.child.index) for j in self.joints if j.parent is not None}
+            self._candidates = collision.build_candidates(self.bodies, self.static_boxes, self.planes, joined)
         return self._candidates
+
+    @property
+    def joint_set(self) -> jnt.JointSet | None:
+        """Index arrays of the joints (None without joints)."""
+        if not self.joints:
+            return None
+        if self._joint_set is None:
+            self._joint_set = jnt.build(self.joints, len(self.bodies))
+        return self._joint_set
+
+    @property
+    def actuators(self) -> int:
+        """Number of actuated joints (columns of `actuation`)."""
+        return sum(j.actuated for j in self.joints)
 
     def params(self) -> Params:
         """Shared parameters as torch tensors (on the graph of any tensor given to the shapes)."""
@@ -112,7 +158,52 @@ class World:
             static_orientation=stack([s.orientation for s in statics], torch.zeros(0, 4, dtype=DTYPE)),
             restitutions=stack([b.restitution for b in self.bodies + statics], torch.zeros(0, dtype=DTYPE)),
             plane_restitution=stack([p.restitution for p in self.planes], torch.zeros(0, dtype=DTYPE)),
+            **self._joint_fields(),
         )
+
+    def _joint_fields(self) -> dict:
+        jp = jnt.parameters(self.joints, self.bodies)
+        return dict(joint_anchor_parent=jp.anchor_parent, joint_anchor_child=jp.anchor_child, joint_axis=jp.axis,
+                    joint_rest_rotation=jp.rest_rotation, joint_stiffness=jp.stiffness, joint_damping=jp.damping,
+                    joint_rest=jp.rest, joint_bound=jp.bound)
+
+    # --- minimal coordinates ----------------------------------------------------------------------
+    def joint_positions(self, state: State | None = None) -> torch.Tensor:
+        """Minimal coordinates of every joint, (dofs,) or (B, dofs) for a batched `state` (default: the
+        initial state), joint order, joint.dof_index the first column of each: revolute angle (rad),
+        prismatic displacement (m), spherical rotation vector (3, rad), floating anchor displacement in
+        the parent frame (3, m) then rotation vector (3, rad); fixed none. Zero at the initial pose."""
+        return self._coordinates(state)[0]
+
+    def joint_velocities(self, state: State | None = None) -> torch.Tensor:
+        """Rates of joint_positions, same layout: rad/s, m/s; spherical and floating rotation rates are the
+        child's angular velocity relative to the parent, parent frame."""
+        return self._coordinates(state)[1]
+
+    def _coordinates(self, state, joint_params=None):
+        s, batched = (self.initial_state(), False) if state is None else (state, True)
+        jp = self.params().joint_params() if joint_params is None else joint_params
+        pos, vel = jnt.coordinates(self.joints, self.joint_set or jnt.build([], len(self.bodies)), jp, s)
+        return (pos, vel) if batched else (pos[0], vel[0])
+
+    def state_from_joints(self, positions, velocities=None, state: State | None = None) -> State:
+        """The State with the joints at `positions` and rates `velocities` ((dofs,) or (B, dofs), layout of
+        joint_positions; default rates 0), each child placed relative to its parent; bodies that are no
+        joint's child keep their pose and velocity from `state` (default: initial_state(B)). Torch in
+        and out (differentiable)."""
+        dofs = sum(j.dofs for j in self.joints)
+        pos = positions if isinstance(positions, torch.Tensor) else torch.as_tensor(np.asarray(positions), dtype=DTYPE)
+        pos = pos.to(DTYPE)
+        if pos.dim() == 1:
+            pos = pos[None]
+        if pos.dim() != 2 or pos.shape[1] != dofs:
+            raise ValueError(f"joint positions must have shape (dofs,) or (worlds, dofs) with dofs = {dofs} "
+                             f"(World.joint_positions layout), got {tuple(pos.shape)}")
+        vel = torch.zeros_like(pos) if velocities is None else (
+            velocities if isinstance(velocities, torch.Tensor)
+            else torch.as_tensor(np.asarray(velocities), dtype=DTYPE)).to(DTYPE).reshape(pos.shape)
+        base = self.initial_state(batch=pos.shape[0]) if state is None else state
+        return State(*jnt.state_from_coordinates(self.joints, self.params().joint_params(), base, pos, vel))
 
     def initial_state(self, batch: int = 1) -> State:
         """The bodies' initial state repeated over `batch` worlds (torch, on the graph of the shapes'
@@ -167,15 +258,35 @@ class World:
             return
         raise ContactSolveError(msg, frame=step + 1, substep=None, trajectory=traj_fn())
 
-    def run(self, steps: int, controls=None, state: State | None = None) -> Trajectory:
+    def _actuation(self, actuation, steps, B, torch_ok):
+        na = self.actuators
+        if actuation is None:
+            return torch.zeros(steps, B, na, dtype=DTYPE)
+        a = actuation if isinstance(actuation, torch.Tensor) else torch.as_tensor(np.asarray(actuation), dtype=DTYPE)
+        a = a.to(DTYPE)
+        if not torch_ok:
+            a = a.detach()
+        if a.shape == (steps, na):
+            return a.unsqueeze(1).expand(steps, B, na)
+        if a.shape == (steps, B, na):
+            return a
+        raise ValueError(f"actuation must have shape (steps, actuated joints) = {(steps, na)} or (steps, worlds, "
+                         f"actuated joints) = {(steps, B, na)}: torque (N·m, revolute) or force (N, prismatic) per "
+                         f"actuated joint (Revolute(..., actuated=True)); got {tuple(a.shape)}")
+
+    def run(self, steps: int, controls=None, state: State | None = None, actuation=None) -> Trajectory:
         """Simulate `steps` steps at κ = kappa. controls: (steps, bodies, 6) or (steps, worlds, bodies, 6)
-        force N and torque N·m per body, world frame, constant over each step. state: a batched State
-        (from initial_state(batch=B)); then every array of the Trajectory has a worlds axis after time."""
+        force N and torque N·m per body, world frame, constant over each step. actuation: (steps,
+        actuators) or (steps, worlds, actuators), torque N·m (revolute) or force N (prismatic) of each
+        actuated joint, on the child and its reaction on the parent, constant over each step. state: a
+        batched State (from initial_state(batch=B)); then every array of the Trajectory has a worlds axis
+        after time."""
         steps = int(steps)
         state, batched = self._check_state(state)
         state = State(*(t.detach() for t in state.tensors()))
         B = state.position.shape[0]
         u = self._controls(controls, steps, B, torch_ok=False)
+        act = self._actuation(actuation, steps, B, torch_ok=False)
         params = self.params()
         frames = [state]
         its, res, comp, ncont = [], [], [], []
@@ -187,8 +298,9 @@ class World:
         for k in range(steps):
             state, info = solve_step(self.candidates, state, u[k], params, dt=self.dt, kappa=self.kappa,
                                      rtol=self.rtol, max_iterations=self.max_iterations,
-                                     margin=self.contact_margin, warm=warm)
-            warm = (info.w, info.selected, info.contacts.active)
+                                     margin=self.contact_margin, warm=warm, joints=self.joint_set,
+                                     actuation=act[k])
+            warm = info.warm()
             self._failure(info, k, build)
             frames.append(state)
             its.append(info.report.iterations), res.append(info.report.residual)
@@ -205,16 +317,26 @@ class World:
             velocity=sq(st(lambda s: s.velocity)), angular_velocity=sq(st(lambda s: s.angular_velocity)),
             time=np.arange(len(frames)) * self.dt, iterations=sq(seq(its, np.int64)),
             residual=sq(seq(res, np.float64)), complementarity=sq(seq(comp, np.float64)),
-            contacts=np.asarray(ncont, dtype=np.int64))
+            contacts=np.asarray(ncont, dtype=np.int64), **self._joint_trajectory(frames, sq))
+
+    def _joint_trajectory(self, frames, sq):
+        if not self.joints:
+            return {}
+        jp = self.params().joint_params()
+        coords = [self._coordinates(s, jp) for s in frames]
+        return dict(joint_position=sq(np.stack([p.detach().numpy() for p, _ in coords])),
+                    joint_velocity=sq(np.stack([v.detach().numpy() for _, v in coords])))
 
     def rollout(self, steps: int, controls=None, state: State | None = None,
-                kappa: float | None = None) -> grad.Rollout:
+                kappa: float | None = None, actuation=None) -> grad.Rollout:
         """Differentiable simulation at κ = kappa_grad (default): returns a Rollout of torch tensors on
         the autograd graph of controls, state and any tensor-valued shape parameter (mass, inertia, size,
         density, friction, initial state). Gradients come from the implicit function theorem at each
         step's solution (one linear solve per step, reusing the step's factorization). Arguments as for
-        run."""
+        run; `actuation` and joint parameters (anchor, axis, stiffness, damping, rest, limits) may be on
+        the graph too."""
         steps = int(steps)
         state, batched = self._check_state(state)
         u = self._controls(controls, steps, state.position.shape[0], torch_ok=True)
-        return grad.rollout(self, steps, u, state, batched, self.kappa_grad if kappa is None else float(kappa))
+        act = self._actuation(actuation, steps, state.position.shape[0], torch_ok=True)
+        return grad.rollout(self, steps, u, state, batched, self.kappa_grad if kappa is None else float(kappa), act)
