@@ -184,7 +184,12 @@ def solve_small(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 class LagrangianFlow(nn.Module):
-    """ρ(x, t) = M p(T(x, t)) |det ∂T/∂x| and v = −(∂T/∂x)⁻¹ ∂T/∂t with p the standard normal.
+    """ρ(x, t) = M p(T(x, t)) |det ∂T/∂x| and v = −(∂T/∂x)⁻¹ ∂T/∂t.
+
+    The base p is the standard normal (components=1) or a mixture of `components` Gaussians with learned
+    weights, means and per-axis scales that do not depend on t (the paper's footnote: any fixed base
+    keeps continuity exact). A mixture lets a few separate blobs be separate labels from the start
+    instead of one normal the coupling layers must tear apart.
 
     Args:
         dim: 2 or 3.
@@ -193,18 +198,19 @@ class LagrangianFlow(nn.Module):
         time_range: (t0, t1) s of the data (Normalize; the flow is defined for any t).
         blocks: number of (ActNorm, ConditionalLinear, coupling, coupling) blocks.
         hidden: width of the coupling and time-embedding networks; context: size of the t embedding.
+        components: Gaussians in the base mixture (1: the standard normal).
     """
 
     has_velocity = True
 
     def __init__(self, dim: int, mass: float = 1.0, center=None, scale=None, time_range=(0.0, 1.0),
-                 blocks: int = 4, hidden: int = 64, context: int = 16):
+                 blocks: int = 4, hidden: int = 64, context: int = 16, components: int = 1):
         super().__init__()
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         if not (math.isfinite(mass) and mass > 0):
             raise ValueError(f"mass must be a finite total mass > 0 kg, got {mass!r}")
-        for name, value in (("blocks", blocks), ("hidden", hidden), ("context", context)):
+        for name, value in (("blocks", blocks), ("hidden", hidden), ("context", context), ("components", components)):
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         self.dim = dim
@@ -219,6 +225,11 @@ class LagrangianFlow(nn.Module):
                 layers += [ActNorm(dim), ConditionalLinear(dim, context)]
             layers.append(ConditionalCoupling(mask, context, hidden))
         self.layers = nn.ModuleList(layers)
+        self.components = components
+        if components > 1:  # means spread over the normalised box, a fixed draw (seeded by the caller's seed)
+            self.base_logits = nn.Parameter(torch.zeros(components))
+            self.base_means = nn.Parameter(0.8 * torch.randn(components, dim))
+            self.base_log_scales = nn.Parameter(torch.full((components, dim), math.log(0.5)))
 
     def transform(self, x: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z = T(x; t) (n, dim) and log|det ∂T/∂x| (n,)."""
@@ -243,8 +254,16 @@ class LagrangianFlow(nn.Module):
     def log_density(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log ρ(x, t) (n,), ρ in kg/m^dim."""
         z, log_det = self.transform(x, t)
-        log_p = -0.5 * (z * z).sum(-1) - 0.5 * self.dim * math.log(2 * math.pi)
-        return torch.log(self.mass) + log_p + log_det
+        return torch.log(self.mass) + self.base_log_prob(z) + log_det
+
+    def base_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) (n,) of the base: standard normal, or the mixture Σ_k π_k N(μ_k, diag σ_k²)."""
+        const = 0.5 * self.dim * math.log(2 * math.pi)
+        if self.components == 1:
+            return -0.5 * (z * z).sum(-1) - const
+        u = (z[:, None, :] - self.base_means) * torch.exp(-self.base_log_scales)  # (n, K, dim)
+        log_k = -0.5 * (u * u).sum(-1) - self.base_log_scales.sum(-1) - const
+        return torch.logsumexp(log_k + torch.log_softmax(self.base_logits, 0), dim=-1)
 
     def density(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """ρ(x, t) (n,) kg/m^dim."""
@@ -268,7 +287,11 @@ class LagrangianFlow(nn.Module):
         return -solve_small(J, dz_dt)
 
     def sample(self, n: int, t: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n points (n, dim) m drawn from ρ(·, t) / M (labels z ~ N(0, I) pushed back through T⁻¹)."""
+        """n points (n, dim) m drawn from ρ(·, t) / M (labels z ~ p pushed back through T⁻¹)."""
         ref = self.mass
         z = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=ref.device)
+        if self.components > 1:
+            with torch.no_grad():
+                k = torch.multinomial(torch.softmax(self.base_logits, 0), n, replacement=True, generator=generator)
+                z = self.base_means[k] + torch.exp(self.base_log_scales[k]) * z
         return self.inverse(z, torch.full((n,), float(t), dtype=ref.dtype, device=ref.device))

@@ -51,7 +51,8 @@ class Settings:
     data: a data set name (data.DATASETS); data_options: keyword arguments of data.load (smaller versions).
     model: "lflows", "pinn" or "mlp". steps: optimiser steps; batch: observation points per step;
     lr: Adam's initial learning rate (cosine-annealed to 0 over `steps`); clip: gradient-norm bound.
-    hidden: network width; blocks: LFlows' coupling blocks (4 layers each); depth: the MLPs' hidden layers.
+    hidden: network width; blocks: LFlows' coupling blocks (4 layers each); components: Gaussians in LFlows'
+    base mixture; depth: the MLPs' hidden layers.
     velocity_weight, residual_weight: loss weights (above); collocation: residual points per step (pinn).
     precision: "f32" or "f64" (the residual at round-off is shown in f64).
     """
@@ -65,6 +66,7 @@ class Settings:
     clip: float = 1.0
     hidden: int = 64
     blocks: int = 4
+    components: int = 4
     depth: int = 4
     velocity_weight: float = 1.0
     residual_weight: float = 1.0
@@ -78,7 +80,7 @@ class Settings:
             raise ValueError(f"unknown data set {self.data!r}; choose one of {', '.join(lfdata.DATASETS)}")
         if self.precision not in DTYPES:
             raise ValueError(f"precision must be 'f32' or 'f64', got {self.precision!r}")
-        for name in ("steps", "batch", "hidden", "blocks", "depth", "collocation"):
+        for name in ("steps", "batch", "hidden", "blocks", "components", "depth", "collocation"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
@@ -95,7 +97,8 @@ def make_model(settings: Settings, d: lfdata.FlowData) -> torch.nn.Module:
     lo, hi = (torch.as_tensor(b, dtype=torch.float32) for b in d.box)
     box = dict(center=(lo + hi) / 2, scale=(hi - lo) / 2, time_range=d.time_range)
     if settings.model == "lflows":
-        model = LagrangianFlow(d.dim, mass=d.mass, blocks=settings.blocks, hidden=settings.hidden, **box)
+        model = LagrangianFlow(d.dim, mass=d.mass, blocks=settings.blocks, hidden=settings.hidden,
+                               components=settings.components, **box)
     else:
         cls = PINN if settings.model == "pinn" else DensityMLP
         model = cls(d.dim, density_scale=d.density_scale, velocity_scale=d.velocity_scale, hidden=settings.hidden,
@@ -222,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     default = Settings()
     parser.add_argument("--data", default=default.data, choices=lfdata.DATASETS)
     parser.add_argument("--model", default=default.model, choices=MODELS, help="lflows (default), pinn or mlp")
-    for name in ("steps", "batch", "hidden", "blocks", "depth", "collocation"):
+    for name in ("steps", "batch", "hidden", "blocks", "components", "depth", "collocation"):
         parser.add_argument(f"--{name}", type=int, default=getattr(default, name), help=f"default {getattr(default, name)}")
     for name in ("lr", "clip", "velocity_weight", "residual_weight"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(default, name),
@@ -245,7 +248,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
         options[key] = ast.literal_eval(value)
     settings = {name: getattr(args, name) for name in ("model", "steps", "batch", "lr", "clip", "hidden", "blocks",
-                                                       "depth", "velocity_weight", "residual_weight", "collocation",
+                                                       "components", "depth", "velocity_weight", "residual_weight", "collocation",
                                                        "precision")}
     train(args.data, args.out, resume=args.resume, seed=args.seed, checkpoint_every=args.checkpoint_every or 500,
           progress=False if args.no_progress else None, tensorboard=False if args.no_tensorboard else None,
