@@ -344,11 +344,16 @@ def simcore_data(name: str, cache=None, frames: int | None = None, grid: int | N
 
 
 def load(name: str, cache=None, **kwargs) -> FlowData:
-    """The data set `name` (one of DATASETS); kwargs go to `gaussians` or `simcore_data` (smaller versions)."""
+    """The data set `name` (one of DATASETS); kwargs go to `gaussians` (cells, frames) or `simcore_data`
+    (frames, grid, cells): smaller versions for tests."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    allowed = ("cells", "frames") if name.startswith("gaussians") else ("frames", "grid", "cells")
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"data set {name!r} has no option {', '.join(unknown)}; its options are {', '.join(allowed)}")
     if name in ("gaussians2d", "gaussians3d"):
         return gaussians(int(name[-2]), **kwargs)
-    if name in SIMCORE:
-        return simcore_data(name, cache=cache, **kwargs)
-    raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    return simcore_data(name, cache=cache, **kwargs)
 
 

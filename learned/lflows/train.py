@@ -4,7 +4,9 @@ its baselines, the model chosen by `model` ("lflows", "pinn" or "mlp").
 The loss of a batch of observation points (x, t, ρ, v), with ρ_s = M / box volume and v_s the data's
 density-weighted RMS velocity:
 
-    density:   mean (ρ̂ − ρ)² / ρ_s²
+    density:   mean (ρ̂ − ρ)² / ρ_s²                                   (density_loss "mse")
+               or mean (softplus(log ρ̂/ρ_s) − softplus(log ρ/ρ_s))²   ("log": the reference's transformed MSE,
+               relative errors where there is mass, absolute ones where there is little)
     velocity:  Σ w |v̂ − v|² / Σ w / v_s²,  w = ρ / ρ_s where v was observed   (× velocity_weight; not for mlp)
     residual:  mean (∂ρ̂/∂t + ∇·(ρ̂v̂))² / (ρ_s / T)²  at `collocation` random points of box × [t0, t1]
                (× residual_weight; the PINN's only hold on continuity; LFlows needs none)
@@ -32,7 +34,9 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch.nn import functional
 
 from . import continuity
 from . import data as lfdata
@@ -54,7 +58,7 @@ class Settings:
     hidden: network width; blocks: LFlows' coupling blocks (4 layers each); components: Gaussians in LFlows'
     base mixture; depth: the MLPs' hidden layers.
     velocity_weight, residual_weight: loss weights (above); collocation: residual points per step (pinn).
-    precision: "f32" or "f64" (the residual at round-off is shown in f64).
+    precision: "f32" or "f64" (the residual at round-off is shown in f64). density_loss: "mse" or "log".
     """
 
     data: str = "gaussians2d"
@@ -68,6 +72,7 @@ class Settings:
     blocks: int = 4
     components: int = 4
     depth: int = 4
+    density_loss: str = "mse"
     velocity_weight: float = 1.0
     residual_weight: float = 1.0
     collocation: int = 256
@@ -78,6 +83,8 @@ class Settings:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if self.data not in lfdata.DATASETS:
             raise ValueError(f"unknown data set {self.data!r}; choose one of {', '.join(lfdata.DATASETS)}")
+        if self.density_loss not in ("mse", "log"):
+            raise ValueError(f"density_loss must be 'mse' or 'log', got {self.density_loss!r}")
         if self.precision not in DTYPES:
             raise ValueError(f"precision must be 'f32' or 'f64', got {self.precision!r}")
         for name in ("steps", "batch", "hidden", "blocks", "components", "depth", "collocation"):
@@ -93,10 +100,18 @@ class Settings:
 
 
 def make_model(settings: Settings, d: lfdata.FlowData) -> torch.nn.Module:
-    """A fresh model of `settings.model` for data `d` (normalised to its box and times), in its precision."""
+    """A fresh model of `settings.model` for data `d` (inputs normalised to its box and times; LFlows to its
+    mass's mean and spread), in its precision."""
     lo, hi = (torch.as_tensor(b, dtype=torch.float32) for b in d.box)
     box = dict(center=(lo + hi) / 2, scale=(hi - lo) / 2, time_range=d.time_range)
     if settings.model == "lflows":
+        # The flow starts as the normal of the observed mass's mean and spread (ActNorm's data-dependent
+        # start, Kingma & Dhariwal 2018), not of the box: from the box's normal, the first hundreds of
+        # steps only move mass to where the data are.
+        w = d.rho * d.mask("train")
+        mean = (w[:, None] * d.x).sum(0) / w.sum()
+        spread = np.sqrt((w[:, None] * (d.x - mean) ** 2).sum(0) / w.sum())
+        box.update(center=torch.as_tensor(mean, dtype=torch.float32), scale=torch.as_tensor(spread, dtype=torch.float32))
         model = LagrangianFlow(d.dim, mass=d.mass, blocks=settings.blocks, hidden=settings.hidden,
                                components=settings.components, **box)
     else:
@@ -118,7 +133,12 @@ def loss_terms(model, batch, d: lfdata.FlowData, settings: Settings) -> dict:
     """The loss and its terms (module docstring) for one batch (x, t, rho, v, v_seen)."""
     x, t, rho, v, seen = batch
     rho_s, v_s = d.density_scale, d.velocity_scale
-    terms = {"density": ((model.density(x, t) - rho) ** 2).mean() / rho_s ** 2}
+    pred = model.density(x, t)
+    if settings.density_loss == "mse":
+        terms = {"density": ((pred - rho) ** 2).mean() / rho_s ** 2}
+    else:  # log of 0 observed: the softplus of −∞ is 0, its limit
+        soft = lambda r: functional.softplus(torch.log(r.clamp_min(1e-30) / rho_s))  # noqa: E731
+        terms = {"density": ((soft(pred) - soft(rho)) ** 2).mean()}
     loss = terms["density"]
     if model.has_velocity and settings.velocity_weight > 0 and bool(seen.any()):
         w = rho[seen] / rho_s
@@ -231,24 +251,35 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(default, name),
                             help=f"default {getattr(default, name)}")
     parser.add_argument("--precision", default="f32", choices=tuple(DTYPES))
+    parser.add_argument("--density-loss", default=default.density_loss, choices=("mse", "log"),
+                        help="mse (default): on ρ; log: the reference's softplus(log ρ) MSE")
     parser.add_argument("--cache", default=None, help="directory for simcore trajectories (default: simulate anew)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a data option as a Python literal, e.g. --set cells=16 --set frames=12")
     return parser
 
 
-def main(argv=None) -> int:
+def parse_options(items) -> dict:
+    """{key: value} from --set KEY=VALUE items, values as Python literals (SystemExit on a malformed one)."""
     import ast
 
-    args = build_parser().parse_args(argv)
     options = {}
-    for item in args.set:
+    for item in items:
         key, sep, value = item.partition("=")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            sep = ""
         if not sep:
-            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
-        options[key] = ast.literal_eval(value)
+            raise SystemExit(f"--set takes KEY=VALUE with a Python literal value, e.g. --set cells=16; got {item!r}")
+    return options
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    options = parse_options(args.set)
     settings = {name: getattr(args, name) for name in ("model", "steps", "batch", "lr", "clip", "hidden", "blocks",
-                                                       "components", "depth", "velocity_weight", "residual_weight", "collocation",
+                                                       "components", "depth", "density_loss", "velocity_weight", "residual_weight", "collocation",
                                                        "precision")}
     train(args.data, args.out, resume=args.resume, seed=args.seed, checkpoint_every=args.checkpoint_every or 500,
           progress=False if args.no_progress else None, tensorboard=False if args.no_tensorboard else None,
