@@ -25,12 +25,15 @@ class Rollout:
     """A differentiable run (torch, float64, on the autograd graph). Shapes without a batch axis unless
     the run was batched: position (steps + 1, [B,] bodies, 3) m; orientation (…, 4) (w, x, y, z); velocity
     (…, 3) m/s; angular_velocity (…, 3) rad/s world frame; iterations (steps, [B]) long interior-point
-    iterations."""
+    iterations; joint_position, joint_velocity (steps + 1, [B,] dofs) minimal coordinates and rates of the
+    joints (World.joint_positions layout; None without joints)."""
     position: torch.Tensor
     orientation: torch.Tensor
     velocity: torch.Tensor
     angular_velocity: torch.Tensor
     iterations: torch.Tensor
+    joint_position: torch.Tensor | None = None
+    joint_velocity: torch.Tensor | None = None
 
 
 class _Step(torch.autograd.Function):

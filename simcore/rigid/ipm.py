@@ -123,6 +123,8 @@ def max_step(w, dw, lay):
     orth = lay.orthant
     cones = slice(lay.beta.start, lay.eta.stop)
     B = w.shape[0]
+    if lay.contacts == 0:
+        return orthant_step(w[:, orth], dw[:, orth])
     return torch.minimum(orthant_step(w[:, orth], dw[:, orth]),
                          cone_step(w[:, cones].reshape(B, -1, 3), dw[:, cones].reshape(B, -1, 3)))
 

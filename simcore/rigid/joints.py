@@ -85,18 +85,19 @@ class Joint:
                              "Prismatic joints")
         self.lower = None if lower is None else as_tensor(lower, (), f"{label} lower limit")
         self.upper = None if upper is None else as_tensor(upper, (), f"{label} upper limit")
-        if self.lower is not None and self.upper is not None and not float(self.lower) < float(self.upper):
-            raise ValueError(f"{label} needs lower < upper, got {float(self.lower)} and {float(self.upper)}")
+        if self.lower is not None and self.upper is not None and not float(self.lower.detach()) < float(self.upper.detach()):
+            raise ValueError(f"{label} needs lower < upper, got {float(self.lower.detach())} and "
+                             f"{float(self.upper.detach())}")
         for bound in (self.lower, self.upper):
-            if bound is not None and self.kind == "revolute" and abs(float(bound)) >= 2 * torch.pi:
+            if bound is not None and self.kind == "revolute" and abs(float(bound.detach())) >= 2 * torch.pi:
                 raise ValueError(f"{label} limits must lie in (−2π, 2π) rad (the angle is measured from the "
-                                 f"initial pose), got {float(bound)}")
+                                 f"initial pose), got {float(bound.detach())}")
         self.stiffness = as_tensor(stiffness, (), f"{label} stiffness")
         self.damping = as_tensor(damping, (), f"{label} damping")
         self.rest = as_tensor(rest, (), f"{label} rest position")
         if float(self.stiffness.detach()) < 0 or float(self.damping.detach()) < 0:
-            raise ValueError(f"{label} stiffness and damping must be ≥ 0, got {float(self.stiffness)}, "
-                             f"{float(self.damping)}")
+            raise ValueError(f"{label} stiffness and damping must be ≥ 0, got {float(self.stiffness.detach())}, "
+                             f"{float(self.damping.detach())}")
         self.actuated = bool(actuated)
         self.index = None        # set by World.add: row in the joint arrays
         self.dof_index = None    # first column of this joint in World.joint_positions
@@ -490,7 +491,7 @@ def offsets(nc: int, js: JointSet):
 def equations(w, nc: int, kappa, s: JointStep, jacobian=True):
     """Joint terms of the step equations at w (B, N): (impulse on the dynamics rows (B, 6 nb), joint rows
     [c_eq (m), limit gap (L), limit centering (L)] (B, m + 2L), and if asked a function adding the joint
-    blocks to a Jacobian (B, N, N) in place)."""
+    blocks to a Jacobian (B, N, N) in place; it evaluates ∂c/∂z only when called)."""
     js, B, nb = s.js, s.B, s.nb
     o = offsets(nc, js)
     z = w[:, :6 * nb].reshape(B, nb, 6)
@@ -498,12 +499,7 @@ def equations(w, nc: int, kappa, s: JointStep, jacobian=True):
     gam, gap = w[:, o["gamma"][0]:o["gamma"][1]], w[:, o["gap"][0]:o["gap"][1]]
     zl = _local(js, z)
     zf = zl.reshape(B * js.count, 12)
-    if jacobian:
-        out, jac = _with_jacobian(zf, *s.args, s.dt)
-        jac = jac.reshape(B, js.count, OUTPUTS, 12)
-    else:
-        out = outputs(zf, *s.args, s.dt)
-    out = out.reshape(B, js.count, OUTPUTS)
+    out = outputs(zf, *s.args, s.dt).reshape(B, js.count, OUTPUTS)
     c_eq = (s.sel_eq * out[:, js.eq_joint]).sum(-1)
     coord = (s.sel_coord * out[:, js.coord_joint]).sum(-1)
     rate = (s.D_coord * zl[:, js.coord_joint]).sum(-1)
@@ -518,6 +514,7 @@ def equations(w, nc: int, kappa, s: JointStep, jacobian=True):
         return impulse, rows, None
 
     def add_jacobian(Jm):
+        jac = _with_jacobian(zf, *s.args, s.dt)[1].reshape(B, js.count, OUTPUTS, 12)
         nz = 6 * nb
         m, L = js.rows, js.limits
         l0, g0, s0 = o["lam"][0], o["gamma"][0], o["gap"][0]
@@ -629,10 +626,11 @@ def state_from_coordinates(joints, jp: JointParams, base, positions, velocities)
     """A State in which every joint's child sits at the given minimal coordinates (B, dofs) and rates
     (B, dofs) (layout of `coordinates`) relative to its parent, parents first; bodies that are no joint's
     child keep their pose and velocity in `base` (a batched State)."""
-    x, q, v, om = (t.clone() for t in base.tensors())
-    B, nb = x.shape[:2]
-    R = quat.to_matrix(q)
-    w_world = (R @ om[..., None])[..., 0]
+    x0, q0, v0, om0 = base.tensors()
+    B, nb = x0.shape[:2]
+    w0 = (quat.to_matrix(q0) @ om0[..., None])[..., 0]
+    # Per-body lists (no in-place writes: the result stays differentiable in positions and velocities).
+    x, q, v, w_world = ([t[:, i] for i in range(nb)] for t in (x0, q0, v0, w0))
     placed = [True] * nb
     for joint in joints:
         placed[joint.child.index] = False
@@ -650,7 +648,7 @@ def state_from_coordinates(joints, jp: JointParams, base, positions, velocities)
                 vp, wp = torch.zeros(B, 3, dtype=DTYPE), torch.zeros(B, 3, dtype=DTYPE)
             else:
                 p = joint.parent.index
-                xp, qp, vp, wp = x[:, p], q[:, p], v[:, p], w_world[:, p]
+                xp, qp, vp, wp = x[p], q[p], v[p], w_world[p]
             a0 = joint.dof_index
             pos, vel = positions[:, a0:a0 + joint.dofs], velocities[:, a0:a0 + joint.dofs]
             axis = jp.axis[j]
@@ -665,7 +663,7 @@ def state_from_coordinates(joints, jp: JointParams, base, positions, velocities)
             elif joint.kind == "floating":
                 shift, rot, shift_rate, rel_w = pos[:, :3], pos[:, 3:], vel[:, :3], vel[:, 3:]
             Rp = quat.to_matrix(qp)
-            qc = quat.multiply(quat.multiply(qp, from_rotation_vector(rot)), jp.rest_rotation[j])
+            qc = quat.multiply(quat.multiply(qp, from_rotation_vector(rot)), jp.rest_rotation[j].expand(B, 4))
             qc = qc / qc.norm(dim=-1, keepdim=True)
             Rc = quat.to_matrix(qc)
             lever = mv(Rp, jp.anchor_parent[j] + shift)
@@ -674,9 +672,10 @@ def state_from_coordinates(joints, jp: JointParams, base, positions, velocities)
             wc = wp + mv(Rp, rel_w)
             arm = mv(Rc, jp.anchor_child[j])
             c = joint.child.index
-            x[:, c], q[:, c] = anchor - arm, qc
-            v[:, c] = anchor_rate - torch.linalg.cross(wc, arm, dim=-1)
-            w_world[:, c] = wc
+            x[c], q[c] = anchor - arm, qc
+            v[c] = anchor_rate - torch.linalg.cross(wc, arm, dim=-1)
+            w_world[c] = wc
             placed[c] = True
+    x, q, v, w_world = (torch.stack(t, 1) for t in (x, q, v, w_world))
     om = (quat.to_matrix(q).transpose(-1, -2) @ w_world[..., None])[..., 0]
     return x, q, v, om
