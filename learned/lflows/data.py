@@ -201,8 +201,8 @@ def _rotation_rate(omega: float, stretch: float = 0.0, growth: float = 0.0) -> n
 def gaussians(dim: int = 2, cells: int | None = None, frames: int | None = None) -> FlowData:
     """The analytic data set: three Gaussians in 2D (or 3D) crossing the unit box over t ∈ [0, 1] s, turning,
     shearing and spreading; observed at `frames` times on `cells`^dim cells (defaults 21 × 32² in 2D,
-    11 × 16³ in 3D); held out: t > 0.75 s, and the block [0.4, 0.6]^dim at the earlier times (the
-    Gaussians pass through it)."""
+    11 × 16³ in 3D); held out: t > 0.75 s, and the block [0.3, 0.45]^dim at the earlier times (the first
+    Gaussian passes through it)."""
     if dim == 2:
         flow = GaussianMixtureFlow(
             weights=[0.4, 0.35, 0.25],
@@ -233,7 +233,9 @@ def gaussians(dim: int = 2, cells: int | None = None, frames: int | None = None)
         xt, tt = torch.as_tensor(x), torch.as_tensor(t)
         rho = flow.density(xt, tt).numpy()
         v = flow.velocity(xt, tt).numpy()
-    region = (np.full(dim, 0.4), np.full(dim, 0.6))
+    # The block the first Gaussian crosses early on (t ≲ 0.4 s), clear of the others. A block at the
+    # centre, where all three meet at t ≈ 0.65 s, held 76 % of the mass then: most of the data, not a region.
+    region = (np.full(dim, 0.3), np.full(dim, 0.45))
     return FlowData(f"gaussians{dim}d", dim, flow.mass, box, cells, times, 0.75, region, x, t, rho, v,
                     np.ones(len(t), dtype=bool), _splits(x, t, 0.75, region), truth=flow)
 
