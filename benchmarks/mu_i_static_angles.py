@@ -18,8 +18,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "mpm"))
-import simcore as sc  # noqa: E402
 from test_granular_and_fluid import BASE, flank_slope  # noqa: E402
+
+import simcore as sc  # noqa: E402
 
 GRID = 64
 DX = 1 / GRID

@@ -2,7 +2,7 @@
 and 3D from one code path: the three stages, read top to bottom in `MPMSolver.substep`,
 
     p2g(s_in, s_out)       particles → grid: momentum, mass, and the stress impulse; writes F, Jp at s_out
-    grid update            grid momentum → velocity, gravity, walls, colliders (run inside p2g's launch)
+    grid update            grid momentum → velocity, gravity, colliders, walls (run inside p2g's launch)
     g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
 
 P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
@@ -285,7 +285,7 @@ class ForwardKernels:
 
     @ti.kernel
     def grid_update(self, s: ti.i32, serial: ti.template()):
-        """Momentum → velocity, add gravity, then project on walls and colliders (as of slot s). The
+        """Momentum → velocity, add gravity, then project on colliders and walls (as of slot s). The
         forward runs it inside `p2g` / `p2g_scatter`; this kernel is for its adjoint (`.grad`). Its
         loop is written out rather than calling `_grid_update`: Taichi's autodiff refuses a kernel
         whose body is a function call around a loop ("mixed usage of for-loops and statements")."""
@@ -307,11 +307,16 @@ class ForwardKernels:
         v = ti.zero(self.grid_velocity[I])
         if m > self.mass_floor[None]:
             v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
-            v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction[None])
+            # Colliders first, the domain walls last: a collider holding a wall node (a floor Plane at
+            # 0.1 m on a 32-cell grid holds node 3, the floor wall's face) sees the velocity pressing
+            # into it and applies its own friction, which a wall projected first would have taken away
+            # (it leaves no inward velocity); and the walls, applied last, keep every particle's
+            # stencil inside the grid whatever a moving collider does.
             if ti.static(len(self.colliders) > 0):
                 v = boundary.collider_velocity(I * self.dx, v, self.colliders, s, self.collider_origin,
                                                self.collider_velocity, self.collider_params,
                                                self.collider_friction)
+            v = boundary.wall_velocity(I, v, self.n_grid, BOUND, self.wall_modes, self.wall_friction[None])
         self.grid_velocity[I] = v
 
     @ti.kernel

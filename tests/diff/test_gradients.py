@@ -208,6 +208,7 @@ def test_actuation():
             A[index] -= 2.0
             minus = loss().item()
             A[index] += 1.0
+        assert abs(plus - minus) > 1e-8  # the loss does depend on it (the strip slides on the plane)
         assert A.grad[index].item() == pytest.approx((plus - minus) / 2.0, rel=TOL)
     with pytest.raises(ValueError, match="actuation must have shape"):
         scene.run(frames=2, actuation=np.zeros((3, 2)))
