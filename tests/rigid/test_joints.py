@@ -307,3 +307,23 @@ def test_joint_input_errors():
         world.run(steps=2, actuation=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="joint positions must have shape"):
         world.state_from_joints([0.0, 1.0])
+
+
+def test_hinged_plank_comes_to_rest_on_the_ground():
+    """Law: static equilibrium of a hinge and a hard contact solved together: a plank (1 m) hinged at
+    one end 0.3 m above a plane swings down until its far lower edge touches the plane, at the angle θ
+    with 0.3 + sin θ − 0.025 cos θ = 0 (within 1e-4 rad: the κ barrier keeps a gap of κ/γ), and stays
+    at rest there (|v|, |ω| < 1e-6)."""
+    world = rigid.World(dt=0.01, gravity=(0, -G, 0), rtol=1e-8)
+    world.add(rigid.Plane(friction=0.5))
+    plank = world.add(rigid.Box(size=(1.0, 0.05, 0.2), mass=2.0, position=(0.5, 0.3, 0)))
+    world.add(rigid.Revolute(parent=None, child=plank, anchor=(0, 0.3, 0), axis=(0, 0, 1)))
+    traj = world.run(steps=60)
+    lo, hi = -1.0, 0.0    # bisection for the contact angle
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if 0.3 + math.sin(mid) - 0.025 * math.cos(mid) < 0 else (lo, mid)
+    assert traj.joint_position[-1, 0] == pytest.approx(lo, abs=1e-4)
+    assert np.abs(traj.velocity[-1]).max() < 1e-6 and np.abs(traj.angular_velocity[-1]).max() < 1e-6
+    assert traj.contacts[-1] >= 1
+    assert anchor_gap(traj, 0, (-0.5, 0, 0), r_other=(0, 0.3, 0)).max() < 1e-8
