@@ -293,9 +293,10 @@ def _save(fig, path) -> Path:
     return path
 
 
-def write_doc(path, text: str, command: str, budget: str) -> None:
-    """Put the table (with its budget and command) into `path` between markers, replacing an earlier one."""
-    begin, end = "<!-- lflows-table:begin -->", "<!-- lflows-table:end -->"
+def write_doc(path, text: str, command: str, budget: str, key: str = "") -> None:
+    """Put the table (with its budget and command) into `path` between markers named by `key` (the runs'
+    directory and steps), replacing an earlier table of the same key (appending a new one)."""
+    begin, end = (f"<!-- lflows-table {key}:{edge} -->" for edge in ("begin", "end"))
     block = f"{begin}\n{budget}\n\nCommand: `{command}`\n\n{text}\n{end}"
     path = Path(path)
     old = path.read_text() if path.exists() else "# LFlows\n"
@@ -359,7 +360,7 @@ def main(argv=None) -> int:
                   "cosine-annealed, gradient norm clipped at 1; the same for every model), one CPU thread each; "
                   "velocity term weight 1 for LFlows and the PINN; the PINN's residual penalty weight 1 at 256 "
                   "collocation points a step.")
-        write_doc(args.doc, text, command, budget)
+        write_doc(args.doc, text, command, budget, key=f"{args.runs} {args.steps}")
     return 0
 
 

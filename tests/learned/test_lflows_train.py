@@ -105,7 +105,7 @@ def test_train_and_evaluate_command_lines(tmp_path, capsys):
                     "--steps", "3", *common, "--mass-cells", "64", "--residual-points", "50", "--doc", str(doc),
                     "--plots", str(tmp_path)]) == 0
     text = doc.read_text()
-    assert "<!-- lflows-table:begin -->" in text and "| gaussians2d | lflows |" in text and "| gaussians2d | mlp |" in text
+    assert f"<!-- lflows-table {tmp_path / 'runs'} 3:begin -->" in text and "| gaussians2d | lflows |" in text and "| gaussians2d | mlp |" in text
     assert "Budget: 3 Adam steps" in text
     assert (tmp_path / "lflows_density.png").exists() and (tmp_path / "lflows_residual.png").exists()
     with pytest.raises(SystemExit):
