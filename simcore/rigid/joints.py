@@ -149,7 +149,9 @@ class Floating(Joint):
     kind = "floating"
 
     def __init__(self, parent, child, anchor=None, *, name=None):
-        super().__init__(parent, child, child.position.detach() if anchor is None else anchor, name=name)
+        if anchor is None:   # default: the child's centre of mass
+            anchor = child.position.detach() if isinstance(child, Body) else (0.0, 0.0, 0.0)
+        super().__init__(parent, child, anchor, name=name)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -201,7 +201,11 @@ class World:
                              f"(World.joint_positions layout), got {tuple(pos.shape)}")
         vel = torch.zeros_like(pos) if velocities is None else (
             velocities if isinstance(velocities, torch.Tensor)
-            else torch.as_tensor(np.asarray(velocities), dtype=DTYPE)).to(DTYPE).reshape(pos.shape)
+            else torch.as_tensor(np.asarray(velocities), dtype=DTYPE)).to(DTYPE)
+        if vel.numel() != pos.numel():
+            raise ValueError(f"joint velocities must have the shape of the positions {tuple(pos.shape)}, got "
+                             f"{tuple(vel.shape)}")
+        vel = vel.reshape(pos.shape)
         base = self.initial_state(batch=pos.shape[0]) if state is None else state
         return State(*jnt.state_from_coordinates(self.joints, self.params().joint_params(), base, pos, vel))
 

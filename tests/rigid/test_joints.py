@@ -87,6 +87,20 @@ def test_pendulum_period_small_and_large_amplitude():
         assert np.abs(traj.position[:, b, 0, 2]).max() < 1e-8           # stays in its plane
 
 
+def test_batched_limited_pendulums_match_single_worlds():
+    """Batched worlds are independent, limits included: three pendulums released at different angles,
+    some reaching their limit and some not (per-world limit rows, placeholders elsewhere), each follow
+    their single-world run to 1e-10 rad."""
+    world = pendulum_world(0.3, lower=-0.2, dt=0.02)
+    angles = [[0.1], [0.6], [1.2]]
+    batched = world.run(steps=25, state=world.state_from_joints(angles))
+    assert batched.joint_position[:, 0, 0].min() > -0.2 + 1e-3      # world 0 never reaches the limit
+    assert batched.joint_position[:, 2, 0].min() < -0.19              # world 2 does
+    for b, angle in enumerate(angles):
+        single = world.run(steps=25, state=world.state_from_joints([angle]))
+        assert np.abs(single.joint_position[:, 0] - batched.joint_position[:, b]).max() < 1e-10
+
+
 def test_pendulum_stops_at_its_limit():
     """Law: a joint limit is a one-sided (complementarity) constraint: a pendulum falling from the
     horizontal onto a lower limit at −0.3 rad never passes it by more than 1e-3 rad and comes to rest
@@ -307,6 +321,10 @@ def test_joint_input_errors():
         world.run(steps=2, actuation=np.zeros((2, 3)))
     with pytest.raises(ValueError, match="joint positions must have shape"):
         world.state_from_joints([0.0, 1.0])
+    with pytest.raises(ValueError, match="joint velocities must have the shape"):
+        world.state_from_joints([0.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="child must be a dynamic body"):
+        rigid.Floating(parent=None, child="box")
 
 
 def test_hinged_plank_comes_to_rest_on_the_ground():
