@@ -314,7 +314,8 @@ def _with_jacobian(z, xp, qp, xc, qc, rp, rc, q0, angle_axis, dt):
     eye = torch.eye(3, dtype=z.dtype).expand(RpT.shape)
     d_delta = torch.cat([-dt * RpT, _rot_jac(cqp2, arm) @ conj @ dqp, dt * RpT, RpT @ _rot_jac(qc2, rc) @ dqc], -1)
     d_rho = 2 * torch.cat([0 * eye, de_wp[..., 1:, :], 0 * eye, de_wc[..., 1:, :]], -1)
-    dtheta_de = 2 * torch.cat([-y[..., None], x[..., None] * angle_axis], -1) / (x * x + y * y)[..., None]
+    # x² + y² = 1 on a revolute joint; the clamp only guards kinds whose θ is unused (y = 0) at e_w = 0.
+    dtheta_de = 2 * torch.cat([-y[..., None], x[..., None] * angle_axis], -1) / (x * x + y * y).clamp_min(1e-300)[..., None]
     zero = torch.zeros(z.shape[:-1] + (1, 3), dtype=z.dtype)
     d_theta = torch.cat([zero, dtheta_de[..., None, :] @ de_wp, zero, dtheta_de[..., None, :] @ de_wc], -1)
     return out, torch.cat([d_delta, d_rho, d_theta], -2)
