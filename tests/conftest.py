@@ -1,10 +1,18 @@
 """Shared fixtures. Taichi has one runtime per process: each test module starts the backend it needs
 once (module scope), so kernels compile once per module and scenes are shared between its tests."""
 
+import os
+
 import numpy as np
 import pytest
 
 import simcore as sc
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto` (pyproject.toml's addopts): one worker per core this process may run on. xdist's own
+    count can be the host's physical cores (through psutil), far more than a CI container's two."""
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
 
 
 def _vulkan_available() -> bool:
