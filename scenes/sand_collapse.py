@@ -15,6 +15,8 @@ PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore 
     "friction_angle": (30.0, "Drucker–Prager friction angle of the sand, degrees in (0, 90)"),
     "width": (0.2, "column width, m"),
     "height": (0.2, "column height, m"),
+    "particles_per_cell": (None, "particles per grid cell (None: 2^dim; 9 in 2D gives tall columns' deposits "
+                                 "a third higher, docs/granular.md)"),
     "floor_friction": (1.0, "Coulomb friction coefficient of the floor (above tan φ: a rough bed the sand "
                             "does not slide on; 0.5 let it slide and run out 19 % too far)"),
 }
@@ -25,7 +27,8 @@ FRAMES, FRAME_DT = 60, 1 / 60
 def build(**overrides) -> sc.Scene:
     p = parameters(DEFAULTS, overrides, "sand_collapse")
     dim = p["dim"]
-    scene = sc.Scene(dim=dim, grid=p["grid"], walls={"-y": "separate"}, wall_friction=p["floor_friction"])
+    scene = sc.Scene(dim=dim, grid=p["grid"], walls={"-y": "separate"}, wall_friction=p["floor_friction"],
+                     particles_per_cell=p["particles_per_cell"])
     floor = 0.1
     center = (0.5, floor + p["height"] / 2 + 0.5 / p["grid"], 0.5)[:dim]
     size = (p["width"], p["height"], p["width"])[:dim]
