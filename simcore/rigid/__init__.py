@@ -9,14 +9,16 @@ Pipeline per step (one module each): collision.detect (the contact models of eac
 box_box.py) → integrator.residual (discrete Euler–Lagrange dynamics + contact complementarity) → ipm.solve
 (primal-dual interior point) → integrator.advance; grad.py differentiates a step by the implicit function
 theorem. joints.py adds joints (equality rows with impulses λ), joint limits (complementarity pairs like
-contacts), springs, dampers and actuation to the same system.
+contacts), springs, dampers and actuation to the same system; urdf.py builds mechanisms from URDF (load_urdf).
 """
 
 from .bodies import Box, Capsule, Plane, Sphere
 from .grad import Rollout
 from .joints import Fixed, Floating, Joint, Prismatic, Revolute, Spherical
 from .step import Params, State
+from .urdf import Mechanism, load_urdf
 from .world import ContactSolveError, Trajectory, World
 
 __all__ = ["World", "Plane", "Box", "Sphere", "Capsule", "State", "Params", "Trajectory", "Rollout",
-           "ContactSolveError", "Joint", "Fixed", "Revolute", "Prismatic", "Spherical", "Floating"]
+           "ContactSolveError", "Joint", "Fixed", "Revolute", "Prismatic", "Spherical", "Floating", "load_urdf",
+           "Mechanism"]
