@@ -4,7 +4,7 @@
   the inverse undoes the map (2D and 3D);
 - the continuity equation ∂ρ/∂t + ∇·(ρv) = 0 holds to float64 round-off for ρ = M p(T)|det ∂T/∂x|,
   v = −(∂T/∂x)⁻¹ ∂T/∂t, whatever the parameters (here random ones), in 2D and 3D;
-- conservation of mass: ∫ρ dx by quadrature is M at every time, to round-off;
+- conservation of mass: ∫ρ dx by quadrature (in x, and over the labels z) is M at every time, to round-off;
 - the velocity is the particles' velocity: d/dt T⁻¹(z, t) at fixed label z (central differences);
 - the analytic moving Gaussian mixtures satisfy continuity themselves (autograd), and their
   observations hold the mass M in the box;
@@ -75,6 +75,18 @@ def test_total_mass_is_M_at_every_time_by_quadrature(dim, cells):
     d = data.gaussians(dim, cells=4, frames=3)
     times, masses = ev.mass_over_time(flow, d, times=np.linspace(0.0, 2.0, 3), cells=cells)
     assert np.max(np.abs(masses - 2.5)) / 2.5 < 1e-10, masses
+
+
+def test_mass_over_the_labels_is_M_however_far_the_tails_reach():
+    """The same mass by the change of variables x = T⁻¹(z, t): ∫ρ(T⁻¹(z)) |det ∂T⁻¹/∂z| dz over the labels,
+    with ρ from the forward log-determinant and the inverse's Jacobian by autograd (3D, a mixture base)."""
+    torch.manual_seed(6)
+    flow = LagrangianFlow(3, mass=2.5, blocks=1, hidden=16, components=3).double()
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    for t in (0.0, 0.7):
+        assert abs(ev.mass_from_labels(flow, t, cells=24) - 2.5) / 2.5 < 1e-10
 
 
 @pytest.mark.parametrize("dim", [2, 3])
