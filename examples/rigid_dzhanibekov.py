@@ -84,14 +84,14 @@ def sign_changes(time, values):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 s at dt = 0.01 s (tests)")
+    parser.add_argument("--quick", action="store_true", help="Ω = 20 rad/s for 1.2 s at dt = 0.01 s (tests)")
     parser.add_argument("--omega", type=float, default=10.0, help="spin rate, rad/s")
     parser.add_argument("--epsilon", type=float, default=1e-3, help="relative perturbation")
     parser.add_argument("--dt", type=float, default=0.005)
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     if args.quick:
-        args.dt, args.seconds = 0.01, 2.0
+        args.omega, args.dt, args.seconds = 20.0, 0.01, 1.2
     t, w, energy, momentum = spin(1, args.omega, args.epsilon, args.dt, args.seconds)
     flips = sign_changes(t, w[:, 1])
     w0 = np.array([args.epsilon * args.omega, args.omega, args.epsilon * args.omega])

@@ -84,7 +84,7 @@ def joint_violation(world, state):
     return worst
 
 
-def simulate(world, robot, state, seconds, targets, kp=20.0):
+def simulate(world, robot, state, seconds, targets, kp=40.0):
     """Run `seconds` s under PD control toward targets(robot, t) (actuators,) rad. Returns (final state,
     times (n,) s, torso positions (n, 3) m, largest joint violation (m) over the run).
 
@@ -118,13 +118,13 @@ def simulate(world, robot, state, seconds, targets, kp=20.0):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="0.3 s of standing and 0.5 s of trot (tests)")
+    parser.add_argument("--quick", action="store_true", help="0.1 s of standing and 0.2 s of trot (tests)")
     parser.add_argument("--stand", type=float, default=1.0, help="seconds of standing")
     parser.add_argument("--walk", type=float, default=3.0, help="seconds of trot")
     parser.add_argument("--dt", type=float, default=0.01)
     args = parser.parse_args()
     if args.quick:
-        args.stand, args.walk = 0.3, 0.5
+        args.stand, args.walk = 0.1, 0.2
     world, robot, state = build(args.dt)
     print(f"loaded {robot.name!r}: {len(robot.links)} links, {len(robot.joints)} joints, "
           f"{len(robot.actuators)} actuated, {sum(float(b.mass) for b in robot.links.values()):.2f} kg")
