@@ -9,5 +9,5 @@ setup(
     packages=(find_packages(include=["simcore", "simcore.*"]) + ["simcore.scenes", "simcore.assets"]
               + ["simcore.learned" + p.removeprefix("learned") for p in find_packages(include=["learned", "learned.*"])]),
     package_dir={"simcore.scenes": "scenes", "simcore.assets": "assets", "simcore.learned": "learned"},
-    package_data={"simcore.assets": ["*.obj", "LICENSE.md"]},
+    package_data={"simcore.assets": ["*.obj", "*.urdf", "LICENSE.md"]},
 )

@@ -73,14 +73,14 @@ def venv(wheel, tmp_path_factory) -> Path:
 
 
 def test_wheel_contains_scenes_and_assets_inside_simcore(wheel):
-    """Every module of simcore/ and scenes/ and every shipped mesh is in the wheel under simcore/; the
+    """Every module of simcore/ and scenes/ and every shipped mesh and URDF is in the wheel under simcore/; the
     wheel's only top-level entries are simcore/ and its dist-info (no generic `scenes`, no `assets`)."""
     names = set(zipfile.ZipFile(wheel).namelist())
     top = {name.split("/", 1)[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"simcore"}, top
     expected = {p.relative_to(REPO).as_posix() for p in (REPO / "simcore").rglob("*.py")}
     expected |= {f"simcore/scenes/{p.name}" for p in (REPO / "scenes").glob("*.py")}
-    expected |= {f"simcore/assets/{p.name}" for p in (REPO / "assets").glob("*.obj")}
+    expected |= {f"simcore/assets/{p.name}" for p in (REPO / "assets").glob("*") if p.suffix in (".obj", ".urdf")}
     expected |= {"simcore/assets/LICENSE.md", "simcore/assets/__init__.py"}
     assert {f"simcore/scenes/{name}.py" for name in scenes.NAMES} <= expected
     missing = sorted(expected - names)
