@@ -2,11 +2,12 @@
 
 The robot (a 2 kg box torso, four legs of two cylinders on hip and knee pitch hinges, sphere feet; 4.2 kg)
 is read with simcore.rigid.load_urdf onto a floating base. Each step the controller reads the minimal
-coordinates (World.joint_positions / joint_velocities: hip and knee angles and rates) and applies the PD
-torques τ = kp (θ* − θ) − kd θ̇, clipped to the URDF's effort limits, as the actuation of the next step.
-It first holds a crouched stance (hips 0.6 rad, knees −1.2 rad: each foot under its hip), then follows an
-open-loop trot: diagonal leg pairs swing in antiphase, hip θ* = 0.6 + A sin(2πft + φ), knee lifted during
-the swing half. Printed: torso height (m), forward distance (m), joint constraint violation (m).
+coordinates (World.joint_positions: hip and knee angles) and applies the PD law τ = kp (θ* − θ) − kd θ̇:
+the P torque, clipped to the URDF's effort limits, is the actuation of the step; the D part is the joints'
+damper, which the step treats implicitly (see `simulate`). It first holds a crouched stance (hips 0.6 rad,
+knees −1.2 rad: each foot under its hip), then follows an open-loop trot: diagonal leg pairs swing in
+antiphase, hip θ* = 0.6 − A sin(2πft + φ), the knee bent further while its foot swings forward. Printed:
+torso height (m), forward distance (m), joint constraint violation (m).
 
     python examples/rigid_quadruped.py
     python examples/rigid_quadruped.py --quick
@@ -49,7 +50,7 @@ def stance(robot, t):
     return torch.tensor([HIP if n.endswith("hip") else KNEE for n in robot.actuated_joints], dtype=torch.float64)
 
 
-def trot(robot, t, frequency=2.0, hip_amplitude=0.25, knee_lift=0.4):
+def trot(robot, t, frequency=2.0, hip_amplitude=0.15, knee_lift=0.3):
     """Open-loop trot targets (actuators,) rad at time t s: diagonal pairs (fl, hr) and (fr, hl) in
     antiphase; each hip swings by ±hip_amplitude about the stance and its knee bends by up to knee_lift
     while the hip swings forward (the foot clears the ground on the way forward)."""

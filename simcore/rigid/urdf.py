@@ -218,7 +218,10 @@ def load_urdf(source, world, *, base_position=(0.0, 0.0, 0.0), base_orientation=
     (pair rule: product with the ground's). offset_tolerance: m, largest allowed distance between a link's
     shape origin and its centre of mass (simcore centres shapes on the centre of mass).
     """
-    import yourdfpy
+    try:
+        import yourdfpy
+    except ImportError:
+        raise ImportError("load_urdf needs yourdfpy (the URDF parser): pip install yourdfpy") from None
 
     root_xml, capsules = _read_xml(source)
     _check_unsupported(root_xml)
