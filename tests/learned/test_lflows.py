@@ -67,13 +67,13 @@ def test_velocity_is_the_time_derivative_of_a_labelled_particle():
     torch.testing.assert_close(flow.velocity(x, t).detach(), dx_dt.detach(), rtol=0, atol=1e-7)
 
 
-@pytest.mark.parametrize("dim, cells", [(2, 512), (3, 48)])
+@pytest.mark.parametrize("dim, cells", [(2, 384), (3, 40)])
 def test_total_mass_is_M_at_every_time_by_quadrature(dim, cells):
     """∫ρ dx by the midpoint rule over a box that holds the mass (the image of the base's 8σ sphere):
-    M at t = 0, 1, 2 s to round-off, in 2D and 3D."""
+    M at t = 0 and 2 s to round-off, in 2D and 3D."""
     flow = random_flow(dim, seed=4)
     d = data.gaussians(dim, cells=4, frames=3)
-    times, masses = ev.mass_over_time(flow, d, times=np.linspace(0.0, 2.0, 3), cells=cells)
+    times, masses = ev.mass_over_time(flow, d, times=(0.0, 2.0), cells=cells)
     assert np.max(np.abs(masses - 2.5)) / 2.5 < 1e-10, masses
 
 
