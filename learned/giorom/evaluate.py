@@ -300,22 +300,22 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
               f"{next(iter(results.values()))['gns']['seconds_per_frame']:.1f} s a frame on the first material's, so "
               "it ran on the first only). \"No model\" is the yardstick a learned simulator has to beat.", "",
               "| material | model | one-step sparse | one-step full | rollout sparse | rollout full (mean) | "
-              "rollout full (last frame) | Chamfer full (mean) | Chamfer full (last) | finite | left domain by (m) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "rollout full (last frame) | Chamfer full (mean) | Chamfer full (last) | finite | left domain by (m) | "
+              "rollout s/frame |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         for name in ("giorom", "giorom_lagrangian", "gns", "free_fall"):
             e = r[name]
             lines.append(f"| {m} | {NAMES[name]} | {_fmt(e['onestep_sparse'])} | "
                          f"{_fmt(e['onestep_full'])} | {_fmt(e['rollout_sparse'])} | {_fmt(e['rollout_full'])} | "
                          f"{_fmt(e['rollout_full_last'])} | {_fmt(e['chamfer'])} | {_fmt(e['chamfer_last'])} | "
-                         f"{_fmt(e['finite'])} | {_fmt(e['outside'])} |")
+                         f"{_fmt(e['finite'])} | {_fmt(e['outside'])} | {_fmt(e['seconds_per_frame'])} |")
         lines.append(f"| {m} | GIOROM decoder alone (true node motion) | — | {_fmt(r['giorom']['decoder_only'])} "
-                     "| — | — | — | — | — | — | — |")
+                     "| — | — | — | — | — | — | — | — |")
         e = r["giorom_all"]
         lines.append(f"| {m} | GIOROM, mean of {len(r['particles'])} test trajectories | {_fmt(e['onestep_sparse'])} | "
                      f"{_fmt(e['onestep_full'])} | {_fmt(e['rollout_sparse'])} | {_fmt(e['rollout_full'])} | "
                      f"{_fmt(e['rollout_full_last'])} | {_fmt(e['chamfer'])} | {_fmt(e['chamfer_last'])} | "
-                     f"{_fmt(e['finite'])} | {_fmt(e['outside'])} |")
+                     f"{_fmt(e['finite'])} | {_fmt(e['outside'])} | {_fmt(e['seconds_per_frame'])} |")
     lines += ["", "Test trajectories: " + "; ".join(
         f"{m}: {len(r['particles'])} trajectories of {', '.join(f'{p:,}' for p in r['particles'])} particles, "
         f"{r['nodes'][0]} nodes, {r['horizon']} predicted frames" for m, r in results.items()), ""]
