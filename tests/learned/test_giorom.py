@@ -201,3 +201,21 @@ def test_rollout_starts_from_a_simcore_scene_with_its_past_extrapolated(trained)
     assert torch.allclose(history[1:] - history[:-1], torch.tensor([1.0, 0.5]) / 60, atol=1e-6)
     result = rollout.run(train.load(trained["giorom"][0]), start["x"], start["v"], start["kind"], 4, queries=50)
     assert result["x"].shape == (5, 50, 2) and np.isfinite(result["x"]).all()
+
+
+def test_evaluate_cli_writes_the_tables_and_plots(data, trained, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "data" / "elastic_3d").symlink_to(data)  # the CLI reads <material>_3d; the tiny set is 2D
+    for name in ("giorom", "gns"):
+        (tmp_path / "runs" / f"elastic_{name}").symlink_to(trained[name][0])
+    doc = tmp_path / "docs" / "giorom.md"
+    doc.parent.mkdir()
+    doc.write_text("# GIOROM\n\nprose kept\n\n" + evaluate.BEGIN + "\nold\n" + evaluate.END + "\n\nafter\n")
+    evaluate.main(["--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--results",
+                   str(tmp_path / "eval"), "--docs", str(doc), "--materials", "elastic", "--no-timing"])
+    text = doc.read_text()
+    assert "prose kept" in text and "after" in text and "\nold\n" not in text
+    assert "| elastic | GIOROM |" in text and "| elastic | GNS |" in text
+    for name in ("rollout_error", "rollout", "training"):
+        assert (doc.parent / f"giorom_{name}.png").stat().st_size > 1000
