@@ -278,7 +278,8 @@ def _fmt(value, digits: int = 3) -> str:
 
 def tables(results: dict, timing: dict, commands: dict) -> str:
     """The generated Markdown block."""
-    lines = [BEGIN, "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on one CPU thread "
+    lines = [BEGIN, "", f"Tables written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the evaluation's results (its "
+             "time is under Commands); every number measured on one CPU thread "
              "(`torch.set_num_threads(1)`, Taichi `threads=1`, `nice -n 10`, on a 2-core machine shared with "
              "other jobs).", "", "### Data", "",
              "| material | family | trajectories (train/val/test) | particles | frames | k substeps/frame | MB on disk |",
