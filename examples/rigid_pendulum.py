@@ -68,15 +68,7 @@ def double_pendulum(dt=0.01, seconds=2.0, angles=(1.0, -0.5)):
     traj = world.run(steps=int(round(seconds / dt)), state=world.state_from_joints(list(angles)))
     x, q = traj.position[:, 0], traj.orientation[:, 0]
     R = quat.to_matrix(torch.tensor(q)).numpy()
-    m = np.array([1.0, 1.0])
-    inertia = np.stack([torch.diag(body.inertia).numpy() for body in (a, b)])
-    w_body = np.einsum("tbji,tbj->tbi", R, traj.angular_velocity[:, 0])
-    # The step's velocities live between poses (v_{k+1} takes q_k to q_{k+1}): average the two around
-    # each pose for a second-order energy.
-    v_mid = 0.5 * (traj.velocity[1:, 0] + traj.velocity[:-1, 0])
-    w_mid = 0.5 * (w_body[1:] + w_body[:-1])
-    energy = 0.5 * (m * (v_mid**2).sum(-1)).sum(-1) + 0.5 * (inertia * w_mid**2).sum(-1).sum(-1) \
-        + (m * G * x[:-1, :, 1]).sum(-1)
+    energy = world.mechanical_energy(traj, world=0)  # velocities averaged around each pose: second order
     hinge_a = x[:, 0] + R[:, 0] @ np.array([0, -rod / 2, 0])
     hinge_b = x[:, 1] + R[:, 1] @ np.array([0, rod / 2, 0])
     return traj.time[:-1], energy, float(np.linalg.norm(hinge_a - hinge_b, axis=-1).max())
