@@ -105,25 +105,28 @@ class AdjointKernels:
             ti.loop_config(serialize=serial)
             for p in range(self.n_active[None]):
                 base, fx, W = self._stencil(self.x[s_in, p])
-                _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+                u0, K = self._g2p_adjoint_u(p, s_out, fx)
                 for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-                    self.grid_velocity.grad[base + offset] += self._g2p_adjoint_share(offset, fx, W, g_v, g_C)
+                    self.grid_velocity.grad[base + offset] += self._weight(offset, W) * (u0 + K @ offset.cast(float))
 
     @ti.func
-    def _g2p_adjoint_share(self, offset, fx, W, g_v, g_C):
-        """w_i u_i of the stencil node at `offset` (u_i = v̄' + dt x̄' + k C̄' dpos_i)."""
-        return self._weight(offset, W) * (g_v + (4 * self.inv_dx * self.inv_dx) * (g_C @ ((offset - fx) * self.dx)))
+    def _g2p_adjoint_u(self, p, s_out, fx):
+        """u_i = v̄' + dt x̄' + k C̄' dpos_i of particle p as u0 + K o_i, affine in the node's offset o_i
+        from `base` (dpos_i = (o_i − fx) dx): with the offsets static, K o_i is a few additions."""
+        _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+        K = (4 * self.inv_dx) * g_C  # k dx C̄'
+        return g_v - K @ fx, K
 
     @ti.func
     def _g2p_adjoint_run_body(self, part, p, s_in, s_out, lo, hi):
         """The partitioned form of g2p_adjoint_scatter's loop body: into grid copy `part`
         (`part_momentum`, zero outside the scatters)."""
         base, fx, W = self._stencil(self.x[s_in, p])
-        _, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+        u0, K = self._g2p_adjoint_u(p, s_out, fx)
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             node = base + offset
-            self.part_momentum[part, node] = self.part_momentum[part, node] + self._g2p_adjoint_share(
-                offset, fx, W, g_v, g_C)
+            self.part_momentum[part, node] = self.part_momentum[part, node] + self._weight(offset, W) * (
+                u0 + K @ offset.cast(float))
         return lo, hi
 
     @ti.func
