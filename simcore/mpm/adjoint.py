@@ -153,7 +153,7 @@ class AdjointKernels:
         for p in range(self.n_active[None]):
             base, fx, W = self._stencil(self.x[s_in, p])
             dW = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])  # ∂W/∂fx
-            Wd = ti.Matrix.rows([self._row(W, o) * (o - fx) * self.dx for o in ti.static(range(3))])  # W · dpos
+            Wd = self._weight_times_dpos(fx, W)
             g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
             m = self.mass[p]
             v = self.v[s_in, p]
@@ -225,14 +225,6 @@ class AdjointKernels:
             TP += Wd[c, L] * P
             SM += W[c, L] * M
         return Q, R, SP, TP, SM
-
-    @ti.func
-    def _row(self, M, i: ti.template()):
-        return ti.Vector([M[i, j] for j in ti.static(range(self.dim))])
-
-    @ti.func
-    def _col(self, M, j: ti.template()):
-        return ti.Vector([M[i, j] for i in ti.static(range(self.dim))])
 
     @ti.kernel
     def clear_grid_adjoints(self):
