@@ -230,20 +230,26 @@ class ForwardKernels:
         hi = ti.Vector([0] * self.dim)
         for part in ti.static(range(parts)):
             lo, hi = ti.min(lo, self.part_box_lo[part]), ti.max(hi, self.part_box_hi[part])
+        # One pass over the old box and the new one together: it sums and updates the new box's nodes
+        # and zeroes the rest of the old box's (the grid is zero outside the box), so that no pass
+        # clears the grid first.
+        old_lo, old_hi = self.box_lo[None], self.box_hi[None]
         self.box_lo[None], self.box_hi[None] = lo, hi
         ti.loop_config(serialize=self.serial_grid)
-        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+        for I in ti.grouped(ti.ndrange(*[(ti.min(lo[d], old_lo[d]), ti.max(hi[d], old_hi[d]))
                                          for d in ti.static(range(self.dim))])):
             momentum = ti.zero(self.grid_momentum[I])
             mass = ti.zero(self.grid_mass[I])
-            for part in ti.static(range(parts)):
-                momentum += self.part_momentum[part, I]
-                mass += self.part_mass[part, I]
-                self.part_momentum[part, I] = ti.zero(momentum)
-                self.part_mass[part, I] = 0
+            if all(I >= lo) and all(I < hi):
+                for part in ti.static(range(parts)):
+                    momentum += self.part_momentum[part, I]
+                    mass += self.part_mass[part, I]
+                    self.part_momentum[part, I] = ti.zero(momentum)
+                    self.part_mass[part, I] = 0
             self.grid_momentum[I] = momentum
             self.grid_mass[I] = mass
-            self._grid_node_update(I, s_in)
+            if all(I >= lo) and all(I < hi):
+                self._grid_node_update(I, s_in)
 
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), parts: ti.template()):
@@ -253,10 +259,10 @@ class ForwardKernels:
         also store `affine`, for the adjoint of the scatter; their reverse sweeps recompute with the
         two halves, `p2g_stress` (differentiated by autodiff) and `p2g_scatter`. (Stages share kernels
         to save launches: each costs tens of µs on a CPU.)"""
-        self._empty_grid()
         if ti.static(parts > 1):
             self._partitioned_scatter(s_in, s_out, parts, True)  # and the grid update
         else:
+            self._empty_grid()
             ti.loop_config(serialize=serial)
             for p in range(self.n_active[None]):
                 affine = self._affine(p, s_in, s_out)
@@ -276,10 +282,10 @@ class ForwardKernels:
     def p2g_scatter(self, s_in: ti.i32, serial: ti.template(), parts: ti.template()):
         """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
         The scatter's adjoint is in `transfer_adjoint_gather`."""
-        self._empty_grid()
         if ti.static(parts > 1):
             self._partitioned_scatter(s_in, s_in, parts, False)  # and the grid update
         else:
+            self._empty_grid()
             ti.loop_config(serialize=serial)
             for p in range(self.n_active[None]):
                 self._scatter(p, s_in, self.affine[p])
