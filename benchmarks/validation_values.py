@@ -13,6 +13,7 @@ costs more than about 30 s on a 2-core CPU (3D adjoint kernels, Vulkan) prints "
 
     nice -n 10 python benchmarks/validation_values.py [--area mpm granular fluids hydrostatics gradients rigid backends] [--slow]
     python benchmarks/validation_values.py --list      # the checks and their areas, nothing run
+    nice -n 10 python benchmarks/validation_values.py --area granular --only conical_heaps --slow   # one check
 
 Run from anywhere: the repository root is put on sys.path so that `tests.*` imports (the test modules
 are plain files, no packages: Python's namespace packages import them).
@@ -67,6 +68,10 @@ def fmt(value: float) -> str:
 def pct(rel: float) -> str:
     """A relative difference as a signed percentage (scientific below 0.01 %)."""
     return f"{rel:+.2%}" if abs(rel) >= 1e-4 else f"{rel:+.1e}"
+
+
+def _slow(test, quantity, tolerance, reason):
+    return Row(test, quantity, f"not re-measured ({reason}; --slow runs it)", tolerance, None)
 
 
 CHECKS: list[tuple[str, callable, list[Row] | None]] = []
@@ -361,6 +366,25 @@ def slumped_heaps():
                   "φ ± 3", abs(rest - phi) < 3 and start > phi + 1)
         yield Row(test, f"φ = {phi:.0f}°: final / peak kinetic energy", ke[-1] / ke.max(), "< 0.02",
                   ke[-1] < 0.02 * ke.max())
+
+
+@check("granular", slow=[
+    _slow(f"tests/mpm/test_granular_and_fluid.py::test_slumped_conical_heap_rests_at_its_friction_angle_in_3d[{phi}]",
+          f"3D conical heap, φ = {phi:.0f}°: resting slope (°)", "φ ± 3", "3D heaps at grid 48: ≈ 2 min")
+    for phi in (20.0, 30.0)] + [
+    _slow("(not a test: fails)", "3D conical heap, φ = 40°: resting slope (°)", "φ ± 3", "see above")])
+def conical_heaps():
+    from tests.mpm.test_granular_and_fluid import cone_slope, conical_heap
+    sc.init("cpu", "f32", verbose=False)
+    for phi in (20.0, 30.0, 40.0):
+        traj, dx = conical_heap(phi, phi + 10)
+        ke = 0.5 * np.einsum("p,fpd->f", traj.mass, traj.v**2)
+        start, rest = cone_slope(traj.x[0], dx), cone_slope(traj.x[-1], dx)
+        test = ("(not a test: fails)" if phi == 40 else
+                f"tests/mpm/test_granular_and_fluid.py::test_slumped_conical_heap_rests_at_its_friction_angle_in_3d[{phi}]")
+        yield Row(test, f"3D conical heap, φ = {phi:.0f}°: resting slope (°), start {start:.1f}°, final / peak kinetic "
+                  f"energy {ke[-1] / ke.max():.1e}", f"{rest:.1f} ({rest - phi:+.1f})", "φ ± 3",
+                  abs(rest - phi) < 3 and ke[-1] < 0.02 * ke.max())
 
 
 @check("granular")
@@ -722,10 +746,6 @@ def material_gradients():
         material = M.GranularMuI(E=E, mu_s=mu_s, mu_2=mu_2, grain_diameter=0.01)
         yield gradient_row(test + "test_mu_i_friction_and_modulus", "2D μ(I) rheology: dL/dμs, dL/dμ2, dL/dE",
                            gradient_errors(make_scene(2, material, (0.5, -2.0)), [mu_s, mu_2, E], [1e-5, 1e-5, 1.0]))
-
-
-def _slow(test, quantity, tolerance, reason):
-    return Row(test, quantity, f"not re-measured ({reason}; --slow runs it)", tolerance, None)
 
 
 @check("gradients", slow=[
@@ -1286,6 +1306,7 @@ def main():
     parser.add_argument("--area", nargs="+", choices=AREAS, default=list(AREAS))
     parser.add_argument("--slow", action="store_true", help="also run the checks that cost more than about 30 s")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument("--only", nargs="+", default=None, metavar="CHECK", help="run only these checks (--list names them)")
     args = parser.parse_args()
     if args.list:
         for area, fn, slow in CHECKS:
@@ -1294,7 +1315,7 @@ def main():
     print("| test | quantity | measured | tolerance | within |")
     print("|---|---|---|---|---|")
     for area, fn, slow in CHECKS:
-        if area not in args.area:
+        if area not in args.area or (args.only and fn.__name__ not in args.only):
             continue
         if slow and not args.slow:
             for row in slow:
@@ -1305,7 +1326,7 @@ def main():
             print(row.markdown(), flush=True)
         print(f"# {area}/{fn.__name__}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     for area, test, quantity, tolerance, reason in NOT_MEASURED:
-        if area in args.area:
+        if area in args.area and not args.only:
             print(Row(test, quantity, f"not re-measured ({reason})", tolerance, None).markdown())
 
 

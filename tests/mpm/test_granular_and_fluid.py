@@ -61,6 +61,50 @@ def test_slumped_heap_rests_at_its_friction_angle(cpu32, phi):
     assert abs(flank_slope(traj.x[-1], dx) - phi) < 3  # ... and rests at φ
 
 
+def conical_heap(friction_angle, slope_deg, grid=48, frames=90, radius=0.3):
+    """A 3D conical sand heap (base radius `radius` m, flank slope `slope_deg`) centred on x = z = 0.5,
+    on a sticky floor, run for `frames` / 60 s (E = 3.5e5 Pa, 2 particles per cell per axis)."""
+    dx = 1 / grid
+    h = dx / 2
+    height = radius * np.tan(np.radians(slope_deg))
+    xs, ys = np.arange(0.5 - radius, 0.5 + radius, h) + h / 2, np.arange(BASE, BASE + height, h) + h / 2
+    P = np.stack(np.meshgrid(xs, ys, xs, indexing="ij"), -1).reshape(-1, 3)
+    r = np.hypot(P[:, 0] - 0.5, P[:, 2] - 0.5)
+    P = P[P[:, 1] - BASE < height - r * np.tan(np.radians(slope_deg))]
+    scene = sc.Scene(dim=3, grid=grid)
+    scene.add_body(sc.shapes.Points(P, volume_per_particle=h**3), sc.materials.Sand(friction_angle=friction_angle,
+                                                                                    E=3.537e5))
+    scene.add_collider(sc.colliders.Plane(point=(0, BASE, 0), normal=(0, 1, 0), mode="sticky"))
+    return scene.run(frames=frames, frame_dt=1 / 60, record=("v",)), dx
+
+
+def cone_slope(x, dx):
+    """Flank slope (degrees) of a conical heap centred on x = z = 0.5: the highest particle per ring of
+    width dx around the axis, fitted against the ring's radius between 25 % and 75 % of the height."""
+    r = np.hypot(x[:, 0] - 0.5, x[:, 2] - 0.5)
+    bins = np.arange(0, 0.45, dx)
+    idx = np.digitize(r, bins)
+    centers = 0.5 * (bins[1:] + bins[:-1])
+    h = np.array([x[idx == i, 1].max() if np.any(idx == i) else np.nan for i in range(1, len(bins))])
+    peak = np.nanmax(h)
+    sel = (h - BASE > 0.25 * (peak - BASE)) & (h - BASE < 0.75 * (peak - BASE))
+    return float(np.degrees(np.arctan(-np.polyfit(centers[sel], h[sel], 1)[0])))
+
+
+@pytest.mark.parametrize("phi", [20.0, 30.0])
+def test_slumped_conical_heap_rests_at_its_friction_angle_in_3d(cpu32, phi):
+    """Angle of repose in 3D: a conical heap built 10° steeper than φ slumps, comes to rest (kinetic
+    energy below 2 % of its peak) and its flank rests within 3° of φ (measured at grid 48: 19.3° and
+    31.4°). At φ = 40° the 3D heap rests at 49.7° (docs/granular.md): the 3D cone is Drucker–Prager's
+    through Mohr–Coulomb's compression corners, stronger than Mohr–Coulomb elsewhere by a margin that
+    grows with φ, so φ = 40° is not asserted here."""
+    traj, dx = conical_heap(phi, phi + 10)
+    ke = 0.5 * np.einsum("p,fpd->f", traj.mass, traj.v**2)
+    assert ke[-1] < 0.02 * ke.max()
+    assert cone_slope(traj.x[0], dx) > phi + 5  # it started well above φ ...
+    assert abs(cone_slope(traj.x[-1], dx) - phi) < 3  # ... and rests at φ
+
+
 def tilted_layer_displacement(phi, theta, grid=64):
     """A sand layer 0.08 m thick and 0.8 m long on a sticky floor settles under vertical gravity (0.5 s);
     gravity then turns to θ from the floor's normal over 1 s (a tilting table) and is held for 1 s.
