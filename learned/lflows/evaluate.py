@@ -342,6 +342,24 @@ def _save(fig, path) -> Path:
     return path
 
 
+def loss_weights(used: dict) -> str:
+    """The loss weights the evaluated runs were trained with, read from their run.json ({(data, model):
+    Settings}), for the table's budget line (a run without a velocity term must not be described as one)."""
+    def weights(model, field):
+        return sorted({getattr(s, field) for (_, kind), s in used.items() if kind == model})
+
+    def say(values):
+        return " / ".join(f"{v:g}" for v in values) if values else "—"
+
+    parts = [f"velocity term weight {say(weights(m, 'velocity_weight'))} for {label}"
+             for m, label in (("lflows", "LFlows"), ("pinn", "the PINN")) if weights(m, "velocity_weight")]
+    pinn = [s for (_, kind), s in used.items() if kind == "pinn"]
+    if pinn:
+        parts.append(f"the PINN's residual penalty weight {say(weights('pinn', 'residual_weight'))} at "
+                     f"{say(sorted({s.collocation for s in pinn}))} collocation points a step")
+    return "; ".join(parts) if parts else "density term only"
+
+
 def write_doc(path, text: str, command: str, budget: str, key: str = "") -> None:
     """Put the table (with its budget and command) into `path` between markers named by `key` (the runs'
     directory and steps), replacing an earlier table of the same key (appending a new one)."""
@@ -383,13 +401,13 @@ def main(argv=None) -> int:
     begin = time.perf_counter()
     if not args.no_train:
         train_missing(args.runs, args.data, args.models, args.steps, settings, cache=cache)
-    models, datas, results = {}, {}, {}
+    models, datas, results, used = {}, {}, {}, {}
     for name in args.data:
         for kind in args.models:
             out = run_dir(args.runs, name, kind)
             if not (out / "checkpoints").exists():
                 continue
-            model, d, _ = lftrain.load(out, cache=cache)
+            model, d, used[(name, kind)] = lftrain.load(out, cache=cache)
             datas[name] = d
             models[(name, kind)] = model
             results[(name, kind)] = evaluate(model, d, args.residual_points, args.mass_cells)
@@ -407,8 +425,7 @@ def main(argv=None) -> int:
         command = ("python -m simcore.learned.lflows.evaluate " + " ".join(argv if argv is not None else __import__("sys").argv[1:]))
         budget = (f"**Budget: {args.steps} Adam steps of {args.batch} observation points per model** (lr {args.lr:g}, "
                   "cosine-annealed, gradient norm clipped at 1; the same for every model), one CPU thread each; "
-                  "velocity term weight 1 for LFlows and the PINN; the PINN's residual penalty weight 1 at 256 "
-                  "collocation points a step.")
+                  + loss_weights(used) + ".")
         write_doc(args.doc, text, command, budget, key=f"{args.runs} {args.steps}")
     return 0
 

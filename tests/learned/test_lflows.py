@@ -6,6 +6,8 @@
   v = −(∂T/∂x)⁻¹ ∂T/∂t, whatever the parameters (here random ones), in 2D and 3D;
 - conservation of mass: ∫ρ dx by quadrature (in x, and over the labels z) is M at every time, to round-off;
 - the velocity is the particles' velocity: d/dt T⁻¹(z, t) at fixed label z (central differences);
+- the training loss's one-pass density_and_velocity is the same function (values and parameter gradients)
+  as density and velocity;
 - the analytic moving Gaussian mixtures satisfy continuity themselves (autograd), and their
   observations hold the mass M in the box;
 - bad input raises ValueError saying what to do.
@@ -65,6 +67,28 @@ def test_velocity_is_the_time_derivative_of_a_labelled_particle():
     h = 1e-5
     dx_dt = (flow.inverse(z, t + h) - flow.inverse(z, t - h)) / (2 * h)
     torch.testing.assert_close(flow.velocity(x, t).detach(), dx_dt.detach(), rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_training_path_gives_the_same_density_velocity_and_gradients(dim):
+    """density_and_velocity (the training loss's one-pass path, batched Jacobian rows) is the same function
+    as density and velocity: equal values and equal parameter gradients of a loss of both, to round-off."""
+    flow = random_flow(dim, seed=7)
+    x, t = points(dim, 64)
+
+    def grads(rho, v):
+        loss = (rho ** 2).sum() + (v ** 2).sum()
+        return torch.autograd.grad(loss, list(flow.parameters()), allow_unused=True)
+
+    rho, v = flow.density_and_velocity(x, t)
+    rho_ref, v_ref = flow.density(x, t), flow.velocity(x, t)
+    torch.testing.assert_close(rho, rho_ref, rtol=1e-12, atol=0)
+    torch.testing.assert_close(v, v_ref, rtol=1e-12, atol=1e-12)
+    for g, g_ref in zip(grads(rho, v), grads(rho_ref, v_ref)):
+        if g_ref is None:
+            assert g is None
+        else:
+            torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("dim, cells", [(2, 384), (3, 40)])
