@@ -75,13 +75,20 @@ class _Run:
         solver, model = self.solver, self.model
         path = collider_paths(model.colliders, self.origin, t0, np.full(n, dt), model.dim) \
             if model.kinematic else None
-        for k in range(n):
+
+        def inputs(k, slot):
             if path is not None:  # colliders where they are now, moving at their velocity at time t
-                solver.set_substep_inputs(self.cur, origin=path[0][k][None], velocity=path[1][k][None])
-            solver.substep(self.cur, 1 - self.cur)
-            self.cur = 1 - self.cur
-            if stop_when_bad and self.bad():
-                return k
+                solver.set_substep_inputs(slot, origin=path[0][k][None], velocity=path[1][k][None])
+
+        if n > 1 and not stop_when_bad and solver.fuses_transfers:
+            self.cur = solver.fused_substeps(self.cur, n, inputs)
+        else:
+            for k in range(n):
+                inputs(k, self.cur)
+                solver.substep(self.cur, 1 - self.cur)
+                self.cur = 1 - self.cur
+                if stop_when_bad and self.bad():
+                    return k
         if path is not None:
             self.origin = path[0][n]
         return n

@@ -184,6 +184,27 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
             self.p2g_scatter(s_in, self.serial_scatter, self.parts)
         self.g2p(s_in, s_out, keep)
 
+    @property
+    def fuses_transfers(self) -> bool:
+        """Whether `fused_substeps` may run: a forward solver whose P2G is one kernel ("fused" mode),
+        scattering in parallel (a serial scatter would serialize the fused gather too)."""
+        return not self.needs_grad and self.p2g_mode == "fused" and (self.parts > 1 or not self.serial_scatter)
+
+    def fused_substeps(self, s: int, n: int, inputs) -> int:
+        """n substeps of length `self.dt[None]` from slot s on a forward solver's two slots, each
+        substep's g2p fused with the next one's p2g (`g2p_p2g`: n + 1 launches instead of 2n); the same
+        arithmetic as n calls of `substep` (equal to round-off: the compiler may contract the fused
+        loop's operations differently; tests/mpm/test_partitioned_scatter.py). inputs(k, slot) sets substep k's per-substep
+        inputs (colliders) in `slot` before it runs. Returns the slot holding the result."""
+        inputs(0, s)
+        self.p2g(s, 1 - s, self.serial_scatter, self.parts)
+        for k in range(1, n):
+            inputs(k, 1 - s)
+            self.g2p_p2g(s, 1 - s, self.serial_scatter, self.parts)
+            s = 1 - s
+        self.g2p(s, 1 - s, False)
+        return 1 - s
+
     # ------------------------------------------------------------------------------------------
     # Bookkeeping kernels
     # ------------------------------------------------------------------------------------------

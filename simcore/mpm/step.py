@@ -217,15 +217,11 @@ class ForwardKernels:
         return self._scatter_to_part(part, p, s_in, self.affine[p], lo, hi)
 
     @ti.func
-    def _partitioned_scatter(self, s_in, s_out, parts: ti.template(), fused: ti.template()):
-        """Scatter every loaded particle in `parts` runs (see above), then sum the copies into the
-        grid within the union of the runs' boxes and update each node there (`_grid_node_update`, in
-        the same pass). `fused`: compute each particle's affine matrix here (`p2g`), else read it from
-        `affine` (`p2g_scatter`)."""
-        if ti.static(fused):
-            self._runs(parts, self._p2g_run_body, s_in, s_out)
-        else:
-            self._runs(parts, self._scatter_run_body, s_in, s_out)
+    def _partitioned_scatter(self, body: ti.template(), s_in, s_out, s_grid, parts: ti.template()):
+        """Scatter every loaded particle in `parts` runs of body(part, p, s_in, s_out, lo, hi) (see
+        above), then sum the copies into the grid within the union of the runs' boxes and update each
+        node there with slot s_grid's inputs (`_grid_node_update`, in the same pass)."""
+        self._runs(parts, body, s_in, s_out)
         lo = ti.Vector([self.n_grid] * self.dim)
         hi = ti.Vector([0] * self.dim)
         for part in ti.static(range(parts)):
@@ -249,7 +245,7 @@ class ForwardKernels:
             self.grid_momentum[I] = momentum
             self.grid_mass[I] = mass
             if all(I >= lo) and all(I < hi):
-                self._grid_node_update(I, s_in)
+                self._grid_node_update(I, s_grid)
 
     @ti.kernel
     def p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), parts: ti.template()):
@@ -260,7 +256,7 @@ class ForwardKernels:
         two halves, `p2g_stress` (differentiated by autodiff) and `p2g_scatter`. (Stages share kernels
         to save launches: each costs tens of µs on a CPU.)"""
         if ti.static(parts > 1):
-            self._partitioned_scatter(s_in, s_out, parts, True)  # and the grid update
+            self._partitioned_scatter(self._p2g_run_body, s_in, s_out, s_in, parts)  # and the grid update
         else:
             self._empty_grid()
             ti.loop_config(serialize=serial)
@@ -283,7 +279,7 @@ class ForwardKernels:
         """The scatter half of P2G, from `affine`, into a cleared grid, then the grid update (as `p2g`).
         The scatter's adjoint is in `transfer_adjoint_gather`."""
         if ti.static(parts > 1):
-            self._partitioned_scatter(s_in, s_in, parts, False)  # and the grid update
+            self._partitioned_scatter(self._scatter_run_body, s_in, s_in, s_in, parts)  # and the grid update
         else:
             self._empty_grid()
             ti.loop_config(serialize=serial)
@@ -334,33 +330,60 @@ class ForwardKernels:
         temporaries) to slot s_in for the reverse sweep (`KEEP_BUDGET`), in the same passes.
 
         The sums v = Σ_i w_i g_i and C = k Σ_i w_i g_i ⊗ dpos_i run in the stencil's separable form
-        (`_separable`): six multiply-adds per node instead of about eighteen."""
+        (`_g2p_particle`, see below): six multiply-adds per node instead of about eighteen."""
         for p in range(self.n_active[None]):
             if ti.static(keep):
                 self._save_particle(s_in, p)
-            base, fx, W = self._stencil(self.x[s_in, p])
-            Wd = self._weight_times_dpos(fx, W)
-            new_v = ti.zero(self.v[s_in, p])
-            wg_dpos = ti.zero(self.C[s_in, p])  # Σ_i w_i g_i ⊗ dpos_i, column by column
-            for a in ti.static(range(3)):
-                if ti.static(self.dim == 2):
-                    S, T = self._g2p_line(base + ti.Vector([a, 0]), W, Wd)
-                    new_v += W[a, 0] * S
-                    wg_dpos += ti.Matrix.cols([Wd[a, 0] * S, W[a, 0] * T])
-                else:
-                    Sa, Ta, Ua = ti.zero(new_v), ti.zero(new_v), ti.zero(new_v)
-                    for b in ti.static(range(3)):
-                        S, T = self._g2p_line(base + ti.Vector([a, b, 0]), W, Wd)
-                        Sa += W[b, 1] * S
-                        Ta += W[b, 1] * T
-                        Ua += Wd[b, 1] * S
-                    new_v += W[a, 0] * Sa
-                    wg_dpos += ti.Matrix.cols([Wd[a, 0] * Sa, W[a, 0] * Ua, W[a, 0] * Ta])
-            self.v[s_out, p] = new_v
-            self.C[s_out, p] = (4 * self.inv_dx * self.inv_dx) * wg_dpos
-            self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+            self._g2p_particle(p, s_in, s_out)
         if ti.static(keep):
             self._save_grid(s_in)
+
+    @ti.kernel
+    def g2p_p2g(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), parts: ti.template()):
+        """`g2p` of one substep (state s_in → s_out) and `p2g` of the next (from s_out, its F and Jp
+        written to slot s_in, which a forward run's two slots no longer need), in one pass over the
+        particles: each particle's new state is scattered while it is in cache, and a substep costs
+        one launch and one parallel pass over the particles fewer. Forward solvers only
+        (`MPMSolver.fused_substeps`): a gradient solver keeps every substep's slots."""
+        if ti.static(parts > 1):
+            self._partitioned_scatter(self._g2p_p2g_run_body, s_in, s_out, s_out, parts)  # and the grid update
+        else:
+            self._empty_grid()  # momentum and mass: the gather reads the grid velocity
+            ti.loop_config(serialize=serial)
+            for p in range(self.n_active[None]):
+                self._g2p_particle(p, s_in, s_out)
+                self._scatter(p, s_out, self._affine(p, s_out, s_in))
+            self._grid_update(s_out, self.serial_grid)
+
+    @ti.func
+    def _g2p_p2g_run_body(self, part, p, s_in, s_out, lo, hi):
+        self._g2p_particle(p, s_in, s_out)
+        return self._scatter_to_part(part, p, s_out, self._affine(p, s_out, s_in), lo, hi)
+
+    @ti.func
+    def _g2p_particle(self, p, s_in, s_out):
+        """g2p of particle p: v, C and x at slot s_out from its position at s_in and the grid velocity."""
+        base, fx, W = self._stencil(self.x[s_in, p])
+        Wd = self._weight_times_dpos(fx, W)
+        new_v = ti.zero(self.v[s_in, p])
+        wg_dpos = ti.zero(self.C[s_in, p])  # Σ_i w_i g_i ⊗ dpos_i, column by column
+        for a in ti.static(range(3)):
+            if ti.static(self.dim == 2):
+                S, T = self._g2p_line(base + ti.Vector([a, 0]), W, Wd)
+                new_v += W[a, 0] * S
+                wg_dpos += ti.Matrix.cols([Wd[a, 0] * S, W[a, 0] * T])
+            else:
+                Sa, Ta, Ua = ti.zero(new_v), ti.zero(new_v), ti.zero(new_v)
+                for b in ti.static(range(3)):
+                    S, T = self._g2p_line(base + ti.Vector([a, b, 0]), W, Wd)
+                    Sa += W[b, 1] * S
+                    Ta += W[b, 1] * T
+                    Ua += Wd[b, 1] * S
+                new_v += W[a, 0] * Sa
+                wg_dpos += ti.Matrix.cols([Wd[a, 0] * Sa, W[a, 0] * Ua, W[a, 0] * Ta])
+        self.v[s_out, p] = new_v
+        self.C[s_out, p] = (4 * self.inv_dx * self.inv_dx) * wg_dpos
+        self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
 
     # The separable form of a stencil sum. A node's weight is a product of per-axis factors,
     # w_i = Π_d W[o_d, d], and so are its weight times dpos along axis d (the factor W·dpos on axis d)

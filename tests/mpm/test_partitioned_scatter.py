@@ -4,7 +4,8 @@ of the grid, summed afterwards) computes the serial loop's P2G.
 
 Laws and properties checked, on a 2D jelly of 20,000 particles (above the threshold) thrown at a wall:
 - the same trajectory as the serial scatter (one thread) to float64 round-off: the two differ only in
-  the order in which each node sums its particles' contributions;
+  the order in which each node sums its particles' contributions (the two-thread run also fuses each
+  substep's G2P with the next substep's P2G, `MPMSolver.fused_substeps`, which these checks cover too);
 - mass and momentum: the grid's total mass equals the particles' (to round-off), and in free flight
   the total momentum changes by exactly m g dt per substep;
 - determinism: two runs on two threads agree to the bit (the runs are fixed by the particle count, not
@@ -38,7 +39,8 @@ def run_with(threads: int, rollout: bool = False):
     scene = jelly_scene()
     traj = scene.run(frames=FRAMES, frame_dt=0.01, record=("x", "v"), progress=False)
     solver = scene.build()
-    out = {"x": traj.x, "v": traj.v, "parts": solver.parts, "n": scene.model.n_particles}
+    out = {"x": traj.x, "v": traj.v, "parts": solver.parts, "n": scene.model.n_particles,
+           "fuses": solver.fuses_transfers}
     if rollout:
         out["rollout_x"] = scene.rollout(frames=FRAMES, frame_dt=0.01).x.detach().numpy()
         E = torch.tensor(5e3, dtype=torch.float64, requires_grad=True)
@@ -61,6 +63,7 @@ def test_scene_is_partitioned_on_two_threads_only(runs):
     assert runs["parts"]["n"] >= PARTITION_MIN_PARTICLES
     assert runs["serial"]["parts"] == 1
     assert runs["parts"]["parts"] == 2
+    assert runs["parts"]["fuses"] and not runs["serial"]["fuses"]  # the fused transfers are what ran
 
 
 def test_partitioned_scatter_equals_serial_to_round_off(runs):
