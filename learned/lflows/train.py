@@ -136,9 +136,8 @@ def loss_terms(model, batch, d: lfdata.FlowData, settings: Settings) -> dict:
     use_velocity = model.has_velocity and settings.velocity_weight > 0 and bool(seen.any())
     if use_velocity and isinstance(model, LagrangianFlow):
         # One pass of T for ρ and v (the velocity term was 80 % of a step, mostly a second pass of T and
-        # its dim separate backward traversals); v at the unobserved points is computed and left unused.
-        pred, velocity = model.density_and_velocity(x, t)
-        velocity = velocity[seen]
+        # its dim separate backward traversals); v only where it was observed.
+        pred, velocity = model.density_and_velocity(x, t, where=seen)
     else:
         pred = model.density(x, t)
         velocity = model.velocity(x[seen], t[seen]) if use_velocity else None

@@ -89,6 +89,10 @@ def test_training_path_gives_the_same_density_velocity_and_gradients(dim):
             assert g is None
         else:
             torch.testing.assert_close(g, g_ref, rtol=1e-10, atol=1e-12)
+    where = torch.arange(len(t)) % 3 == 0  # the velocity only where it was observed
+    torch.testing.assert_close(flow.density_and_velocity(x, t, where)[1], v_ref[where], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="bool mask"):
+        flow.density_and_velocity(x, t, where.double())
 
 
 @pytest.mark.parametrize("dim, cells", [(2, 384), (3, 40)])
