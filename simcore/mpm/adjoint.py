@@ -271,7 +271,7 @@ class AdjointKernels:
         Zeroes the temporaries' adjoints it read; with `preload`, then restores the per-particle
         temporaries of the substep before (slot s_in − 1), whose reverse sweep comes next."""
         for p in range(self.n_active[None]):
-            kind = self.kind[p]
+            kind = self._kind(p)
             if kind != FLUID:
                 g = self.F_trial.grad[p]
                 if ti.static(self.uses_svd):

@@ -83,6 +83,17 @@ class ForwardKernels:
         self.box_hi[None] = ti.Vector([0] * self.dim)
 
     @ti.func
+    def _kind(self, p):
+        """Particle p's material kind code: a compile-time constant when the configuration has one
+        material kind, so that the kernels (and their autodiff) carry no branch on it."""
+        kind = 0
+        if ti.static(len(self.kinds) == 1):
+            kind = self.kinds[0]
+        else:
+            kind = self.kind[p]
+        return kind
+
+    @ti.func
     def _decompose(self, kind, F_trial):
         """The decomposition of F_trial that particle kind's material reads: its SVD U, s, V (snow,
         sand, plasticine, μ(I)) or its closest rotation R (fixed corotated); identities otherwise."""
@@ -103,7 +114,7 @@ class ForwardKernels:
         """Stress update of particle p: writes its F and Jp at slot s_out and returns the APIC affine
         matrix A = −dt V (4/dx²) τ + m C (kg/s) that P2G scatters with the momentum."""
         C = self.C[s_in, p]
-        kind = self.kind[p]
+        kind = self._kind(p)
         tau = ti.Matrix.zero(float, self.dim, self.dim)
         if ti.static(FLUID in self.kinds):
             if kind == FLUID:  # a fluid's state is J (kept in Jp): J_new = det(I + dt C) J
@@ -441,7 +452,7 @@ class ForwardKernels:
 
     @ti.func
     def _deform(self, p, s_in):
-        kind = self.kind[p]
+        kind = self._kind(p)
         if kind != FLUID:
             F_trial = (ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]) @ self.F[s_in, p]
             self.F_trial[p] = F_trial
