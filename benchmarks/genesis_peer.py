@@ -19,13 +19,15 @@ Set-up, identical for both engines (float32 in both: `sc.init("cpu", "f32")`, `g
   Particle volume (dx/2)³ in both (Genesis: `MPMOptions(particle_size=dx/2)`; its masses are
   ρ·particle_size³), so masses agree too (printed);
 - a 64³-cell grid on the unit cube, nodes 0 … 64 per axis: simcore `Scene(dim=3, grid=64)`; Genesis
-  `MPMOptions(grid_density=64, lower_bound=(-dx/2,)*3, upper_bound=(1+dx/2,)*3)`, which Genesis rounds to
-  cells 0 … 64 (checked at start-up). Genesis puts its walls 3 dx inside the bounds it is given, so
-  these bounds put them on nodes 0–2 and 62–64 of each axis; simcore's walls act on nodes 0–3 and
-  61–63 (index <= 3 or >= 61: since issue 13 they hold the nodes on their faces too, one layer more
-  than Genesis's at each face; until then they were the same nodes). Both walls are frictionless and separating (`walls="separate"`, simcore's
+  `MPMOptions(grid_density=64, lower_bound=(-dx/2, dx/2, -dx/2), upper_bound=(1+dx/2,)*3)`, which Genesis
+  rounds to cells 0 … 64 (checked at start-up). Genesis puts its walls 3 dx inside the bounds it is
+  given, so these bounds put its floor at 3.5 dx, above node 3, and its other walls on nodes 0–2 and
+  62–64; simcore's walls act on nodes 0–3 and 61–63 (index <= 3 or >= 61: since issue 13 they hold the
+  nodes on their faces too). The floor, the only wall the body reaches, is thus on the same nodes
+  (until simcore's walls changed, the bounds were −dx/2 on every axis and the floor on nodes 0–2). Both walls are frictionless and separating (`walls="separate"`, simcore's
   default; Genesis's `CubeBoundary` with restitution 0 zeroes an outward normal velocity). Genesis
-  also clamps particle positions to its wall planes (2.5 dx from the domain's faces here), simcore does
+  also clamps particle positions to its wall planes (the floor's at 3.5 dx, the others 2.5 dx from the
+  domain's faces here), simcore does
   not (it raises only if a particle leaves the grid): the lowest particle after the impact differs by
   that much, the centre of mass hardly;
 - dt = 2e-4 s, `--steps` substeps (default 200, 0.04 s), gravity (0, -9.8, 0) m/s². Genesis defaults to
@@ -133,7 +135,7 @@ scene = gs.Scene(
     sim_options=gs.options.SimOptions(dt=steps * cfg["dt"] / frames, substeps=steps // frames,
                                       gravity=tuple(cfg["gravity"])),
     mpm_options=gs.options.MPMOptions(grid_density=cfg["grid"], particle_size=dx / 2,
-                                      lower_bound=(-dx / 2,) * 3, upper_bound=(1 + dx / 2,) * 3),
+                                      lower_bound=(-dx / 2, dx / 2, -dx / 2), upper_bound=(1 + dx / 2,) * 3),
     show_viewer=False)
 if cfg["material"] == "liquid":
     material = gs.materials.MPM.Liquid(E=cfg["E"], nu=cfg["nu"], rho=cfg["density"])

@@ -13,7 +13,8 @@ particles (2 per cell per axis, volume (dx/2)³ each; the peer is given simcore'
 particle volume and mass) in a box of 10 cells centred at (0.5, 0.35, 0.5), a 32³ grid on [0, 1]³,
 initial velocity (0, -2, 0) m/s, gravity (0, -9.8, 0) m/s², dt = 1e-3 s, 100 steps (0.1 s): the jelly
 falls 0.1 m onto a sticky floor (simcore's `walls={"-y": "sticky"}`: grid nodes with y index <= 3 since
-issue 13, < 3 before; the peer's `surface_collider` with `surface: sticky` at y = 2.5 dx, nodes < 3), lands at about step 44 and is squashed.
+issue 13, < 3 before; the peer's `surface_collider` with `surface: sticky` at y = 3.5 dx, nodes <= 3, at
+2.5 dx until simcore's walls changed), lands at about step 44 and is squashed.
 
 Timed (each engine in its own process, wall clock inside that process, imports, set-up and warm-up
 excluded; the two processes take turns, one at a time, so both see the same machine load):
@@ -83,7 +84,9 @@ side = (cfg["volume"] * n) ** (1 / 3)   # the peer's particle volume is prod(siz
 solver = MPMSolver(x_init, rho=cfg["density"], num_grids=cfg["grid"], dt=cfg["dt"], gravity=list(cfg["gravity"]),
                    size=[side] * 3, device="cpu")
 dx = 1.0 / cfg["grid"]
-set_boundary_conditions(solver, [{"type": "surface_collider", "point": [0.0, 2.5 * dx, 0.0],
+# The floor: grid nodes 0-3 sticky, as simcore's `walls={"-y": "sticky"}` (its walls hold the nodes i <= 3, their
+# faces included, since issue 13); the peer's surface collider holds the nodes below its point.
+set_boundary_conditions(solver, [{"type": "surface_collider", "point": [0.0, 3.5 * dx, 0.0],
                                   "normal": [0.0, 1.0, 0.0], "surface": "sticky", "friction": 0.0,
                                   "start_time": 0.0, "end_time": 1e3}])
 elasticity = CorotatedElasticity(E=cfg["E"], nu=cfg["nu"])
