@@ -231,6 +231,28 @@ def load_urdf(source, world, *, base_position=(0.0, 0.0, 0.0), base_orientation=
     robot = urdf.robot
     links = {link.name: link for link in robot.links}
     joints = {j.name: j for j in robot.joints}
+    drive = _driven_joints(actuated, joints, transmissions)
+    parent_joint, root = _tree(robot, links)
+    frames, order = _link_frames(robot, root, base_position, base_orientation, set(links))
+
+    mech = Mechanism(name=robot.name)
+    for name in order:
+        mech.links[name] = _add_link(world, links[name], frames[name], capsules, friction, offset_tolerance)
+    base = mech.links[root]
+    mech.base = base
+    if floating is True:
+        mech.root_joint = world.add(jnt.Floating(None, base, anchor=frames[root][1], name=f"{root}_floating"))
+    elif floating is False:
+        mech.root_joint = world.add(jnt.Fixed(None, base, anchor=frames[root][1], name=f"{root}_fixed"))
+    elif floating is not None:
+        raise ValueError(f"floating must be True, False or None, got {floating!r}")
+    for name in order[1:]:
+        _add_joint(world, mech, parent_joint[name], frames[name], drive)
+    return mech
+
+
+def _driven_joints(actuated, joints: dict, transmissions: set) -> set:
+    """The names of the joints that take a torque or force (`load_urdf`'s `actuated`), checked."""
     movable = [n for n, j in joints.items() if j.type in ("revolute", "continuous", "prismatic")]
     if actuated == "transmission":
         drive = transmissions
@@ -249,8 +271,12 @@ def load_urdf(source, world, *, base_position=(0.0, 0.0, 0.0), base_orientation=
         if name not in movable:
             raise ValueError(f"actuated joint {name!r} is {joints[name].type}; only revolute, continuous and "
                              "prismatic joints take a torque or force")
+    return drive
 
-    # Tree structure: every link the child of at most one joint, exactly one root.
+
+def _tree(robot, links: dict):
+    """({child link: its joint}, the root link's name), checking that every link is the child of at most
+    one joint and that there is exactly one root."""
     parent_joint = {}
     for j in robot.joints:
         for end in (j.parent, j.child):
@@ -263,13 +289,17 @@ def load_urdf(source, world, *, base_position=(0.0, 0.0, 0.0), base_orientation=
     roots = [n for n in links if n not in parent_joint]
     if len(roots) != 1:
         raise ValueError(f"a URDF must have exactly one root link (a link that is no joint's child), got {roots}")
+    return parent_joint, roots[0]
 
-    # Zero-configuration world pose of every link frame, parents first.
+
+def _link_frames(robot, root: str, base_position, base_orientation, link_names: set):
+    """The zero-configuration world pose (R (3, 3), p (3,) m) of every link frame, and the links in
+    breadth-first order from the root (parents first)."""
     R0, p0 = _rotation(base_orientation), np.asarray(base_position, dtype=np.float64)
     if p0.shape != (3,):
         raise ValueError(f"base_position must have shape (3,), got {p0.shape}")
-    frames = {roots[0]: (R0, p0)}
-    order = [roots[0]]
+    frames = {root: (R0, p0)}
+    order = [root]
     children = {}
     for j in robot.joints:
         children.setdefault(j.parent, []).append(j)
@@ -279,76 +309,68 @@ def load_urdf(source, world, *, base_position=(0.0, 0.0, 0.0), base_orientation=
             Rj, pj = _pose(j.origin)
             frames[j.child] = (Rp @ Rj, pp + Rp @ pj)
             order.append(j.child)
-    if len(order) != len(links):
-        raise ValueError(f"links {sorted(set(links) - set(order))} are not connected to the root {roots[0]!r}")
+    if len(order) != len(link_names):
+        raise ValueError(f"links {sorted(link_names - set(order))} are not connected to the root {root!r}")
+    return frames, order
 
-    mech = Mechanism(name=robot.name)
-    for name in order:
-        link = links[name]
-        inertial = link.inertial
-        if inertial is None or inertial.mass is None or float(inertial.mass) <= 0:
-            raise ValueError(f"link {name!r} has no positive <inertial><mass>; every link is a dynamic body in "
-                             "simcore.rigid: give it a mass and <inertia>, or merge it into its parent")
-        make, shape_origin = _shape(link, capsules, friction)
-        R_link, p_link = frames[name]
-        Rs, ps = _pose(shape_origin)
-        Ri, pi = _pose(inertial.origin)
-        com = p_link + R_link @ pi
-        offset = np.linalg.norm(R_link @ (ps - pi))
-        if offset > offset_tolerance:
-            raise ValueError(f"link {name!r}: its shape origin is {offset:.3g} m from its centre of mass "
-                             "(<inertial><origin>); simcore.rigid centres a body's shape on its centre of mass: "
-                             "give the <collision> and <inertial> the same origin xyz, or raise offset_tolerance "
-                             "to accept the shape moving onto the centre of mass")
-        R_body = R_link @ Rs                      # body axes = the shape's axes
-        R_inertial = R_link @ Ri
-        I_in = np.asarray(inertial.inertia, dtype=np.float64)
-        # Inertia tensor from the inertial frame to the body frame: I_b = Rᵀ I R with R = R_bodyᵀ R_inertial.
-        R_bi = R_body.T @ R_inertial
-        I_body = R_bi @ I_in @ R_bi.T
-        if np.linalg.eigvalsh(0.5 * (I_body + I_body.T)).min() <= 0:
-            raise ValueError(f"link {name!r}: <inertia> must be positive definite, got {I_in.tolist()}")
-        body = world.add(make(mass=float(inertial.mass), inertia=I_body, position=com,
-                              orientation=_quaternion(R_body), name=name))
-        mech.links[name] = body
 
-    base = mech.links[roots[0]]
-    mech.base = base
-    if floating is True:
-        mech.root_joint = world.add(jnt.Floating(None, base, anchor=frames[roots[0]][1], name=f"{roots[0]}_floating"))
-    elif floating is False:
-        mech.root_joint = world.add(jnt.Fixed(None, base, anchor=frames[roots[0]][1], name=f"{roots[0]}_fixed"))
-    elif floating is not None:
-        raise ValueError(f"floating must be True, False or None, got {floating!r}")
+def _add_link(world, link, frame, capsules, friction, offset_tolerance):
+    """Add one link as a dynamic body (its shape centred on its centre of mass, its inertia turned into
+    the shape's axes) at its zero-configuration frame (R, p); returns the body."""
+    name, inertial = link.name, link.inertial
+    if inertial is None or inertial.mass is None or float(inertial.mass) <= 0:
+        raise ValueError(f"link {name!r} has no positive <inertial><mass>; every link is a dynamic body in "
+                         "simcore.rigid: give it a mass and <inertia>, or merge it into its parent")
+    make, shape_origin = _shape(link, capsules, friction)
+    R_link, p_link = frame
+    Rs, ps = _pose(shape_origin)
+    Ri, pi = _pose(inertial.origin)
+    com = p_link + R_link @ pi
+    offset = np.linalg.norm(R_link @ (ps - pi))
+    if offset > offset_tolerance:
+        raise ValueError(f"link {name!r}: its shape origin is {offset:.3g} m from its centre of mass "
+                         "(<inertial><origin>); simcore.rigid centres a body's shape on its centre of mass: "
+                         "give the <collision> and <inertial> the same origin xyz, or raise offset_tolerance "
+                         "to accept the shape moving onto the centre of mass")
+    R_body = R_link @ Rs                      # body axes = the shape's axes
+    R_inertial = R_link @ Ri
+    I_in = np.asarray(inertial.inertia, dtype=np.float64)
+    # Inertia tensor from the inertial frame to the body frame: I_b = Rᵀ I R with R = R_bodyᵀ R_inertial.
+    R_bi = R_body.T @ R_inertial
+    I_body = R_bi @ I_in @ R_bi.T
+    if np.linalg.eigvalsh(0.5 * (I_body + I_body.T)).min() <= 0:
+        raise ValueError(f"link {name!r}: <inertia> must be positive definite, got {I_in.tolist()}")
+    return world.add(make(mass=float(inertial.mass), inertia=I_body, position=com,
+                          orientation=_quaternion(R_body), name=name))
 
-    for name in order[1:]:
-        j = parent_joint[name]
-        Rj, pj = frames[j.child]
-        anchor = pj                               # the joint frame is the child link's frame
-        axis = Rj @ np.asarray(j.axis if j.axis is not None else (1.0, 0.0, 0.0), dtype=np.float64)
-        parent, child = mech.links[j.parent], mech.links[j.child]
-        damping = float(j.dynamics.damping) if j.dynamics is not None and j.dynamics.damping is not None else 0.0
-        lim = j.limit
-        lower = upper = None
-        if j.type in ("revolute", "prismatic") and lim is not None:
-            lower, upper = lim.lower, lim.upper
-            if lower is not None and upper is not None and not lower < upper:
-                raise ValueError(f"joint {j.name!r}: <limit lower={lower} upper={upper}> needs lower < upper; "
-                                 "make it a fixed joint if it must not move")
-        effort = float(lim.effort) if lim is not None and lim.effort is not None else math.inf
-        kw = dict(lower=lower, upper=upper, damping=damping, actuated=j.name in drive, name=j.name)
-        if j.type in ("revolute", "continuous"):
-            joint = jnt.Revolute(parent, child, anchor, axis, **kw)
-        elif j.type == "prismatic":
-            joint = jnt.Prismatic(parent, child, anchor, axis, **kw)
-        elif j.type == "fixed":
-            joint = jnt.Fixed(parent, child, anchor, name=j.name)
-        else:
-            joint = jnt.Floating(parent, child, anchor, name=j.name)
-        world.add(joint)
-        mech.joints[j.name] = joint
-        if joint.dofs == 1:
-            mech.lower[j.name], mech.upper[j.name], mech.effort[j.name] = lower, upper, effort
-        if joint.actuator_index is not None:
-            mech.actuators[j.name] = joint.actuator_index
-    return mech
+
+def _add_joint(world, mech, j, child_frame, drive: set):
+    """Add URDF joint j (its frame is its child link's, at `child_frame` (R, p)) to `world` and `mech`:
+    its limits, damping, effort limit and whether it is actuated."""
+    Rj, anchor = child_frame
+    axis = Rj @ np.asarray(j.axis if j.axis is not None else (1.0, 0.0, 0.0), dtype=np.float64)
+    parent, child = mech.links[j.parent], mech.links[j.child]
+    damping = float(j.dynamics.damping) if j.dynamics is not None and j.dynamics.damping is not None else 0.0
+    lim = j.limit
+    lower = upper = None
+    if j.type in ("revolute", "prismatic") and lim is not None:
+        lower, upper = lim.lower, lim.upper
+        if lower is not None and upper is not None and not lower < upper:
+            raise ValueError(f"joint {j.name!r}: <limit lower={lower} upper={upper}> needs lower < upper; "
+                             "make it a fixed joint if it must not move")
+    effort = float(lim.effort) if lim is not None and lim.effort is not None else math.inf
+    kw = dict(lower=lower, upper=upper, damping=damping, actuated=j.name in drive, name=j.name)
+    if j.type in ("revolute", "continuous"):
+        joint = jnt.Revolute(parent, child, anchor, axis, **kw)
+    elif j.type == "prismatic":
+        joint = jnt.Prismatic(parent, child, anchor, axis, **kw)
+    elif j.type == "fixed":
+        joint = jnt.Fixed(parent, child, anchor, name=j.name)
+    else:
+        joint = jnt.Floating(parent, child, anchor, name=j.name)
+    world.add(joint)
+    mech.joints[j.name] = joint
+    if joint.dofs == 1:
+        mech.lower[j.name], mech.upper[j.name], mech.effort[j.name] = lower, upper, effort
+    if joint.actuator_index is not None:
+        mech.actuators[j.name] = joint.actuator_index
