@@ -436,134 +436,154 @@ def solve(x: np.ndarray, placed_volume: np.ndarray, density: np.ndarray, laws, g
     """The at-rest state of particles x (n, d) m placed with volumes placed_volume (n,) m^d (at spacing
     placed_volume^(1/d)), rest densities density (n,) kg/m³, under gravity (d,) m/s² in `boundaries`.
     laws: [(indices, Law)] covering every particle once."""
-    from scipy.sparse import csr_matrix
-
     n, d = x.shape
-    up, _, g = vertical(gravity)
-    spacing = placed_volume ** (1 / d)
 
     def at_rest(q):
         return _cat([(idx, law.state(q[idx])) for idx, law in laws], n)
 
     # Steps 1–2: overburden and continuum state; the mass depends on J, so iterate.
+    spacing = placed_volume ** (1 / d)
     J = np.ones(n)
     for _ in range(6):
         q = overburden(x, spacing, density * placed_volume / J, gravity)
         J, J_old = at_rest(q).J, J
         if np.max(np.abs(J - J_old)) < 1e-15:
             break
-    q_continuum = q.copy()
-
     # Step 3: the grid balance of the first substep from rest.
-    grid = boundaries.grid
-    nodes, weight = stencils(x, grid)
-    flat = np.ravel_multi_index(tuple(np.moveaxis(nodes, -1, 0)), (grid + 1,) * d)
-    ids, node_of = np.unique(flat, return_inverse=True)
-    node_of = node_of.reshape(weight.shape)
-    m_nodes = len(ids)
-    node_xyz = np.stack(np.unravel_index(ids, (grid + 1,) * d), -1)
-    grad = 4 * grid**2 * weight[..., None] * (nodes / grid - x[:, None, :])  # MLS ∇w, (n, 3^d, d)
-    free, tangent = boundaries.free_directions(node_xyz)
-    vertical_proj = np.outer(up, up)
+    balance = _GridBalance(x, placed_volume, density, gravity, boundaries, at_rest, q)
+    return balance.result(balance.newton(q, iterations), q_continuum=q)
 
-    def node_sum(values):  # Σ over (particle, stencil node) pairs into nodes: (m, ...) from (n, 3^d, ...)
-        out = np.zeros((m_nodes,) + values.shape[2:])
-        np.add.at(out, node_of, values)
+
+class _GridBalance:
+    """`solve`'s step 3: the forces of the first substep from rest on the grid nodes the particles reach,
+    and Newton's iteration on the overburden q (n,) Pa that balances the free ones."""
+
+    def __init__(self, x, placed_volume, density, gravity, boundaries: Boundaries, at_rest, q):
+        n, d = x.shape
+        self.d, self.placed_volume, self.density, self.gravity, self.at_rest = d, placed_volume, density, gravity, at_rest
+        self.up, _, self.g = vertical(gravity)
+        grid = self.grid = boundaries.grid
+        nodes, self.weight = stencils(x, grid)
+        flat = np.ravel_multi_index(tuple(np.moveaxis(nodes, -1, 0)), (grid + 1,) * d)
+        ids, node_of = np.unique(flat, return_inverse=True)
+        self.node_of = node_of = node_of.reshape(self.weight.shape)
+        self.m_nodes = m_nodes = len(ids)
+        self.node_xyz = np.stack(np.unravel_index(ids, (grid + 1,) * d), -1)
+        self.grad = 4 * grid**2 * self.weight[..., None] * (nodes / grid - x[:, None, :])  # MLS ∇w, (n, 3^d, d)
+        self.free, self.tangent = boundaries.free_directions(self.node_xyz)
+        state = at_rest(q)
+        m_node, _ = self.forces(state)
+        self.light = m_node <= 1e-9 * (density * placed_volume / state.J).min()  # below the solver's mass floor
+        # Rows that no q >= 0 can balance: every particle pushes the node one way along a free direction
+        # and gravity does not pull it back (the face of a fluid column, a face on a free node next to a wall).
+        P = self.tensor(state.k, np.ones(n))  # −dσ/dq
+        reach = np.einsum("pab,pkb->pka", P, self.grad)  # direction each particle pushes each of its nodes, per unit q
+        coef = np.einsum("pkna,pka->pkn", self.free[node_of], reach)  # in each node's free basis
+        pos, neg = np.zeros((m_nodes, d)), np.zeros((m_nodes, d))
+        np.add.at(pos, node_of, np.maximum(coef, 0) * (self.weight[..., None] > 0))
+        np.add.at(neg, node_of, np.maximum(-coef, 0) * (self.weight[..., None] > 0))
+        pull = np.einsum("mna,a->mn", self.free, gravity)
+        scale = 1e-12 * (pos + neg).max()
+        self.one_way = ((pos <= scale) & (pull <= 0) & ((neg > scale) | (pull < 0))) | \
+                       ((neg <= scale) & (pull >= 0) & ((pos > scale) | (pull > 0)))
+        self.active_row = ~self.one_way & ~self.light[:, None] & (np.abs(self.free).sum(2) > 0)
+        self.rows = np.arange(m_nodes * d).reshape(m_nodes, d)  # (node, free direction) -> row
+
+    def node_sum(self, values):
+        """Σ over (particle, stencil node) pairs into nodes: (m, ...) from (n, 3^d, ...)."""
+        out = np.zeros((self.m_nodes,) + values.shape[2:])
+        np.add.at(out, self.node_of, values)
         return out
 
-    def tensor(across, along):
-        return across[:, None, None] * (np.eye(d) - vertical_proj) + along[:, None, None] * vertical_proj
+    def tensor(self, across, along):
+        vertical_proj = np.outer(self.up, self.up)
+        return across[:, None, None] * (np.eye(self.d) - vertical_proj) + along[:, None, None] * vertical_proj
 
-    def forces(state):
-        mass = density * placed_volume / state.J
-        sigma = tensor(state.sigma_h, state.sigma_v)
-        f = node_sum(-np.einsum("p,pab,pkb->pka", placed_volume, sigma, grad)
-                     + weight[..., None] * mass[:, None, None] * gravity)
-        return node_sum(weight * mass[:, None]), f
+    def forces(self, state):
+        """Node masses (m,) kg and forces (m, d) N of the first substep from `state`."""
+        mass = self.density * self.placed_volume / state.J
+        sigma = self.tensor(state.sigma_h, state.sigma_v)
+        f = self.node_sum(-np.einsum("p,pab,pkb->pka", self.placed_volume, sigma, self.grad)
+                          + self.weight[..., None] * mass[:, None, None] * self.gravity)
+        return self.node_sum(self.weight * mass[:, None]), f
 
-    state = at_rest(q)
-    m_node, _ = forces(state)
-    light = m_node <= 1e-9 * (density * placed_volume / state.J).min()  # below the solver's mass floor
-    # Rows that no q >= 0 can balance: every particle pushes the node one way along a free direction and
-    # gravity does not pull it back (the face of a fluid column, a face on a free node next to a wall).
-    P = tensor(state.k, np.ones(n))  # −dσ/dq
-    reach = np.einsum("pab,pkb->pka", P, grad)  # direction each particle pushes each of its nodes, per unit q
-    coef = np.einsum("pkna,pka->pkn", free[node_of], reach)  # in each node's free basis
-    pos, neg = np.zeros((m_nodes, d)), np.zeros((m_nodes, d))
-    np.add.at(pos, node_of, np.maximum(coef, 0) * (weight[..., None] > 0))
-    np.add.at(neg, node_of, np.maximum(-coef, 0) * (weight[..., None] > 0))
-    pull = np.einsum("mna,a->mn", free, gravity)
-    scale = 1e-12 * (pos + neg).max()
-    one_way = ((pos <= scale) & (pull <= 0) & ((neg > scale) | (pull < 0))) | \
-              ((neg <= scale) & (pull >= 0) & ((pos > scale) | (pull > 0)))
-    active_row = ~one_way & ~light[:, None] & (np.abs(free).sum(2) > 0)
-
-    rows = np.arange(m_nodes * d).reshape(m_nodes, d)  # (node, free direction) -> row
-    q_scale = q_continuum.max()
-    def imbalance(q):
-        """Accelerations of the free directions of the balanced nodes (m, d), m/s²; None where q leaves
-        the law's range (a fluid stretched past J's pole, a solid beyond what it carries)."""
+    def imbalance(self, q):
+        """Accelerations of the free directions of the balanced nodes (m, d), m/s², and (state, node
+        masses); (None, None) where q leaves the law's range (a fluid stretched past J's pole, a solid
+        beyond what it carries)."""
         try:
-            state = at_rest(q)
+            state = self.at_rest(q)
         except ValueError:
             return None, None
-        m_node, f = forces(state)
-        acc = np.where(active_row, np.einsum("mna,ma->mn", free, f / np.maximum(m_node, 1e-300)[:, None]), 0.0)
+        m_node, f = self.forces(state)
+        acc = np.where(self.active_row, np.einsum("mna,ma->mn", self.free, f / np.maximum(m_node, 1e-300)[:, None]), 0.0)
         return (acc, (state, m_node)) if np.all(np.isfinite(acc)) else (None, None)
 
-    acc, (state, m_node) = imbalance(q)
-    inner = 0
-    for _ in range(iterations):
-        off = np.abs(acc) > TOLERANCE * g
-        if not off.any():
-            break
-        # Only the particles whose stencil reaches an unbalanced node change; every node they reach
-        # stays in the system (balanced ones with target 0): a shell along the body's boundary.
-        movers = np.flatnonzero((np.abs(acc) > 0.1 * TOLERANCE * g).any(1)[node_of].any(1))
-        reached = np.zeros(m_nodes, bool)
-        reached[node_of[movers]] = True
-        row_ids = np.flatnonzero((active_row & reached[:, None]).reshape(-1))
-        P = tensor(state.k[movers], np.ones(len(movers)))
-        col = np.einsum("pkna,pab,pkb->pkn", free[node_of[movers]], P, grad[movers]) \
-            * (placed_volume[movers, None, None] / np.maximum(m_node, 1e-300)[node_of[movers]][..., None])
-        row_of = np.searchsorted(row_ids, rows[node_of[movers]])  # (movers, 3^d, d) into row_ids
-        kept = (row_of < len(row_ids)) & (row_ids[np.minimum(row_of, len(row_ids) - 1)] == rows[node_of[movers]])
-        A = csr_matrix((col[kept], (row_of[kept], np.broadcast_to(np.arange(len(movers))[:, None, None],
-                                                                    kept.shape)[kept])),
-                       shape=(len(row_ids), len(movers)))
-        # In units of g (rows) and of the deepest overburden (columns), damped: a balance that no q
-        # reaches (a frictionless wall beside a confined body, the nodes next to a fluid's free face) is
-        # met in the least-squares sense, and each Newton step is halved until it lowers the imbalance
-        # and stays in the laws' range.
-        dq = q_scale * _least_change(A * (q_scale / g), -acc.reshape(-1)[row_ids] / g, INNER[inner])
-        for _ in range(20):
-            trial = q.copy()
-            trial[movers] += dq
-            trial_acc, trial_state = imbalance(trial)
-            if trial_acc is not None and np.square(trial_acc).sum() < np.square(acc).sum():
+    def newton(self, q, iterations):
+        """The overburden (n,) Pa that balances the free nodes, from the continuum one q, by damped
+        Gauss–Newton steps on the particles near unbalanced nodes."""
+        from scipy.sparse import csr_matrix
+
+        g, node_of, q_scale = self.g, self.node_of, q.max()
+        acc, (state, m_node) = self.imbalance(q)
+        inner = 0
+        for _ in range(iterations):
+            off = np.abs(acc) > TOLERANCE * g
+            if not off.any():
                 break
-            dq = dq / 2
-        else:
-            trial = None  # no step lowers the imbalance
-        stalled = trial is None or np.square(trial_acc).sum() > 0.99 * np.square(acc).sum()
-        if trial is not None:
-            q, acc, (state, m_node) = trial, trial_acc, trial_state
-        if stalled:
-            if inner == len(INNER) - 1:
-                break  # what is left cannot be balanced
-            inner += 1
-    state = at_rest(q)
-    m_node, f = forces(state)
-    acc = np.einsum("mna,ma->mn", free, f / np.maximum(m_node, 1e-300)[:, None])
-    residual = float(np.abs(np.where(active_row, acc, 0)).max(initial=0))
-    # The friction a held node needs to stay: its tangential over its normal force.
-    held = ((np.abs(tangent).sum(2) > 0).sum(1) < d) & ~light
-    f_t = np.einsum("mna,mn->ma", tangent, np.einsum("mna,ma->mn", tangent, f))
-    needed = np.linalg.norm(f_t, axis=1)[held] / np.maximum(np.linalg.norm(f - f_t, axis=1)[held], 1e-300)
-    unbalanced = node_xyz[(one_way & (np.abs(free).sum(2) > 0)).any(1) & ~light] / grid
-    return Equilibrium(F=tensor(state.stretch_h, state.stretch_v), Jp=state.Jp, J=state.J, q=q,
-                       q_continuum=q_continuum, residual=residual, unbalanced=unbalanced,
-                       friction_needed=float(needed.max(initial=0.0)))
+            # Only the particles whose stencil reaches an unbalanced node change; every node they reach
+            # stays in the system (balanced ones with target 0): a shell along the body's boundary.
+            movers = np.flatnonzero((np.abs(acc) > 0.1 * TOLERANCE * g).any(1)[node_of].any(1))
+            reached = np.zeros(self.m_nodes, bool)
+            reached[node_of[movers]] = True
+            row_ids = np.flatnonzero((self.active_row & reached[:, None]).reshape(-1))
+            P = self.tensor(state.k[movers], np.ones(len(movers)))
+            col = np.einsum("pkna,pab,pkb->pkn", self.free[node_of[movers]], P, self.grad[movers]) \
+                * (self.placed_volume[movers, None, None] / np.maximum(m_node, 1e-300)[node_of[movers]][..., None])
+            row_of = np.searchsorted(row_ids, self.rows[node_of[movers]])  # (movers, 3^d, d) into row_ids
+            kept = (row_of < len(row_ids)) & (row_ids[np.minimum(row_of, len(row_ids) - 1)] == self.rows[node_of[movers]])
+            A = csr_matrix((col[kept], (row_of[kept], np.broadcast_to(np.arange(len(movers))[:, None, None],
+                                                                        kept.shape)[kept])),
+                           shape=(len(row_ids), len(movers)))
+            # In units of g (rows) and of the deepest overburden (columns), damped: a balance that no q
+            # reaches (a frictionless wall beside a confined body, the nodes next to a fluid's free face)
+            # is met in the least-squares sense, and each Newton step is halved until it lowers the
+            # imbalance and stays in the laws' range.
+            dq = q_scale * _least_change(A * (q_scale / g), -acc.reshape(-1)[row_ids] / g, INNER[inner])
+            for _ in range(20):
+                trial = q.copy()
+                trial[movers] += dq
+                trial_acc, trial_state = self.imbalance(trial)
+                if trial_acc is not None and np.square(trial_acc).sum() < np.square(acc).sum():
+                    break
+                dq = dq / 2
+            else:
+                trial = None  # no step lowers the imbalance
+            stalled = trial is None or np.square(trial_acc).sum() > 0.99 * np.square(acc).sum()
+            if trial is not None:
+                q, acc, (state, m_node) = trial, trial_acc, trial_state
+            if stalled:
+                if inner == len(INNER) - 1:
+                    break  # what is left cannot be balanced
+                inner += 1
+        return q
+
+    def result(self, q, q_continuum) -> Equilibrium:
+        """The Equilibrium of overburden q: the state, the balance left and the friction it takes."""
+        d = self.d
+        state = self.at_rest(q)
+        m_node, f = self.forces(state)
+        acc = np.einsum("mna,ma->mn", self.free, f / np.maximum(m_node, 1e-300)[:, None])
+        residual = float(np.abs(np.where(self.active_row, acc, 0)).max(initial=0))
+        # The friction a held node needs to stay: its tangential over its normal force.
+        tangent = self.tangent
+        held = ((np.abs(tangent).sum(2) > 0).sum(1) < d) & ~self.light
+        f_t = np.einsum("mna,mn->ma", tangent, np.einsum("mna,ma->mn", tangent, f))
+        needed = np.linalg.norm(f_t, axis=1)[held] / np.maximum(np.linalg.norm(f - f_t, axis=1)[held], 1e-300)
+        unbalanced = self.node_xyz[(self.one_way & (np.abs(self.free).sum(2) > 0)).any(1) & ~self.light] / self.grid
+        return Equilibrium(F=self.tensor(state.stretch_h, state.stretch_v), Jp=state.Jp, J=state.J, q=q,
+                           q_continuum=q_continuum, residual=residual, unbalanced=unbalanced,
+                           friction_needed=float(needed.max(initial=0.0)))
 
 
 # ----------------------------------------------------------------------------------------------
