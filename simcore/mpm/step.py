@@ -7,10 +7,13 @@ and 3D from one code path: the three stages, read top to bottom in `MPMSolver.su
 
 P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
 of microseconds on a CPU: a 3D jelly's whole substep takes about a millisecond); P2G may be split in a
-per-particle half (the stress) and the scatter (see `Configuration.p2g_mode`).
+per-particle half (the stress) and the scatter (see `Configuration.p2g_mode`). A forward run with a
+parallel scatter fuses each substep's g2p with the next substep's p2g (`g2p_p2g`,
+`MPMSolver.fused_substeps`).
 
 Every loop over particles runs over the loaded scene's `n_active[None]` particles, not the capacity.
-Kernels never overwrite what they read, which is what Taichi's reverse-mode autodiff requires.
+Kernels never overwrite what they read, which is what Taichi's reverse-mode autodiff requires (`g2p_p2g`,
+forward solvers only, writes F and Jp over the slot whose x it reads).
 """
 
 import taichi as ti
