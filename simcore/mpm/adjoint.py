@@ -147,12 +147,12 @@ class AdjointKernels:
         dpos are products of per-axis factors (W, dW/dx, W·dpos), so each sum over the 3^dim nodes is
         contracted one axis at a time, innermost axis first (`_adjoint_line`), and each node costs
         the reads of its grid values and about twenty flops, against about seventy-five for the
-        node-by-node form (3D jelly, `python benchmarks/diff_profile.py --grid 32 --side 0.3125
-        --k 100`: 0.8 ms per substep against 2.0 ms, f32, see docs/benchmarks.md)."""
+        node-by-node form (3D jelly, f32, `python benchmarks/diff_profile.py --grid 32 --side 0.3125
+        --frames 10 --k 100`: 0.72 ms per substep against 2.0 ms, see docs/benchmarks.md)."""
         k = 4 * self.inv_dx * self.inv_dx
         for p in range(self.n_active[None]):
             base, fx, W = self._stencil(self.x[s_in, p])
-            dW = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])  # ∂W/∂fx
+            dW = self._weight_derivatives(fx)
             Wd = self._weight_times_dpos(fx, W)
             g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
             m = self.mass[p]

@@ -56,20 +56,6 @@ class ForwardKernels:
         return weight
 
     @ti.func
-    def _weight_gradient(self, offset, fx, W):
-        """∂(weight)/∂x_p (1/m) of the stencil node at `offset`, for the hand-written adjoints.
-        The derivatives of the three quadratic B-spline pieces in fx are fx − 1.5, −2(fx − 1), fx − 0.5."""
-        dW = ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])
-        grad = ti.Vector.zero(float, self.dim)
-        for d in ti.static(range(self.dim)):
-            g = dW[offset[d], d] * self.inv_dx
-            for e in ti.static(range(self.dim)):
-                if ti.static(e != d):
-                    g *= W[offset[e], e]
-            grad[d] = g
-        return grad
-
-    @ti.func
     def _clear_box(self):
         """Zero grid momentum and mass in the box (zero outside it already)."""
         ti.loop_config(serialize=self.serial_grid)
@@ -250,7 +236,8 @@ class ForwardKernels:
                                          for d in ti.static(range(self.dim))])):
             momentum = ti.zero(self.grid_momentum[I])
             mass = ti.zero(self.grid_mass[I])
-            if all(I >= lo) and all(I < hi):
+            inside = all(I >= lo) and all(I < hi)
+            if inside:
                 for part in ti.static(range(parts)):
                     momentum += self.part_momentum[part, I]
                     mass += self.part_mass[part, I]
@@ -258,7 +245,7 @@ class ForwardKernels:
                     self.part_mass[part, I] = 0
             self.grid_momentum[I] = momentum
             self.grid_mass[I] = mass
-            if all(I >= lo) and all(I < hi):
+            if inside:
                 self._grid_node_update(I, s_grid)
 
     @ti.kernel
@@ -410,6 +397,12 @@ class ForwardKernels:
         return ti.Matrix.rows([self._row(W, o) * (o - fx) * self.dx for o in ti.static(range(3))])
 
     @ti.func
+    def _weight_derivatives(self, fx):
+        """dW (3, dim): dW[o, d] = ∂W[o, d]/∂fx_d, the per-axis factor of a node weight's gradient (times
+        1/dx for ∂/∂x): the derivatives of the quadratic B-spline pieces are fx − 1.5, −2(fx − 1), fx − 0.5."""
+        return ti.Matrix.rows([fx - 1.5, -2.0 * (fx - 1.0), fx - 0.5])
+
+    @ti.func
     def _g2p_line(self, node, W, Wd):
         """Σ_c W[c, L] g_c and Σ_c Wd[c, L] g_c over the stencil's line of 3 nodes along the last
         axis L from `node` (g: grid velocity)."""
@@ -420,15 +413,6 @@ class ForwardKernels:
             S += W[c, L] * g
             T += Wd[c, L] * g
         return S, T
-
-    @ti.func
-    def _offset_times(self, K, offset: ti.template()):
-        """K o for a static stencil offset o (entries 0, 1, 2): additions of K's columns only."""
-        y = ti.Vector.zero(float, self.dim)
-        for d in ti.static(range(self.dim)):
-            if ti.static(offset[d] > 0):
-                y += K[:, d] if ti.static(offset[d] == 1) else 2 * K[:, d]
-        return y
 
     @ti.func
     def _row(self, M, i: ti.template()):
