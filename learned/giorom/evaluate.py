@@ -11,14 +11,19 @@ trajectories (train.splits; never trained on):
   predicted displacement), and the decoder alone (true node displacement decoded: its floor);
 - rollout from the first W + 1 frames to the last frame: position MSE averaged over the predicted frames
   and at the last frame, sparse and full; Chamfer distance (m², mean squared nearest-neighbour distance,
-  both ways) at full resolution, averaged over every 5th frame and at the last; whether it stayed finite
-  and how far any point left the domain;
+  both ways) at full resolution, averaged over every 5th frame and at the last; whether it stayed finite,
+  how far any point left the domain and the fastest point over the last 5 frames (m/s; a blow-up shows
+  there even when the walls hold the positions). Every rollout runs with the walls projected
+  (boundary.py, the models' default) and again without ("no wall projection": what the network alone
+  predicts), unless --no-wall-projection, which runs only the latter. One-step errors are the network's
+  alone in both cases;
 - wall time per frame on one thread as the points grow 1k → 10k → 100k on one scene (a lattice box of
   points 1/96 m apart, the datasets' particle spacing): GIOROM (the stepper on ≤ 1,024 nodes, the decoder
   at all the points, its neighbourhoods rebuilt every 5 frames), GNS (every point a particle) and the MPM
   (the same box as particles of the elastic dataset's material settings, grid 32, 27 per cell).
 
-Each material's numbers go to RESULTS/<material>.json (reused unless --force); the timing to
+Each material's numbers go to RESULTS/<material>.json (reused unless --force or made with another
+--no-wall-projection setting); the timing to
 RESULTS/timing.json; then the generated block of --docs (between the GENERATED markers) and the plots
 docs/giorom_*.png are rewritten from them. Every cell is printed as measured; a blow-up shows as such.
 """
@@ -36,6 +41,7 @@ import torch
 from scipy.spatial import cKDTree
 from simcore.learned.data import store
 
+from .boundary import advance_window, distance_outside
 from .datasets import MATERIALS
 from .rollout import history_from_velocity
 from .train import load, splits
@@ -46,6 +52,9 @@ COUNTS = (1_000, 10_000, 100_000)
 LAGRANGIAN = 10**9  # reanchor period: the decoder's weights built once, at the first frame, for the whole rollout
 NAMES = {"giorom": "GIOROM", "giorom_lagrangian": "GIOROM, decoder anchored once", "gns": "GNS",
          "free_fall": "no model: constant velocity + mean acceleration"}
+RAW = " no wall projection"  # suffix of the variants rolled out without boundary.advance_window
+SPEED_FRAMES = 5  # the fastest point is taken over the last this many predicted frames
+VARIANTS = ("giorom", "giorom_lagrangian", "gns", "free_fall", "giorom_raw", "gns_raw", "free_fall_raw")
 
 
 def chamfer(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,9 +69,12 @@ def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((a.double() - b.double()) ** 2).sum(-1).mean())
 
 
-def evaluate_trajectory(giorom, gns, trajectory, onestep_every: int = 5, chamfer_every: int = 5) -> dict:
+def evaluate_trajectory(giorom, gns, trajectory, onestep_every: int = 5, chamfer_every: int = 5,
+                        walls: bool = True) -> dict:
     """Every metric of the module docstring for one stored trajectory; returns {model: {metric: value}}
-    and per-frame rollout errors. gns=None evaluates GIOROM alone."""
+    and per-frame rollout errors. gns=None evaluates GIOROM alone. walls=True: the rollouts keep to the
+    domain (keys giorom, gns, ...) and are repeated without it (keys giorom_raw, gns_raw, free_fall_raw);
+    walls=False: only without (keys giorom, gns, ...)."""
     x = torch.as_tensor(np.asarray(trajectory.x[:]))
     kind = torch.as_tensor(np.asarray(trajectory.kind), dtype=torch.int64)
     w = giorom.config["window"]
@@ -85,75 +97,106 @@ def evaluate_trajectory(giorom, gns, trajectory, onestep_every: int = 5, chamfer
                 pred = gns.step(history, kind)
                 onestep["n_sparse"].append(_mse(pred[nodes], truth[nodes]))
                 onestep["n_full"].append(_mse(pred, truth))
-        start = time.perf_counter()
-        g = giorom.rollout(x[: w + 1], kind, frames - 1 - w, nodes=nodes)
-        g_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        fixed = giorom.rollout(x[: w + 1], kind, frames - 1 - w, nodes=nodes, reanchor=LAGRANGIAN)
-        fixed_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        n = gns.rollout(x[: w + 1], kind, frames - 1 - w) if gns is not None else None
-        n_seconds = time.perf_counter() - start
     truth = x[w + 1:]
-    lo, hi = giorom.config["bounds"]
+    bounds = giorom.config["bounds"]
+    horizon = frames - 1 - w
+    variants = []  # (name, full (frames, n, d), sparse (frames, m, d), seconds per frame)
+    for projected in (True, False) if walls else (False,):
+        suffix = "" if projected == walls else "_raw"
+        with torch.no_grad():
+            start = time.perf_counter()
+            g = giorom.rollout(x[: w + 1], kind, horizon, nodes=nodes, walls=projected)
+            variants.append(("giorom" + suffix, g["x"], g["x_nodes"], (time.perf_counter() - start) / horizon))
+            if not suffix:
+                start = time.perf_counter()
+                fixed = giorom.rollout(x[: w + 1], kind, horizon, nodes=nodes, reanchor=LAGRANGIAN, walls=projected)
+                variants.append(("giorom_lagrangian", fixed["x"], fixed["x_nodes"], (time.perf_counter() - start) / horizon))
+                snapshot = {"giorom": g["x"]}
+            drift = free_fall(x[: w + 1], giorom.stepper.a_mean, horizon, bounds if projected else None)
+            variants.append(("free_fall" + suffix, drift, drift[:, nodes], 0.0))
+            if gns is not None:
+                start = time.perf_counter()
+                n = gns.rollout(x[: w + 1], kind, horizon, walls=projected)
+                variants.append(("gns" + suffix, n["x"], n["x"][:, nodes], (time.perf_counter() - start) / horizon))
+                if not suffix:
+                    snapshot["gns"] = n["x"]
+    frame_dt = float(giorom.config["frame_dt"])
     per_frame = {}
-    # the yardstick: every particle keeps its velocity plus the data's mean acceleration (free fall)
-    drift = [x[w] + (x[w] - x[w - 1]) + giorom.stepper.a_mean]
-    for _ in range(frames - 2 - w):
-        drift.append(2 * drift[-1] - (drift[-2] if len(drift) > 1 else x[w]) + giorom.stepper.a_mean)
-    drift = torch.stack(drift)
-    variants = [("giorom", g["x"], g["x_nodes"], g_seconds),
-                ("free_fall", drift, drift[:, nodes], 0.0),
-                ("giorom_lagrangian", fixed["x"], fixed["x_nodes"], fixed_seconds)]
-    if n is not None:
-        variants.append(("gns", n["x"], n["x"][:, nodes], n_seconds))
     for name, full, sparse, seconds in variants:
         errors = ((full.double() - truth.double()) ** 2).sum(-1).mean(1)
         sparse_errors = ((sparse.double() - truth[:, nodes].double()) ** 2).sum(-1).mean(1)
         cd = [chamfer(full[i].numpy(), truth[i].numpy()) for i in range(chamfer_every - 1, len(truth), chamfer_every)]
         cd_last = chamfer(full[-1].numpy(), truth[-1].numpy())
         finite = bool(torch.isfinite(full).all())
-        outside = float(torch.clamp(torch.maximum(lo - full, full - hi), min=0).max()) if finite else math.inf
-        prefix = "n" if name == "gns" else "g"  # free_fall's one-step entries are set to None below
+        prefix = "n" if name.startswith("gns") else "g"  # free_fall's one-step entries are set to None below
         out[name] = {"onestep_sparse": float(np.mean(onestep[prefix + "_sparse"])),
                      "onestep_full": float(np.mean(onestep[prefix + "_full"])),
                      "rollout_sparse": float(sparse_errors.mean()), "rollout_full": float(errors.mean()),
                      "rollout_full_last": float(errors[-1]), "chamfer": float(np.mean(cd)), "chamfer_last": cd_last,
-                     "finite": finite, "outside": outside, "seconds_per_frame": seconds / len(truth)}
+                     "finite": finite, "outside": distance_outside(full, bounds),
+                     "speed": max_speed(torch.cat([x[w: w + 1], full]), frame_dt), "seconds_per_frame": seconds}
         per_frame[name] = errors.tolist()
-    out["giorom_lagrangian"]["onestep_full"] = out["giorom_lagrangian"]["onestep_sparse"] = None
-    out["free_fall"]["onestep_full"] = out["free_fall"]["onestep_sparse"] = None
+    out["truth"] = {"outside": distance_outside(truth, bounds), "speed": max_speed(x, frame_dt)}
+    for name in out:
+        if name.startswith(("giorom_lagrangian", "free_fall")):
+            out[name]["onestep_full"] = out[name]["onestep_sparse"] = None
     out["giorom"]["decoder_only"] = float(np.mean(onestep["g_decoder"]))
     out["per_frame"] = per_frame
     pick = np.random.default_rng(0).permutation(x.shape[1])[:3000]
-    out["_snapshots"] = {"truth": truth[:, pick].numpy(), "giorom": g["x"][:, pick].numpy()}
-    if n is not None:
-        out["_snapshots"]["gns"] = n["x"][:, pick].numpy()
+    out["_snapshots"] = {"truth": truth[:, pick].numpy(), **{k: v[:, pick].numpy() for k, v in snapshot.items()}}
+    out["walls"] = bool(walls)
     return out
 
 
-def evaluate_material(material: str, data: Path, runs: Path, results: Path, force: bool = False) -> dict:
+def free_fall(positions: torch.Tensor, a_mean: torch.Tensor, frames: int, bounds=None) -> torch.Tensor:
+    """The no-model yardstick: from positions (≥ 2, n, d) m, every particle keeps its last velocity plus
+    the data's mean acceleration a_mean (d,) m/frame² per frame; with `bounds`, projected onto the walls
+    as the models' rollouts are. Returns (frames, n, d) m."""
+    history, out = positions[-2:].clone(), []
+    for _ in range(int(frames)):
+        history = advance_window(history, 2 * history[-1] - history[-2] + a_mean, bounds)
+        out.append(history[-1])
+    return torch.stack(out)
+
+
+def max_speed(x: torch.Tensor, frame_dt: float, frames: int = SPEED_FRAMES) -> float:
+    """The fastest point's speed, m/s, over the last `frames` frame-to-frame steps of x (T, n, d) m."""
+    steps = x[-(frames + 1):].double().diff(dim=0).norm(dim=-1)
+    return float(steps.max()) / frame_dt if torch.isfinite(steps).all() else math.inf
+
+
+def evaluate_material(material: str, data: Path, runs: Path, results: Path, force: bool = False,
+                      walls: bool = True) -> dict:
     """The test-set metrics of one material (RESULTS/<material>.json): every model on the first test
-    trajectory; GIOROM also on the others ("giorom_all": its mean over all of them). GNS runs on the first
-    only: at ~4 s per frame for 10k particles on one core, its rollouts are most of the evaluation's time."""
+    trajectory; GIOROM also on the others ("giorom_all": its mean over all of them; the largest distance
+    outside and speed, not the mean). GNS runs on the first only: at ~4 s per frame for 10k particles on
+    one core, its rollouts are most of the evaluation's time. walls: see evaluate_trajectory."""
     path = results / f"{material}.json"
     if path.exists() and not force:
-        return json.loads(path.read_text())
+        summary = json.loads(path.read_text())
+        if summary.get("walls") == walls:
+            return summary
     dataset_dir = data / f"{material}_3d"
     dataset = store.open_dataset(dataset_dir)
     giorom, gns = load(runs / f"{material}_giorom"), load(runs / f"{material}_gns")
     parts = splits(dataset_dir)
     test = parts["test"]
-    per = [evaluate_trajectory(giorom, gns if j == 0 else None, dataset[i]) for j, i in enumerate(test)]
-    summary = {"material": material, "test_trajectories": test, "split": [len(parts[k]) for k in parts], "particles": [p["particles"] for p in per],
-               "nodes": [p["nodes"] for p in per], "horizon": per[0]["horizon"], "per_frame": per[0]["per_frame"]}
-    for name in ("giorom", "giorom_lagrangian", "gns"):
-        summary[name] = dict(per[0][name], train=training_summary(runs / f"{material}_{name.split('_')[0]}"))
-    summary["free_fall"] = per[0]["free_fall"]
-    keys = per[0]["giorom"]
-    summary["giorom_all"] = {k: (all(p["giorom"][k] for p in per) if k == "finite" else
-                                 max(p["giorom"][k] for p in per) if k == "outside" else
-                                 float(np.mean([p["giorom"][k] for p in per]))) for k in keys}
+    per = [evaluate_trajectory(giorom, gns if j == 0 else None, dataset[i], walls=walls) for j, i in enumerate(test)]
+    summary = {"material": material, "test_trajectories": test, "split": [len(parts[k]) for k in parts],
+               "particles": [p["particles"] for p in per], "nodes": [p["nodes"] for p in per],
+               "horizon": per[0]["horizon"], "per_frame": per[0]["per_frame"], "walls": bool(walls),
+               "truth": per[0]["truth"], "truth_all": {k: max(p["truth"][k] for p in per) for k in per[0]["truth"]}}
+    trained = {model: training_summary(runs / f"{material}_{model}") for model in ("giorom", "gns")}
+    for name in VARIANTS:
+        if name in per[0]:
+            model = name.split("_")[0]
+            summary[name] = dict(per[0][name], **({"train": trained[model]} if model in trained else {}))
+    for suffix in ("", "_raw") if walls else ("",):
+        keys = per[0]["giorom" + suffix]
+        summary["giorom_all" + suffix] = {
+            k: (all(p["giorom" + suffix][k] for p in per) if k == "finite" else
+                max(p["giorom" + suffix][k] for p in per) if k in ("outside", "speed") else
+                float(np.mean([p["giorom" + suffix][k] for p in per]))) for k in keys}
     results.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(results / f"{material}_snapshots.npz", **per[0]["_snapshots"])
     tmp = path.with_suffix(".tmp")
@@ -163,14 +206,19 @@ def evaluate_material(material: str, data: Path, runs: Path, results: Path, forc
 
 
 def training_summary(run: Path) -> dict:
-    """Steps, seconds and the mean loss over the last 10 % of steps of a run's metrics.csv."""
+    """Steps, seconds, the mean loss over the first and last 10 % of steps of a run's metrics.csv, and
+    its sampling of impact windows (train.SAMPLING_FILE; None for runs older than it)."""
     from simcore.learned.train import read_metrics
+
+    from .train import SAMPLING_FILE
 
     rows = read_metrics(run / "metrics.csv")
     losses = [float(r["loss"]) for r in rows]
     tail = losses[-max(1, len(losses) // 10):]
+    sampling = json.loads((run / SAMPLING_FILE).read_text()) if (run / SAMPLING_FILE).exists() else None
     return {"steps": len(rows), "seconds": float(rows[-1]["time_s"]) if rows else 0.0,
-            "loss_first": float(np.mean(losses[: max(1, len(losses) // 10)])), "loss_last": float(np.mean(tail))}
+            "loss_first": float(np.mean(losses[: max(1, len(losses) // 10)])), "loss_last": float(np.mean(tail)),
+            "sampling": sampling}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,7 +235,8 @@ def lattice_box(n: int, spacing: float = SPACING, dim: int = 3) -> np.ndarray:
 def time_learned(giorom, gns, counts=COUNTS, frames: int = 20, gns_budget_s: float = 120.0) -> dict:
     """Seconds per frame of GIOROM (queries = all lattice points, nodes ≤ config nodes; over a `frames`-frame
     rollout with the decoder re-anchored every 5 frames, and anchored once at its start) and GNS (every point a
-    particle) on lattice boxes falling at 1 m/s; GNS frames are cut to fit `gns_budget_s` per count."""
+    particle) on lattice boxes falling at 1 m/s, walls projected as in the rollouts; GNS frames are cut to fit
+    `gns_budget_s` per count."""
     result = {"giorom": {}, "giorom_lagrangian": {}, "giorom_parts": {}, "gns": {}}
     kind_code = giorom.config["kinds"][0]
     frame_dt = giorom.config["frame_dt"]
@@ -223,8 +272,7 @@ def time_learned(giorom, gns, counts=COUNTS, frames: int = 20, gns_budget_s: flo
             start, done = time.perf_counter(), 0
             gns_history = history.clone()
             while done < frames and (done == 0 or time.perf_counter() - start < gns_budget_s / 2):
-                nxt = gns.step(gns_history, kind)
-                gns_history = torch.cat([gns_history[1:], nxt[None]])
+                gns_history = advance_window(gns_history, gns.step(gns_history, kind), gns.config["bounds"])
                 done += 1
             result["gns"][n] = (time.perf_counter() - start) / done
         print(f"timing {n}: giorom {result['giorom'][n]:.4f} (anchored once: {result['giorom_lagrangian'][n]:.4f}) "
@@ -280,7 +328,7 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
     """The generated Markdown block."""
     lines = [BEGIN, "", f"Tables written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the evaluation's results (its "
              "time is under Commands); every number measured on one CPU thread "
-             "(`torch.set_num_threads(1)`, Taichi `threads=1`, `nice -n 10`, on a 2-core machine shared with "
+             "(`torch.set_num_threads(1)`, Taichi `threads=1`, `nice -n 19`, on a 2-core machine shared with "
              "other jobs).", "", "### Data", "",
              "| material | family | trajectories (train/val/test) | particles | frames | k substeps/frame | MB on disk |",
              "|---|---|---|---|---|---|---|"]
@@ -289,34 +337,64 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
         lines.append(f"| {m} | {d['family']} | {d['trajectories']} ({'/'.join(map(str, r['split']))}) | {d['particles'][0]:,}–{d['particles'][1]:,} "
                      f"| {d['frames']} (Δt = 1/60 s) | {d['substeps_per_frame'][0]} | {d['megabytes']:.0f} |")
     lines += ["", "### Training (same wall-clock budget per material)", "",
-              "| material | model | steps | seconds | loss, first 10 % of steps | loss, last 10 % |", "|---|---|---|---|---|---|"]
+              "Impact windows: the training windows in which a body hits a wall (train.impact_windows); "
+              "\"drawn\" is their expected share of the training draws (train.WeightedSampler, --impact-share).", "",
+              "| material | model | steps | seconds | loss, first 10 % of steps | loss, last 10 % | impact windows: share, drawn |",
+              "|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         for name in ("giorom", "gns"):
             t = r[name]["train"]
+            sampling = t.get("sampling")
+            drawn = (f"{sampling['impact_windows']:.0%}, {sampling['impact_draws']:.0%}" if sampling else "— (uniform)")
             lines.append(f"| {m} | {name.upper() if name == 'gns' else 'GIOROM'} | {t['steps']} | {t['seconds']:.0f} | "
-                         f"{_fmt(t['loss_first'])} | {_fmt(t['loss_last'])} |")
+                         f"{_fmt(t['loss_first'])} | {_fmt(t['loss_last'])} | {drawn} |")
+    walls = all(r.get("walls", False) for r in results.values())
+    main = " (walls projected)" if walls else " (no wall projection)"
+    if walls:
+        lines += ["", "### Bounded rollouts: how far any point left the domain (m) and the fastest point (m/s)", "",
+                  "Largest distance of any point outside the domain [lo, hi] = [BOUND dx, 1 − BOUND dx] over the whole "
+                  "test horizon, with the walls projected after each step (boundary.py, the default) and without "
+                  "(the network alone), and the fastest point over the last 5 predicted frames; GIOROM over all of a "
+                  "material's test trajectories, GNS and the no-model yardstick over the first; the MPM's own "
+                  "trajectories for scale (its particles may enter the wall layer by a fraction of a cell).", "",
+                  "| material | model | outside, walls projected | outside, no projection | fastest point, projected / not "
+                  "| ground truth: outside, fastest point |", "|---|---|---|---|---|---|"]
+        for m, r in results.items():
+            truth = r["truth_all"]
+            for name, label in (("giorom_all", "GIOROM"), ("gns", "GNS"), ("free_fall", "no model")):
+                e, raw = r[name], r[name + "_raw"]
+                lines.append(f"| {m} | {label} | {_fmt(e['outside'])} | {_fmt(raw['outside'])} | "
+                             f"{_fmt(e['speed'])} / {_fmt(raw['speed'])} | {_fmt(truth['outside'])}, {_fmt(truth['speed'])} |")
     lines += ["", "### Error on held-out test trajectories (position MSE and Chamfer distance in m²)", "",
-              "Every model on each material's first test trajectory; the last row of a material is GIOROM's mean "
+              "Every model on each material's first test trajectory; the last rows of a material are GIOROM's mean "
               "over all its test trajectories (GNS's rollouts cost "
               f"{next(iter(results.values()))['gns']['seconds_per_frame']:.1f} s a frame on the first material's, so "
-              "it ran on the first only). \"No model\" is the yardstick a learned simulator has to beat.", "",
+              "it ran on the first only). \"No model\" is the yardstick a learned simulator has to beat. Rows without "
+              "a suffix are rolled out" + main + "; one-step errors are the network's alone.", "",
               "| material | model | one-step sparse | one-step full | rollout sparse | rollout full (mean) | "
               "rollout full (last frame) | Chamfer full (mean) | Chamfer full (last) | finite | left domain by (m) | "
-              "rollout s/frame |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "fastest point, last 5 frames (m/s) | rollout s/frame |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def row(m, label, e):
+        return (f"| {m} | {label} | {_fmt(e['onestep_sparse'])} | {_fmt(e['onestep_full'])} | {_fmt(e['rollout_sparse'])} | "
+                f"{_fmt(e['rollout_full'])} | {_fmt(e['rollout_full_last'])} | {_fmt(e['chamfer'])} | "
+                f"{_fmt(e['chamfer_last'])} | {_fmt(e['finite'])} | {_fmt(e['outside'])} | {_fmt(e['speed'])} | "
+                f"{_fmt(e['seconds_per_frame'])} |")
+
     for m, r in results.items():
-        for name in ("giorom", "giorom_lagrangian", "gns", "free_fall"):
-            e = r[name]
-            lines.append(f"| {m} | {NAMES[name]} | {_fmt(e['onestep_sparse'])} | "
-                         f"{_fmt(e['onestep_full'])} | {_fmt(e['rollout_sparse'])} | {_fmt(e['rollout_full'])} | "
-                         f"{_fmt(e['rollout_full_last'])} | {_fmt(e['chamfer'])} | {_fmt(e['chamfer_last'])} | "
-                         f"{_fmt(e['finite'])} | {_fmt(e['outside'])} | {_fmt(e['seconds_per_frame'])} |")
+        for name in VARIANTS:
+            if name in r:
+                base = name.removesuffix("_raw")
+                lines.append(row(m, NAMES[base] + ("," + RAW if name.endswith("_raw") else ""), r[name]))
+        truth = r["truth"]
+        lines.append(f"| {m} | ground truth (MPM) | — | — | — | — | — | — | — | yes | {_fmt(truth['outside'])} | "
+                     f"{_fmt(truth['speed'])} | — |")
         lines.append(f"| {m} | GIOROM decoder alone (true node motion) | — | {_fmt(r['giorom']['decoder_only'])} "
-                     "| — | — | — | — | — | — | — | — |")
-        e = r["giorom_all"]
-        lines.append(f"| {m} | GIOROM, mean of {len(r['particles'])} test trajectories | {_fmt(e['onestep_sparse'])} | "
-                     f"{_fmt(e['onestep_full'])} | {_fmt(e['rollout_sparse'])} | {_fmt(e['rollout_full'])} | "
-                     f"{_fmt(e['rollout_full_last'])} | {_fmt(e['chamfer'])} | {_fmt(e['chamfer_last'])} | "
-                     f"{_fmt(e['finite'])} | {_fmt(e['outside'])} | {_fmt(e['seconds_per_frame'])} |")
+                     "| — | — | — | — | — | — | — | — | — |")
+        for suffix in ("", "_raw"):
+            if "giorom_all" + suffix in r:
+                lines.append(row(m, f"GIOROM{',' + RAW if suffix else ''}, mean of {len(r['particles'])} test "
+                                 "trajectories (largest outside and fastest)", r["giorom_all" + suffix]))
     lines += ["", "Test trajectories: " + "; ".join(
         f"{m}: {len(r['particles'])} trajectories of {', '.join(f'{p:,}' for p in r['particles'])} particles, "
         f"{r['nodes'][0]} nodes, {r['horizon']} predicted frames" for m, r in results.items()), ""]
@@ -357,13 +435,17 @@ def plots(results: dict, timing: dict, results_dir: Path, runs: Path, docs_dir: 
     materials = list(results)
     fig, axes = plt.subplots(1, len(materials), figsize=(4 * len(materials), 3.2), squeeze=False)
     for ax, m in zip(axes[0], materials):
-        for name, style in (("giorom", "-"), ("gns", "--")):
+        for name, style, color in (("giorom", "-", "C0"), ("gns", "-", "C1"), ("giorom_raw", ":", "C0"),
+                                   ("gns_raw", ":", "C1")):
+            if name not in results[m]["per_frame"]:
+                continue
             errors = np.asarray(results[m]["per_frame"][name], dtype=float)
-            ax.semilogy(np.arange(1, len(errors) + 1), errors, style, label="GIOROM" if name == "giorom" else "GNS")
+            label = ("GIOROM" if name.startswith("giorom") else "GNS") + ("," + RAW if name.endswith("_raw") else "")
+            ax.semilogy(np.arange(1, len(errors) + 1), errors, style, color=color, label=label)
         ax.set_title(m)
         ax.set_xlabel("frames predicted")
     axes[0, 0].set_ylabel("full-resolution position MSE, m²")
-    axes[0, 0].legend()
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(docs_dir / "giorom_rollout_error.png", dpi=90)
     plt.close(fig)
@@ -443,6 +525,8 @@ def main(argv=None) -> None:
     parser.add_argument("--materials", nargs="+", default=list(MATERIALS), choices=list(MATERIALS))
     parser.add_argument("--force", action="store_true", help="re-evaluate materials whose results exist")
     parser.add_argument("--no-timing", action="store_true", help="skip (or reuse) the timing")
+    parser.add_argument("--no-wall-projection", action="store_true",
+                        help="roll out without keeping points inside the walls only (default: with, and again without)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS), help="points per frame timed")
     parser.add_argument("--commands", type=Path, default=None, help="JSON {what: command} listed in the docs")
@@ -455,7 +539,8 @@ def main(argv=None) -> None:
             print(f"{m}: no trained runs in {args.runs}, skipped", flush=True)
             continue
         start = time.perf_counter()
-        results[m] = evaluate_material(m, args.data, args.runs, args.results, args.force)
+        results[m] = evaluate_material(m, args.data, args.runs, args.results, args.force,
+                                       walls=not args.no_wall_projection)
         results[m]["dataset"] = describe(args.data / f"{m}_3d")
         print(f"{m}: evaluated in {time.perf_counter() - start:.0f} s", flush=True)
     timing_path = args.results / "timing.json"

@@ -8,6 +8,9 @@ Both expose `loss(batch) -> (loss, {metric: value})` on a collated WindowDataset
 frames), `rollout(positions, kind, frames, ...)`, `config` (what `build(config)` rebuilds from a
 checkpoint) and the stepper's data statistics as buffers. Positions are in m, time in frames (velocity:
 m/frame, acceleration: m/frame²), so a model is tied to its data's frame_dt (in `config`).
+
+Rollouts keep their points inside the domain's walls (`config["bounds"]`) with boundary.advance_window
+after every predicted step, unless called with walls=False (what the network alone predicts).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .boundary import advance_window, domain, project_positions
 from .decoder import KernelDecoder
 from .graph import radius_graph
 from .processor import Stepper
@@ -61,6 +65,14 @@ def random_walk_noise(positions: torch.Tensor, std: float) -> torch.Tensor:
     steps = positions.shape[0] - 1
     velocity_noise = torch.randn_like(positions[1:]) * (std / steps ** 0.5)
     return torch.cat([torch.zeros_like(positions[:1]), velocity_noise.cumsum(0)])
+
+
+def _walls(config: dict, walls: bool):
+    """The bounds a rollout projects onto (None when walls is False), checked before the first step."""
+    if not walls:
+        return None
+    domain(config["bounds"], config["dim"])
+    return config["bounds"]
 
 
 def _check_positions(positions: torch.Tensor, window: int, dim: int) -> None:
@@ -124,17 +136,18 @@ class GNS(_Learned):
         return loss, {"loss": loss.detach(), "stepper": loss.detach()}
 
     @torch.no_grad()
-    def rollout(self, positions: torch.Tensor, kind: torch.Tensor, frames: int, **_) -> dict:
-        """Roll every particle forward: positions (≥ W + 1, n, d) m, the last W + 1 used; kind (n,).
-        Returns {"x": (frames, n, d)} (frames after the last given one)."""
+    def rollout(self, positions: torch.Tensor, kind: torch.Tensor, frames: int, walls: bool = True, **_) -> dict:
+        """Roll every particle forward: positions (≥ W + 1, n, d) m, the last W + 1 used; kind (n,);
+        walls: project each step onto the domain (boundary.advance_window). Returns {"x": (frames, n, d)}
+        (frames after the last given one)."""
         w = self.config["window"]
         _check_positions(positions, w, self.config["dim"])
+        bounds = _walls(self.config, walls)
         history = positions[-(w + 1):].clone()
         out = []
         for _ in range(int(frames)):
-            nxt = self.step(history, kind)
-            out.append(nxt)
-            history = torch.cat([history[1:], nxt[None]])
+            history = advance_window(history, self.step(history, kind), bounds)
+            out.append(history[-1])
         return {"x": torch.stack(out)}
 
 
@@ -182,7 +195,7 @@ class GIOROM(_Learned):
 
     @torch.no_grad()
     def rollout(self, positions: torch.Tensor, kind: torch.Tensor, frames: int, queries: torch.Tensor | None = None,
-                reanchor: int = 5, nodes: torch.Tensor | None = None) -> dict:
+                reanchor: int = 5, nodes: torch.Tensor | None = None, walls: bool = True) -> dict:
         """Roll the sparse graph forward and carry its motion to query points.
 
         Args:
@@ -193,12 +206,15 @@ class GIOROM(_Learned):
                 positions every `reanchor` frames; in between each frame is one gather-and-sum from the
                 anchor's displacement (1: fully Eulerian neighbourhoods; large: Lagrangian, cheapest).
             nodes: (m,) particle indices to use as nodes (None: farthest-point sampling from particle 0).
+            walls: keep the nodes and the decoded points inside the domain (boundary.advance_window and
+                project_positions after every step); False: what the network and decoder alone predict.
         Returns: {"nodes": (m,) indices, "x_nodes": (frames, m, d), "x": (frames, q, d)} in m.
         """
         w = self.config["window"]
         _check_positions(positions, w, self.config["dim"])
         if int(reanchor) < 1:
             raise ValueError(f"reanchor must be >= 1 frame, got {reanchor}")
+        bounds = _walls(self.config, walls)
         nodes = self.sample_nodes(positions[-1]) if nodes is None else nodes
         queries = positions[-1] if queries is None else queries
         history = positions[-(w + 1):, nodes].clone()
@@ -208,9 +224,11 @@ class GIOROM(_Learned):
         for t in range(int(frames)):
             if weights is None:
                 weights = self.decoder.weights(anchor_nodes, anchor_queries)
-            nxt = self.step(history, node_kind)
-            history = torch.cat([history[1:], nxt[None]])
+            history = advance_window(history, self.step(history, node_kind), bounds)
+            nxt = history[-1]
             current = anchor_queries + self.decoder.apply(*weights, nxt - anchor_nodes)
+            if bounds is not None:
+                current = project_positions(current, bounds)
             x_nodes.append(nxt)
             x_queries.append(current)
             if (t + 1) % int(reanchor) == 0:

@@ -11,6 +11,8 @@ the W earlier frames the model needs are extrapolated at the initial velocity (x
 
 The output npz holds x (frames + 1, q, d) m (frame 0 the initial state; q = every particle, or --queries N
 points drawn among them for GIOROM), t (frames + 1,) s, and for GIOROM the node indices and x_nodes.
+Every predicted frame is kept inside the training data's domain walls (boundary.py);
+--no-wall-projection leaves the network's predictions as they are.
 """
 
 from __future__ import annotations
@@ -59,8 +61,9 @@ def particles_from_file(path) -> dict:
 
 
 def run(model, x0, v0, kind, frames: int, frame_dt: float | None = None, queries: int | None = None,
-        seed: int = 0, reanchor: int = 5) -> dict:
-    """Roll `model` out from x0, v0 (n, d); kind (n,) int. Returns numpy {x, t, [nodes, x_nodes], seconds}."""
+        seed: int = 0, reanchor: int = 5, walls: bool = True) -> dict:
+    """Roll `model` out from x0, v0 (n, d); kind (n,) int; walls: project onto the domain after every step
+    (boundary.py). Returns numpy {x, t, [nodes, x_nodes], seconds}."""
     frame_dt = float(frame_dt or model.config["frame_dt"])
     window = model.config["window"]
     history = history_from_velocity(x0, v0, frame_dt, window)
@@ -77,7 +80,7 @@ def run(model, x0, v0, kind, frames: int, frame_dt: float | None = None, queries
     if model.config["model"] == "giorom":
         extra["reanchor"] = reanchor
     start = time.perf_counter()
-    out = model.rollout(history, kind, frames, **extra)
+    out = model.rollout(history, kind, frames, walls=walls, **extra)
     seconds = time.perf_counter() - start
     first = extra.get("queries", history[-1])
     result = {"x": np.concatenate([first[None].numpy(), out["x"].numpy()]),
@@ -105,6 +108,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--queries", type=int, default=None, help="GIOROM: follow N of the particles (default all)")
     parser.add_argument("--reanchor", type=int, default=5)
+    parser.add_argument("--no-wall-projection", action="store_true",
+                        help="do not keep the points inside the domain's walls (the network's predictions alone)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
@@ -118,7 +123,8 @@ def main(argv=None) -> dict:
         if len(kinds) != 1:
             raise ValueError(f"the model was trained on material kinds {kinds}: give each particle's kind in the npz")
         kind = np.full(len(start["x"]), kinds[0])
-    result = run(model, start["x"], start["v"], kind, args.frames, queries=args.queries, reanchor=args.reanchor)
+    result = run(model, start["x"], start["v"], kind, args.frames, queries=args.queries, reanchor=args.reanchor,
+                 walls=not args.no_wall_projection)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp.npz")

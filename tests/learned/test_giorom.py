@@ -1,5 +1,6 @@
 """GIOROM and its GNS baseline (learned/giorom): sampling, graphs, the decoder's exactness on affine
-fields, training (loss falls, rollouts stay finite), resume, the CLIs and their errors.
+fields, the walls at rollout time (a rollout stays in the domain; inelastic slip projection), the
+oversampling of impact windows, training (loss falls, rollouts stay finite), resume, the CLIs and their errors.
 
 One tiny 2D dataset (4 elastic tosses, 12 frames, ~100–200 particles) is generated once for the module
 with simcore's dataset generator; models use 32 nodes and 32-wide latents so that each test runs in seconds.
@@ -14,6 +15,7 @@ from simcore.learned.data import store
 from simcore.learned.data.generate import generate
 from simcore.learned.data.torch_dataset import WindowDataset, collate_particles
 from simcore.learned.giorom import evaluate, models, rollout, train
+from simcore.learned.giorom.boundary import advance_window, distance_outside, domain, project_positions
 from simcore.learned.giorom.decoder import KernelDecoder
 from simcore.learned.giorom.graph import query_neighbors, radius_graph
 from simcore.learned.giorom.sampling import farthest_point_sampling
@@ -140,8 +142,10 @@ def test_evaluation_metrics_on_a_test_trajectory(data, trained):
     giorom, gns = train.load(trained["giorom"][0]), train.load(trained["gns"][0])
     t = store.open_dataset(data)[train.splits(data)["test"][0]]
     result = evaluate.evaluate_trajectory(giorom, gns, t)
-    for name in ("giorom", "gns"):
+    for name in ("giorom", "gns", "giorom_raw", "gns_raw"):
         assert result[name]["finite"] and 0 <= result[name]["onestep_full"] < result[name]["rollout_full"] < 0.01
+    for name in ("giorom", "giorom_lagrangian", "gns", "free_fall"):  # the walls are projected by default
+        assert result[name]["outside"] == 0.0 and result[name]["speed"] < 10
     assert result["giorom"]["decoder_only"] < result["giorom"]["onestep_full"]
     a = np.random.default_rng(0).random((50, 2))
     assert evaluate.chamfer(a, a) == 0 and evaluate.chamfer(a, a + [0.01, 0]) > 0
@@ -217,5 +221,87 @@ def test_evaluate_cli_writes_the_tables_and_plots(data, trained, tmp_path):
     text = doc.read_text()
     assert "prose kept" in text and "after" in text and "\nold\n" not in text
     assert "| elastic | GIOROM |" in text and "| elastic | GNS |" in text
+    assert "### Bounded rollouts" in text and "| elastic | GNS, no wall projection |" in text
     for name in ("rollout_error", "rollout", "training"):
         assert (doc.parent / f"giorom_{name}.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------------------
+# Walls at rollout time (boundary.py) and the oversampling of impact windows (train.py)
+# ------------------------------------------------------------------------------------------------
+BOX = (0.1, 0.9)  # m, the walls of the tests below
+
+
+def test_wall_projection_is_an_inelastic_slip_wall_and_a_no_op_inside():
+    # A particle moving at constant velocity (0.03, -0.25) m/frame towards the floor y = 0.1: the projected
+    # step lands on the floor with no normal velocity left (perfectly inelastic), keeps its tangential one
+    # (slip) and keeps the earlier velocities of its window; then, with zero acceleration, it slides along
+    # the floor without sinking (x' = x + (x - x_-1)).
+    past = torch.tensor([[0.1, 0.8], [0.13, 0.55], [0.16, 0.3]])[:, None]  # (W + 1 = 3, n = 1, d = 2)
+    window = advance_window(past, 2 * past[-1] - past[-2], BOX)
+    assert torch.allclose(window[-1, 0], torch.tensor([0.19, 0.1]))
+    velocity = window[1:] - window[:-1]
+    assert torch.allclose(velocity[-1, 0], torch.tensor([0.03, 0.0]))
+    assert torch.allclose(velocity[0, 0], torch.tensor([0.03, -0.25]))  # the approach is still seen
+    for _ in range(3):
+        window = advance_window(window, 2 * window[-1] - window[-2], BOX)
+    assert torch.allclose(window[-1, 0], torch.tensor([0.28, 0.1]))
+    # inside the domain the projection changes nothing, bit for bit
+    g = torch.Generator().manual_seed(0)
+    history = 0.2 + 0.6 * torch.rand(6, 500, 3, generator=g)
+    nxt = 0.2 + 0.6 * torch.rand(500, 3, generator=g)
+    assert torch.equal(advance_window(history, nxt, BOX), advance_window(history, nxt, None))
+    assert torch.equal(project_positions(nxt, BOX), nxt) and distance_outside(nxt, BOX) == 0.0
+    assert distance_outside(torch.tensor([[0.5, 1.25]]), BOX) == pytest.approx(0.35)
+
+
+def _thrown_at_the_floor(model: str):
+    """An untrained 2D model (its statistics set to mm-scale accelerations) and a 0.1 m box at 0.2 m
+    moving down at 3 m/s (5 cm a frame): it reaches the floor (0.1 m) in two frames."""
+    settings = dict(SMALL) if model == "giorom" else dict(latent=32, mp_steps=2, noise=0.1)
+    net = models.build(models.default_config(model, 2, 1 / 60, bounds=BOX, **settings)).eval()
+    net.stepper.set_statistics([0.0, 0.0], [0.01, 0.01], [0.0, -0.001], [0.001, 0.001])
+    side = torch.linspace(-0.05, 0.05, 12)
+    x0 = torch.stack(torch.meshgrid(side + 0.5, side + 0.2, indexing="ij"), -1).reshape(-1, 2)
+    history = rollout.history_from_velocity(x0, torch.tensor([0.5, -3.0]).expand_as(x0), 1 / 60, 5)
+    return net, history, torch.full((len(x0),), 1, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("model", ["giorom", "gns"])
+def test_projected_rollout_of_a_body_thrown_at_the_floor_stays_in_the_domain(model):
+    torch.manual_seed(0)
+    net, history, kind = _thrown_at_the_floor(model)
+    free = net.rollout(history, kind, 20, walls=False)
+    assert distance_outside(free["x"], BOX) > 0.3  # the case leaves the domain without the walls
+    held = net.rollout(history, kind, 20)  # walls projected: the default
+    assert distance_outside(held["x"], BOX) == 0.0
+    if model == "giorom":
+        assert distance_outside(held["x_nodes"], BOX) == 0.0
+    # the floor stops the fall: the body ends on the floor, not wherever free flight would have taken it
+    assert held["x"][-1, :, 1].min() == pytest.approx(BOX[0]) and held["x"][-1, :, 1].max() < 0.35
+
+
+def test_bad_walls_and_impact_settings_raise_value_errors(data):
+    for bad in ((0.5, 0.5), (0.9, 0.1), (0.0, float("nan")), (0.1,)):
+        with pytest.raises(ValueError, match="bounds must be"):
+            domain(bad, 2)
+    net = models.build(models.default_config("gns", 2, 1 / 60, bounds=(0.9, 0.1), latent=8, mp_steps=1))
+    with pytest.raises(ValueError, match="lo < hi"):
+        net.rollout(torch.rand(6, 10, 2), torch.ones(10, dtype=torch.int64), 2)
+    assert net.rollout(torch.rand(6, 10, 2), torch.ones(10, dtype=torch.int64), 2, walls=False)["x"].shape == (2, 10, 2)
+    with pytest.raises(ValueError, match="impact_share must be in"):
+        train.train(data, "/nonexistent/never", "gns", steps=1, impact_share=1.0)
+
+
+def test_impact_windows_are_drawn_with_the_requested_share_and_resume_exactly():
+    impact = np.zeros(1000, dtype=bool)
+    impact[:100] = True  # 10 % of the windows
+    weights = train.impact_weights(impact, 0.5)
+    assert weights[impact].sum() / weights.sum() == pytest.approx(0.5)
+    assert np.all(train.impact_weights(impact, 0.0) == 1) and np.all(train.impact_weights(impact, 0.05) == 1)
+    sampler = train.WeightedSampler(weights, seed=3, rank=0, world_size=1)
+    draws = np.array(sampler.shard(0) + sampler.shard(1))
+    assert abs(impact[draws].mean() - 0.5) < 0.05  # binomial std over 2000 draws: 0.011
+    assert sampler.shard(1) == train.WeightedSampler(weights, seed=3, rank=0, world_size=1).shard(1)
+    sampler.set_epoch(1, start=7)
+    assert list(sampler) == sampler.shard(1)[7:]  # a resumed epoch continues where it stopped
