@@ -98,6 +98,7 @@ def _scene(spec: str):
 
 
 def main(argv=None) -> dict:
+    from .boundary import distance_outside
     from .train import load
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -131,7 +132,8 @@ def main(argv=None) -> dict:
     np.savez(tmp, **{k: v for k, v in result.items() if k != "seconds"})
     tmp.replace(out)  # written whole or not at all
     summary = {"out": str(out), "frames": args.frames, "points": int(result["x"].shape[1]),
-               "seconds": round(result["seconds"], 3), "finite": bool(np.isfinite(result["x"]).all())}
+               "seconds": round(result["seconds"], 3), "finite": bool(np.isfinite(result["x"]).all()),
+               "left_domain_by_m": distance_outside(torch.as_tensor(result["x"]), model.config["bounds"])}
     print(json.dumps(summary))
     return summary
 
