@@ -154,8 +154,9 @@ class DiffRollout:
         serial = solver.serial_adjoint
         solver.g2p_adjoint_scatter(s, s + 1, serial, keeps, solver.parts)  # restoring the kept grid first
         solver.grid_update.grad(s, serial)
-        solver.transfer_adjoint_gather(s, s + 1)
-        solver.p2g_stress.grad(s, s + 1)
+        solver.transfer_adjoint_gather(s, s + 1)  # with the stress update's, where it is in closed form
+        if not solver.closed_stress_adjoint:
+            solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_deform:

@@ -9,7 +9,7 @@ and gradient never describe different constitutive physics. simcore.diff.rollout
 import taichi as ti
 
 from ..materials import FLUID
-from . import constitutive
+from . import constitutive, stress_adjoint
 
 
 class AdjointKernels:
@@ -199,11 +199,58 @@ class AdjointKernels:
             # deform_adjoint to add to. Likewise `affine`'s adjoint, read by p2g_stress.grad.
             self.x.grad[s_in, p] = g_x
             self.v.grad[s_in, p] = m * g_momentum
-            self.C.grad[s_in, p] = ti.zero(g_C)
-            self.F.grad[s_in, p] = ti.zero(g_C)
-            self.Jp.grad[s_in, p] = 0
-            self.mass.grad[p] = self.mass.grad[p] + g_m + g_momentum.dot(v)
-            self.affine.grad[p] = g_A
+            g_m += g_momentum.dot(v)
+            if ti.static(self.closed_stress_adjoint):  # the stress update's adjoint, here
+                g_C_in, g_F_in, g_Jp_in, g_m_stress = self._stress_adjoint(p, s_in, s_out, g_A)
+                self.C.grad[s_in, p] = g_C_in
+                self.F.grad[s_in, p] = g_F_in
+                self.Jp.grad[s_in, p] = g_Jp_in
+                g_m += g_m_stress
+            else:  # p2g_stress.grad's
+                self.C.grad[s_in, p] = ti.zero(g_C)
+                self.F.grad[s_in, p] = ti.zero(g_C)
+                self.Jp.grad[s_in, p] = 0
+                self.affine.grad[p] = g_A
+            self.mass.grad[p] = self.mass.grad[p] + g_m
+
+    @ti.func
+    def _stress_adjoint(self, p, s_in, s_out, g_A):
+        """The adjoint of particle p's stress update (`_affine` in simcore.mpm.step) for neo-Hookean
+        and fluid particles (simcore.mpm.stress_adjoint), given Ā = ∂L/∂A and the adjoints of its
+        outputs F (neo-Hookean) or J (fluid, kept in Jp) in slot s_out. Adds to the particle's volume,
+        μ, λ and γ adjoints; returns ∂L/∂C, ∂L/∂F, ∂L/∂Jp of slot s_in and ∂L/∂m."""
+        dt = self.dt[None]
+        C = self.C[s_in, p]
+        M = ti.Matrix.identity(float, self.dim) + dt * C  # F_trial = M F; J_new = det(M) J
+        m, mu, lam = self.mass[p], self.mu[p], self.lam[p]
+        c_V = -dt * 4 * self.inv_dx * self.inv_dx  # A = c_V V τ + m C
+        g_tau = (c_V * self.volume[p]) * g_A
+        g_C = m * g_A
+        g_F = ti.zero(C)
+        g_Jp = 0.0
+        tau = ti.zero(C)
+        g_mu, g_lam, g_gamma = 0.0, 0.0, 0.0
+        if self._kind(p) == FLUID:
+            det_M = M.determinant()
+            J_in = self.Jp[s_in, p]
+            tau, g_J, g_C_tau, g_mu, g_lam, g_gamma = stress_adjoint.fluid(
+                det_M * J_in, mu, lam, self.plastic[p][0], C, g_tau)
+            g_J += self.Jp.grad[s_out, p]
+            g_Jp = det_M * g_J
+            g_C += g_C_tau + (dt * g_J * J_in) * stress_adjoint.cofactor(M)
+        else:
+            F_in = self.F[s_in, p]
+            F_trial = M @ F_in
+            tau, g_F_trial, g_mu, g_lam = stress_adjoint.neo_hookean(F_trial, mu, lam, g_tau)
+            g_F_trial += self.F.grad[s_out, p]
+            g_C += dt * g_F_trial @ F_in.transpose()
+            g_F = M.transpose() @ g_F_trial
+        self.volume.grad[p] = self.volume.grad[p] + c_V * (g_A * tau).sum()
+        self.mu.grad[p] = self.mu.grad[p] + g_mu
+        self.lam.grad[p] = self.lam.grad[p] + g_lam
+        if ti.static(FLUID in self.kinds):
+            self.plastic.grad[p][0] = self.plastic.grad[p][0] + g_gamma
+        return g_C, g_F, g_Jp, (g_A * C).sum()
 
     @ti.func
     def _adjoint_line(self, node, y1, y2, K1, K2, W, dW, Wd, m):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..materials import FIXED_COROTATED, FLUID, MU_I, NEURAL, PLASTICINE, SAND, SNOW
+from ..materials import FIXED_COROTATED, FLUID, MU_I, NEO_HOOKEAN, NEURAL, PLASTICINE, SAND, SNOW
 
 # Materials whose update needs the SVD of F_trial. Fixed corotated needs only its closest rotation,
 # found without an SVD (simcore.mpm.constitutive.closest_rotation): in 3D five times cheaper.
@@ -130,6 +130,14 @@ class Configuration:
         differentiable path (Taichi cannot differentiate ti.svd or an iteration, so `deform` has a
         hand-written adjoint) and whenever a Neural material's stress is computed by torch."""
         return (self.needs_grad and (self.uses_svd or self.uses_rotation)) or self.has_neural
+
+    @property
+    def closed_stress_adjoint(self) -> bool:
+        """The reverse sweep computes the stress update's adjoint in closed form inside the transfers'
+        gather (simcore.mpm.stress_adjoint) instead of by Taichi's autodiff of `p2g_stress`, one pass
+        over the particles fewer: gradient solvers whose materials are neo-Hookean and fluid only,
+        without actuators (their activations' adjoints sum over particles) or Neural materials."""
+        return (self.needs_grad and set(self.kinds) <= {NEO_HOOKEAN, FLUID} and self.n_actuators == 0)
 
     @property
     def split_p2g(self) -> bool:

@@ -48,6 +48,7 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self.has_solids, self.has_neural, self.uses_Jp = cfg.has_solids, cfg.has_neural, cfg.uses_Jp
         self.uses_svd, self.uses_rotation = cfg.uses_svd, cfg.uses_rotation
         self.split_deform, self.split_p2g, self.p2g_mode = cfg.split_deform, cfg.split_p2g, cfg.p2g_mode
+        self.closed_stress_adjoint = cfg.closed_stress_adjoint
         # Newton's iteration for the closest rotation stops at a step δ with |δ|² below this (its error
         # is then about |δ|²/2, below the precision's round-off).
         self.rotation_tol = 1e-16 if cfg.precision == "f64" else 1e-7
