@@ -293,9 +293,31 @@ class Scene:
             raise ValueError(f"body {name!r}: the shape holds no particle at this resolution "
                              f"(spacing {spacing:.4g} m); make it larger or raise grid / particles_per_cell")
         check_inside(name, x, self.grid)
-        v = np.zeros_like(x)
+        v, velocity_tensor = self._initial_velocity(name, x, velocity)
         C = np.zeros((len(x), self.dim, self.dim))
-        velocity_tensor = spin = None
+        spin = None
+        if angular_velocity is not None:
+            spin, W = self._spin(name, x, volume, angular_velocity)
+            v = v + spin
+            C += W
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"body {name!r}: initial velocity has non-finite values")
+        params = material.particle_parameters(x)
+        groups, fibres = self._actuators(name, material, x, actuator, fibre)
+        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres, spin,
+                    initial_stress)
+        if initial_stress is not None:  # one at-rest state for all the scene's stressed bodies
+            others = [b.at_rest for b in self.bodies if b.at_rest is not None]
+            body.at_rest = others[0] if others else SceneAtRest(self)
+        self.bodies.append(body)
+        self._model = self._state = None  # rebuilt on the next run, which starts from the initial state
+        return body
+
+    def _initial_velocity(self, name, x, velocity):
+        """`add_body`'s velocity argument as (n, dim) m/s for particles x (n, dim), and the tensor it was
+        given as (None otherwise: a differentiable rollout reads it as a leaf)."""
+        v = np.zeros_like(x)
+        velocity_tensor = None
         if is_tensor(velocity):
             velocity_tensor = velocity
             velocity = velocity.detach().cpu().numpy()
@@ -311,27 +333,17 @@ class Scene:
                 if vel.shape != (self.dim,):
                     raise ValueError(f"body {name!r}: velocity must have {self.dim} components, got {velocity!r}")
                 v = np.broadcast_to(vel, x.shape).copy()
-        if angular_velocity is not None:
-            omega = np.asarray(angular_velocity, dtype=np.float64).reshape(-1)
-            if omega.shape != ((1,) if self.dim == 2 else (3,)):
-                raise ValueError(f"body {name!r}: angular_velocity must be a scalar in 2D or (3,) in 3D (rad/s)")
-            W = _skew(omega, self.dim)
-            center = np.average(x, axis=0, weights=volume)
-            spin = (x - center) @ W.T
-            v = v + spin
-            C += W
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"body {name!r}: initial velocity has non-finite values")
-        params = material.particle_parameters(x)
-        groups, fibres = self._actuators(name, material, x, actuator, fibre)
-        body = Body(name, shape, material, x, v, C, volume, params, velocity_tensor, groups, fibres, spin,
-                    initial_stress)
-        if initial_stress is not None:  # one at-rest state for all the scene's stressed bodies
-            others = [b.at_rest for b in self.bodies if b.at_rest is not None]
-            body.at_rest = others[0] if others else SceneAtRest(self)
-        self.bodies.append(body)
-        self._model = self._state = None  # rebuilt on the next run, which starts from the initial state
-        return body
+        return v, velocity_tensor
+
+    def _spin(self, name, x, volume, angular_velocity):
+        """The rigid rotation ω × (x − centroid) (n, dim) m/s of `add_body`'s angular_velocity (rad/s)
+        and its velocity gradient W (dim, dim) 1/s, the particles' initial APIC C."""
+        omega = np.asarray(angular_velocity, dtype=np.float64).reshape(-1)
+        if omega.shape != ((1,) if self.dim == 2 else (3,)):
+            raise ValueError(f"body {name!r}: angular_velocity must be a scalar in 2D or (3,) in 3D (rad/s)")
+        W = _skew(omega, self.dim)
+        center = np.average(x, axis=0, weights=volume)
+        return (x - center) @ W.T, W
 
     def _actuators(self, name, material, x, actuator, fibre):
         if actuator is None:

@@ -118,11 +118,12 @@ class DiffRollout:
             self._recompute(start, g0, length)
         solver.resident = None
         self._inject(length, grad_end)
+        scattered = False  # whether the last substep's kernel ran this one's g2p_adjoint_scatter
         for i in range(length, 0, -1):
-            f = self.frame_at.get(g0 + i)
-            if f is not None and f in grad_frames:
-                self._inject(i, grad_frames[f])
-            self._substep_adjoint(g0 + i - 1, i - 1, first=i == length)
+            if self._has_loss_at(g0 + i, grad_frames):
+                self._inject(i, grad_frames[self.frame_at[g0 + i]])
+            scattered = self._substep_adjoint(g0 + i - 1, i - 1, first=i == length, scattered=scattered,
+                                              grad_frames=grad_frames)
         grads = solver.empty_state()
         solver.export_state_grads(0, grads["x"], grads["v"], grads["C"], grads["F"], grads["Jp"])
         for name in PARAMS:
@@ -136,8 +137,24 @@ class DiffRollout:
                   for k in STATE]
         self.solver.add_state_grads(slot, *arrays)
 
-    def _substep_adjoint(self, g: int, s: int, first: bool):
-        """The reverse sweep of global substep g (slots s → s + 1); `first`: the first of its segment."""
+    def _has_loss_at(self, g: int, grad_frames: dict) -> bool:
+        """Whether the loss reads the state after global substep g − 1 (a frame ends there)."""
+        f = self.frame_at.get(g)
+        return f is not None and f in grad_frames
+
+    def _fuses_next_scatter(self, g: int, s: int, grad_frames: dict) -> bool:
+        """Whether substep g's gather may run the next reverse substep's scatter
+        (`transfer_adjoint_gather_scatter`): slot s's adjoints are complete after the gather (closed-form
+        stress adjoint, kept grids, partitioned scatter), no loss term is still to be added to them, and
+        the substep before has the same dt."""
+        solver = self.solver
+        return (solver.closed_stress_adjoint and solver.keeps_temporaries and solver.parts > 1 and s > 0
+                and not self._has_loss_at(g, grad_frames) and self.schedule.dt_of(g - 1) == self.schedule.dt_of(g))
+
+    def _substep_adjoint(self, g: int, s: int, first: bool, scattered: bool, grad_frames: dict) -> bool:
+        """The reverse sweep of global substep g (slots s → s + 1); `first`: the first of its segment;
+        `scattered`: whether its g2p_adjoint_scatter ran already (`_fuses_next_scatter` of substep g + 1).
+        Returns whether it ran the next one's."""
         solver = self.solver
         solver.set_dt(self.schedule.dt_of(g))
         keeps = solver.keeps_temporaries
@@ -152,12 +169,18 @@ class DiffRollout:
         elif first and solver.split_deform:  # else deform_adjoint(s + 1) restored them (affine: read in place)
             solver.load_temporaries(s)
         serial = solver.serial_adjoint
-        solver.g2p_adjoint_scatter(s, s + 1, serial, keeps, solver.parts)  # restoring the kept grid first
+        if not scattered:
+            solver.g2p_adjoint_scatter(s, s + 1, serial, keeps, solver.parts)  # restoring the kept grid first
         solver.grid_update.grad(s, serial)
-        solver.transfer_adjoint_gather(s, s + 1)  # with the stress update's, where it is in closed form
+        fuses = self._fuses_next_scatter(g, s, grad_frames)
+        if fuses:  # and the next reverse substep's g2p_adjoint_scatter
+            solver.transfer_adjoint_gather_scatter(s, s + 1, solver.parts)
+        else:  # with the stress update's adjoint where it is in closed form
+            solver.transfer_adjoint_gather(s, s + 1)
         if not solver.closed_stress_adjoint:
             solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver)
         if solver.split_deform:
             solver.deform_adjoint(s, self.adjoint_eps, keeps and s > 0)
+        return fuses

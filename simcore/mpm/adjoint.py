@@ -93,14 +93,7 @@ class AdjointKernels:
             self._load_grid(s_in)
         if ti.static(parts > 1):
             self._runs(parts, self._g2p_adjoint_run_body, s_in, s_out)
-            ti.loop_config(serialize=self.serial_grid)
-            for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
-                                             for d in ti.static(range(self.dim))])):
-                g = ti.zero(self.grid_velocity.grad[I])
-                for part in ti.static(range(parts)):
-                    g += self.part_momentum[part, I]
-                    self.part_momentum[part, I] = ti.zero(g)
-                self.grid_velocity.grad[I] += g
+            self._sum_parts_into_velocity_adjoint(parts)
         else:
             ti.loop_config(serialize=serial)
             for p in range(self.n_active[None]):
@@ -108,6 +101,19 @@ class AdjointKernels:
                 u0, K = self._g2p_adjoint_u(p, s_out, fx)
                 for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
                     self.grid_velocity.grad[base + offset] += self._weight(offset, W) * (u0 + K @ offset.cast(float))
+
+    @ti.func
+    def _sum_parts_into_velocity_adjoint(self, parts: ti.template()):
+        """grid_velocity.grad += the sum of the partitioned scatter's grid copies, in the box; zero
+        the copies."""
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
+                                         for d in ti.static(range(self.dim))])):
+            g = ti.zero(self.grid_velocity.grad[I])
+            for part in ti.static(range(parts)):
+                g += self.part_momentum[part, I]
+                self.part_momentum[part, I] = ti.zero(g)
+            self.grid_velocity.grad[I] += g
 
     @ti.func
     def _g2p_adjoint_u(self, p, s_out, fx):
@@ -149,69 +155,93 @@ class AdjointKernels:
         the reads of its grid values and about twenty flops, against about seventy-five for the
         node-by-node form (3D jelly, f32, `python benchmarks/diff_profile.py --grid 32 --side 0.3125
         --frames 10 --k 100`: 0.72 ms per substep against 2.0 ms, see docs/benchmarks.md)."""
-        k = 4 * self.inv_dx * self.inv_dx
         for p in range(self.n_active[None]):
-            base, fx, W = self._stencil(self.x[s_in, p])
-            dW = self._weight_derivatives(fx)
-            Wd = self._weight_times_dpos(fx, W)
-            g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
-            m = self.mass[p]
-            v = self.v[s_in, p]
-            A = self._affine_of(s_in, p)
-            # s_i = g_i · y1_i + P̄_i · y2_i + M̄_i m, with y1_i = v̄' + dt x̄' + k C̄' dpos_i and y2_i = m v + A dpos_i
-            # affine in the node's offset o: y(o) = y(0) + Σ_d o_d K[:, d].
-            K1 = (k * self.dx) * g_C
-            K2 = self.dx * A
-            y1 = g_v - K1 @ fx
-            y2 = m * v - K2 @ fx
-            G = ti.zero(v)            # Σ_i s_i ∂w_i/∂fx
-            g_momentum = ti.zero(v)   # Σ_i w_i P̄_i
-            g_A = ti.zero(A)          # Σ_i w_i P̄_i ⊗ dpos_i
-            g_m = 0.0                 # Σ_i w_i M̄_i
-            for a in ti.static(range(3)):
-                y1a, y2a = y1 + a * self._col(K1, 0), y2 + a * self._col(K2, 0)
-                if ti.static(self.dim == 2):
-                    Q, R, SP, TP, SM = self._adjoint_line(base + ti.Vector([a, 0]), y1a, y2a, K1, K2, W, dW, Wd, m)
-                    G += ti.Vector([dW[a, 0] * Q, W[a, 0] * R])
-                    g_momentum += W[a, 0] * SP
-                    g_A += ti.Matrix.cols([Wd[a, 0] * SP, W[a, 0] * TP])
-                    g_m += W[a, 0] * SM
-                else:
-                    Qa, Q1a, Ra, SMa = 0.0, 0.0, 0.0, 0.0
-                    SPa, TPa, UPa = ti.zero(v), ti.zero(v), ti.zero(v)
-                    for b in ti.static(range(3)):
-                        Q, R, SP, TP, SM = self._adjoint_line(base + ti.Vector([a, b, 0]), y1a + b * self._col(K1, 1),
-                                                              y2a + b * self._col(K2, 1), K1, K2, W, dW, Wd, m)
-                        Qa += W[b, 1] * Q
-                        Q1a += dW[b, 1] * Q
-                        Ra += W[b, 1] * R
-                        SPa += W[b, 1] * SP
-                        TPa += W[b, 1] * TP
-                        UPa += Wd[b, 1] * SP
-                        SMa += W[b, 1] * SM
-                    G += ti.Vector([dW[a, 0] * Qa, W[a, 0] * Q1a, W[a, 0] * Ra])
-                    g_momentum += W[a, 0] * SPa
-                    g_A += ti.Matrix.cols([Wd[a, 0] * SPa, W[a, 0] * UPa, W[a, 0] * TPa])
-                    g_m += W[a, 0] * SMa
-            g_x = self.inv_dx * G + g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
-            # The first adjoints into slot s_in's state of this substep's reverse sweep: stores, not
-            # additions (no pass zeroes them before), and C, F, Jp zeroed for p2g_stress.grad and
-            # deform_adjoint to add to. Likewise `affine`'s adjoint, read by p2g_stress.grad.
-            self.x.grad[s_in, p] = g_x
-            self.v.grad[s_in, p] = m * g_momentum
-            g_m += g_momentum.dot(v)
-            if ti.static(self.closed_stress_adjoint):  # the stress update's adjoint, here
-                g_C_in, g_F_in, g_Jp_in, g_m_stress = self._stress_adjoint(p, s_in, s_out, g_A)
-                self.C.grad[s_in, p] = g_C_in
-                self.F.grad[s_in, p] = g_F_in
-                self.Jp.grad[s_in, p] = g_Jp_in
-                g_m += g_m_stress
-            else:  # p2g_stress.grad's
-                self.C.grad[s_in, p] = ti.zero(g_C)
-                self.F.grad[s_in, p] = ti.zero(g_C)
-                self.Jp.grad[s_in, p] = 0
-                self.affine.grad[p] = g_A
-            self.mass.grad[p] = self.mass.grad[p] + g_m
+            self._gather_particle(p, s_in, s_out)
+
+    @ti.kernel
+    def transfer_adjoint_gather_scatter(self, s_in: ti.i32, s_out: ti.i32, parts: ti.template()):
+        """`transfer_adjoint_gather` of this substep (slots s_in → s_out) fused with the next one's
+        of the reverse sweep, `g2p_adjoint_scatter` of substep s_in − 1 → s_in, with the grid restored
+        from slot s_in − 1 (partitioned scatter, `parts` > 1): each particle's adjoints of slot s_in
+        are complete once gathered (`closed_stress_adjoint`, no decomposition), so it scatters them
+        while they are in cache, and a substep's reverse sweep is two launches, this kernel and
+        grid_update.grad. The scatter goes to the grid copies (`part_momentum`), which the gather
+        does not read; the grid of slot s_in − 1 is restored after the particle loop."""
+        self._runs(parts, self._gather_scatter_run_body, s_in, s_out)
+        self._load_grid(s_in - 1)
+        self._sum_parts_into_velocity_adjoint(parts)
+
+    @ti.func
+    def _gather_scatter_run_body(self, part, p, s_in, s_out, lo, hi):
+        self._gather_particle(p, s_in, s_out)
+        return self._g2p_adjoint_run_body(part, p, s_in - 1, s_in, lo, hi)
+
+    @ti.func
+    def _gather_particle(self, p, s_in, s_out):
+        """`transfer_adjoint_gather`'s work for particle p."""
+        k = 4 * self.inv_dx * self.inv_dx
+        base, fx, W = self._stencil(self.x[s_in, p])
+        dW = self._weight_derivatives(fx)
+        Wd = self._weight_times_dpos(fx, W)
+        g_x_out, g_v, g_C = self._g2p_output_adjoints(p, s_out)
+        m = self.mass[p]
+        v = self.v[s_in, p]
+        A = self._affine_of(s_in, p)
+        # s_i = g_i · y1_i + P̄_i · y2_i + M̄_i m, with y1_i = v̄' + dt x̄' + k C̄' dpos_i and y2_i = m v + A dpos_i
+        # affine in the node's offset o: y(o) = y(0) + Σ_d o_d K[:, d].
+        K1 = (k * self.dx) * g_C
+        K2 = self.dx * A
+        y1 = g_v - K1 @ fx
+        y2 = m * v - K2 @ fx
+        G = ti.zero(v)            # Σ_i s_i ∂w_i/∂fx
+        g_momentum = ti.zero(v)   # Σ_i w_i P̄_i
+        g_A = ti.zero(A)          # Σ_i w_i P̄_i ⊗ dpos_i
+        g_m = 0.0                 # Σ_i w_i M̄_i
+        for a in ti.static(range(3)):
+            y1a, y2a = y1 + a * self._col(K1, 0), y2 + a * self._col(K2, 0)
+            if ti.static(self.dim == 2):
+                Q, R, SP, TP, SM = self._adjoint_line(base + ti.Vector([a, 0]), y1a, y2a, K1, K2, W, dW, Wd, m)
+                G += ti.Vector([dW[a, 0] * Q, W[a, 0] * R])
+                g_momentum += W[a, 0] * SP
+                g_A += ti.Matrix.cols([Wd[a, 0] * SP, W[a, 0] * TP])
+                g_m += W[a, 0] * SM
+            else:
+                Qa, Q1a, Ra, SMa = 0.0, 0.0, 0.0, 0.0
+                SPa, TPa, UPa = ti.zero(v), ti.zero(v), ti.zero(v)
+                for b in ti.static(range(3)):
+                    Q, R, SP, TP, SM = self._adjoint_line(base + ti.Vector([a, b, 0]), y1a + b * self._col(K1, 1),
+                                                          y2a + b * self._col(K2, 1), K1, K2, W, dW, Wd, m)
+                    Qa += W[b, 1] * Q
+                    Q1a += dW[b, 1] * Q
+                    Ra += W[b, 1] * R
+                    SPa += W[b, 1] * SP
+                    TPa += W[b, 1] * TP
+                    UPa += Wd[b, 1] * SP
+                    SMa += W[b, 1] * SM
+                G += ti.Vector([dW[a, 0] * Qa, W[a, 0] * Q1a, W[a, 0] * Ra])
+                g_momentum += W[a, 0] * SPa
+                g_A += ti.Matrix.cols([Wd[a, 0] * SPa, W[a, 0] * UPa, W[a, 0] * TPa])
+                g_m += W[a, 0] * SMa
+        g_x = self.inv_dx * G + g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
+        # The first adjoints into slot s_in's state of this substep's reverse sweep: stores, not
+        # additions (no pass zeroes them before). C, F, Jp: the closed-form stress adjoint's, else
+        # zeroed for p2g_stress.grad and deform_adjoint to add to, with `affine`'s adjoint stored for
+        # p2g_stress.grad to read.
+        self.x.grad[s_in, p] = g_x
+        self.v.grad[s_in, p] = m * g_momentum
+        g_m += g_momentum.dot(v)
+        if ti.static(self.closed_stress_adjoint):  # the stress update's adjoint, here
+            g_C_in, g_F_in, g_Jp_in, g_m_stress = self._stress_adjoint(p, s_in, s_out, g_A)
+            self.C.grad[s_in, p] = g_C_in
+            self.F.grad[s_in, p] = g_F_in
+            self.Jp.grad[s_in, p] = g_Jp_in
+            g_m += g_m_stress
+        else:  # p2g_stress.grad's
+            self.C.grad[s_in, p] = ti.zero(g_C)
+            self.F.grad[s_in, p] = ti.zero(g_C)
+            self.Jp.grad[s_in, p] = 0
+            self.affine.grad[p] = g_A
+        self.mass.grad[p] = self.mass.grad[p] + g_m
 
     @ti.func
     def _stress_adjoint(self, p, s_in, s_out, g_A):

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import simcore as sc
+from simcore.mpm import cache
 from simcore.mpm.config import PARTITION_MIN_PARTICLES
 
 M = sc.materials
@@ -46,8 +47,14 @@ def run_with(threads: int, rollout: bool = False):
         E = torch.tensor(5e3, dtype=torch.float64, requires_grad=True)
         v0 = torch.tensor([6.0, -1.0], dtype=torch.float64, requires_grad=True)
         x = jelly_scene(E, v0).rollout(frames=FRAMES, frame_dt=0.01).x
-        (x[-1] ** 2).mean().backward()
+        # Count the reverse substeps whose gather also ran the next one's scatter (two threads).
+        solver = next(s for s in cache.solvers() if s.needs_grad)
+        fused, calls = solver.transfer_adjoint_gather_scatter, []
+        solver.transfer_adjoint_gather_scatter = lambda *args: (calls.append(args), fused(*args))
+        ((x[-1] ** 2).mean() + (x[2] ** 2).mean()).backward()  # (a loss term mid-segment: no fusion there)
+        del solver.transfer_adjoint_gather_scatter
         out["grads"] = np.array([E.grad.item(), *v0.grad.tolist()])
+        out["fused_adjoint_substeps"] = len(calls)
     return out
 
 
@@ -85,11 +92,14 @@ def test_rollout_uses_the_same_scatter(runs):
 
 
 def test_gradients_equal_the_serial_scatters(runs):
-    """d mean(x_T²) / d(E, v0) through the partitioned forward and adjoint scatters = through the
-    serial ones, to round-off (the gradients themselves are checked against finite differences in
-    tests/diff; here the two scatters must agree)."""
+    """d (mean(x_T²) + mean(x_2²)) / d(E, v0) through the partitioned forward and adjoint scatters =
+    through the serial ones, to round-off (the gradients themselves are checked against finite
+    differences in tests/diff; here the two scatters must agree), also where the reverse sweep fuses
+    each substep's gather with the next one's scatter (`transfer_adjoint_gather_scatter`)."""
     serial, parts = runs["serial"]["grads"], runs["parts"]["grads"]
     assert np.all(np.abs(serial) > 0)
+    # the two-thread sweep fused each gather with the next scatter (all but a segment's last substep)
+    assert runs["serial"]["fused_adjoint_substeps"] == 0 and runs["parts"]["fused_adjoint_substeps"] > 0
     np.testing.assert_allclose(parts, serial, rtol=1e-9, atol=0)
 
 
