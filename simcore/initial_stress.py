@@ -621,7 +621,7 @@ class SceneAtRest:
         self._parts: dict[str, BodyAtRest] = {}
 
     def _inputs(self, scene) -> tuple:
-        from .scene import _snapshot
+        from .body import _snapshot
 
         return (tuple((b.name, b.initial_stress, b.n_particles, id(b.material)) for b in scene.bodies),
                 scene._model_inputs(), scene.grid, scene.gravity.tobytes(), scene.wall_modes, scene.wall_friction,
@@ -631,7 +631,7 @@ class SceneAtRest:
     def equilibrium(self) -> Equilibrium:
         """The Equilibrium of the stressed particles (`particles`: their indices in the scene), computed
         anew if the scene changed."""
-        from .scene import _same
+        from .body import _same
 
         scene = self._scene()
         key = self._inputs(scene)
