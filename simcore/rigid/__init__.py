@@ -9,7 +9,9 @@ Pipeline per step (one module each): collision.detect (the contact models of eac
 box_box.py) → integrator.residual (discrete Euler–Lagrange dynamics + contact complementarity) → ipm.solve
 (primal-dual interior point) → integrator.advance; grad.py differentiates a step by the implicit function
 theorem. joints.py adds joints (equality rows with impulses λ), joint limits (complementarity pairs like
-contacts), springs, dampers and actuation to the same system; urdf.py builds mechanisms from URDF (load_urdf).
+contacts), springs, dampers and actuation to the same system (their outputs in joint_outputs.py, their
+terms of a step in joint_equations.py, minimal coordinates in joint_coordinates.py); urdf.py builds
+mechanisms from URDF (load_urdf).
 """
 
 from .bodies import Box, Capsule, Plane, Sphere

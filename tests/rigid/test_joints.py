@@ -10,8 +10,7 @@ from scipy.special import ellipk
 from torch.func import jacfwd, vmap
 
 import simcore.rigid as rigid
-from simcore.rigid import integrator
-from simcore.rigid import joints as jnt
+from simcore.rigid import integrator, joint_outputs
 from simcore.rigid import quaternion as quat
 
 G = 9.81
@@ -42,9 +41,9 @@ def test_closed_form_joint_jacobian_matches_autodiff():
     z = torch.randn(K, 12, **T64)
     args = [torch.randn(K, 3, **T64), unit(K, 4), torch.randn(K, 3, **T64), unit(K, 4), torch.randn(K, 3, **T64),
             torch.randn(K, 3, **T64), unit(K, 4), unit(K, 3)]
-    out, jac = jnt._with_jacobian(z, *args, dt)
-    reference = vmap(jacfwd(lambda z_, *a: jnt.outputs(z_, *a, dt)))(z, *args)
-    assert torch.allclose(out, jnt.outputs(z, *args, dt), atol=1e-14)
+    out, jac = joint_outputs._with_jacobian(z, *args, dt)
+    reference = vmap(jacfwd(lambda z_, *a: joint_outputs.outputs(z_, *a, dt)))(z, *args)
+    assert torch.allclose(out, joint_outputs.outputs(z, *args, dt), atol=1e-14)
     assert torch.allclose(jac, reference, atol=1e-12)
 
 
