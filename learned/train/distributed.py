@@ -85,6 +85,11 @@ def setup(backend: str | None = None, device: str | torch.device | None = None) 
 def shutdown() -> None:
     """Leave the process group (a no-op in a single process)."""
     if dist.is_available() and dist.is_initialized():
+        # Every rank reaches this point before any tears the group down: a rank that destroys its gloo
+        # context while another still sends on it (the last step's all-reduce, the checkpoint's gather)
+        # can abort that rank at exit (seen as a rare failure of a two-process torchrun).
+        if dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
 
 
