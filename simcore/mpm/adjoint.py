@@ -264,10 +264,10 @@ class AdjointKernels:
             det_M = M.determinant()
             J_in = self.Jp[s_in, p]
             tau, g_J, g_C_tau, g_mu, g_lam, g_gamma = stress_adjoint.fluid(
-                det_M * J_in, mu, lam, self.plastic[p][0], C, g_tau)
+                det_M * J_in, mu, lam, self.plastic[p], C, g_tau)
             g_J += self.Jp.grad[s_out, p]
             g_Jp = det_M * g_J
-            g_C += g_C_tau + (dt * g_J * J_in) * stress_adjoint.cofactor(M)
+            g_C += g_C_tau + (dt * g_J * J_in) * constitutive.cofactor(M)
         else:
             F_in = self.F[s_in, p]
             F_trial = M @ F_in

@@ -114,6 +114,13 @@ def drucker_prager_alpha(sin_phi, dim: ti.template()):
 
 
 @ti.func
+def neo_hookean_stress(F, mu, lam):
+    """Kirchhoff stress of the neo-Hookean solid: μ (F Fᵀ − I) + λ ln(det F) I (Pa)."""
+    I = ti.Matrix.identity(float, F.get_shape()[0])
+    return mu * (F @ F.transpose() - I) + lam * ti.log(F.determinant()) * I
+
+
+@ti.func
 def fluid_stress(J, mu, lam, plastic, C):
     """Weakly compressible fluid (Tait): Kirchhoff stress −p J I + viscous J·μ(C + Cᵀ).
 
@@ -142,14 +149,12 @@ def solid_update_and_stress(kinds: ti.template(), kind, F_trial, U, s, V, R, Jp,
         F_new (d, d), Jp_new, tau (d, d) Pa.
     """
     dim = ti.static(F_trial.get_shape()[0])
-    I = ti.Matrix.identity(float, dim)
     F_new = F_trial
     Jp_new = Jp
     tau = ti.Matrix.zero(float, dim, dim)
     if ti.static(NEO_HOOKEAN in kinds):
         if kind == NEO_HOOKEAN:
-            J = F_trial.determinant()
-            tau = mu * (F_trial @ F_trial.transpose() - I) + lam * ti.log(J) * I
+            tau = neo_hookean_stress(F_trial, mu, lam)
     if ti.static(FIXED_COROTATED in kinds):
         if kind == FIXED_COROTATED:
             tau = corotated_stress(F_trial, R, F_trial.determinant(), mu, lam)
@@ -370,19 +375,24 @@ def closest_rotation_adjoint(F, R, gR, eps):
         det = M.determinant()
         if ti.abs(det) < eps:
             det = eps if det >= 0 else -eps
-        y = _adjugate(M) @ g / det
+        y = cofactor(M).transpose() @ g / det
     return R @ _cross_matrix(y)
 
 
 @ti.func
-def _adjugate(M):
-    """Adjugate of a 3 × 3 matrix (M⁻¹ det M), the transposed cofactors."""
-    out = ti.Matrix.zero(float, 3, 3)
-    for i in ti.static(range(3)):
-        for j in ti.static(range(3)):
-            a, b = (j + 1) % 3, (j + 2) % 3
-            c, d = (i + 1) % 3, (i + 2) % 3
-            out[i, j] = M[a, c] * M[b, d] - M[a, d] * M[b, c]
+def cofactor(M):
+    """The cofactor matrix of a 2 × 2 or 3 × 3 matrix: ∂ det M / ∂M = det(M) M⁻ᵀ (its transpose is the
+    adjugate, M⁻¹ det M)."""
+    dim = ti.static(M.get_shape()[0])
+    out = ti.Matrix.zero(float, dim, dim)
+    if ti.static(dim == 2):
+        out = ti.Matrix([[M[1, 1], -M[1, 0]], [-M[0, 1], M[0, 0]]])
+    else:
+        for i in ti.static(range(3)):
+            for j in ti.static(range(3)):
+                a, b = (i + 1) % 3, (i + 2) % 3
+                c, d = (j + 1) % 3, (j + 2) % 3
+                out[i, j] = M[a, c] * M[b, d] - M[a, d] * M[b, c]
     return out
 
 

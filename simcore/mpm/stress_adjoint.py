@@ -14,21 +14,7 @@ so τ̄ = c Ā, C̄ += m Ā, m̄ += Ā : C, V̄ += −dt 4/dx² Ā : τ.
 
 import taichi as ti
 
-
-@ti.func
-def cofactor(M):
-    """The cofactor matrix of a 2 × 2 or 3 × 3 matrix: ∂ det M / ∂M = det(M) M⁻ᵀ."""
-    dim = ti.static(M.get_shape()[0])
-    out = ti.Matrix.zero(float, dim, dim)
-    if ti.static(dim == 2):
-        out = ti.Matrix([[M[1, 1], -M[1, 0]], [-M[0, 1], M[0, 0]]])
-    else:
-        for i in ti.static(range(3)):
-            for j in ti.static(range(3)):
-                a, b = (i + 1) % 3, (i + 2) % 3
-                c, d = (j + 1) % 3, (j + 2) % 3
-                out[i, j] = M[a, c] * M[b, d] - M[a, d] * M[b, c]
-    return out
+from . import constitutive
 
 
 @ti.func
@@ -38,32 +24,30 @@ def neo_hookean(F, mu, lam, g_tau):
     Args: F (d, d) the trial deformation gradient; mu, lam (Pa); g_tau (d, d) = ∂L/∂τ.
     Returns: τ (d, d), ∂L/∂F (d, d), ∂L/∂μ, ∂L/∂λ.
     """
-    dim = ti.static(F.get_shape()[0])
     J = F.determinant()
     log_J = ti.log(J)
     FFt = F @ F.transpose()
-    tau = mu * (FFt - ti.Matrix.identity(float, dim)) + lam * log_J * ti.Matrix.identity(float, dim)
+    tau = constitutive.neo_hookean_stress(F, mu, lam)
     trace = g_tau.trace()
     # ∂ ln det F / ∂F = F⁻ᵀ = cof(F) / J
-    g_F = mu * (g_tau + g_tau.transpose()) @ F + (lam * trace / J) * cofactor(F)
+    g_F = mu * (g_tau + g_tau.transpose()) @ F + (lam * trace / J) * constitutive.cofactor(F)
     g_mu = (g_tau * FFt).sum() - trace
     g_lam = log_J * trace
     return tau, g_F, g_mu, g_lam
 
 
 @ti.func
-def fluid(J, mu, lam, gamma, C, g_tau):
+def fluid(J, mu, lam, plastic, C, g_tau):
     """Adjoint of τ = −p J I + μ J (C + Cᵀ), −p J = −(K/γ)(J^(1−γ) − J) (constitutive.fluid_stress;
-    lam = K the bulk modulus, mu the viscosity, gamma = plastic[0]).
+    lam = K the bulk modulus, mu the viscosity, γ = plastic[0]).
 
-    Args: J the new volume ratio; C (d, d) 1/s; g_tau (d, d) = ∂L/∂τ.
+    Args: J the new volume ratio; plastic (3,); C (d, d) 1/s; g_tau (d, d) = ∂L/∂τ.
     Returns: τ (d, d), ∂L/∂J, ∂L/∂C (d, d), ∂L/∂μ, ∂L/∂K, ∂L/∂γ.
     """
-    dim = ti.static(C.get_shape()[0])
+    gamma = plastic[0]
     J_pow = ti.pow(J, 1.0 - gamma)
-    minus_p_J = -(lam / gamma) * (J_pow - J)
     S = C + C.transpose()
-    tau = minus_p_J * ti.Matrix.identity(float, dim) + mu * J * S
+    tau = constitutive.fluid_stress(J, mu, lam, plastic, C)
     trace = g_tau.trace()
     tau_S = (g_tau * S).sum()
     g_J = trace * (-(lam / gamma) * ((1.0 - gamma) * J_pow / J - 1.0)) + mu * tau_S
