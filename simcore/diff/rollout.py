@@ -138,9 +138,11 @@ class DiffRollout:
         self.solver.add_state_grads(slot, *arrays)
 
     def _has_loss_at(self, g: int, grad_frames: dict) -> bool:
-        """Whether the loss reads the state after global substep g − 1 (a frame ends there)."""
+        """Whether the loss reads the state after global substep g − 1: a frame ends there and its
+        gradient is not all zeros (torch hands zeros for the recorded frames a loss does not read)."""
         f = self.frame_at.get(g)
-        return f is not None and f in grad_frames
+        return f is not None and f in grad_frames and any(
+            a is not None and np.any(a) for a in grad_frames[f].values())
 
     def _fuses_next_scatter(self, g: int, s: int, grad_frames: dict) -> bool:
         """Whether substep g's gather may run the next reverse substep's scatter
