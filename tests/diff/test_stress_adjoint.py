@@ -14,13 +14,7 @@ from simcore.mpm import cache
 from simcore.mpm.config import Configuration
 
 M = sc.materials
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cpu64_module():
-    sc.init("cpu", "f64")
-    yield
-    sc.init("cpu", "f32")
+pytestmark = pytest.mark.usefixtures("cpu64")  # tests/conftest.py
 
 
 def t(value):
