@@ -77,10 +77,20 @@ class AdjointKernels:
     #      + Σ_i (P̄_i · (m v + A dpos_i) + M̄_i m) ∇w_i − Aᵀ Σ_i w_i P̄_i             (p2g_scatter)
     #   v̄ += m Σ_i w_i P̄_i,  m̄ += Σ_i w_i (M̄_i + P̄_i · v),  Ā += Σ_i w_i P̄_i ⊗ dpos_i
     @ti.func
+    def _adj(self, s):
+        """Where slot s's state adjoints live: slot s of x.grad, ..., or, with `ring_adjoints`, slot s % 2:
+        a substep's reverse sweep reads its output slot's adjoints and writes its input slot's, and
+        nothing reads them again, so two slots hold them all, and stay in cache."""
+        slot = s
+        if ti.static(self.ring_adjoints):
+            slot = s % 2
+        return slot
+
+    @ti.func
     def _g2p_output_adjoints(self, p, s_out):
         """x̄', u's constant part v̄' + dt x̄', and C̄' of particle p (slot s_out)."""
-        g_x = self.x.grad[s_out, p]
-        return g_x, self.v.grad[s_out, p] + self.dt[None] * g_x, self.C.grad[s_out, p]
+        g_x = self.x.grad[self._adj(s_out), p]
+        return g_x, self.v.grad[self._adj(s_out), p] + self.dt[None] * g_x, self.C.grad[self._adj(s_out), p]
 
     @ti.kernel
     def g2p_adjoint_scatter(self, s_in: ti.i32, s_out: ti.i32, serial: ti.template(), load: ti.template(),
@@ -227,19 +237,19 @@ class AdjointKernels:
         # additions (no pass zeroes them before). C, F, Jp: the closed-form stress adjoint's, else
         # zeroed for p2g_stress.grad and deform_adjoint to add to, with `affine`'s adjoint stored for
         # p2g_stress.grad to read.
-        self.x.grad[s_in, p] = g_x
-        self.v.grad[s_in, p] = m * g_momentum
+        self.x.grad[self._adj(s_in), p] = g_x
+        self.v.grad[self._adj(s_in), p] = m * g_momentum
         g_m += g_momentum.dot(v)
         if ti.static(self.closed_stress_adjoint):  # the stress update's adjoint, here
             g_C_in, g_F_in, g_Jp_in, g_m_stress = self._stress_adjoint(p, s_in, s_out, g_A)
-            self.C.grad[s_in, p] = g_C_in
-            self.F.grad[s_in, p] = g_F_in
-            self.Jp.grad[s_in, p] = g_Jp_in
+            self.C.grad[self._adj(s_in), p] = g_C_in
+            self.F.grad[self._adj(s_in), p] = g_F_in
+            self.Jp.grad[self._adj(s_in), p] = g_Jp_in
             g_m += g_m_stress
         else:  # p2g_stress.grad's
-            self.C.grad[s_in, p] = ti.zero(g_C)
-            self.F.grad[s_in, p] = ti.zero(g_C)
-            self.Jp.grad[s_in, p] = 0
+            self.C.grad[self._adj(s_in), p] = ti.zero(g_C)
+            self.F.grad[self._adj(s_in), p] = ti.zero(g_C)
+            self.Jp.grad[self._adj(s_in), p] = 0
             self.affine.grad[p] = g_A
         self.mass.grad[p] = self.mass.grad[p] + g_m
 
@@ -265,14 +275,14 @@ class AdjointKernels:
             J_in = self.Jp[s_in, p]
             tau, g_J, g_C_tau, g_mu, g_lam, g_gamma = stress_adjoint.fluid(
                 det_M * J_in, mu, lam, self.plastic[p], C, g_tau)
-            g_J += self.Jp.grad[s_out, p]
+            g_J += self.Jp.grad[self._adj(s_out), p]
             g_Jp = det_M * g_J
             g_C += g_C_tau + (dt * g_J * J_in) * constitutive.cofactor(M)
         else:
             F_in = self.F[s_in, p]
             F_trial = M @ F_in
             tau, g_F_trial, g_mu, g_lam = stress_adjoint.neo_hookean(F_trial, mu, lam, g_tau)
-            g_F_trial += self.F.grad[s_out, p]
+            g_F_trial += self.F.grad[self._adj(s_out), p]
             g_C += dt * g_F_trial @ F_in.transpose()
             g_F = M.transpose() @ g_F_trial
         self.volume.grad[p] = self.volume.grad[p] + c_V * (g_A * tau).sum()
@@ -360,8 +370,8 @@ class AdjointKernels:
                         g += constitutive.closest_rotation_adjoint(self.F_trial[p], self.rotation[p],
                                                                    self.rotation.grad[p], eps)
                 A = ti.Matrix.identity(float, self.dim) + self.dt[None] * self.C[s_in, p]
-                self.C.grad[s_in, p] += self.dt[None] * g @ self.F[s_in, p].transpose()
-                self.F.grad[s_in, p] += A.transpose() @ g
+                self.C.grad[self._adj(s_in), p] += self.dt[None] * g @ self.F[s_in, p].transpose()
+                self.F.grad[self._adj(s_in), p] += A.transpose() @ g
             self._clear_temporary_adjoints(p)
             if ti.static(preload):
                 self._load_particle(s_in - 1, p)
@@ -375,12 +385,12 @@ class AdjointKernels:
         """Adjoints of slot s's state into arrays (n, dim), (n, dim), (n, dim, dim) ×2, (n,)."""
         for p in range(self.n_active[None]):
             for i in ti.static(range(self.dim)):
-                x[p, i] = self.x.grad[s, p][i]
-                v[p, i] = self.v.grad[s, p][i]
+                x[p, i] = self.x.grad[self._adj(s), p][i]
+                v[p, i] = self.v.grad[self._adj(s), p][i]
                 for j in ti.static(range(self.dim)):
-                    C[p, i, j] = self.C.grad[s, p][i, j]
-                    F[p, i, j] = self.F.grad[s, p][i, j]
-            Jp[p] = self.Jp.grad[s, p]
+                    C[p, i, j] = self.C.grad[self._adj(s), p][i, j]
+                    F[p, i, j] = self.F.grad[self._adj(s), p][i, j]
+            Jp[p] = self.Jp.grad[self._adj(s), p]
 
     @ti.kernel
     def add_state_grads(self, s: ti.i32, gx: ti.types.ndarray(), gv: ti.types.ndarray(), gC: ti.types.ndarray(),
@@ -389,12 +399,12 @@ class AdjointKernels:
         `export_state_grads`)."""
         for p in range(self.n_active[None]):
             for i in ti.static(range(self.dim)):
-                self.x.grad[s, p][i] += gx[p, i]
-                self.v.grad[s, p][i] += gv[p, i]
+                self.x.grad[self._adj(s), p][i] += gx[p, i]
+                self.v.grad[self._adj(s), p][i] += gv[p, i]
                 for j in ti.static(range(self.dim)):
-                    self.C.grad[s, p][i, j] += gC[p, i, j]
-                    self.F.grad[s, p][i, j] += gF[p, i, j]
-            self.Jp.grad[s, p] += gJp[p]
+                    self.C.grad[self._adj(s), p][i, j] += gC[p, i, j]
+                    self.F.grad[self._adj(s), p][i, j] += gF[p, i, j]
+            self.Jp.grad[self._adj(s), p] += gJp[p]
 
     @ti.kernel
     def zero_state_grads(self, s: ti.i32):
@@ -404,9 +414,9 @@ class AdjointKernels:
 
     @ti.func
     def _zero_state_grads(self, s, p):
-        self.x.grad[s, p] = ti.zero(self.x.grad[s, p])
-        self.v.grad[s, p] = ti.zero(self.v.grad[s, p])
-        self.C.grad[s, p] = ti.zero(self.C.grad[s, p])
-        self.F.grad[s, p] = ti.zero(self.F.grad[s, p])
-        self.Jp.grad[s, p] = 0
+        self.x.grad[self._adj(s), p] = ti.zero(self.x.grad[self._adj(s), p])
+        self.v.grad[self._adj(s), p] = ti.zero(self.v.grad[self._adj(s), p])
+        self.C.grad[self._adj(s), p] = ti.zero(self.C.grad[self._adj(s), p])
+        self.F.grad[self._adj(s), p] = ti.zero(self.F.grad[self._adj(s), p])
+        self.Jp.grad[self._adj(s), p] = 0
 

@@ -49,6 +49,8 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self.uses_svd, self.uses_rotation = cfg.uses_svd, cfg.uses_rotation
         self.split_deform, self.split_p2g, self.p2g_mode = cfg.split_deform, cfg.split_p2g, cfg.p2g_mode
         self.closed_stress_adjoint = cfg.closed_stress_adjoint
+        # State adjoints in two slots (simcore.mpm.adjoint `_adj`) where no autodiff kernel reads them.
+        self.ring_adjoints = cfg.closed_stress_adjoint
         # Newton's iteration for the closest rotation stops at a step δ with |δ|² below this (its error
         # is then about |δ|²/2, below the precision's round-off).
         self.rotation_tol = 1e-16 if cfg.precision == "f64" else 1e-7
