@@ -144,14 +144,19 @@ class DiffRollout:
         return f is not None and f in grad_frames and any(
             a is not None and np.any(a) for a in grad_frames[f].values())
 
-    def _fuses_next_scatter(self, g: int, s: int, grad_frames: dict) -> bool:
-        """Whether substep g's gather may run the next reverse substep's scatter
+    def _fusing_solver(self) -> bool:
+        """Whether the solver's reverse sweep fuses each gather with the next substep's scatter
         (`transfer_adjoint_gather_scatter`): slot s's adjoints are complete after the gather (closed-form
-        stress adjoint, kept grids, partitioned scatter), no loss term is still to be added to them, and
-        the substep before has the same dt."""
+        stress adjoint), its grids are kept, and it scatters in parts."""
         solver = self.solver
-        return (solver.closed_stress_adjoint and solver.keeps_temporaries and solver.parts > 1 and s > 0
-                and not self._has_loss_at(g, grad_frames) and self.schedule.dt_of(g - 1) == self.schedule.dt_of(g))
+        return solver.closed_stress_adjoint and solver.keeps_temporaries and solver.parts > 1
+
+    def _fuses_next_scatter(self, g: int, s: int, grad_frames: dict) -> bool:
+        """Whether substep g's gather may run the next reverse substep's scatter (a fusing solver): not
+        the segment's last, no loss term is still to be added to slot s, and the substep before has the
+        same dt."""
+        return (self._fusing_solver() and s > 0 and not self._has_loss_at(g, grad_frames)
+                and self.schedule.dt_of(g - 1) == self.schedule.dt_of(g))
 
     def _substep_adjoint(self, g: int, s: int, first: bool, scattered: bool, grad_frames: dict) -> bool:
         """The reverse sweep of global substep g (slots s → s + 1); `first`: the first of its segment;
@@ -175,8 +180,8 @@ class DiffRollout:
             solver.g2p_adjoint_scatter(s, s + 1, serial, keeps, solver.parts)  # restoring the kept grid first
         solver.grid_update.grad(s, serial)
         fuses = self._fuses_next_scatter(g, s, grad_frames)
-        if fuses:  # and the next reverse substep's g2p_adjoint_scatter
-            solver.transfer_adjoint_gather_scatter(s, s + 1, solver.parts)
+        if self._fusing_solver():  # with the next reverse substep's g2p_adjoint_scatter where `fuses`
+            solver.transfer_adjoint_gather_scatter(s, int(fuses), solver.parts)
         else:  # with the stress update's adjoint where it is in closed form
             solver.transfer_adjoint_gather(s, s + 1)
         if not solver.closed_stress_adjoint:

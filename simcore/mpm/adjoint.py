@@ -169,22 +169,49 @@ class AdjointKernels:
             self._gather_particle(p, s_in, s_out)
 
     @ti.kernel
-    def transfer_adjoint_gather_scatter(self, s_in: ti.i32, s_out: ti.i32, parts: ti.template()):
-        """`transfer_adjoint_gather` of this substep (slots s_in → s_out) fused with the next one's
-        of the reverse sweep, `g2p_adjoint_scatter` of substep s_in − 1 → s_in, with the grid restored
-        from slot s_in − 1 (partitioned scatter, `parts` > 1): each particle's adjoints of slot s_in
-        are complete once gathered (`closed_stress_adjoint`, no decomposition), so it scatters them
-        while they are in cache, and a substep's reverse sweep is two launches, this kernel and
-        grid_update.grad. The scatter goes to the grid copies (`part_momentum`), which the gather
-        does not read; the grid of slot s_in − 1 is restored after the particle loop."""
-        self._runs(parts, self._gather_scatter_run_body, s_in, s_out)
-        self._load_grid(s_in - 1)
-        self._sum_parts_into_velocity_adjoint(parts)
+    def transfer_adjoint_gather_scatter(self, s_in: ti.i32, fuse: ti.i32, parts: ti.template()):
+        """`transfer_adjoint_gather` of this substep (slots s_in → s_in + 1) for solvers whose reverse
+        sweep fuses (`closed_stress_adjoint`, kept temporaries, partitioned scatter with `parts` > 1),
+        with `fuse` = 1 fused with the next one's of the reverse sweep, `g2p_adjoint_scatter` of
+        substep s_in − 1 → s_in (restoring the grid of slot s_in − 1): each particle's adjoints of
+        slot s_in are complete once gathered (no decomposition), so it scatters them while they are in
+        cache, and a substep's reverse sweep is two launches, this kernel and grid_update.grad. The
+        scatter goes to the grid copies (`part_momentum`), which the gather does not read; the grid is
+        restored after the particle loop. With `fuse` = 0, the gather alone: the substeps that cannot
+        fuse run this kernel too, so that one gather compiles, not two (each is seconds of compile)."""
+        self._runs(parts, self._gather_scatter_run_body, s_in, fuse)
+        # Restore slot s_in − 1's grid and sum the scatter's copies into its velocity adjoint (as
+        # `_load_grid` and `_sum_parts_into_velocity_adjoint`), over ranges that are empty without
+        # `fuse`: loops under a run-time `if` would not run in parallel.
+        lo, hi = self.box_lo[None], self.box_hi[None]
+        if not fuse:
+            hi = lo
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(lo[d], hi[d]) for d in ti.static(range(self.dim))])):
+            self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
+            self.grid_mass[I] = 0
+        if fuse:
+            self.box_lo[None], self.box_hi[None] = self.kept_box_lo[s_in - 1], self.kept_box_hi[s_in - 1]
+        lo, hi = self.box_lo[None], self.box_hi[None]
+        if not fuse:
+            hi = lo
+        ti.loop_config(serialize=self.serial_grid)
+        for I in ti.grouped(ti.ndrange(*[(lo[d], hi[d]) for d in ti.static(range(self.dim))])):
+            for field, kept in ti.static(self._kept_grid):
+                field[I] = kept[s_in - 1, I]
+            self._clear_grid_adjoints(I)
+            g = ti.zero(self.grid_velocity.grad[I])
+            for part in ti.static(range(parts)):
+                g += self.part_momentum[part, I]
+                self.part_momentum[part, I] = ti.zero(g)
+            self.grid_velocity.grad[I] = g
 
     @ti.func
-    def _gather_scatter_run_body(self, part, p, s_in, s_out, lo, hi):
-        self._gather_particle(p, s_in, s_out)
-        return self._g2p_adjoint_run_body(part, p, s_in - 1, s_in, lo, hi)
+    def _gather_scatter_run_body(self, part, p, s_in, fuse, lo, hi):
+        self._gather_particle(p, s_in, s_in + 1)
+        if fuse:
+            lo, hi = self._g2p_adjoint_run_body(part, p, s_in - 1, s_in, lo, hi)
+        return lo, hi
 
     @ti.func
     def _gather_particle(self, p, s_in, s_out):

@@ -54,7 +54,7 @@ def run_with(threads: int, rollout: bool = False):
         ((x[-1] ** 2).mean() + (x[2] ** 2).mean()).backward()  # (a loss term mid-segment: no fusion there)
         del solver.transfer_adjoint_gather_scatter
         out["grads"] = np.array([E.grad.item(), *v0.grad.tolist()])
-        out["fused_adjoint_substeps"] = len(calls)
+        out["fused_adjoint_substeps"] = sum(1 for _, fuse, _ in calls if fuse)  # (s, fuse, parts)
     return out
 
 
