@@ -56,9 +56,14 @@ class AdjointKernels:
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
-            for field, kept in ti.static(self._kept_grid):
-                field[I] = kept[t, I]
-            self._clear_grid_adjoints(I)
+            self._restore_node(t, I)
+
+    @ti.func
+    def _restore_node(self, t, I):
+        """Grid node I's values saved in slot t, and its adjoints zeroed."""
+        for field, kept in ti.static(self._kept_grid):
+            field[I] = kept[t, I]
+        self._clear_grid_adjoints(I)
 
 
     # ------------------------------------------------------------------------------------------
@@ -119,11 +124,16 @@ class AdjointKernels:
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
-            g = ti.zero(self.grid_velocity.grad[I])
-            for part in ti.static(range(parts)):
-                g += self.part_momentum[part, I]
-                self.part_momentum[part, I] = ti.zero(g)
-            self.grid_velocity.grad[I] += g
+            self.grid_velocity.grad[I] += self._take_parts(I, parts)
+
+    @ti.func
+    def _take_parts(self, I, parts: ti.template()):
+        """The sum over the partitioned scatter's grid copies at node I, which are zeroed."""
+        g = ti.zero(self.grid_velocity.grad[I])
+        for part in ti.static(range(parts)):
+            g += self.part_momentum[part, I]
+            self.part_momentum[part, I] = ti.zero(g)
+        return g
 
     @ti.func
     def _g2p_adjoint_u(self, p, s_out, fx):
@@ -197,14 +207,8 @@ class AdjointKernels:
             hi = lo
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(lo[d], hi[d]) for d in ti.static(range(self.dim))])):
-            for field, kept in ti.static(self._kept_grid):
-                field[I] = kept[s_in - 1, I]
-            self._clear_grid_adjoints(I)
-            g = ti.zero(self.grid_velocity.grad[I])
-            for part in ti.static(range(parts)):
-                g += self.part_momentum[part, I]
-                self.part_momentum[part, I] = ti.zero(g)
-            self.grid_velocity.grad[I] = g
+            self._restore_node(s_in - 1, I)
+            self.grid_velocity.grad[I] = self._take_parts(I, parts)
 
     @ti.func
     def _gather_scatter_run_body(self, part, p, s_in, fuse, lo, hi):
