@@ -25,6 +25,10 @@ FIXED_COROTATED, NEO_HOOKEAN, FLUID, SNOW, SAND, PLASTICINE, NEURAL, MU_I = rang
 
 Param = Any  # float | array (n,) | Callable[[np.ndarray], np.ndarray]
 
+# Sand's 3D yield surfaces (Sand.yield_surface), as packed in plastic[1].
+SAND_SURFACES = {"matsuoka-nakai": 0, "compression-cone": 1}
+MATSUOKA_NAKAI = SAND_SURFACES["matsuoka-nakai"]
+
 
 def _as_numpy(value):
     """A torch tensor's values (detached) as numpy; anything else unchanged."""
@@ -263,15 +267,24 @@ class Snow(_Elastic):
 
 @dataclasses.dataclass
 class Sand(_Elastic):
-    """Drucker–Prager sand (Klár et al. 2016): Hencky-strain St. Venant–Kirchhoff elasticity with the
-    strain projected onto the Drucker–Prager cone ‖dev τ‖ ≤ −α tr τ of friction angle `friction_angle`
-    (φ, degrees, in (0, 90)); expansion beyond the cone tip is free (cohesionless).
-    The cone: in 2D, α = sin φ / √2, which is Mohr–Coulomb exactly (a 2D stress has two principal
-    values, and the Mohr circle touching the line of slope tan φ is this cone); in 3D,
-    α = √(2/3) · 2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27: the cone through Mohr–Coulomb's
-    triaxial-compression corners). The 3D value used in 2D made 2D sand weaker than φ — a 20° heap came
-    to rest at 15° (docs/validation.md).
-    Packed as plastic[0] = sin φ; the kernels form α for their dimension.
+    """Cohesionless sand (Klár et al. 2016's return map): Hencky-strain St. Venant–Kirchhoff elasticity
+    with the strain returned radially, at constant volume, onto the yield surface of friction angle
+    `friction_angle` (φ, degrees, in (0, 90)), ‖dev τ‖ ≤ −α tr τ; expansion beyond the surface's tip is
+    free (cohesionless).
+    In 2D, α = sin φ / √2, which is Mohr–Coulomb exactly (a 2D stress has two principal values, and the
+    Mohr circle touching the line of slope tan φ is this cone).
+    In 3D, `yield_surface` chooses α:
+    - "matsuoka-nakai" (default): α depends on the Lode angle, from the Matsuoka–Nakai surface (1974),
+      the smooth surface through Mohr–Coulomb's corners in triaxial compression and in extension
+      (simcore.mpm.constitutive.matsuoka_nakai_alpha). 3D heaps, conical and plane-strain, then rest
+      within 3° of φ (docs/granular.md).
+    - "compression-cone": the Drucker–Prager cone through the compression corners only, α = √(2/3) ·
+      2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27; the graphics papers' sand). It is the same as
+      Matsuoka–Nakai in triaxial compression and stronger everywhere else: in plane-strain flow it is
+      Mohr–Coulomb of a friction angle asin(3α/√2), 44° for φ = 30° and 71° for φ = 40°, and 3D ridges
+      and steep conical heaps rest several degrees steeper than φ (docs/granular.md).
+    Packed as plastic[0] = sin φ, plastic[1] = SAND_SURFACES[yield_surface]; the kernels form α for
+    their dimension.
     """
 
     kind: ClassVar[int] = SAND
@@ -279,6 +292,13 @@ class Sand(_Elastic):
     nu: Param = 0.3
     density: Param = 2200.0
     friction_angle: Param = 30.0
+    yield_surface: str = dataclasses.field(default="matsuoka-nakai", kw_only=True)
+
+    def __post_init__(self):
+        if self.yield_surface not in SAND_SURFACES:
+            raise ValueError(f"{self.label}: yield_surface={self.yield_surface!r} is not one of Sand's: choose "
+                             f"{' or '.join(repr(k) for k in SAND_SURFACES)}")
+        super().__post_init__()
 
     def _rules(self):
         return super()._rules() + [
@@ -288,7 +308,7 @@ class Sand(_Elastic):
     def _pack(self, p):
         mu, lam, _ = super()._pack(p)
         s = (p["friction_angle"] * (math.pi / 180)).sin() if is_tensor(mu) else np.sin(np.radians(p["friction_angle"]))
-        return mu, lam, _column3(s)
+        return mu, lam, _column3(s, s * 0 + SAND_SURFACES[self.yield_surface])
 
 
 @dataclasses.dataclass

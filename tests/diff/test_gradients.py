@@ -155,9 +155,10 @@ def test_hencky_elastic_moduli():
     check(make_scene(2, M.Plasticine(E=E, nu=nu, yield_stress=1e7), (0.5, -2.0)), [E, nu], [1.0, 1e-5])
 
 
-@pytest.mark.parametrize("dim", [2])
+@pytest.mark.parametrize("dim", [2, 3])
 def test_sand_friction_angle(dim):
-    """dL/dφ through the Drucker–Prager return map."""
+    """dL/dφ through sand's return map: the Mohr–Coulomb cone in 2D, the Matsuoka–Nakai surface in 3D
+    (its radius from six Newton steps, differentiated through them)."""
     phi = t(30.0)
     check(make_scene(dim, M.Sand(E=2e4, friction_angle=phi), (0.5, -2.0, 0.2)[:dim]), [phi], [1e-3])
 
