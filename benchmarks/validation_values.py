@@ -744,6 +744,10 @@ def material_gradients():
     phi = t(30.0)
     yield gradient_row(test + "test_sand_friction_angle[2]", "2D sand (Drucker–Prager): dL/dφ",
                        gradient_errors(make_scene(2, M.Sand(E=2e4, friction_angle=phi), (0.5, -2.0)), [phi], [1e-3]))
+    phi = t(30.0)
+    yield gradient_row(test + "test_sand_friction_angle[3]", "3D sand (Matsuoka–Nakai): dL/dφ",
+                       gradient_errors(make_scene(3, M.Sand(E=2e4, friction_angle=phi), (0.5, -2.0, 0.2)), [phi],
+                                       [1e-3]))
     if hasattr(M, "GranularMuI"):
         mu_s, mu_2, E = t(0.4), t(0.7), t(2e4)
         material = M.GranularMuI(E=E, mu_s=mu_s, mu_2=mu_2, grain_diameter=0.01)

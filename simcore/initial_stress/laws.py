@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..materials import FIXED_COROTATED, FLUID, NEO_HOOKEAN, SAND, SNOW
+from ..materials import FIXED_COROTATED, FLUID, MATSUOKA_NAKAI, NEO_HOOKEAN, SAND, SNOW
 
 
 @dataclasses.dataclass
@@ -125,9 +125,12 @@ class Law:
         trace = eps.sum(1)  # Sand, Plasticine: Hencky strain and its return map
         dev = eps - trace[:, None] / d
         dev_norm = np.sqrt(np.maximum((dev**2).sum(1), 1e-30))
-        if self.kind == SAND:  # Klár et al. 2016, Alg. 2, with constitutive.drucker_prager_alpha's cone
+        if self.kind == SAND:  # Klár et al. 2016, Alg. 2, with the kernels' cone radius α (constitutive)
             sin_phi = plastic[:, 0]
             alpha = sin_phi / math.sqrt(2) if d == 2 else math.sqrt(2 / 3) * 2 * sin_phi / (3 - sin_phi)
+            if d == 3:
+                nakai = plastic[:, 1] == MATSUOKA_NAKAI
+                alpha = np.where(nakai, matsuoka_nakai_alpha(sin_phi, dev / dev_norm[:, None]), alpha)
             dgamma = dev_norm + (d * lam + 2 * mu) / (2 * mu) * trace * alpha
             eps = np.where((trace >= 0)[:, None], 0.0,
                            eps - np.where(dgamma > 0, dgamma / dev_norm, 0.0)[:, None] * dev)
@@ -142,3 +145,14 @@ class Law:
 def _compose(outer, inner):
     """Index `inner` into the selection `outer` (a slice of everything or an index array)."""
     return inner if isinstance(outer, slice) else outer[inner]
+
+
+def matsuoka_nakai_alpha(sin_phi: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """numpy twin of simcore.mpm.constitutive.matsuoka_nakai_alpha (the same six Newton steps):
+    sin_phi (n,), direction (n, 3) unit deviatoric principal strains → α (n,)."""
+    K = 9 + 8 * sin_phi**2 / (1 - sin_phi**2)
+    D = -np.prod(direction, 1)
+    t = 3 * math.sqrt(2 / 3) * 2 * sin_phi / (3 - sin_phi)
+    for _ in range(6):
+        t = t - (K * D * t**3 + (3 - K) * t**2 / 2 + (K - 9)) / (3 * K * D * t**2 + (3 - K) * t)
+    return t / 3
