@@ -1,8 +1,11 @@
-"""Granular column collapse: a column of Drucker–Prager sand released on a rough floor (2D by default).
+"""Granular column collapse: a column of sand released on a rough floor (2D by default).
 At the defaults (aspect ratio a = height / half-width = 2) the deposit is a heap whose run-out is within
 4 % of Lube et al. 2005's planar law ΔL/L0 = 1.2 a (`python examples/column_collapse_lube.py`, which
-also runs a = 0.8 and 5; docs/validation.md).
+also runs a = 0.8 and 5; docs/validation.md). rheology="mu_i" releases the same column as a μ(I)
+material (GranularMuI) instead of rate-independent Drucker–Prager sand (Sand).
 Quality setting: grid=128."""
+
+import math
 
 import simcore as sc
 
@@ -12,7 +15,10 @@ DESCRIPTION = "granular column of sand collapsing into a heap (2D; dim=3 for 3D)
 PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore scenes`
     "dim": (2, "2 or 3 (in 3D a smaller grid, e.g. 32, keeps it fast)"),
     "grid": (64, "grid cells per axis of the unit domain"),
-    "friction_angle": (30.0, "Drucker–Prager friction angle of the sand, degrees in (0, 90)"),
+    "friction_angle": (30.0, "friction angle φ of the sand, degrees in (0, 90)"),
+    "rheology": ("drucker-prager", "'drucker-prager' (materials.Sand) or 'mu_i' (materials.GranularMuI with "
+                                   "μs = sin φ, so that its heaps rest near φ as Sand's do, μ2 = μs + 0.26, "
+                                   "grains of 0.5 mm)"),
     "width": (0.2, "column width, m"),
     "height": (0.2, "column height, m"),
     "particles_per_cell": (None, "particles per grid cell (None: 2^dim; 9 in 2D gives tall columns' deposits "
@@ -32,8 +38,17 @@ def build(**overrides) -> sc.Scene:
     floor = 0.1
     center = (0.5, floor + p["height"] / 2 + 0.5 / p["grid"], 0.5)[:dim]
     size = (p["width"], p["height"], p["width"])[:dim]
-    scene.add_body(sc.shapes.Box(center=center, size=size), sc.materials.Sand(friction_angle=p["friction_angle"]),
-                   name="sand")
+    scene.add_body(sc.shapes.Box(center=center, size=size), _material(p["rheology"], p["friction_angle"]), name="sand")
     scene.add_collider(sc.colliders.Plane(point=(0.0, floor, 0.0)[:dim], normal=(0.0, 1.0, 0.0)[:dim],
                                           friction=p["floor_friction"], name="floor"))
     return scene
+
+
+def _material(rheology: str, friction_angle: float) -> sc.materials.Material:
+    if rheology == "drucker-prager":
+        return sc.materials.Sand(friction_angle=friction_angle)
+    if rheology == "mu_i":
+        # The μ(I) criterion τ_eq ≤ μ p is Mohr–Coulomb of angle asin μ for a heap (docs/granular.md).
+        mu_s = math.sin(math.radians(friction_angle))
+        return sc.materials.GranularMuI(mu_s=mu_s, mu_2=mu_s + 0.26, grain_diameter=5e-4)
+    raise ValueError(f"sand_collapse: rheology={rheology!r} is not one of 'drucker-prager', 'mu_i'")

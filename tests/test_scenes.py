@@ -86,3 +86,14 @@ def test_mesh_fills_its_volume(cpu32):
 def test_unknown_scene_parameter():
     with pytest.raises(ValueError, match="has no parameter 'gird'"):
         scenes.load("dam_break").build(gird=3)
+
+
+def test_sand_collapse_rheologies(cpu32):
+    """sand_collapse's column is Sand by default and GranularMuI (μs = sin φ) with rheology="mu_i"; a
+    wrong name says which exist."""
+    module = scenes.load("sand_collapse")
+    assert isinstance(module.build(grid=32).bodies[0].material, sc.materials.Sand)
+    mu_i = module.build(grid=32, rheology="mu_i", friction_angle=30.0).bodies[0].material
+    assert isinstance(mu_i, sc.materials.GranularMuI) and mu_i.mu_s == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="rheology='muI' is not one of 'drucker-prager', 'mu_i'"):
+        module.build(grid=32, rheology="muI")
