@@ -46,3 +46,15 @@ def test_column_collapse_example_prints_one_row_per_column():
     assert [float(r[0]) for r in rows] == [0.8, 2.0, 5.0]
     assert all(np.isfinite(float(r[1])) and float(r[1]) > 0 and float(r[4]) > 0 for r in rows)
     assert [float(r[2]) for r in rows] == [0.96, 2.40, 5.56]  # Lube et al. 2005's laws at a = 0.8, 2, 5
+
+
+def test_column_collapse_example_options():
+    """--aspect picks the columns, --cfl sets the time step and --rheology mu_i the μ(I) material: one
+    row, a = 2, finite."""
+    proc = subprocess.run([sys.executable, "examples/column_collapse_lube.py", "--grid", "32", "--seconds", "0.25",
+                           "--aspect", "2", "--cfl", "0.2", "--rheology", "mu_i"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mu_i, cfl 0.2" in proc.stdout
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| ") and "simcore" not in line]
+    assert [float(r[0]) for r in rows] == [2.0] and np.isfinite(float(rows[0][1]))
