@@ -17,7 +17,7 @@ PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore 
     "grid": (64, "grid cells per axis of the unit domain"),
     "friction_angle": (30.0, "friction angle φ of the sand, degrees in (0, 90)"),
     "rheology": ("drucker-prager", "'drucker-prager' (materials.Sand) or 'mu_i' (materials.GranularMuI with "
-                                   "μs = sin φ, so that its heaps rest near φ as Sand's do, μ2 = μs + 0.26, "
+                                   "μs = sin φ, so that its 2D heaps rest near φ as Sand's do, μ2 = μs + 0.26, "
                                    "grains of 0.5 mm)"),
     "width": (0.2, "column width, m"),
     "height": (0.2, "column height, m"),
@@ -45,6 +45,7 @@ def build(**overrides) -> sc.Scene:
 
 
 def _material(rheology: str, friction_angle: float) -> sc.materials.Material:
+    """The column's material for `rheology` (PARAMETERS) and friction angle φ (degrees)."""
     if rheology == "drucker-prager":
         return sc.materials.Sand(friction_angle=friction_angle)
     if rheology == "mu_i":

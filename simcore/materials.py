@@ -276,8 +276,9 @@ class Sand(_Elastic):
     In 3D, `yield_surface` chooses α:
     - "matsuoka-nakai" (default): α depends on the Lode angle, from the Matsuoka–Nakai surface (1974),
       the smooth surface through Mohr–Coulomb's corners in triaxial compression and in extension
-      (simcore.mpm.constitutive.matsuoka_nakai_alpha). 3D heaps, conical and plane-strain, then rest
-      within 3° of φ (docs/granular.md).
+      (simcore.mpm.constitutive.matsuoka_nakai_alpha). 3D heaps, conical and plane-strain, built 3°
+      steeper than φ then rest within 3° of it; built 10° steeper, cones avalanche 3.5–10.5° past φ
+      (docs/granular.md).
     - "compression-cone": the Drucker–Prager cone through the compression corners only, α = √(2/3) ·
       2 sin φ / (3 − sin φ) (Klár et al. 2016, eq. 27; the graphics papers' sand). It is the same as
       Matsuoka–Nakai in triaxial compression and stronger everywhere else: in plane-strain flow it is

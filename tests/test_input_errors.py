@@ -16,6 +16,8 @@ M, S, C = sc.materials, sc.shapes, sc.colliders
     (lambda: M.Fluid(viscosity="thick"), ["Fluid", "viscosity='thick'", ">= 0 Pa·s"]),
     (lambda: M.Snow(hardening="lots"), ["Snow", "hardening='lots'", ">= 0"]),
     (lambda: M.Sand(friction_angle="steep"), ["Sand", "friction_angle='steep'", "(0, 90) degrees"]),
+    (lambda: M.Sand(yield_surface="drucker-prager"), ["Sand", "yield_surface='drucker-prager'", "'matsuoka-nakai'",
+                                                     "'compression-cone'"]),
     (lambda: M.Plasticine(yield_stress=object()), ["Plasticine", "yield_stress=", "> 0 Pa"]),
     (lambda: M.NeoHookean(density={"value": 1e3}), ["NeoHookean", "density=", "kg/m³"]),
     (lambda: M.NeoHookean(E=None), ["NeoHookean", "E=None", "Young's modulus"]),
