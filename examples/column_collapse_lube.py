@@ -18,6 +18,7 @@ floor. docs/validation.md quotes its output.
     python examples/column_collapse_lube.py --particles-per-cell 9
     python examples/column_collapse_lube.py --grid 256 --rheology mu_i
     python examples/column_collapse_lube.py --aspect 2 --cfl 0.025       # a smaller time step
+    python examples/column_collapse_lube.py --transfer flip              # run-outs that do not depend on dt
 """
 
 from __future__ import annotations
@@ -42,14 +43,18 @@ def lube(a: float) -> tuple[float, float]:
 
 def collapse(width: float, height: float, grid: int, floor_friction: float, friction_angle: float,
              seconds: float, particles_per_cell: int | None = None,
-             rheology: str = "drucker-prager", cfl: float | None = None) -> tuple[float, float, float]:
+             rheology: str = "drucker-prager", cfl: float | None = None, transfer: str = "apic",
+             flip_damping: float | None = None) -> tuple[float, float, float]:
     """(ΔL/L0, H∞/L0, largest speed at the end m/s) of one column. cfl: the scene's CFL number (None:
-    simcore's default, 0.4)."""
+    simcore's default, 0.4); transfer, flip_damping (1/s; None: simcore's default): `simcore.Scene`'s."""
     scene = sand_collapse.build(grid=grid, width=width, height=height, floor_friction=floor_friction,
                                 friction_angle=friction_angle, particles_per_cell=particles_per_cell,
                                 rheology=rheology)
     if cfl is not None:
         scene.cfl = cfl
+    scene.transfer = transfer
+    if flip_damping is not None:
+        scene.flip_damping = flip_damping
     traj = scene.run(frames=round(seconds * 60), frame_dt=1 / 60, record=("v",), progress=False)
     x = traj.x[-1]
     L0 = width / 2
@@ -71,13 +76,19 @@ def main():
                         help="the sand_collapse scene's rheology: Sand, or GranularMuI with μs = sin φ")
     parser.add_argument("--cfl", type=float, default=None,
                         help="CFL number of the time step (default simcore's 0.4); the run-outs depend on it")
+    parser.add_argument("--transfer", default="apic", choices=["apic", "flip"],
+                        help="grid-to-particle transfer (simcore.Scene's): with 'flip' the run-outs do not "
+                             "depend on the time step")
+    parser.add_argument("--flip-damping", type=float, default=None,
+                        help="the FLIP blend's damping rate, 1/s (default simcore's 20)")
     parser.add_argument("--aspect", type=float, nargs="*", default=None,
                         help="run only these of the aspect ratios 0.8, 2, 5")
     args = parser.parse_args()
     sc.init("cpu", "f32", verbose=False)
     print(f"grid {args.grid}, floor friction {args.floor_friction}, φ = {args.friction_angle}°, "
           f"{args.seconds} s, {args.particles_per_cell or 4} particles per cell, {args.rheology}, "
-          f"cfl {args.cfl or 0.4}\n")
+          f"cfl {args.cfl or 0.4}, transfer {args.transfer}"
+          + (f" (flip damping {args.flip_damping} 1/s)" if args.flip_damping is not None else "") + "\n")
     print("| a | ΔL/L0 simcore | ΔL/L0 Lube | diff | H∞/L0 simcore | H∞/L0 Lube | diff | max speed at end m/s |")
     print("|---|---|---|---|---|---|---|---|")
     for width, height in COLUMNS:
@@ -85,7 +96,8 @@ def main():
         if args.aspect and not any(abs(a - b) < 1e-6 for b in args.aspect):
             continue
         run_out, top, speed = collapse(width, height, args.grid, args.floor_friction, args.friction_angle,
-                                       args.seconds, args.particles_per_cell, args.rheology, args.cfl)
+                                       args.seconds, args.particles_per_cell, args.rheology, args.cfl,
+                                       args.transfer, args.flip_damping)
         ref_run, ref_top = lube(a)
         print(f"| {a:.1f} | {run_out:.2f} | {ref_run:.2f} | {run_out / ref_run - 1:+.0%} | {top:.2f} | {ref_top:.2f} "
               f"| {top / ref_top - 1:+.0%} | {speed:.1e} |", flush=True)

@@ -30,6 +30,7 @@ from .simulate import SLOTS, simulate
 from .trajectory import Trajectory
 
 SIDES = ("-x", "+x", "-y", "+y", "-z", "+z")
+TRANSFERS = ("apic", "flip")  # grid-to-particle velocity transfers (Scene(transfer=...))
 
 
 def _material_kinds(materials) -> tuple[int, ...]:
@@ -73,12 +74,22 @@ class Scene:
             types share one compiled solver whatever subset their bodies use: for many scenes of random
             material mixes (datasets), one compilation instead of one per mix. The price is the path of
             the most demanding type (a jelly runs the SVD path if Sand is listed).
+        transfer: the grid-to-particle velocity transfer. "apic" (the default; MLS-MPM's affine
+            particle-in-cell, differentiable) replaces each particle's velocity by the grid's every
+            substep, which damps the motions the grid cannot hold by a fixed factor per substep, so a
+            flow loses more energy the smaller dt is (a granular collapse's run-out depends on dt as much
+            as on the grid: docs/granular.md). "flip" keeps each particle's deviation from the grid's
+            velocity, damped at `flip_damping` per second whatever dt is (Fei et al. 2021's APIC–FLIP
+            blend, rate-based); forward runs only (`rollout` and gradients need "apic").
+        flip_damping: κ, 1/s: with transfer="flip", a particle's deviation from the grid's velocity
+            decays as e^(−κ t). 0 is pure FLIP (no transfer damping: a granular deposit never quite
+            settles); the default 20 settles a sand column in about a second of simulated time.
     """
 
     def __init__(self, dim: int = 3, grid: int = 64, gravity=None, dt: float | None = None, cfl: float = 0.4,
                  walls: str | dict = "separate", wall_friction: float = 0.0,
                  particles_per_cell: int | None = None, sampling: str = "lattice", seed: int = 0,
-                 compile_materials=()):
+                 compile_materials=(), transfer: str = "apic", flip_damping: float = 20.0):
         if dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {dim!r}")
         if not (isinstance(grid, (int, np.integer)) and grid >= 2 * BOUND + 2):
@@ -100,6 +111,8 @@ class Scene:
         self.sampling = sampling
         self.seed = seed
         self.extra_kinds = _material_kinds(compile_materials)
+        self.transfer = transfer
+        self.flip_damping = flip_damping
         self.bodies: list[Body] = []
         self.colliders: list[Collider] = []
         self._model: Model | None = None
@@ -120,6 +133,28 @@ class Scene:
         if value.shape != (self.dim,) or not np.all(np.isfinite(value)):
             raise ValueError(f"gravity must be {self.dim} finite numbers (m/s²), got {g!r}")
         self._gravity = value
+
+    @property
+    def transfer(self) -> str:
+        """"apic" or "flip" (see the class docstring). May be reassigned between runs."""
+        return self._transfer
+
+    @transfer.setter
+    def transfer(self, value: str):
+        if value not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {TRANSFERS}, got {value!r}")
+        self._transfer = value
+
+    @property
+    def flip_damping(self) -> float:
+        """κ, 1/s: the FLIP blend's damping rate (transfer="flip"). May be reassigned between runs."""
+        return self._flip_damping
+
+    @flip_damping.setter
+    def flip_damping(self, value: float):
+        if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"flip_damping must be a finite rate >= 0 in 1/s (0: pure FLIP), got {value!r}")
+        self._flip_damping = float(value)
 
     def _parse_walls(self, walls):
         sides = SIDES[: 2 * self.dim]
@@ -258,7 +293,7 @@ class Scene:
         """Gravity, wall friction and the field values of every material and collider as they are now
         (tensors and arrays copied): what tells a stale model. (Gravity reassigned between runs, e.g. a
         tilting-table experiment, was ignored once a model had been built.)"""
-        return (_snapshot(self.gravity), self.wall_friction) + tuple(
+        return (_snapshot(self.gravity), self.wall_friction, self.transfer, self.flip_damping) + tuple(
             tuple(_snapshot(getattr(o, f.name)) for f in dataclasses.fields(o)) for o in self.materials + self.colliders)
 
     def _require_bodies(self):
@@ -293,7 +328,8 @@ class Scene:
             collider_params=np.stack([c.pack(d) for c in self.colliders]) if self.colliders else None,
             collider_friction=np.array([c.friction_value for c in self.colliders]) if self.colliders else None,
             collider_origin=np.stack([c.origin(d) for c in self.colliders]) if self.colliders else None,
-            stress_hook=self._neural_stress(), extra_kinds=self.extra_kinds)
+            stress_hook=self._neural_stress(), extra_kinds=self.extra_kinds, transfer=self.transfer,
+            flip_damping=self.flip_damping)
 
     def _neural_stress(self):
         """The torch stress hook for the scene's Neural bodies (None if there are none)."""

@@ -65,3 +65,15 @@ def test_valid_values_still_accepted():
     assert S.Sphere(radius=np.float64(0.1)).radius == 0.1
     assert C.Sphere(radius=1).radius == 1.0
     C.Plane(point=(0, 0.1), normal=(0, 1), friction=0)
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda: sc.Scene(dim=2, transfer="pic"), "transfer must be one of ('apic', 'flip'), got 'pic'"),
+    (lambda: sc.Scene(dim=2, transfer="flip", flip_damping=-1.0), "flip_damping must be a finite rate >= 0 in 1/s"),
+    (lambda: sc.Scene(dim=2, flip_damping="lots"), "flip_damping must be a finite rate >= 0 in 1/s (0: pure FLIP), "
+                                                   "got 'lots'"),
+])
+def test_scene_transfer_option_named(make, expected):
+    with pytest.raises(ValueError) as info:
+        make()
+    assert expected in str(info.value)

@@ -46,6 +46,7 @@ class Configuration:
     wall_modes: ((lo, hi) per axis) boundary mode codes (simcore.colliders.MODES).
     colliders: ((kind, mode) per collider). n_actuators: actuator groups.
     precision: "f32" | "f64". arch: "cpu" | "cuda" | "vulkan". needs_grad: adjoint fields and kernels.
+    flip: the FLIP-blended transfer (`Scene(transfer="flip")`; forward solvers only).
     """
 
     dim: int
@@ -57,6 +58,7 @@ class Configuration:
     precision: str
     arch: str
     needs_grad: bool = False
+    flip: bool = False
 
     def with_grad(self, needs_grad: bool) -> Configuration:
         return dataclasses.replace(self, needs_grad=needs_grad)

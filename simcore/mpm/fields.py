@@ -73,11 +73,19 @@ class FieldLayout:
         self.grid_velocity = ti.Vector.field(dim, real, needs_grad=grad)   # m/s after forces and boundaries
         _place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim),
                self.grid_momentum, self.grid_mass, self.grid_velocity)
+        if cfg.flip:  # the FLIP blend's grid velocity before forces (simcore.mpm.step, `_flip_velocity`)
+            self.grid_momentum0 = ti.Vector.field(dim, real)  # kg·m/s, APIC momentum without the stress
+            self.grid_velocity0 = ti.Vector.field(dim, real)  # m/s, its velocity
+            fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim).place(self.grid_momentum0,
+                                                                             self.grid_velocity0)
         if self.max_parts > 1:  # the partitioned scatter's grid copies (simcore.mpm.step)
             self.part_momentum = ti.Vector.field(dim, real)
             self.part_mass = ti.field(real)
             _place(lambda: fb.dense(ti.axes(*range(dim + 1)), (self.max_parts,) + (cfg.grid,) * dim),
                    self.part_momentum, self.part_mass)
+            if cfg.flip:
+                self.part_momentum0 = ti.Vector.field(dim, real)
+                fb.dense(ti.axes(*range(dim + 1)), (self.max_parts,) + (cfg.grid,) * dim).place(self.part_momentum0)
             self.part_box_lo = ti.Vector.field(dim, ti.i32)
             self.part_box_hi = ti.Vector.field(dim, ti.i32)
             _place(lambda: fb.dense(ti.i, self.max_parts), self.part_box_lo, self.part_box_hi)
@@ -124,8 +132,9 @@ class FieldLayout:
         self.dt = ti.field(real)                     # substep, s
         self.mass_floor = ti.field(real)             # grid nodes lighter than this (kg) are empty
         self.wall_friction = ti.field(real)          # Coulomb μ at the domain walls
+        self.flip_damping = ti.field(real)           # 1/s, the FLIP blend's damping rate (Scene.flip_damping)
         fb.dense(ti.i, 1).place(self.gravity)
-        fb.place(self.n_active, self.dt, self.mass_floor, self.wall_friction)
+        fb.place(self.n_active, self.dt, self.mass_floor, self.wall_friction, self.flip_damping)
         # Colliders: origin (m) and velocity (m/s) for the substep that starts from each slot (so a
         # differentiable segment uploads its whole path at once), geometry and friction.
         nc = max(len(cfg.colliders), 1)

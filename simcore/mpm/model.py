@@ -28,6 +28,8 @@ class Model:
     stress_hook: the torch stress of Neural materials (simcore.neural.NeuralStress) or None.
     extra_kinds: material kind codes compiled into the solver although no particle has them
         (`Scene(compile_materials=...)`), so that scenes with different mixes share one solver.
+    transfer: "apic" or "flip" (the grid-to-particle velocity transfer, `Scene(transfer=...)`);
+    flip_damping: 1/s, the FLIP blend's damping rate.
     """
 
     dim: int
@@ -55,6 +57,8 @@ class Model:
     collider_origin: np.ndarray | None = None
     stress_hook: Any = None
     extra_kinds: tuple[int, ...] = ()
+    transfer: str = "apic"
+    flip_damping: float = 0.0
 
     @property
     def n_particles(self) -> int:
@@ -77,9 +81,16 @@ class Model:
 
     def configuration(self, precision: str, arch: str, needs_grad: bool = False) -> Configuration:
         """The solver configuration that runs this model."""
+        flip = self.transfer == "flip"
+        if flip and needs_grad:
+            # Not written yet: the adjoint of the blend (its second grid velocity, and the particle's
+            # own velocity carried across the substep).
+            raise ValueError("gradients run on the APIC transfer only: this scene has transfer='flip', "
+                             "which has no adjoint; set scene.transfer = 'apic' for rollouts with gradients")
         return Configuration(dim=self.dim, grid=self.grid, kinds=self.kinds, wall_modes=self.wall_modes,
                              colliders=tuple((c.kind, c.mode_code) for c in self.colliders),
-                             n_actuators=self.n_actuators, precision=precision, arch=arch, needs_grad=needs_grad)
+                             n_actuators=self.n_actuators, precision=precision, arch=arch, needs_grad=needs_grad,
+                             flip=flip)
 
     def check_actuation(self, actuation, frames: int):
         """(frames, n_actuators) activations (Pa; numpy or torch) as given, checked; zeros when the

@@ -38,7 +38,7 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         self.dim, self.n_grid, self.slots = cfg.dim, cfg.grid, capacity.slots
         self.dx, self.inv_dx = 1.0 / cfg.grid, float(cfg.grid)
         self.kinds, self.wall_modes, self.colliders = cfg.kinds, cfg.wall_modes, cfg.colliders
-        self.n_actuators, self.needs_grad = cfg.n_actuators, cfg.needs_grad
+        self.n_actuators, self.needs_grad, self.flip = cfg.n_actuators, cfg.needs_grad, cfg.flip
         self.real = ti.f64 if cfg.precision == "f64" else ti.f32
         self._np_real = np.float64 if cfg.precision == "f64" else np.float32
         self.serial_scatter = self.serial_adjoint = cfg.serial_scatter
@@ -91,6 +91,7 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
             self._upload(self.fibre, model.fibre)
         self.gravity.from_numpy(model.gravity[None].astype(self._np_real))
         self.wall_friction[None] = model.wall_friction
+        self.flip_damping[None] = model.flip_damping
         self.stress_hook = model.stress_hook
         if model.colliders:
             self.collider_params.from_numpy(model.collider_params.astype(self._np_real))

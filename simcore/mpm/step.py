@@ -5,6 +5,8 @@ and 3D from one code path: the three stages, read top to bottom in `MPMSolver.su
     grid update            grid momentum → velocity, gravity, colliders, walls (run inside p2g's launch)
     g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
 
+With `Scene(transfer="flip")` (forward solvers), g2p blends FLIP into the APIC velocity (`_flip_velocity`).
+
 P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
 of microseconds on a CPU: a 3D jelly's whole substep takes about a millisecond); P2G may be split in a
 per-particle half (the stress) and the scatter (see `Configuration.p2g_mode`). A forward run with a
@@ -63,6 +65,8 @@ class ForwardKernels:
                                          for d in ti.static(range(self.dim))])):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
+            if ti.static(self.flip):
+                self.grid_momentum0[I] = ti.zero(self.grid_momentum[I])
 
     @ti.func
     def _empty_grid(self):
@@ -159,8 +163,11 @@ class ForwardKernels:
         momentum = m * self.v[s_in, p]
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             weight = self._weight(offset, W)
-            self.grid_momentum[base + offset] += weight * (momentum + affine @ ((offset - fx) * self.dx))
+            dpos = (offset - fx) * self.dx
+            self.grid_momentum[base + offset] += weight * (momentum + affine @ dpos)
             self.grid_mass[base + offset] += weight * m
+            if ti.static(self.flip):
+                self.grid_momentum0[base + offset] += weight * (momentum + m * self.C[s_in, p] @ dpos)
 
     # The partitioned scatter (CPU, large scenes, several threads: `MPMSolver.parts`). Taichi's parallel
     # float atomics are compare-and-swap loops, several times slower than the plain adds of a serial
@@ -199,10 +206,13 @@ class ForwardKernels:
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             weight = self._weight(offset, W)
             node = base + offset
+            dpos = (offset - fx) * self.dx
             # `a = a + b`, not `a += b`: an add in a parallel loop would be an atomic one
-            self.part_momentum[part, node] = self.part_momentum[part, node] + weight * (
-                momentum + affine @ ((offset - fx) * self.dx))
+            self.part_momentum[part, node] = self.part_momentum[part, node] + weight * (momentum + affine @ dpos)
             self.part_mass[part, node] = self.part_mass[part, node] + weight * m
+            if ti.static(self.flip):
+                self.part_momentum0[part, node] = self.part_momentum0[part, node] + weight * (
+                    momentum + m * self.C[s_in, p] @ dpos)
         return ti.min(lo, base), ti.max(hi, base + 3)
 
     @ti.func
@@ -235,6 +245,7 @@ class ForwardKernels:
         for I in ti.grouped(ti.ndrange(*[(ti.min(lo[d], old_lo[d]), ti.max(hi[d], old_hi[d]))
                                          for d in ti.static(range(self.dim))])):
             momentum = ti.zero(self.grid_momentum[I])
+            momentum0 = ti.zero(self.grid_momentum[I])
             mass = ti.zero(self.grid_mass[I])
             inside = all(I >= lo) and all(I < hi)
             if inside:
@@ -243,8 +254,13 @@ class ForwardKernels:
                     mass += self.part_mass[part, I]
                     self.part_momentum[part, I] = ti.zero(momentum)
                     self.part_mass[part, I] = 0
+                    if ti.static(self.flip):
+                        momentum0 += self.part_momentum0[part, I]
+                        self.part_momentum0[part, I] = ti.zero(momentum)
             self.grid_momentum[I] = momentum
             self.grid_mass[I] = mass
+            if ti.static(self.flip):
+                self.grid_momentum0[I] = momentum0
             if inside:
                 self._grid_node_update(I, s_grid)
 
@@ -310,6 +326,11 @@ class ForwardKernels:
     def _grid_node_update(self, I, s):
         m = self.grid_mass[I]
         v = ti.zero(self.grid_velocity[I])
+        if ti.static(self.flip):  # the velocity before the stress, gravity and boundaries: `_flip_velocity`
+            v0 = ti.zero(v)
+            if m > self.mass_floor[None]:
+                v0 = self.grid_momentum0[I] / m
+            self.grid_velocity0[I] = v0
         if m > self.mass_floor[None]:
             v = self.grid_momentum[I] / m + self.dt[None] * self.gravity[0]
             # Colliders first, the domain walls last: a collider holding a wall node (a floor Plane at
@@ -382,9 +403,30 @@ class ForwardKernels:
                     Ua += Wd[b, 1] * S
                 new_v += W[a, 0] * Sa
                 wg_dpos += ti.Matrix.cols([Wd[a, 0] * Sa, W[a, 0] * Ua, W[a, 0] * Ta])
-        self.v[s_out, p] = new_v
+        v_particle = new_v
+        if ti.static(self.flip):
+            v_particle = self._flip_velocity(p, s_in, base, W, new_v)
+        self.v[s_out, p] = v_particle
         self.C[s_out, p] = (4 * self.inv_dx * self.inv_dx) * wg_dpos
         self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
+
+    @ti.func
+    def _flip_velocity(self, p, s_in, base, W, v_apic):
+        """The FLIP-blended velocity of particle p (m/s): its APIC velocity v_apic = Σ_i w_i g_i plus
+        its own deviation from the grid's velocity before the substep's forces, damped:
+
+            v' = v_apic + e^(−κ dt) (v_p − Σ_i w_i g0_i),   g0_i = Σ_p w_ip m_p (v_p + C_p dpos_i) / m_i
+
+        (the APIC–FLIP blend of Fei et al. 2021, "AFLIP", with κ = `flip_damping` 1/s; positions move
+        with v_apic, as there). APIC alone (κ → ∞) replaces v_p by the grid's interpolant every substep,
+        which damps every velocity mode the grid cannot hold by a fixed factor per substep: a flow loses
+        more energy the smaller dt is (a column collapse's run-out shrank by 0.2 L0 per halving of dt,
+        docs/granular.md). A blend ratio fixed per substep keeps that dependence; e^(−κ dt) damps the
+        deviation by e^(−κ t) over a time t whatever dt is."""
+        v0 = ti.zero(v_apic)
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            v0 += self._weight(offset, W) * self.grid_velocity0[base + offset]
+        return v_apic + ti.exp(-self.flip_damping[None] * self.dt[None]) * (self.v[s_in, p] - v0)
 
     # The separable form of a stencil sum. A node's weight is a product of per-axis factors,
     # w_i = Π_d W[o_d, d], and so are its weight times dpos along axis d (the factor W·dpos on axis d)
