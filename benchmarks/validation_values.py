@@ -340,6 +340,40 @@ def cfl_and_sampling():
               pct(rel), "within ±3 %", abs(rel) <= 0.03)
 
 
+@check("mpm")
+def flip_transfer():
+    from tests.mpm import test_transfer as T
+    sc.init("cpu", "f64", verbose=False)
+    test = "tests/mpm/test_transfer.py::TestFlipBlend::"
+    change = {}
+    for transfer in ("flip", "apic"):
+        traj = T.free_block(transfer).run(frames=1, frame_dt=1e-4, record=("v",), progress=False)
+        change[transfer] = np.abs(traj.v[1] - traj.v[0]).max()
+    yield Row(test + "test_pure_flip_round_trip_keeps_every_velocity_when_no_force_acts",
+              "one force-free substep: max \\|Δv\\| (m/s), FLIP · APIC", f"{fmt(change['flip'])} · {fmt(change['apic'])}",
+              "< 1e-14 · > 0.1", change["flip"] < 1e-14 and change["apic"] > 0.1)
+    scene = T.free_block("flip", flip_damping=0.0, dt=None)
+    traj = scene.run(frames=50, frame_dt=1e-2, record=("v",), progress=False)
+    p0, p1 = T.momentum(scene.model.mass, traj.v[0]), T.momentum(scene.model.mass, traj.v[-1])
+    rel = np.abs(p1 - p0).max() / np.abs(p0).max()
+    kept = T.kinetic_energy(scene.model.mass, traj.v[-1]) / T.kinetic_energy(scene.model.mass, traj.v[0])
+    yield Row(test + "test_flip_conserves_linear_momentum",
+              "50 frames, pure FLIP: max \\|ΔΣ m v\\| / \\|Σ m v\\| · kinetic energy kept",
+              f"{fmt(rel)} · {kept:.2f}", "< 1e-12 · > 0.5", rel < 1e-12 and kept > 0.5)
+    kept = []
+    for dt in (1e-4, 1e-2):
+        scene = T.free_block("flip", flip_damping=10.0, dt=dt, E=1e-2)
+        traj = scene.run(frames=10, frame_dt=1e-2, record=("v",), progress=False)
+        kept.append(T.kinetic_energy(scene.model.mass, traj.v[-1]) / T.kinetic_energy(scene.model.mass, traj.v[0]))
+    apic = T.free_block("apic", dt=1e-4, E=1e-2)
+    traj = apic.run(frames=10, frame_dt=1e-2, record=("v",), progress=False)
+    kept_apic = T.kinetic_energy(apic.model.mass, traj.v[-1]) / T.kinetic_energy(apic.model.mass, traj.v[0])
+    yield Row(test + "test_flip_damping_acts_per_second_not_per_substep",
+              "κ = 10/s, 0.1 s: kinetic energy kept, dt = 1e-4 s · 1e-2 s · APIC",
+              f"{kept[0]:.4f} · {kept[1]:.4f} · {kept_apic:.4f}", "first two within 3 % · APIC < half the first < 0.5",
+              abs(kept[0] / kept[1] - 1) < 0.03 and kept_apic < 0.5 * kept[0] and kept[0] < 0.5)
+
+
 # -- Granular ----------------------------------------------------------------------------------------------
 @check("granular")
 def heap_stands():
@@ -423,6 +457,23 @@ def column_collapse():
                   f"({top / ref_top - 1:+.0%}) · {fmt(speed)}", "none asserted (an example)", None)
 
 
+@check("granular")
+def column_collapse_time_step():
+    """tests/mpm/test_transfer.py's collapse: the a = 2 column at grid 32, CFL 0.4 and 0.1."""
+    from tests.mpm import test_transfer  # noqa: F401  (the test imports the example the same way)
+    sys.path.insert(0, str(REPO / "examples"))
+    from column_collapse_lube import collapse
+    sc.init("cpu", "f32", verbose=False)
+    run_out = {(t, cfl): collapse(0.2, 0.2, 32, 1.0, 30.0, 1.5, cfl=cfl, transfer=t)[0]
+               for t in ("flip", "apic") for cfl in (0.4, 0.1)}
+    flip, apic = run_out["flip", 0.1] / run_out["flip", 0.4], run_out["apic", 0.1] / run_out["apic", 0.4]
+    yield Row("tests/mpm/test_transfer.py::test_column_collapse_run_out_does_not_depend_on_the_time_step_with_flip",
+              "a = 2, grid 32: run-out at CFL 0.1 / at 0.4, FLIP · APIC",
+              f"{flip:.3f} ({run_out['flip', 0.4]:.2f} → {run_out['flip', 0.1]:.2f} L0) · {apic:.3f} "
+              f"({run_out['apic', 0.4]:.2f} → {run_out['apic', 0.1]:.2f} L0)", "within 1 ± 0.04 · < 0.92",
+              abs(flip - 1) < 0.04 and apic < 0.92)
+
+
 def mu_i_module():
     """tests/mpm/test_mu_i.py, which imports its sibling test_granular_and_fluid as a top-level module
     (pytest puts tests/mpm on sys.path; so does this)."""
@@ -496,6 +547,25 @@ def mu_i_incline():
     yield Row(test + "test_layer_stops_below_the_static_friction_angle_and_flows_above",
               "15° layer's speed / 25° layer's · 25° layer's speed / u_s", f"{fmt(abs(stopped) / flowing)} · "
               f"{flowing / u_s:.2f}", "< 0.02 · > 0.5", abs(stopped) < 0.02 * flowing and flowing > 0.5 * u_s)
+
+
+@check("granular")
+def mu_i_static_angles():
+    U = mu_i_module()
+    sc.init("cpu", "f64", verbose=False)
+    late = range(round(0.9 * U.INCLINE["fps"]), round(1.2 * U.INCLINE["fps"]) + 1)
+    for angle in (20.0, 30.0, 40.0):  # test_static_angle_of_a_layer_is_atan_mu_s
+        mu_s = np.tan(np.radians(angle))
+        speeds = []
+        for theta in (angle - 3.0, angle + 3.0):
+            traj, _, u_s, belt = U.incline(theta, mu_s, mu_s + 0.26)
+            speeds.append((np.mean([traj.v[f][np.abs(traj.x[f][:, 0] - 0.5) < 0.2, 0].mean() + belt
+                                    for f in late]), u_s))
+        (stopped, _), (flowing, u_s) = speeds
+        yield Row(f"tests/mpm/test_mu_i.py::test_static_angle_of_a_layer_is_atan_mu_s[{angle}]",
+                  f"μs = tan {angle:.0f}°: layer at {angle - 3:.0f}°: speed / the {angle + 3:.0f}° layer's · "
+                  f"{angle + 3:.0f}° layer's speed / u_s", f"{fmt(abs(stopped) / flowing)} · {flowing / u_s:.2f}",
+                  "< 0.02 · > 0.5", abs(stopped) < 0.02 * flowing and flowing > 0.5 * u_s)
 
 
 @check("granular")
@@ -1273,6 +1343,19 @@ def rigid_contacts():
 
 
 # -- Backends ----------------------------------------------------------------------------------------------
+@check("backends")
+def vulkan_flip():
+    from tests.conftest import _vulkan_available
+    from tests.mpm.test_transfer import thrown_jelly_on_each_arch
+    test = "tests/mpm/test_transfer.py::test_vulkan_blends_flip_as_the_cpu_does"
+    if not _vulkan_available():
+        yield Row(test, "max \\|x_vulkan − x_cpu\\| (m)", "not measured: no Vulkan device here", "< 1e-4", None)
+        return
+    runs = thrown_jelly_on_each_arch()
+    err = np.abs(runs["vulkan"].x - runs["cpu"].x).max()
+    yield Row(test, "pure FLIP, jelly thrown at a wall: max \\|x_vulkan − x_cpu\\| (m, f32)", err, "< 1e-4", err < 1e-4)
+
+
 @check("backends", slow=[
     _slow("tests/mpm/test_materials_run.py::test_vulkan_matches_cpu", "2D and 3D, every material: max \\|x_vulkan − x_cpu\\| (m, f32)",
           "< 1e-4", "1.5–3 min with the gradient rows below: lavapipe compiles"),

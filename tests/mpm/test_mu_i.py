@@ -149,7 +149,7 @@ def test_2d_svd_reconstructs_nearly_isotropic_F():
 # ---------------------------------------------------------------------------------------------------
 # Steady flow down a rough incline (Bagnold profile)
 # ---------------------------------------------------------------------------------------------------
-def bagnold(theta, d, h):
+def bagnold(theta, d, h, mu_s=MU_S, mu_2=MU_2):
     """The steady uniform flow of the model down a slope θ (rad), for grains of diameter d (m) in a layer
     of thickness h (m): (I, u_s) with I the inertial number and u(z) = u_s (1 − (1 − z/h)^{3/2}).
 
@@ -160,16 +160,16 @@ def bagnold(theta, d, h):
     u(z) = (2/3) (I / d) sqrt(φ g cos θ) (h^{3/2} − (h − z)^{3/2}).
     """
     t = math.tan(theta)
-    inertial = max(0.0, I0 * (t - MU_S) / (MU_2 - t))
+    inertial = max(0.0, I0 * (t - mu_s) / (mu_2 - t))
     return inertial, 2 / 3 * inertial / d * math.sqrt(PHI * G * math.cos(theta)) * h ** 1.5
 
 
 INCLINE = {"h": 0.1, "d": 0.05, "seconds": 1.2, "fps": 30}
 
 
-def incline(theta_deg):
+def incline(theta_deg, mu_s=MU_S, mu_2=MU_2):
     """A layer of thickness h on a sticky floor, gravity tilted by θ, run for 1.2 s: (trajectory, I, u_s,
-    belt speed U).
+    belt speed U); friction coefficients μs, μ2 (default GranularMuI's).
 
     A uniform flow needs no ends: a free-ended layer stretches as its ends spread, the stretching makes
     σ_xx ≠ σ_zz, and near μ2 the rate of flow is very sensitive to τ_eq / p (a free layer of this size
@@ -180,12 +180,12 @@ def incline(theta_deg):
     about a layer thickness of the ends. Below μs, U = 0 (the uniform state is rest)."""
     theta = math.radians(theta_deg)
     h, d = INCLINE["h"], INCLINE["d"]
-    inertial, u_s = bagnold(theta, d, h)
+    inertial, u_s = bagnold(theta, d, h, mu_s, mu_2)
     belt = 0.6 * u_s
     scene = sc.Scene(dim=2, grid=GRID, gravity=(G * math.sin(theta), -G * math.cos(theta)))
     lo, hi = BOUND * DX, 1 - BOUND * DX
     scene.add_body(sc.shapes.Box(center=((lo + hi) / 2, FLOOR + h / 2), size=(hi - lo, h)),
-                   M.GranularMuI(E=1e5, grain_diameter=d), velocity=(-belt, 0.0))
+                   M.GranularMuI(E=1e5, mu_s=mu_s, mu_2=mu_2, grain_diameter=d), velocity=(-belt, 0.0))
     scene.add_collider(sc.colliders.Plane(point=(0, FLOOR), normal=(0, 1), mode="sticky", velocity=(-belt, 0.0)))
     traj = scene.run(frames=round(INCLINE["seconds"] * INCLINE["fps"]), frame_dt=1 / INCLINE["fps"], record=("v",))
     return traj, inertial, u_s, belt
@@ -246,6 +246,29 @@ def test_layer_stops_below_the_static_friction_angle_and_flows_above(inclines):
     stopped = np.mean([downslope(traj_stop, belt_stop, f) for f in late])
     flowing = np.mean([downslope(traj_flow, belt_flow, f) for f in late])
     assert flowing > 0.5 * u_s
+    assert abs(stopped) < 0.02 * flowing, (stopped, flowing)
+
+
+@pytest.mark.parametrize("static_angle", [20.0, 30.0, 40.0])
+def test_static_angle_of_a_layer_is_atan_mu_s(static_angle):
+    """The static friction angle θs = atan μs of the μ(I) law (Jop et al. 2006: below it no steady flow
+    exists, tan θ = μ(I) ≥ μs on any flowing layer), for μs = tan 20°, tan 30°, tan 40° (μ2 = μs + 0.26):
+    a layer on a slope 3° below θs comes to rest (mean downslope speed of its middle < 2 % of the
+    flowing layer's), one 3° above keeps flowing at the uniform flow's rate (> 0.5 u_s; the depth average
+    of the Bagnold profile is 0.6 u_s)."""
+    mu_s = math.tan(math.radians(static_angle))
+    mu_2 = mu_s + 0.26
+    late = range(round(0.9 * INCLINE["fps"]), round(1.2 * INCLINE["fps"]) + 1)
+
+    def downslope(theta):
+        traj, _, u_s, belt = incline(theta, mu_s, mu_2)
+        middle = [np.abs(traj.x[f][:, 0] - 0.5) < 0.2 for f in late]
+        return np.mean([traj.v[f][m, 0].mean() + belt for f, m in zip(late, middle)]), u_s
+
+    stopped, u_rest = downslope(static_angle - 3.0)
+    flowing, u_s = downslope(static_angle + 3.0)
+    assert u_rest == 0
+    assert flowing > 0.5 * u_s, (flowing, u_s)
     assert abs(stopped) < 0.02 * flowing, (stopped, flowing)
 
 

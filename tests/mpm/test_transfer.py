@@ -57,7 +57,7 @@ class TestFlipBlend:
         traj = scene.run(frames=50, frame_dt=1e-2, record=("v",), progress=False)
         p0, p1 = momentum(scene.model.mass, traj.v[0]), momentum(scene.model.mass, traj.v[-1])
         assert np.abs(p1 - p0).max() < 1e-12 * np.abs(p0).max()
-        # ... while pure FLIP leaves the block's random motion largely undamped (82 % of its kinetic
+        # ... while pure FLIP leaves the block's random motion largely undamped (72 % of its kinetic
         # energy kept when measured; APIC keeps 2 %)
         assert kinetic_energy(scene.model.mass, traj.v[-1]) > 0.5 * kinetic_energy(scene.model.mass, traj.v[0])
 
@@ -109,12 +109,9 @@ def test_partitioned_and_fused_transfers_blend_flip_as_the_serial_loop_does():
     assert np.abs(parallel.v[-1] - parallel.v[0]).max() > 1.0  # it hit the wall
 
 
-@pytest.mark.vulkan
-def test_vulkan_blends_flip_as_the_cpu_does(vulkan_ok):
-    """Backend agreement on the GPU-style path (parallel scatter with atomics, each G2P fused with the
-    next P2G): a jelly thrown at a wall with pure FLIP follows the CPU's trajectory to 1e-4 m (float32)."""
-    if not vulkan_ok:
-        pytest.skip("no Vulkan device (install mesa-vulkan-drivers)")
+def thrown_jelly_on_each_arch():
+    """{arch: trajectory} of a 2D jelly thrown at a wall with pure FLIP (grid 48, f32, 4 frames) on the
+    CPU and on Vulkan; leaves the CPU backend (f32) initialised."""
     runs = {}
     try:
         for arch in ("cpu", "vulkan"):
@@ -125,6 +122,16 @@ def test_vulkan_blends_flip_as_the_cpu_does(vulkan_ok):
             runs[arch] = scene.run(frames=4, frame_dt=0.01, record=("x", "v"), progress=False)
     finally:
         sc.init("cpu", "f32", verbose=False)
+    return runs
+
+
+@pytest.mark.vulkan
+def test_vulkan_blends_flip_as_the_cpu_does(vulkan_ok):
+    """Backend agreement on the GPU-style path (parallel scatter with atomics, each G2P fused with the
+    next P2G): a jelly thrown at a wall with pure FLIP follows the CPU's trajectory to 1e-4 m (float32)."""
+    if not vulkan_ok:
+        pytest.skip("no Vulkan device (install mesa-vulkan-drivers)")
+    runs = thrown_jelly_on_each_arch()
     assert runs["vulkan"].meta["arch"] == "vulkan"
     assert np.abs(runs["vulkan"].x - runs["cpu"].x).max() < 1e-4
     assert np.abs(runs["cpu"].v[-1] - runs["cpu"].v[0]).max() > 1.0  # it hit the wall
