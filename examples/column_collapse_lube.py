@@ -19,6 +19,7 @@ floor. docs/validation.md quotes its output.
     python examples/column_collapse_lube.py --grid 256 --rheology mu_i
     python examples/column_collapse_lube.py --aspect 2 --cfl 0.025       # a smaller time step
     python examples/column_collapse_lube.py --transfer flip              # run-outs that do not depend on dt
+    python examples/column_collapse_lube.py --transfer flip --stress-free  # how much of the flow is stress-free
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def lube(a: float) -> tuple[float, float]:
 def collapse(width: float, height: float, grid: int, floor_friction: float, friction_angle: float,
              seconds: float, particles_per_cell: int | None = None,
              rheology: str = "drucker-prager", cfl: float | None = None, transfer: str = "apic",
-             flip_damping: float | None = None) -> tuple[float, float, float]:
+             flip_damping: float | None = None, stress_free: bool = False) -> tuple:
     """(ΔL/L0, H∞/L0, largest speed at the end m/s) of one column. cfl: the scene's CFL number (None:
-    simcore's default, 0.4); transfer, flip_damping (1/s; None: simcore's default): `simcore.Scene`'s."""
+    simcore's default, 0.4); transfer, flip_damping (1/s; None: simcore's default): `simcore.Scene`'s.
+    With `stress_free`, a fourth element: `stress_free_history` of the run."""
     scene = sand_collapse.build(grid=grid, width=width, height=height, floor_friction=floor_friction,
                                 friction_angle=friction_angle, particles_per_cell=particles_per_cell,
                                 rheology=rheology)
@@ -55,13 +57,30 @@ def collapse(width: float, height: float, grid: int, floor_friction: float, fric
     scene.transfer = transfer
     if flip_damping is not None:
         scene.flip_damping = flip_damping
-    traj = scene.run(frames=round(seconds * 60), frame_dt=1 / 60, record=("v",), progress=False)
+    traj = scene.run(frames=round(seconds * 60), frame_dt=1 / 60, record=("v", "F") if stress_free else ("v",),
+                     progress=False)
     x = traj.x[-1]
     L0 = width / 2
     spacing = scene.dx / round(scene.particles_per_cell ** 0.5)  # lattice sampling, 2D
     extent = np.percentile(np.abs(x[:, 0] - 0.5), 99.5) + spacing / 2
     top = np.percentile(x[:, 1], 99.5) - FLOOR
-    return (extent - L0) / L0, top / L0, float(np.abs(traj.v[-1]).max())
+    result = (extent - L0) / L0, top / L0, float(np.abs(traj.v[-1]).max())
+    return result + (stress_free_history(traj, scene.model.mass),) if stress_free else result
+
+
+def stress_free_history(traj, mass, times=(0.1, 0.2, 0.3, 0.4, 0.6, 1.0)) -> list[tuple[float, float, float]]:
+    """(t s, fraction of the particles, their share of the kinetic energy) at each of `times`, for the
+    particles whose elastic strain is zero (every singular value of F within 1e-6 of 1): sand projected
+    onto its cone's tip, which carries no stress and so no friction (docs/granular.md, cause 7)."""
+    out = []
+    for t in times:
+        k = round(t * 60)
+        if k >= len(traj.F):
+            break
+        free = np.all(np.abs(np.linalg.svd(traj.F[k], compute_uv=False) - 1) < 1e-6, axis=1)
+        kinetic = mass * np.sum(traj.v[k] ** 2, axis=1)
+        out.append((k / 60, float(free.mean()), float(kinetic[free].sum() / max(kinetic.sum(), 1e-30))))
+    return out
 
 
 def main():
@@ -81,6 +100,9 @@ def main():
                              "depend on the time step")
     parser.add_argument("--flip-damping", type=float, default=None,
                         help="the FLIP blend's damping rate, 1/s (default simcore's 20)")
+    parser.add_argument("--stress-free", action="store_true",
+                        help="also print, for each column, how many particles are stress-free (on the cone's tip) "
+                             "and their share of the kinetic energy during the collapse")
     parser.add_argument("--aspect", type=float, nargs="*", default=None,
                         help="run only these of the aspect ratios 0.8, 2, 5")
     args = parser.parse_args()
@@ -91,16 +113,21 @@ def main():
           + (f" (flip damping {args.flip_damping} 1/s)" if args.flip_damping is not None else "") + "\n")
     print("| a | ΔL/L0 simcore | ΔL/L0 Lube | diff | H∞/L0 simcore | H∞/L0 Lube | diff | max speed at end m/s |")
     print("|---|---|---|---|---|---|---|---|")
+    histories = []
     for width, height in COLUMNS:
         a = height / (width / 2)
         if args.aspect and not any(abs(a - b) < 1e-6 for b in args.aspect):
             continue
-        run_out, top, speed = collapse(width, height, args.grid, args.floor_friction, args.friction_angle,
-                                       args.seconds, args.particles_per_cell, args.rheology, args.cfl,
-                                       args.transfer, args.flip_damping)
+        run_out, top, speed, *free = collapse(width, height, args.grid, args.floor_friction, args.friction_angle,
+                                              args.seconds, args.particles_per_cell, args.rheology, args.cfl,
+                                              args.transfer, args.flip_damping, args.stress_free)
         ref_run, ref_top = lube(a)
         print(f"| {a:.1f} | {run_out:.2f} | {ref_run:.2f} | {run_out / ref_run - 1:+.0%} | {top:.2f} | {ref_top:.2f} "
               f"| {top / ref_top - 1:+.0%} | {speed:.1e} |", flush=True)
+        histories.append((a, *free))
+    for a, history in histories if args.stress_free else ():
+        print(f"\na = {a:.1f}, stress-free particles (on the cone's tip): share of particles · of kinetic energy")
+        print("  ".join(f"{t:.1f} s: {n:.2f} · {e:.2f}" for t, n, e in history))
 
 
 if __name__ == "__main__":
