@@ -825,6 +825,16 @@ def material_gradients():
                            gradient_errors(make_scene(2, material, (0.5, -2.0)), [mu_s, mu_2, E], [1e-5, 1e-5, 1.0]))
 
 
+@check("gradients")
+def flip_gradients():
+    from tests.diff.test_gradients import FLIP_MATERIALS, flip_case
+    sc.init("cpu", "f64", verbose=False)
+    for material in FLIP_MATERIALS:
+        leaves = "dL/dE, dL/dφ, dL/dv0" if material == "Sand" else "dL/dE, dL/dν, dL/dρ, dL/dv0"
+        yield gradient_row(f"tests/diff/test_gradients.py::test_flip_transfer_gradients[{material}]",
+                           f"2D {material}, FLIP transfer (κ = 20/s): {leaves}", gradient_errors(*flip_case(material)))
+
+
 @check("gradients", slow=[
     _slow("tests/diff/test_gradients_3d.py::test_neo_hookean_moduli_and_initial_velocity",
           "3D neo-Hookean: dL/dE, dL/dν, dL/dv0", "≤ 1e-4", "3D adjoint kernels: ≈ 70 s from a cold kernel cache, 20 s warm"),
@@ -844,6 +854,16 @@ def material_gradients_3d():
     yield gradient_row(test + "test_fixed_corotated_moduli", "3D fixed corotated: dL/dE, dL/dν",
                        gradient_errors(make_scene(3, M.FixedCorotated(E=E, nu=nu), (0.5, -2.0, 0.2)), [E, nu],
                                        [1.0, 1e-5]))
+
+
+@check("gradients", slow=[
+    _slow("tests/diff/test_gradients_3d.py::test_flip_transfer_gradients_3d", "3D neo-Hookean, FLIP transfer: "
+          "dL/dE, dL/dν, dL/dρ, dL/dv0", "≤ 1e-4", "3D adjoint kernels of another configuration: ≈ 50 s")])
+def flip_gradients_3d():
+    from tests.diff.test_gradients import flip_case
+    sc.init("cpu", "f64", verbose=False)
+    yield gradient_row("tests/diff/test_gradients_3d.py::test_flip_transfer_gradients_3d",
+                       "3D neo-Hookean, FLIP transfer: dL/dE, dL/dν, dL/dρ, dL/dv0", gradient_errors(*flip_case("NeoHookean", 3)))
 
 
 def free_flight_row(scene, v0):

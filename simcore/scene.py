@@ -80,7 +80,7 @@ class Scene:
             flow loses more energy the smaller dt is (a granular collapse's run-out depends on dt as much
             as on the grid: docs/granular.md). "flip" keeps each particle's deviation from the grid's
             velocity, damped at `flip_damping` per second whatever dt is (Fei et al. 2021's APIC–FLIP
-            blend, rate-based); forward runs only (`rollout` and gradients need "apic").
+            blend, rate-based); differentiable too (`rollout`).
         flip_damping: κ, 1/s: with transfer="flip", a particle's deviation from the grid's velocity
             decays as e^(−κ t). 0 is pure FLIP (no transfer damping: a granular deposit never quite
             settles); the default 20 settles a sand column in about a second of simulated time.

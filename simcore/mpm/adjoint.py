@@ -81,6 +81,10 @@ class AdjointKernels:
     #   x̄ += x̄' − k C̄'ᵀ v' + Σ_i (g_i · u_i) ∇w_i                                   (g2p)
     #      + Σ_i (P̄_i · (m v + A dpos_i) + M̄_i m) ∇w_i − Aᵀ Σ_i w_i P̄_i             (p2g_scatter)
     #   v̄ += m Σ_i w_i P̄_i,  m̄ += Σ_i w_i (M̄_i + P̄_i · v),  Ā += Σ_i w_i P̄_i ⊗ dpos_i
+    # The FLIP transfer adds to g2p v' += α (v − Σ_i w_i g0_i) (α = e^(−κ dt)) and to the scatter
+    # P0_i += w_i m (v + C dpos_i), g0_i = P0_i / M_i; its adjoint scatters ḡ0_i −= α w_i v̄' beside ḡ_i
+    # (`_flip_adjoint_y`), grid_update.grad turns ḡ0 into P̄0 and M̄, and the gather adds the blend's
+    # terms (`_flip_gather`), among them v̄ += α v̄'.
     @ti.func
     def _adj(self, s):
         """Where slot s's state adjoints live: slot s of x.grad, ..., or, with `ring_adjoints`, slot s % 2:
@@ -114,8 +118,21 @@ class AdjointKernels:
             for p in range(self.n_active[None]):
                 base, fx, W = self._stencil(self.x[s_in, p])
                 u0, K = self._g2p_adjoint_u(p, s_out, fx)
+                y0 = self._flip_adjoint_y(p, s_out)
                 for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-                    self.grid_velocity.grad[base + offset] += self._weight(offset, W) * (u0 + K @ offset.cast(float))
+                    weight = self._weight(offset, W)
+                    self.grid_velocity.grad[base + offset] += weight * (u0 + K @ offset.cast(float))
+                    if ti.static(self.flip):
+                        self.grid_velocity0.grad[base + offset] += weight * y0
+
+    @ti.func
+    def _flip_adjoint_y(self, p, s_out):
+        """With the FLIP blend, the factor of w_i in ḡ0_i (the adjoint of the grid velocity before
+        forces, which `_flip_velocity` gathers with weight −e^(−κ dt)): −e^(−κ dt) v̄'. Zero without."""
+        y0 = ti.zero(self.v.grad[self._adj(s_out), p])
+        if ti.static(self.flip):
+            y0 = -self._flip_ratio() * self.v.grad[self._adj(s_out), p]
+        return y0
 
     @ti.func
     def _sum_parts_into_velocity_adjoint(self, parts: ti.template()):
@@ -124,15 +141,17 @@ class AdjointKernels:
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(self.box_lo[None][d], self.box_hi[None][d])
                                          for d in ti.static(range(self.dim))])):
-            self.grid_velocity.grad[I] += self._take_parts(I, parts)
+            self.grid_velocity.grad[I] += self._take_parts(I, parts, self.part_momentum)
+            if ti.static(self.flip):
+                self.grid_velocity0.grad[I] += self._take_parts(I, parts, self.part_momentum0)
 
     @ti.func
-    def _take_parts(self, I, parts: ti.template()):
-        """The sum over the partitioned scatter's grid copies at node I, which are zeroed."""
+    def _take_parts(self, I, parts: ti.template(), copies: ti.template()):
+        """The sum over the partitioned scatter's grid copies `copies` at node I, which are zeroed."""
         g = ti.zero(self.grid_velocity.grad[I])
         for part in ti.static(range(parts)):
-            g += self.part_momentum[part, I]
-            self.part_momentum[part, I] = ti.zero(g)
+            g += copies[part, I]
+            copies[part, I] = ti.zero(g)
         return g
 
     @ti.func
@@ -149,10 +168,13 @@ class AdjointKernels:
         (`part_momentum`, zero outside the scatters)."""
         base, fx, W = self._stencil(self.x[s_in, p])
         u0, K = self._g2p_adjoint_u(p, s_out, fx)
+        y0 = self._flip_adjoint_y(p, s_out)
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             node = base + offset
-            self.part_momentum[part, node] = self.part_momentum[part, node] + self._weight(offset, W) * (
-                u0 + K @ offset.cast(float))
+            weight = self._weight(offset, W)
+            self.part_momentum[part, node] = self.part_momentum[part, node] + weight * (u0 + K @ offset.cast(float))
+            if ti.static(self.flip):
+                self.part_momentum0[part, node] = self.part_momentum0[part, node] + weight * y0
         return lo, hi
 
     @ti.func
@@ -200,6 +222,8 @@ class AdjointKernels:
         for I in ti.grouped(ti.ndrange(*[(lo[d], hi[d]) for d in ti.static(range(self.dim))])):
             self.grid_momentum[I] = ti.zero(self.grid_momentum[I])
             self.grid_mass[I] = 0
+            if ti.static(self.flip):
+                self.grid_momentum0[I] = ti.zero(self.grid_momentum[I])
         if fuse:
             self.box_lo[None], self.box_hi[None] = self.kept_box_lo[s_in - 1], self.kept_box_hi[s_in - 1]
         lo, hi = self.box_lo[None], self.box_hi[None]
@@ -208,7 +232,9 @@ class AdjointKernels:
         ti.loop_config(serialize=self.serial_grid)
         for I in ti.grouped(ti.ndrange(*[(lo[d], hi[d]) for d in ti.static(range(self.dim))])):
             self._restore_node(s_in - 1, I)
-            self.grid_velocity.grad[I] = self._take_parts(I, parts)
+            self.grid_velocity.grad[I] = self._take_parts(I, parts, self.part_momentum)
+            if ti.static(self.flip):
+                self.grid_velocity0.grad[I] = self._take_parts(I, parts, self.part_momentum0)
 
     @ti.func
     def _gather_scatter_run_body(self, part, p, s_in, fuse, lo, hi):
@@ -264,25 +290,73 @@ class AdjointKernels:
                 g_A += ti.Matrix.cols([Wd[a, 0] * SPa, W[a, 0] * UPa, W[a, 0] * TPa])
                 g_m += W[a, 0] * SMa
         g_x = self.inv_dx * G + g_x_out - k * (g_C.transpose() @ self.v[s_out, p]) - A.transpose() @ g_momentum
+        g_v_in = m * g_momentum
+        g_C_flip = ti.zero(A)
+        if ti.static(self.flip):  # the blend's own terms: `_flip_gather`
+            y0 = self._flip_adjoint_y(p, s_out)
+            G0, SP0, g_A0, v0 = self._flip_gather(p, s_in, base, fx, W, dW, y0)
+            C = self.C[s_in, p]
+            # The term −k C̄'ᵀ v' above takes v' = Σ_i w_i g_i, which the blend's stored v' is not.
+            v_blend = self._flip_ratio() * (v - v0)
+            g_x += self.inv_dx * G0 - m * (C.transpose() @ SP0) + k * (g_C.transpose() @ v_blend)
+            g_v_in += m * SP0 - y0
+            g_C_flip = m * g_A0
+            g_m += SP0.dot(v) + (g_A0 * C).sum()
         # The first adjoints into slot s_in's state of this substep's reverse sweep: stores, not
         # additions (no pass zeroes them before). C, F, Jp: the closed-form stress adjoint's, else
         # zeroed for p2g_stress.grad and deform_adjoint to add to, with `affine`'s adjoint stored for
         # p2g_stress.grad to read.
         self.x.grad[self._adj(s_in), p] = g_x
-        self.v.grad[self._adj(s_in), p] = m * g_momentum
+        self.v.grad[self._adj(s_in), p] = g_v_in
         g_m += g_momentum.dot(v)
         if ti.static(self.closed_stress_adjoint):  # the stress update's adjoint, here
             g_C_in, g_F_in, g_Jp_in, g_m_stress = self._stress_adjoint(p, s_in, s_out, g_A)
-            self.C.grad[self._adj(s_in), p] = g_C_in
+            self.C.grad[self._adj(s_in), p] = g_C_in + g_C_flip
             self.F.grad[self._adj(s_in), p] = g_F_in
             self.Jp.grad[self._adj(s_in), p] = g_Jp_in
             g_m += g_m_stress
         else:  # p2g_stress.grad's
-            self.C.grad[self._adj(s_in), p] = ti.zero(g_C)
+            self.C.grad[self._adj(s_in), p] = g_C_flip
             self.F.grad[self._adj(s_in), p] = ti.zero(g_C)
             self.Jp.grad[self._adj(s_in), p] = 0
             self.affine.grad[p] = g_A
         self.mass.grad[p] = self.mass.grad[p] + g_m
+
+    @ti.func
+    def _flip_gather(self, p, s_in, base, fx, W, dW, y0):
+        """The FLIP blend's terms in particle p's adjoints (node by node: the blend is optional).
+        Forward: v' = ... + e^(−κ dt) (v − Σ_i w_i g0_i) (`_flip_velocity`), and the grid velocity before
+        forces g0_i = P0_i / M_i from the scatter P0_i += w_i m (v + C dpos_i) (`_scatter`). With
+        y0 = −e^(−κ dt) v̄' and P̄0_i (grid_update.grad's), returns Σ_i s_i ∂w_i/∂fx with
+        s_i = g0_i · y0 + P̄0_i · m (v + C dpos_i), Σ_i w_i P̄0_i, Σ_i w_i P̄0_i ⊗ dpos_i, and Σ_i w_i g0_i."""
+        m, v, C = self.mass[p], self.v[s_in, p], self.C[s_in, p]
+        G, SP0, g_A0, v0 = ti.zero(v), ti.zero(v), ti.zero(C), ti.zero(v)
+        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
+            node = base + offset
+            weight = self._weight(offset, W)
+            dpos = (offset - fx) * self.dx
+            P0_bar = self.grid_momentum0.grad[node]
+            s = self.grid_velocity0[node].dot(y0) + m * P0_bar.dot(v + C @ dpos)
+            G += s * self._weight_gradient(offset, W, dW)
+            SP0 += weight * P0_bar
+            g_A0 += weight * P0_bar.outer_product(dpos)
+            v0 += weight * self.grid_velocity0[node]
+        return G, SP0, g_A0, v0
+
+    @ti.func
+    def _weight_gradient(self, offset, W, dW):
+        """∂w/∂fx (dim,) of the stencil node at `offset`: the weight's product with axis d's factor
+        replaced by its derivative, per axis d."""
+        g = ti.Vector.zero(float, self.dim)
+        for d in ti.static(range(self.dim)):
+            factor = 1.0
+            for e in ti.static(range(self.dim)):
+                if ti.static(e == d):
+                    factor *= dW[offset[e], e]
+                else:
+                    factor *= W[offset[e], e]
+            g[d] = factor
+        return g
 
     @ti.func
     def _stress_adjoint(self, p, s_in, s_out, g_A):
@@ -357,6 +431,9 @@ class AdjointKernels:
         self.grid_momentum.grad[I] = ti.zero(self.grid_momentum.grad[I])
         self.grid_mass.grad[I] = 0
         self.grid_velocity.grad[I] = ti.zero(self.grid_velocity.grad[I])
+        if ti.static(self.flip):
+            self.grid_momentum0.grad[I] = ti.zero(self.grid_momentum.grad[I])
+            self.grid_velocity0.grad[I] = ti.zero(self.grid_velocity.grad[I])
 
     # The adjoints of the per-particle temporaries (F_trial, its decomposition, a Neural material's
     # F_new and τ) are zero before each substep's reverse sweep: zeroed at the start of a segment's

@@ -46,7 +46,7 @@ class Configuration:
     wall_modes: ((lo, hi) per axis) boundary mode codes (simcore.colliders.MODES).
     colliders: ((kind, mode) per collider). n_actuators: actuator groups.
     precision: "f32" | "f64". arch: "cpu" | "cuda" | "vulkan". needs_grad: adjoint fields and kernels.
-    flip: the FLIP-blended transfer (`Scene(transfer="flip")`; forward solvers only).
+    flip: the FLIP-blended transfer (`Scene(transfer="flip")`).
     """
 
     dim: int
@@ -66,14 +66,16 @@ class Configuration:
     def slot_bytes(self, particles: int) -> int:
         """Bytes per slot of a gradient solver of this configuration with room for `particles`: the
         particle state and its adjoint, the kept per-particle temporaries (the APIC affine matrix, and
-        F_trial with the decompositions the materials need) and the kept grid ((2d + 1) floats a node)."""
+        F_trial with the decompositions the materials need) and the kept grid ((2d + 1) floats a node, 4d + 1
+        with the FLIP transfer)."""
         d = self.dim
         state = 2 * d + 2 * d * d + 1
         kept = d * d
         if self.split_deform:
             kept += d * d + (2 * d * d + d if self.uses_svd else 0) + (d * d if self.uses_rotation else 0)
             kept += 2 * d * d if self.has_neural else 0
-        return self.itemsize * (particles * (2 * state + kept) + self.grid ** d * (2 * d + 1))
+        node = 2 * d + 1 + (2 * d if self.flip else 0)
+        return self.itemsize * (particles * (2 * state + kept) + self.grid ** d * node)
 
     @property
     def itemsize(self) -> int:

@@ -74,10 +74,10 @@ class FieldLayout:
         _place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim),
                self.grid_momentum, self.grid_mass, self.grid_velocity)
         if cfg.flip:  # the FLIP blend's grid velocity before forces (simcore.mpm.step, `_flip_velocity`)
-            self.grid_momentum0 = ti.Vector.field(dim, real)  # kg·m/s, APIC momentum without the stress
-            self.grid_velocity0 = ti.Vector.field(dim, real)  # m/s, its velocity
-            fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim).place(self.grid_momentum0,
-                                                                             self.grid_velocity0)
+            self.grid_momentum0 = ti.Vector.field(dim, real, needs_grad=grad)  # kg·m/s, APIC momentum, no stress
+            self.grid_velocity0 = ti.Vector.field(dim, real, needs_grad=grad)  # m/s, its velocity
+            _place(lambda: fb.dense(ti.ij if dim == 2 else ti.ijk, (cfg.grid,) * dim),
+                   self.grid_momentum0, self.grid_velocity0)
         if self.max_parts > 1:  # the partitioned scatter's grid copies (simcore.mpm.step)
             self.part_momentum = ti.Vector.field(dim, real)
             self.part_mass = ti.field(real)
@@ -163,6 +163,7 @@ class FieldLayout:
             particle += [self.rotation] if cfg.uses_rotation else []
             particle += [self.ext_F, self.ext_tau] if cfg.has_neural else []
         grid = [self.grid_momentum, self.grid_mass, self.grid_velocity]
+        grid += [self.grid_momentum0, self.grid_velocity0] if cfg.flip else []
         nbytes = cap.slots * cfg.slot_bytes(cap.particles)
         self.keeps_temporaries = cfg.needs_grad and nbytes <= self.KEEP_BUDGET
         self._kept_particle, self._kept_grid = [], []

@@ -81,16 +81,10 @@ class Model:
 
     def configuration(self, precision: str, arch: str, needs_grad: bool = False) -> Configuration:
         """The solver configuration that runs this model."""
-        flip = self.transfer == "flip"
-        if flip and needs_grad:
-            # Not written yet: the adjoint of the blend (its second grid velocity, and the particle's
-            # own velocity carried across the substep).
-            raise ValueError("gradients run on the APIC transfer only: this scene has transfer='flip', "
-                             "which has no adjoint; set scene.transfer = 'apic' for rollouts with gradients")
         return Configuration(dim=self.dim, grid=self.grid, kinds=self.kinds, wall_modes=self.wall_modes,
                              colliders=tuple((c.kind, c.mode_code) for c in self.colliders),
                              n_actuators=self.n_actuators, precision=precision, arch=arch, needs_grad=needs_grad,
-                             flip=flip)
+                             flip=self.transfer == "flip")
 
     def check_actuation(self, actuation, frames: int):
         """(frames, n_actuators) activations (Pa; numpy or torch) as given, checked; zeros when the

@@ -5,7 +5,8 @@ and 3D from one code path: the three stages, read top to bottom in `MPMSolver.su
     grid update            grid momentum → velocity, gravity, colliders, walls (run inside p2g's launch)
     g2p(s_in, s_out)       grid → particles: v, C (APIC affine velocity), x at s_out
 
-With `Scene(transfer="flip")` (forward solvers), g2p blends FLIP into the APIC velocity (`_flip_velocity`).
+With `Scene(transfer="flip")`, g2p blends FLIP into the APIC velocity (`_flip_velocity`; its adjoint is
+simcore.mpm.adjoint's `_flip_gather` and `_flip_adjoint_y`).
 
 P2G and the grid update run in one kernel launch (a launch, and each parallel loop in it, costs tens
 of microseconds on a CPU: a 3D jelly's whole substep takes about a millisecond); P2G may be split in a
@@ -426,7 +427,12 @@ class ForwardKernels:
         v0 = ti.zero(v_apic)
         for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
             v0 += self._weight(offset, W) * self.grid_velocity0[base + offset]
-        return v_apic + ti.exp(-self.flip_damping[None] * self.dt[None]) * (self.v[s_in, p] - v0)
+        return v_apic + self._flip_ratio() * (self.v[s_in, p] - v0)
+
+    @ti.func
+    def _flip_ratio(self):
+        """The FLIP blend's ratio for this substep, e^(−κ dt)."""
+        return ti.exp(-self.flip_damping[None] * self.dt[None])
 
     # The separable form of a stencil sum. A node's weight is a product of per-axis factors,
     # w_i = Π_d W[o_d, d], and so are its weight times dpos along axis d (the factor W·dpos on axis d)

@@ -31,8 +31,8 @@ def t(value):
     return torch.tensor(value, dtype=torch.float64, requires_grad=True)
 
 
-def make_scene(dim, material, velocity):
-    scene = sc.Scene(dim=dim, grid=24, dt=5e-4)
+def make_scene(dim, material, velocity, transfer="apic"):
+    scene = sc.Scene(dim=dim, grid=24, dt=5e-4, transfer=transfer)
     scene.add_body(sc.shapes.Box(center=(0.5, 0.3, 0.5)[:dim], size=(0.15,) * dim), material, velocity=velocity)
     scene.add_collider(sc.colliders.Plane(point=(0, 0.2, 0)[:dim], normal=(0, 1, 0)[:dim], friction=0.3))
     return scene
@@ -122,19 +122,45 @@ def test_fixed_corotated_moduli():
     check_fixed_corotated(2)
 
 
-def test_kept_temporaries_equal_recomputation(monkeypatch):
+@pytest.mark.parametrize("transfer", ["apic", "flip"])
+def test_kept_temporaries_equal_recomputation(monkeypatch, transfer):
     """A reverse sweep reads each substep's grid and per-particle temporaries from the copies its
-    forward sweep saved (MPMSolver.KEEP_BUDGET); recomputing them instead gives the same gradients."""
+    forward sweep saved (MPMSolver.KEEP_BUDGET); recomputing them instead gives the same gradients
+    (with the FLIP transfer, its second grid velocity is among them)."""
     grads = []
     for budget in (MPMSolver.KEEP_BUDGET, 0):
         monkeypatch.setattr(MPMSolver, "KEEP_BUDGET", budget)
         cache.clear()  # solvers are shared: build one under this budget
         E, v0 = t(3e4), t([0.5, -2.0])
-        scene = make_scene(2, M.FixedCorotated(E=E, nu=0.3), v0)
+        scene = make_scene(2, M.FixedCorotated(E=E, nu=0.3), v0, transfer)
         loss_of(scene).backward()
         assert [s.keeps_temporaries for s in cache.solvers() if s.needs_grad] == [budget > 0]
         grads.append([E.grad.item(), *v0.grad.tolist()])
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+
+
+FLIP_MATERIALS = ("NeoHookean", "FixedCorotated", "Sand")
+
+
+def flip_case(material, dim=2):
+    """test_flip_transfer_gradients' scene of `material` with the FLIP transfer, its leaves and their
+    finite-difference steps: E, ν, ρ, v0 (sand: E, φ, v0)."""
+    E, nu, rho, v0 = t(2e4), t(0.3), t(1000.0), t([0.5, -2.0, 0.2][:dim])
+    if material == "Sand":
+        phi = t(30.0)
+        return make_scene(dim, M.Sand(E=E, friction_angle=phi), v0, "flip"), [E, phi, v0], [1.0, 1e-3, 1e-5]
+    return (make_scene(dim, getattr(M, material)(E=E, nu=nu, density=rho), v0, "flip"), [E, nu, rho, v0],
+            [1.0, 1e-5, 1e-3, 1e-5])
+
+
+@pytest.mark.parametrize("material", FLIP_MATERIALS)
+def test_flip_transfer_gradients(material):
+    """Gradients through the FLIP transfer (`Scene(transfer="flip")`, κ = 20/s: the blend's own adjoint
+    terms, its grid velocity before forces and the particle's velocity carried across substeps) against
+    central differences: dL/dE, dL/dν, dL/dρ and dL/dv0 on each path of the stress adjoint (neo-Hookean:
+    closed form inside the gather; fixed corotated: Taichi's autodiff and the rotation's adjoint; sand:
+    the SVD path, and dL/dφ)."""
+    check(*flip_case(material))
 
 
 @pytest.mark.parametrize("dim", [2])

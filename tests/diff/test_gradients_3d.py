@@ -9,7 +9,14 @@ does in its own process (same configuration and capacity: 24³ grid, one plane, 
 compiling them again (about 40 s on a 2-core CPU; measured with an empty cache: 47 s → 10 s)."""
 
 import pytest
-from test_gradients import check_fixed_corotated, check_free_flight, check_neo_hookean, neo_hookean_scene
+from test_gradients import (
+    check,
+    check_fixed_corotated,
+    check_free_flight,
+    check_neo_hookean,
+    flip_case,
+    neo_hookean_scene,
+)
 
 import simcore as sc
 
@@ -40,3 +47,9 @@ def test_free_flight_dx_dv0_is_T(neo_hookean):
 def test_fixed_corotated_moduli():
     """dL/dE and dL/dν through the hand-written adjoint of the closest rotation (fixed corotated), 3D."""
     check_fixed_corotated(3)
+
+
+def test_flip_transfer_gradients_3d():
+    """dL/dE, dL/dν, dL/dρ and dL/dv0 through the FLIP transfer in 3D (its adjoint's node-by-node weight
+    gradients in three axes; the 2D cases, on every stress path: test_gradients.py)."""
+    check(*flip_case("NeoHookean", 3))

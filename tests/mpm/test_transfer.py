@@ -79,36 +79,6 @@ class TestFlipBlend:
         assert kept_apic < 0.5 * kept[0] and kept[0] < 0.5, (kept_apic, kept)
 
 
-def test_gradients_through_flip_are_refused_with_what_to_do(cpu64):
-    """FLIP has no adjoint: a rollout with gradients says so and names the fix, before any work."""
-    scene = free_block("flip")
-    with pytest.raises(ValueError, match="scene.transfer = 'apic'"):
-        scene.rollout(frames=1, frame_dt=1e-4)
-    scene.transfer = "apic"  # what the message asks for
-    assert scene.rollout(frames=1, frame_dt=1e-4).x.shape[0] == 2
-
-
-def test_partitioned_and_fused_transfers_blend_flip_as_the_serial_loop_does():
-    """The FLIP blend on every forward path: a 2D jelly of 20,000 particles thrown at a wall, pure FLIP,
-    on one thread (serial scatter) and on two (the partitioned scatter, each substep's G2P fused with
-    the next one's P2G): the same trajectory to float64 round-off (they differ only in the order in
-    which each node sums its particles)."""
-    out = {}
-    for threads in (1, 2):
-        sc.init("cpu", "f64", threads=threads, verbose=False)
-        scene = sc.Scene(dim=2, grid=96, dt=2e-4, transfer="flip", flip_damping=0.0)
-        scene.add_body(sc.shapes.Box(center=(0.6, 0.5), size=(0.37, 0.37)), sc.materials.NeoHookean(E=5e3),
-                       velocity=(6.0, -1.0), particles_per_cell=16)
-        traj = scene.run(frames=4, frame_dt=0.01, record=("x", "v"), progress=False)
-        solver = scene.build()
-        out[threads] = traj, solver.parts, solver.fuses_transfers
-    (serial, parts1, _), (parallel, parts2, fuses2) = out[1], out[2]
-    assert parts1 == 1 and parts2 == 2 and fuses2
-    assert np.abs(parallel.x[-1] - serial.x[-1]).max() < 1e-12
-    assert np.abs(parallel.v[-1] - serial.v[-1]).max() < 1e-9
-    assert np.abs(parallel.v[-1] - parallel.v[0]).max() > 1.0  # it hit the wall
-
-
 def thrown_jelly_on_each_arch():
     """{arch: trajectory} of a 2D jelly thrown at a wall with pure FLIP (grid 48, f32, 4 frames) on the
     CPU and on Vulkan; leaves the CPU backend (f32) initialised."""
