@@ -474,6 +474,22 @@ def column_collapse_time_step():
               abs(flip - 1) < 0.04 and apic < 0.92)
 
 
+@check("granular")
+def column_collapse_converged():
+    from tests.mpm import test_column_collapse as T
+    example = fixture(T.example)
+    test = "tests/mpm/test_column_collapse.py::"
+    for name, (width, height), tolerance, top_tol in (
+            ("test_short_column_keeps_its_top_and_runs_out_as_lube_measured", (0.3, 0.12), "within 15 % · 5 %", 0.05),
+            ("test_column_of_aspect_two_runs_out_as_lube_measured", (0.2, 0.2), "within 15 % · 20 %", 0.2)):
+        run_out, top, lube_run_out, lube_top = T.converged_collapse(example, width, height)
+        a = height / (width / 2)
+        yield Row(test + name, f"a = {a:.1f}, μ(I) μs = tan 30°, FLIP, grid 64: ΔL/L0 vs Lube · H∞/L0 vs Lube",
+                  f"{run_out:.2f} vs {lube_run_out:.2f} ({run_out / lube_run_out - 1:+.0%}) · {top:.2f} vs "
+                  f"{lube_top:.2f} ({top / lube_top - 1:+.0%})", tolerance,
+                  abs(run_out / lube_run_out - 1) < 0.15 and abs(top / lube_top - 1) < top_tol)
+
+
 def mu_i_module():
     """tests/mpm/test_mu_i.py, which imports its sibling test_granular_and_fluid as a top-level module
     (pytest puts tests/mpm on sys.path; so does this)."""

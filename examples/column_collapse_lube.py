@@ -20,6 +20,7 @@ floor. docs/validation.md quotes its output.
     python examples/column_collapse_lube.py --aspect 2 --cfl 0.025       # a smaller time step
     python examples/column_collapse_lube.py --transfer flip              # run-outs that do not depend on dt
     python examples/column_collapse_lube.py --transfer flip --stress-free  # how much of the flow is stress-free
+    python examples/column_collapse_lube.py --rheology mu_i --transfer flip --grid 128   # within 10 % of Lube
 """
 
 from __future__ import annotations
@@ -51,10 +52,9 @@ def collapse(width: float, height: float, grid: int, floor_friction: float, fric
     With `stress_free`, a fourth element: `stress_free_history` of the run."""
     scene = sand_collapse.build(grid=grid, width=width, height=height, floor_friction=floor_friction,
                                 friction_angle=friction_angle, particles_per_cell=particles_per_cell,
-                                rheology=rheology)
+                                rheology=rheology, transfer=transfer)
     if cfl is not None:
         scene.cfl = cfl
-    scene.transfer = transfer
     if flip_damping is not None:
         scene.flip_damping = flip_damping
     traj = scene.run(frames=round(seconds * 60), frame_dt=1 / 60, record=("v", "F") if stress_free else ("v",),
@@ -92,7 +92,7 @@ def main():
     parser.add_argument("--particles-per-cell", type=int, default=None,
                         help="a perfect square (default 4); 9 raises the a = 5 deposit by a third")
     parser.add_argument("--rheology", default="drucker-prager", choices=["drucker-prager", "mu_i"],
-                        help="the sand_collapse scene's rheology: Sand, or GranularMuI with μs = sin φ")
+                        help="the sand_collapse scene's rheology: Sand, or GranularMuI with μs = tan φ")
     parser.add_argument("--cfl", type=float, default=None,
                         help="CFL number of the time step (default simcore's 0.4); the run-outs depend on it")
     parser.add_argument("--transfer", default="apic", choices=["apic", "flip"],

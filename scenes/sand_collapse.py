@@ -2,9 +2,10 @@
 At the defaults (aspect ratio a = height / half-width = 2) the deposit is a heap whose run-out is within
 4 % of Lube et al. 2005's planar law ΔL/L0 = 1.2 a (`python examples/column_collapse_lube.py`, which
 also runs a = 0.8 and 5; docs/validation.md), an agreement owed partly to the APIC transfer's damping
-at this grid and time step: with `scene.transfer = "flip"` the run-out converges in dt, 24 % and more
-beyond Lube's (docs/granular.md). rheology="mu_i" releases the same column as a μ(I)
-material (GranularMuI) instead of rate-independent Drucker–Prager sand (Sand).
+at this grid and time step: with transfer="flip" the run-out converges in dt, 24 % and more beyond
+Lube's (docs/granular.md). rheology="mu_i" releases the same column as a μ(I) material (GranularMuI)
+instead of rate-independent Drucker–Prager sand (Sand); with transfer="flip" too, its run-outs are
+within 10 % of Lube's at grids 64–256 (docs/granular.md, "Converged collapses").
 Quality setting: grid=128."""
 
 import math
@@ -19,8 +20,11 @@ PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore 
     "grid": (64, "grid cells per axis of the unit domain"),
     "friction_angle": (30.0, "friction angle φ of the sand, degrees in (0, 90)"),
     "rheology": ("drucker-prager", "'drucker-prager' (materials.Sand) or 'mu_i' (materials.GranularMuI with "
-                                   "μs = sin φ, so that its 2D heaps rest near φ as Sand's do, μ2 = μs + 0.26, "
-                                   "grains of 0.5 mm)"),
+                                   "μs = tan φ: φ is the slope below which a layer stops flowing, Jop et al.'s "
+                                   "definition; its heaps stand steeper, up to asin μs; μ2 = μs + 0.26, grains "
+                                   "of 0.5 mm)"),
+    "transfer": ("apic", "grid-to-particle transfer (simcore.Scene's): 'apic' or 'flip', whose run-outs do not "
+                         "depend on the time step"),
     "width": (0.2, "column width, m"),
     "height": (0.2, "column height, m"),
     "particles_per_cell": (None, "particles per grid cell (None: 2^dim; 9 in 2D gives tall columns' deposits "
@@ -36,7 +40,7 @@ def build(**overrides) -> sc.Scene:
     p = parameters(DEFAULTS, overrides, "sand_collapse")
     dim = p["dim"]
     scene = sc.Scene(dim=dim, grid=p["grid"], walls={"-y": "separate"}, wall_friction=p["floor_friction"],
-                     particles_per_cell=p["particles_per_cell"])
+                     particles_per_cell=p["particles_per_cell"], transfer=p["transfer"])
     floor = 0.1
     center = (0.5, floor + p["height"] / 2 + 0.5 / p["grid"], 0.5)[:dim]
     size = (p["width"], p["height"], p["width"])[:dim]
@@ -51,7 +55,8 @@ def _material(rheology: str, friction_angle: float) -> sc.materials.Material:
     if rheology == "drucker-prager":
         return sc.materials.Sand(friction_angle=friction_angle)
     if rheology == "mu_i":
-        # The μ(I) criterion τ_eq ≤ μ p is Mohr–Coulomb of angle asin μ for a heap (docs/granular.md).
-        mu_s = math.sin(math.radians(friction_angle))
+        # μs = tan φ: a layer on a slope flows above φ (tests/mpm/test_mu_i.py), and a column's run-out
+        # is set by this flow friction; a heap stands up to asin μs (docs/granular.md).
+        mu_s = math.tan(math.radians(friction_angle))
         return sc.materials.GranularMuI(mu_s=mu_s, mu_2=mu_s + 0.26, grain_diameter=5e-4)
     raise ValueError(f"sand_collapse: rheology={rheology!r} is not one of 'drucker-prager', 'mu_i'")
