@@ -439,8 +439,9 @@ def tilting_table():
 
 @check("granular")
 def column_collapse():
-    """examples/column_collapse_lube.py at its defaults (grid 64, the sand_collapse scene's floor friction
-    and φ, 2 s), against Lube et al. 2005's planar laws; no test asserts these."""
+    """examples/column_collapse_lube.py with Drucker–Prager sand and the APIC transfer (grid 64, the
+    sand_collapse scene's floor friction and φ, 2 s), against Lube et al. 2005's planar laws; no test asserts
+    these (tests/mpm/test_column_collapse.py asserts the scene's converged defaults)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("column_collapse_lube", REPO / "examples" / "column_collapse_lube.py")
     lube = importlib.util.module_from_spec(spec)
@@ -449,7 +450,8 @@ def column_collapse():
     sc.init("cpu", "f32", verbose=False)
     for width, height in lube.COLUMNS:
         a = height / (width / 2)
-        run_out, top, speed = lube.collapse(width, height, 64, defaults["floor_friction"], defaults["friction_angle"], 2.0)
+        run_out, top, speed = lube.collapse(width, height, 64, defaults["floor_friction"], defaults["friction_angle"], 2.0,
+                                            rheology="drucker-prager", transfer="apic")
         ref_run, ref_top = lube.lube(a)
         yield Row(f"examples/column_collapse_lube.py[a={a:.1f}]",
                   f"a = {a:.1f}: run-out ΔL/L0 vs Lube · height H∞/L0 vs Lube · largest speed at 2 s (m/s)",
@@ -464,7 +466,7 @@ def column_collapse_time_step():
     sys.path.insert(0, str(REPO / "examples"))
     from column_collapse_lube import collapse
     sc.init("cpu", "f32", verbose=False)
-    run_out = {(t, cfl): collapse(0.2, 0.2, 32, 1.0, 30.0, 1.5, cfl=cfl, transfer=t)[0]
+    run_out = {(t, cfl): collapse(0.2, 0.2, 32, 1.0, 30.0, 1.5, rheology="drucker-prager", cfl=cfl, transfer=t)[0]
                for t in ("flip", "apic") for cfl in (0.4, 0.1)}
     flip, apic = run_out["flip", 0.1] / run_out["flip", 0.4], run_out["apic", 0.1] / run_out["apic", 0.4]
     yield Row("tests/mpm/test_transfer.py::test_column_collapse_run_out_does_not_depend_on_the_time_step_with_flip",

@@ -13,14 +13,15 @@ the relative differences. The deposit's extent is the 99.5th percentile of |x �
 roll ahead of the front) plus half a particle spacing; its height the 99.5th percentile of y above the
 floor. docs/validation.md quotes its output.
 
-    python examples/column_collapse_lube.py                 # grid 64, the scene's default
-    python examples/column_collapse_lube.py --grid 128 --floor-friction 0.5
-    python examples/column_collapse_lube.py --particles-per-cell 9
-    python examples/column_collapse_lube.py --grid 256 --rheology mu_i
-    python examples/column_collapse_lube.py --aspect 2 --cfl 0.025       # a smaller time step
-    python examples/column_collapse_lube.py --transfer flip              # run-outs that do not depend on dt
-    python examples/column_collapse_lube.py --transfer flip --stress-free  # how much of the flow is stress-free
-    python examples/column_collapse_lube.py --rheology mu_i --transfer flip --grid 128   # within 10 % of Lube
+The defaults are the `sand_collapse` scene's: the μ(I) material (μs = tan φ) with the FLIP transfer,
+whose run-outs converge with grid and time step, within 11 % of Lube's (docs/granular.md).
+
+    python examples/column_collapse_lube.py                 # grid 64, the scene's defaults
+    python examples/column_collapse_lube.py --grid 256 --particles-per-cell 9
+    python examples/column_collapse_lube.py --aspect 2 --cfl 0.025       # a smaller time step: the same run-out
+    python examples/column_collapse_lube.py --rheology drucker-prager    # Drucker–Prager sand: 24 % further
+    python examples/column_collapse_lube.py --rheology drucker-prager --transfer apic --cfl 0.1  # APIC: dt matters
+    python examples/column_collapse_lube.py --rheology drucker-prager --stress-free  # how much flows stress-free
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def lube(a: float) -> tuple[float, float]:
 
 def collapse(width: float, height: float, grid: int, floor_friction: float, friction_angle: float,
              seconds: float, particles_per_cell: int | None = None,
-             rheology: str = "drucker-prager", cfl: float | None = None, transfer: str = "apic",
-             flip_damping: float | None = None, stress_free: bool = False) -> tuple:
+             rheology: str = sand_collapse.DEFAULTS["rheology"], cfl: float | None = None,
+             transfer: str = sand_collapse.DEFAULTS["transfer"], flip_damping: float | None = None,
+             stress_free: bool = False) -> tuple:
     """(ΔL/L0, H∞/L0, largest speed at the end m/s) of one column. cfl: the scene's CFL number (None:
     simcore's default, 0.4); transfer, flip_damping (1/s; None: simcore's default): `simcore.Scene`'s.
     With `stress_free`, a fourth element: `stress_free_history` of the run."""
@@ -91,13 +93,13 @@ def main():
     parser.add_argument("--seconds", type=float, default=2.0, help="simulated time (the deposits rest by 1.5 s)")
     parser.add_argument("--particles-per-cell", type=int, default=None,
                         help="a perfect square (default 4); 9 raises the a = 5 deposit by a third")
-    parser.add_argument("--rheology", default="drucker-prager", choices=["drucker-prager", "mu_i"],
-                        help="the sand_collapse scene's rheology: Sand, or GranularMuI with μs = tan φ")
+    parser.add_argument("--rheology", default=sand_collapse.DEFAULTS["rheology"], choices=["mu_i", "drucker-prager"],
+                        help="the sand_collapse scene's rheology: GranularMuI with μs = tan φ (default), or Sand")
     parser.add_argument("--cfl", type=float, default=None,
                         help="CFL number of the time step (default simcore's 0.4); the run-outs depend on it")
-    parser.add_argument("--transfer", default="apic", choices=["apic", "flip"],
-                        help="grid-to-particle transfer (simcore.Scene's): with 'flip' the run-outs do not "
-                             "depend on the time step")
+    parser.add_argument("--transfer", default=sand_collapse.DEFAULTS["transfer"], choices=["flip", "apic"],
+                        help="grid-to-particle transfer (simcore.Scene's): with 'flip' (the scene's default) the "
+                             "run-outs do not depend on the time step")
     parser.add_argument("--flip-damping", type=float, default=None,
                         help="the FLIP blend's damping rate, 1/s (default simcore's 20)")
     parser.add_argument("--stress-free", action="store_true",

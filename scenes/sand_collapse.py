@@ -1,11 +1,11 @@
 """Granular column collapse: a column of sand released on a rough floor (2D by default).
-At the defaults (aspect ratio a = height / half-width = 2) the deposit is a heap whose run-out is within
-4 % of Lube et al. 2005's planar law ΔL/L0 = 1.2 a (`python examples/column_collapse_lube.py`, which
-also runs a = 0.8 and 5; docs/validation.md), an agreement owed partly to the APIC transfer's damping
-at this grid and time step: with transfer="flip" the run-out converges in dt, 24 % and more beyond
-Lube's (docs/granular.md). rheology="mu_i" releases the same column as a μ(I) material (GranularMuI)
-instead of rate-independent Drucker–Prager sand (Sand); with transfer="flip" too, its run-outs are
-within 10 % of Lube's at grids 64–256 (docs/granular.md, "Converged collapses").
+The sand is a μ(I) material (GranularMuI, μs = tan φ) moved by the FLIP transfer, the configuration whose
+collapses converge with the grid and the time step: at the defaults (aspect ratio a = height /
+half-width = 2, φ = 30°) it runs out 2.37 L0 against Lube et al. 2005's 2.40, and within 11 % of Lube's
+law at a = 0.8, 2 and 5 on grids 64–256 (`python examples/column_collapse_lube.py`, docs/granular.md,
+"Converged collapses"). rheology="drucker-prager" releases rate-independent Drucker–Prager sand (Sand)
+instead, which flows at friction sin φ and runs out 24–44 % further once converged; transfer="apic"
+uses the engine's default transfer, whose damping grows as the time step shrinks.
 Quality setting: grid=128."""
 
 import math
@@ -19,16 +19,16 @@ PARAMETERS = {  # name: (default, meaning), read by build, `--set` and `simcore 
     "dim": (2, "2 or 3 (in 3D a smaller grid, e.g. 32, keeps it fast)"),
     "grid": (64, "grid cells per axis of the unit domain"),
     "friction_angle": (30.0, "friction angle φ of the sand, degrees in (0, 90)"),
-    "rheology": ("drucker-prager", "'drucker-prager' (materials.Sand) or 'mu_i' (materials.GranularMuI with "
-                                   "μs = tan φ: φ is the slope below which a layer stops flowing, Jop et al.'s "
-                                   "definition; its heaps stand steeper, up to asin μs; μ2 = μs + 0.26, grains "
-                                   "of 0.5 mm)"),
-    "transfer": ("apic", "grid-to-particle transfer (simcore.Scene's): 'apic' or 'flip', whose run-outs do not "
-                         "depend on the time step"),
+    "rheology": ("mu_i", "'mu_i' (materials.GranularMuI with μs = tan φ: φ is the slope below which a layer "
+                         "stops flowing, Jop et al.'s definition; its heaps stand steeper, up to asin μs; μ2 = μs "
+                         "+ 0.26, grains of 0.5 mm) or 'drucker-prager' (materials.Sand, φ its Mohr–Coulomb "
+                         "angle: its heaps rest at φ)"),
+    "transfer": ("flip", "grid-to-particle transfer (simcore.Scene's): 'flip', whose run-outs do not depend on "
+                         "the time step, or 'apic'"),
     "width": (0.2, "column width, m"),
     "height": (0.2, "column height, m"),
-    "particles_per_cell": (None, "particles per grid cell (None: 2^dim; 9 in 2D gives tall columns' deposits "
-                                 "a third higher, docs/granular.md)"),
+    "particles_per_cell": (None, "particles per grid cell (None: 2^dim; 9 or 16 in 2D raise tall columns' "
+                                 "deposits to within 10–14 % of Lube's, docs/granular.md)"),
     "floor_friction": (1.0, "Coulomb friction coefficient of the floor (above tan φ: a rough bed the sand "
                             "does not slide on; 0.5 let it slide and run out 19 % too far)"),
 }

@@ -89,14 +89,14 @@ def test_unknown_scene_parameter():
 
 
 def test_sand_collapse_rheologies(cpu32):
-    """sand_collapse's column is Sand by default and GranularMuI (μs = tan φ) with rheology="mu_i"; its
-    transfer is APIC unless transfer="flip"; a wrong name says which exist."""
+    """sand_collapse's column is GranularMuI (μs = tan φ) with the FLIP transfer by default, Sand with
+    rheology="drucker-prager", APIC with transfer="apic"; a wrong name says which exist."""
     module = scenes.load("sand_collapse")
-    default = module.build(grid=32)
-    assert isinstance(default.bodies[0].material, sc.materials.Sand) and default.transfer == "apic"
-    scene = module.build(grid=32, rheology="mu_i", friction_angle=30.0, transfer="flip")
-    mu_i = scene.bodies[0].material
+    default = module.build(grid=32, friction_angle=30.0)
+    mu_i = default.bodies[0].material
     assert isinstance(mu_i, sc.materials.GranularMuI) and mu_i.mu_s == pytest.approx(np.tan(np.radians(30.0)))
-    assert scene.transfer == "flip"
+    assert default.transfer == "flip"
+    scene = module.build(grid=32, rheology="drucker-prager", transfer="apic")
+    assert isinstance(scene.bodies[0].material, sc.materials.Sand) and scene.transfer == "apic"
     with pytest.raises(ValueError, match="rheology='muI' is not one of 'drucker-prager', 'mu_i'"):
         module.build(grid=32, rheology="muI")
