@@ -11,9 +11,11 @@ in [0.15, 0.55]³ (random order), particle volume (dx/2)², density 1, bulk modu
 gravity 9.8 m/s², separating frictionless walls 3 cells thick. simcore also runs a neo-Hookean jelly of
 the same particle count (E = 400 Pa, nu = 0.3).
 
-    python benchmarks/mpm_throughput.py [--arch cpu] [--steps 200] [--repeats 3]
+    python benchmarks/mpm_throughput.py [--arch cpu] [--steps 200] [--repeats 3] [--flip]
 
 Prints particle-steps per second for each, the ratios, and simcore's peak resident memory per particle.
+With --flip, simcore also runs both scenes with the FLIP transfer (`Scene(transfer="flip")`), in the same
+alternation, and prints its cost against simcore's default APIC transfer.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def run_peer(arch: str, steps: int) -> dict:
     return {"engine": "taichi mpm3d.py", "seconds": elapsed, "steps": steps, "particles": N_PARTICLES}
 
 
-def run_simcore(arch: str, steps: int, material: str) -> dict:
+def run_simcore(arch: str, steps: int, what: str) -> dict:
     import numpy as np
     import taichi as ti
 
@@ -66,7 +68,8 @@ def run_simcore(arch: str, steps: int, material: str) -> dict:
     dx = 1 / N_GRID
     rng = np.random.default_rng(0)
     points = rng.random((N_PARTICLES, 3)) * 0.4 + 0.15
-    scene = sc.Scene(dim=3, grid=N_GRID, dt=DT, gravity=(0, -9.8, 0))
+    material, _, transfer = what.partition("+")  # "fluid", "jelly", "fluid+flip", "jelly+flip"
+    scene = sc.Scene(dim=3, grid=N_GRID, dt=DT, gravity=(0, -9.8, 0), transfer=transfer or "apic")
     if material == "fluid":
         mat = sc.materials.Fluid(bulk_modulus=400.0, gamma=1.0, density=1.0)
     else:
@@ -88,7 +91,7 @@ def run_simcore(arch: str, steps: int, material: str) -> dict:
     x = solver.export_slot(cur)["x"]
     assert np.isfinite(x).all(), "simcore state went non-finite"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"engine": f"simcore {material}", "seconds": elapsed, "steps": steps, "particles": N_PARTICLES,
+    return {"engine": f"simcore {what}", "seconds": elapsed, "steps": steps, "particles": N_PARTICLES,
             "peak_rss_bytes_per_particle": peak / N_PARTICLES,
             "scene_bytes_per_particle": (peak - rss_before) / N_PARTICLES}
 
@@ -109,6 +112,7 @@ def main():
     parser.add_argument("--arch", default="cpu", choices=["cpu", "cuda", "vulkan"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flip", action="store_true", help="also time simcore with the FLIP transfer")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -116,8 +120,9 @@ def main():
         print(json.dumps(result))
         return
     best: dict[str, dict] = {}
+    runs = ("peer", "fluid", "jelly") + (("fluid+flip", "jelly+flip") if args.flip else ())
     for _ in range(args.repeats):
-        for what in ("peer", "fluid", "jelly"):
+        for what in runs:
             args.child_what = what
             r = _child(args)
             r["rate"] = r["particles"] * r["steps"] / r["seconds"]
@@ -125,11 +130,13 @@ def main():
                 best[what] = r
     peer = best["peer"]["rate"]
     print(f"arch={args.arch} grid={N_GRID}^3 particles={N_PARTICLES} steps={args.steps} best of {args.repeats}")
-    for what in ("peer", "fluid", "jelly"):
+    for what in runs:
         r = best[what]
         extra = (f"  peak RSS {r['peak_rss_bytes_per_particle']:.0f} B/particle (process), "
                  f"{r['scene_bytes_per_particle']:.0f} B/particle (scene: peak minus RSS before building it, "
                  f"grid included)" if "peak_rss_bytes_per_particle" in r else "")
+        if what.endswith("+flip"):
+            extra = f"  time / APIC's {best[what.split('+')[0]]['rate'] / r['rate']:5.2f}" + extra
         print(f"{r['engine']:<18} {r['rate'] / 1e6:7.3f} M particle-steps/s  ratio to peer {r['rate'] / peer:5.2f}{extra}")
 
 

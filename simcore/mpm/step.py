@@ -389,30 +389,36 @@ class ForwardKernels:
         base, fx, W = self._stencil(self.x[s_in, p])
         Wd = self._weight_times_dpos(fx, W)
         new_v = ti.zero(self.v[s_in, p])
+        v0 = ti.zero(new_v)  # Σ_i w_i g0_i, the FLIP blend's (`_flip_velocity`)
         wg_dpos = ti.zero(self.C[s_in, p])  # Σ_i w_i g_i ⊗ dpos_i, column by column
         for a in ti.static(range(3)):
             if ti.static(self.dim == 2):
                 S, T = self._g2p_line(base + ti.Vector([a, 0]), W, Wd)
                 new_v += W[a, 0] * S
                 wg_dpos += ti.Matrix.cols([Wd[a, 0] * S, W[a, 0] * T])
+                if ti.static(self.flip):
+                    v0 += W[a, 0] * self._line_sum(self.grid_velocity0, base + ti.Vector([a, 0]), W)
             else:
-                Sa, Ta, Ua = ti.zero(new_v), ti.zero(new_v), ti.zero(new_v)
+                Sa, Ta, Ua, S0a = ti.zero(new_v), ti.zero(new_v), ti.zero(new_v), ti.zero(new_v)
                 for b in ti.static(range(3)):
                     S, T = self._g2p_line(base + ti.Vector([a, b, 0]), W, Wd)
                     Sa += W[b, 1] * S
                     Ta += W[b, 1] * T
                     Ua += Wd[b, 1] * S
+                    if ti.static(self.flip):
+                        S0a += W[b, 1] * self._line_sum(self.grid_velocity0, base + ti.Vector([a, b, 0]), W)
                 new_v += W[a, 0] * Sa
+                v0 += W[a, 0] * S0a
                 wg_dpos += ti.Matrix.cols([Wd[a, 0] * Sa, W[a, 0] * Ua, W[a, 0] * Ta])
         v_particle = new_v
         if ti.static(self.flip):
-            v_particle = self._flip_velocity(p, s_in, base, W, new_v)
+            v_particle = self._flip_velocity(p, s_in, v0, new_v)
         self.v[s_out, p] = v_particle
         self.C[s_out, p] = (4 * self.inv_dx * self.inv_dx) * wg_dpos
         self.x[s_out, p] = self.x[s_in, p] + self.dt[None] * new_v
 
     @ti.func
-    def _flip_velocity(self, p, s_in, base, W, v_apic):
+    def _flip_velocity(self, p, s_in, v0, v_apic):
         """The FLIP-blended velocity of particle p (m/s): its APIC velocity v_apic = Σ_i w_i g_i plus
         its own deviation from the grid's velocity before the substep's forces, damped:
 
@@ -423,10 +429,7 @@ class ForwardKernels:
         which damps every velocity mode the grid cannot hold by a fixed factor per substep: a flow loses
         more energy the smaller dt is (a column collapse's run-out shrank by 0.2 L0 per halving of dt,
         docs/granular.md). A blend ratio fixed per substep keeps that dependence; e^(−κ dt) damps the
-        deviation by e^(−κ t) over a time t whatever dt is."""
-        v0 = ti.zero(v_apic)
-        for offset in ti.static(ti.grouped(ti.ndrange(*((3,) * self.dim)))):
-            v0 += self._weight(offset, W) * self.grid_velocity0[base + offset]
+        deviation by e^(−κ t) over a time t whatever dt is. v0 = Σ_i w_i g0_i."""
         return v_apic + self._flip_ratio() * (self.v[s_in, p] - v0)
 
     @ti.func
@@ -461,6 +464,15 @@ class ForwardKernels:
             S += W[c, L] * g
             T += Wd[c, L] * g
         return S, T
+
+    @ti.func
+    def _line_sum(self, field: ti.template(), node, W):
+        """Σ_c W[c, L] field[node + c e_L] over the stencil's line of 3 nodes along the last axis L."""
+        L = ti.static(self.dim - 1)
+        S = ti.zero(field[node])
+        for c in ti.static(range(3)):
+            S += W[c, L] * field[node + c * ti.Vector.unit(self.dim, L, ti.i32)]
+        return S
 
     @ti.func
     def _row(self, M, i: ti.template()):
