@@ -111,6 +111,16 @@ def test_neural_material_weight_gradients(neural_scene):
                       list(model.parameters()), 1e-5)
 
 
+def test_neural_material_weight_gradients_through_flip():
+    """The same check with the FLIP transfer (`Scene(transfer="flip")`): torch's stress between the
+    kernels and the blend's adjoint together."""
+    model = TorchNeoHookean(2e4, 0.3, gain=200.0)
+    scene = jelly_scene(M.Neural(model=model, density=1e3))
+    scene.transfer = "flip"
+    directional_check(lambda: spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)),
+                      list(model.parameters()), 1e-5)
+
+
 def test_neural_material_bad_output():
     """A model that returns the wrong shape is named in the error."""
     bad = M.Neural(model=lambda F: F[:, 0], density=1e3, wave_modulus=1e4, name="broken")
