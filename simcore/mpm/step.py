@@ -408,7 +408,8 @@ class ForwardKernels:
                     if ti.static(self.flip):
                         S0a += W[b, 1] * self._line_sum(self.grid_velocity0, base + ti.Vector([a, b, 0]), W)
                 new_v += W[a, 0] * Sa
-                v0 += W[a, 0] * S0a
+                if ti.static(self.flip):
+                    v0 += W[a, 0] * S0a
                 wg_dpos += ti.Matrix.cols([Wd[a, 0] * Sa, W[a, 0] * Ua, W[a, 0] * Ta])
         v_particle = new_v
         if ti.static(self.flip):
