@@ -70,6 +70,7 @@ def test_valid_values_still_accepted():
 @pytest.mark.parametrize("make, expected", [
     (lambda: sc.Scene(dim=2, transfer="pic"), "transfer must be one of ('apic', 'flip'), got 'pic'"),
     (lambda: sc.Scene(dim=2, transfer="flip", flip_damping=-1.0), "flip_damping must be a finite rate >= 0 in 1/s"),
+    (lambda: sc.Scene(dim=2, flip_damping=True), "flip_damping must be a finite rate >= 0 in 1/s"),
     (lambda: sc.Scene(dim=2, flip_damping="lots"), "flip_damping must be a finite rate >= 0 in 1/s (0: pure FLIP), "
                                                    "got 'lots'"),
 ])

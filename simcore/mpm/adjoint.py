@@ -129,7 +129,7 @@ class AdjointKernels:
     def _flip_adjoint_y(self, p, s_out):
         """With the FLIP blend, the factor of w_i in ḡ0_i (the adjoint of the grid velocity before
         forces, which `_flip_velocity` gathers with weight −e^(−κ dt)): −e^(−κ dt) v̄'. Zero without."""
-        y0 = ti.zero(self.v.grad[self._adj(s_out), p])
+        y0 = ti.Vector.zero(float, self.dim)  # (no load of v̄' on APIC's reverse sweep)
         if ti.static(self.flip):
             y0 = -self._flip_ratio() * self.v.grad[self._adj(s_out), p]
         return y0
