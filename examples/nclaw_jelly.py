@@ -9,6 +9,7 @@ twice the trained time, and the two are drawn side by side.
 
     python examples/nclaw_jelly.py                  # 250 steps, 60 epochs: about 6 minutes on 2 cores
     python examples/nclaw_jelly.py --quick          # a small cube, 30 steps, 5 epochs: well under a minute
+    python examples/nclaw_jelly.py --model nclaw_iso  # with isotropy as an extra prior (docs/nclaw.md)
 
 Prints the training loss, the position MSE (m²) of the learned and of the untrained law against the
 ground truth, and writes --png.
@@ -29,9 +30,12 @@ import simcore as sc
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--quick", action="store_true", help="a small cube, few steps and epochs (for tests)")
-parser.add_argument("--out", default="out/nclaw_jelly_example", help="training run directory (checkpoints)")
+parser.add_argument("--model", default="nclaw", choices=("nclaw", "nclaw_iso"),
+                    help="the paper's networks (default) or simcore's isotropic variant")
+parser.add_argument("--out", default=None, help="training run directory (checkpoints; default out/nclaw_jelly_<model>)")
 parser.add_argument("--png", default=None, help="the side-by-side picture (default: <out>/side_by_side.png)")
 args = parser.parse_args()
+args.out = args.out or f"out/nclaw_jelly_{args.model}"
 
 sc.init("cpu", "f32", threads=1)
 if args.quick:  # a 0.3 m cube (216 particles) low enough to reach the floor within the steps trained on
@@ -47,7 +51,7 @@ if metrics.exists() and len(read_metrics(metrics)) >= epochs:
     law = nt.load(args.out)  # the checkpoint this script wrote before
     print(f"loaded the law trained before from {args.out}")
 else:
-    law = nt.train("jelly", args.out, epochs=epochs, steps=steps, resume=metrics.exists(), progress=False,
+    law = nt.train("jelly", args.out, epochs=epochs, steps=steps, model=args.model, resume=metrics.exists(), progress=False,
                    tensorboard=False, ground_truth_options=setup, **budget)
 loss = [row["loss"] for row in read_metrics(metrics)]
 print(f"training: {len(loss)} epochs, loss {loss[0]:.3g} -> {loss[-1]:.3g} ({time.perf_counter() - start:.0f} s)")
@@ -63,7 +67,7 @@ def throw(material) -> sc.Trajectory:
 
 
 truth, learned = throw(gt.material("jelly")), throw(law.material(name="learned jelly"))
-untrained = throw(nt.make_law("nclaw", stress_scale=budget["stress_scale"]).material(name="untrained"))
+untrained = throw(nt.make_law(args.model, stress_scale=budget["stress_scale"]).material(name="untrained"))
 mse = {name: float(((traj.x[1:] - truth.x[1:]) ** 2).mean()) for name, traj in (("learned", learned),
                                                                                 ("untrained", untrained))}
 print(f"position MSE over {2 * steps} steps (twice the trained time): learned {mse['learned']:.3e} m², "

@@ -181,13 +181,20 @@ def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "
     return results
 
 
+# the ratio columns of the table: (numerator, denominator) models and the column's title
+RATIOS = ((("mlp", "nclaw"), "MLP / NCLaw"), (("nclaw", "oracle"), "NCLaw / oracle"),
+          (("nclaw_iso", "oracle"), "NCLaw-iso / oracle"))
+
+
 def table(results: dict, models=nt.MODELS) -> str:
     """The Markdown table: one row per (material, test), one column per model, then MLP / NCLaw and
-    NCLaw / oracle (ratios of MSE, where both are numbers)."""
+    NCLaw / oracle (ratios of MSE, where both are numbers), and NCLaw-iso / oracle if nclaw_iso is a model."""
     rows = sorted({(m, t) for m, t, _ in results}, key=lambda r: ([*gt.MATERIALS, "jelly+water"].index(r[0]),
                                                                    TESTS.index(r[1])))
-    lines = ["| material | test | " + " | ".join(f"{m} MSE (m²)" for m in models) + " | MLP / NCLaw | NCLaw / oracle |",
-             "|---|---|" + "---|" * (len(models) + 2)]
+    ratios = [(pair, title) for pair, title in RATIOS if pair[0] != "nclaw_iso" or "nclaw_iso" in models]
+    lines = ["| material | test | " + " | ".join(f"{m} MSE (m²)" for m in models) + " | "
+             + " | ".join(title for _, title in ratios) + " |",
+             "|---|---|" + "---|" * (len(models) + len(ratios))]
     for material, test in rows:
         cells = [results.get((material, test, m), Cell(note="—")) for m in models]
         mse = {m: c.get("mse") for m, c in zip(models, cells)}
@@ -195,8 +202,8 @@ def table(results: dict, models=nt.MODELS) -> str:
         def ratio(a, b):
             return f"{mse[a] / mse[b]:.3g}" if mse.get(a) is not None and mse.get(b) else "—"
 
-        lines.append(f"| {material} | {test} | " + " | ".join(c.text() for c in cells)
-                     + f" | {ratio('mlp', 'nclaw')} | {ratio('nclaw', 'oracle')} |")
+        lines.append(f"| {material} | {test} | " + " | ".join(c.text() for c in cells) + " | "
+                     + " | ".join(ratio(*pair) for pair, _ in ratios) + " |")
     return "\n".join(lines)
 
 

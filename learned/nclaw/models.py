@@ -20,6 +20,14 @@ biases and GELU(0) = 0, so a zero feature vector maps to a zero output. Hence, b
 Shapes: F (n, d, d) → P (n, d, d) Pa, or F_new (n, d, d). d = 2 or 3, fixed at construction. The modules
 compute in their parameters' dtype (simcore converts F to it; tests use float64).
 
+simcore adds one option the paper does not have, `isotropic=True` (the `nclaw_iso` model of train.py):
+the paper's S is a symmetrised free 3×3 output, objective but not isotropic, so a network trained on one
+trajectory only knows the stretch directions that trajectory visited. The isotropic networks output
+S = φ0 I + φ1 E + φ2 E² (E = U − I, U = RᵀF the stretch; the general isotropic symmetric function of U
+by the Rivlin–Ericksen representation) with φ from a bias-free MLP of four invariants of E, plus learned
+constants on φ1, φ2 (stiffness at rest; E and E² vanish at rest, so every rotation stays a rest state).
+Then P(FQ) = P(F) Q as well, for every rotation Q of the reference configuration.
+
 The rotation R comes from the scaled Newton iteration for the polar factor (Higham 1986) rather than an
 SVD: torch's SVD backward divides by σ_i² − σ_j², which is 0/0 at F = I — exactly where every particle
 starts — while the Newton iterate differentiates through matrix inverses only, finite at F = I.
@@ -93,6 +101,38 @@ def invariant_features(F: torch.Tensor, R: torch.Tensor | None = None) -> torch.
                       (torch.linalg.det(F) - 1.0)[:, None]], dim=1)
 
 
+def isotropic_basis(F: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Invariants and tensor basis of an isotropic symmetric function of the stretch U = RᵀF.
+
+    E = U − I (the Biot strain). Returns (invariants (n, 4) = [tr E, tr E², tr E³, det F − 1], all zero
+    at rest; basis (n, 3, d, d) = [I, E, E²]). Every symmetric matrix function S(U) with S(QᵀUQ) =
+    Qᵀ S(U) Q is φ0 I + φ1 E + φ2 E² with φ_k functions of the invariants (Rivlin–Ericksen; by
+    Cayley–Hamilton higher powers reduce to these), so S built on this basis is isotropic by construction.
+    """
+    d = F.shape[-1]
+    eye = torch.eye(d, dtype=F.dtype, device=F.device).expand_as(F)
+    E = _sym(R.transpose(1, 2) @ F) - eye
+    E2 = E @ E
+    trace = lambda X: X.diagonal(dim1=1, dim2=2).sum(dim=1)  # noqa: E731
+    invariants = torch.stack([trace(E), trace(E2), trace(E2 @ E), torch.linalg.det(F) - 1.0], dim=1)
+    return invariants, torch.stack([eye, E, E2], dim=1)
+
+
+ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS = 4, 3
+
+
+def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor, isotropic: bool,
+                      offset: torch.Tensor | None = None) -> torch.Tensor:
+    """sym(MLP(features)) (n, d, d): the paper's full 3×3 output, or φ0 I + φ1 E + φ2 E² if `isotropic`,
+    with `offset` (3,) added to φ (its first entry must be 0: φ0 multiplies I, which does not vanish at rest)."""
+    n, d = F.shape[0], F.shape[-1]
+    if isotropic:
+        invariants, basis = isotropic_basis(F, R)
+        phi = mlp(invariants) if offset is None else mlp(invariants) + offset
+        return (phi[:, :, None, None] * basis).sum(dim=1)
+    return _sym(mlp(invariant_features(F, R)).reshape(n, d, d))
+
+
 def feature_count(dim: int) -> int:
     """d + d² + 1: the width of `invariant_features` for d = dim."""
     return dim + dim * dim + 1
@@ -136,22 +176,40 @@ class ElasticNet(nn.Module):
         stress_scale: Pa per unit of network output (1.0: the paper's raw output in Pa). A larger
             value lets a freshly initialised network start near a plausible stiffness; it does not
             change any prior.
+        isotropic: False (the paper): S is the symmetrised 3×3 output of the MLP of the full features,
+            which is frame-indifferent but not isotropic (it must learn isotropy from the data). True
+            (simcore's extra prior): S = φ0 I + φ1 E + φ2 E², E = U − I, with φ the bias-free MLP of
+            the four invariants of `isotropic_basis` plus learned constants k1, k2 on φ1, φ2 (the
+            stiffness at rest: a bias-free φ1 would vanish there, leaving no shear stiffness to first
+            order; E and E² vanish at rest, so P(R) = 0 still holds); then also P(FQ) = P(F) Q for every
+            rotation Q.
+        stiffness_scale: Pa per unit of k1, k2 (isotropic only). Adam moves a parameter by about its
+            learning rate per step whatever the gradient's size, so this sets how fast the stiffness at
+            rest can grow (1e5 Pa and lr 0.1: 1e4 Pa per epoch).
     """
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, stress_scale: float = 1.0):
+    def __init__(self, dim: int = 3, hidden=HIDDEN, stress_scale: float = 1.0, isotropic: bool = False,
+                 stiffness_scale: float = 1e5):
         super().__init__()
         _check_dims(dim, hidden, "ElasticNet")
         if not stress_scale > 0:
             raise ValueError(f"ElasticNet: stress_scale must be > 0 Pa, got {stress_scale!r}")
-        self.dim, self.stress_scale = dim, float(stress_scale)
-        self.mlp = BiasFreeMLP(feature_count(dim), dim * dim, hidden)
+        if not stiffness_scale > 0:
+            raise ValueError(f"ElasticNet: stiffness_scale must be > 0 Pa, got {stiffness_scale!r}")
+        self.dim, self.stress_scale, self.isotropic = dim, float(stress_scale), bool(isotropic)
+        self.stiffness_scale = float(stiffness_scale)
+        self.mlp = (BiasFreeMLP(ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS, hidden) if isotropic
+                    else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
+        self.rest_stiffness = nn.Parameter(torch.zeros(ISOTROPIC_BASIS - 1)) if isotropic else None
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "ElasticNet")
-        n, d = F.shape[0], self.dim
         R = polar_rotation(F)
-        S = _sym(self.mlp(invariant_features(F, R)).reshape(n, d, d)) * self.stress_scale
-        return R @ S
+        offset = None
+        if self.isotropic:  # (0, k1, k2) in units of the network's output
+            ratio = self.stiffness_scale / self.stress_scale
+            offset = torch.cat([self.rest_stiffness.new_zeros(1), self.rest_stiffness * ratio]).to(F.dtype)
+        return R @ (_symmetric_output(self.mlp, F, R, self.isotropic, offset) * self.stress_scale)
 
 
 class PlasticNet(nn.Module):
@@ -161,22 +219,22 @@ class PlasticNet(nn.Module):
         dim: 2 or 3.
         hidden: hidden layer widths (the paper: (64, 64)).
         alpha: the step α (the paper: 1e-3); it keeps the initial network's plastic flow small.
+        isotropic: as for ElasticNet: X = φ0 I + φ1 E + φ2 E² (a flow coaxial with the stretch).
     """
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA):
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, isotropic: bool = False):
         super().__init__()
         _check_dims(dim, hidden, "PlasticNet")
         if not alpha > 0:
             raise ValueError(f"PlasticNet: alpha must be > 0, got {alpha!r}")
-        self.dim, self.alpha = dim, float(alpha)
-        self.mlp = BiasFreeMLP(feature_count(dim), dim * dim, hidden)
+        self.dim, self.alpha, self.isotropic = dim, float(alpha), bool(isotropic)
+        self.mlp = (BiasFreeMLP(ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS, hidden) if isotropic
+                    else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")
-        n, d = F.shape[0], self.dim
         R = polar_rotation(F)
-        X = _sym(self.mlp(invariant_features(F, R)).reshape(n, d, d))
-        return F + self.alpha * (R @ X)
+        return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R, self.isotropic))
 
 
 def nclaw_material(elastic: ElasticNet, plastic: PlasticNet | None = None, *, density: float = 1e3,

@@ -55,7 +55,7 @@ GRAD_MAX_NORM = 0.1  # elasticity_grad_max_norm, plasticity_grad_max_norm
 LOSS_SCALE = 1e4  # experiments/train.py: loss_factor = 1e4 · teacher.loss_factor
 WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL guard (dt is fixed at gt.DT)
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
-MODELS = ("nclaw", "mlp", "oracle")
+MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with isotropy as an extra prior
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
 
 
@@ -63,10 +63,10 @@ class NCLaw(NetworkLaw):
     """The learned law: an elastic network and (optionally) a plastic network (models.py)."""
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, plastic: bool = True,
-                 stress_scale: float = 1.0):
+                 stress_scale: float = 1.0, isotropic: bool = False):
         super().__init__()
-        self.elastic = ElasticNet(dim=dim, hidden=hidden, stress_scale=stress_scale)
-        self.plastic = PlasticNet(dim=dim, hidden=hidden, alpha=alpha) if plastic else None
+        self.elastic = ElasticNet(dim=dim, hidden=hidden, stress_scale=stress_scale, isotropic=isotropic)
+        self.plastic = PlasticNet(dim=dim, hidden=hidden, alpha=alpha, isotropic=isotropic) if plastic else None
 
     def material(self, density: float = gt.DENSITY, wave_modulus: float = WAVE_MODULUS, name: str | None = None):
         """The law as a simcore material (materials.Neural); the modules are shared, not copied."""
@@ -79,8 +79,8 @@ def make_law(model: str = "nclaw", material: str = "jelly", *, plastic: bool = T
     depend on it; the networks do not)."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if model == "nclaw":
-        law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale)
+    if model in ("nclaw", "nclaw_iso"):
+        law = NCLaw(dim=3, hidden=hidden, plastic=plastic, stress_scale=stress_scale, isotropic=model == "nclaw_iso")
     elif model == "mlp":
         law = MLPLaw(dim=3, hidden=tuple(hidden), plastic=plastic, stress_scale=stress_scale)
     else:

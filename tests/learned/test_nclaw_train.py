@@ -89,11 +89,13 @@ def test_teacher_forcing_restarts_from_the_full_state(truth):
     assert float((forgetful - target).abs().max()) > 50 * max(error, 1e-6)
 
 
-def test_loss_falls_and_priors_hold(truth, tmp_path):
-    law = nt.train("jelly", tmp_path, epochs=5, **FAST)
+@pytest.mark.parametrize("model", ["nclaw", "nclaw_iso"])
+def test_loss_falls_and_priors_hold(truth, tmp_path, model):
+    law = nt.train("jelly", tmp_path, epochs=5, model=model, **FAST)
     loss = read_metrics(tmp_path / "metrics.csv")["loss"]
     assert len(loss) == 5 and all(np.isfinite(loss))
-    assert loss[-1] < 0.3 * loss[0], loss
+    # the isotropic law starts from zero stiffness at rest and measured 0.30 after 5 epochs (nclaw: lower)
+    assert loss[-1] < (0.3 if model == "nclaw" else 0.5) * loss[0], loss
     # the trained networks keep the priors (checked in float64, as tests/learned/test_nclaw_priors.py does)
     elastic, plastic = law.elastic.double(), law.plastic.double()
     g = torch.Generator().manual_seed(0)
@@ -107,6 +109,9 @@ def test_loss_falls_and_priors_hold(truth, tmp_path):
         assert elastic(Q).abs().max() <= 1e-12 * P.abs().max()
         assert (plastic(Q @ F) - Q @ plastic(F)).abs().max() <= 1e-13
         assert (plastic(Q) - Q).abs().max() <= 1e-13
+        if model == "nclaw_iso":  # and isotropy: P(FQ) = P(F) Q
+            assert (elastic(F @ Q) - P @ Q).abs().max() <= 1e-12 * P.abs().max()
+            assert (plastic(F @ Q) - plastic(F) @ Q).abs().max() <= 1e-13
 
 
 def test_resume_continues_the_same_run(truth, tmp_path):
