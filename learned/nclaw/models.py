@@ -24,8 +24,8 @@ simcore adds one option the paper does not have, `isotropic=True` (the `nclaw_is
 the paper's S is a symmetrised free 3×3 output, objective but not isotropic, so a network trained on one
 trajectory only knows the stretch directions that trajectory visited. The isotropic networks output
 S = φ0 I + φ1 E + φ2 E² (E = U − I, U = RᵀF the stretch; the general isotropic symmetric function of U
-by the Rivlin–Ericksen representation) with φ from a bias-free MLP of four invariants of E, plus learned
-constants on φ1, φ2 (stiffness at rest; E and E² vanish at rest, so every rotation stays a rest state).
+by the Rivlin–Ericksen representation) with φ from a bias-free MLP of the principal stretches, plus learned
+constants on φ1, φ2 (the response at rest; E and E² vanish at rest, so every rotation stays a rest state).
 Then P(FQ) = P(F) Q as well, for every rotation Q of the reference configuration.
 
 The rotation R comes from the scaled Newton iteration for the polar factor (Higham 1986) rather than an
@@ -104,21 +104,28 @@ def invariant_features(F: torch.Tensor, R: torch.Tensor | None = None) -> torch.
 def isotropic_basis(F: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Invariants and tensor basis of an isotropic symmetric function of the stretch U = RᵀF.
 
-    E = U − I (the Biot strain). Returns (invariants (n, 4) = [tr E, tr E², tr E³, det F − 1], all zero
-    at rest; basis (n, 3, d, d) = [I, E, E²]). Every symmetric matrix function S(U) with S(QᵀUQ) =
-    Qᵀ S(U) Q is φ0 I + φ1 E + φ2 E² with φ_k functions of the invariants (Rivlin–Ericksen; by
+    E = U − I (the Biot strain). Returns (invariants (n, d + 1) = [σ − 1 (ascending), det F − 1], all
+    zero at rest; basis (n, 3, d, d) = [I, E, E²]). Every symmetric matrix function S(U) with
+    S(QᵀUQ) = Qᵀ S(U) Q is φ0 I + φ1 E + φ2 E² with φ_k functions of the invariants (Rivlin–Ericksen; by
     Cayley–Hamilton higher powers reduce to these), so S built on this basis is isotropic by construction.
+    The principal stretches σ (U's eigenvalues, F's signed singular values) rather than tr E, tr E², tr E³:
+    they are of first order in the strain, as the paper's features are, where tr E² and tr E³ are of
+    second and third order and need weights 10–100× larger to matter at strains of a few per cent.
     """
     d = F.shape[-1]
     eye = torch.eye(d, dtype=F.dtype, device=F.device).expand_as(F)
-    E = _sym(R.transpose(1, 2) @ F) - eye
-    E2 = E @ E
-    trace = lambda X: X.diagonal(dim1=1, dim2=2).sum(dim=1)  # noqa: E731
-    invariants = torch.stack([trace(E), trace(E2), trace(E2 @ E), torch.linalg.det(F) - 1.0], dim=1)
-    return invariants, torch.stack([eye, E, E2], dim=1)
+    U = _sym(R.transpose(1, 2) @ F)
+    E = U - eye
+    invariants = torch.cat([torch.linalg.eigvalsh(U) - 1.0, (torch.linalg.det(F) - 1.0)[:, None]], dim=1)
+    return invariants, torch.stack([eye, E, E @ E], dim=1)
 
 
-ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS = 4, 3
+def isotropic_invariant_count(dim: int) -> int:
+    """d + 1: the width of `isotropic_basis`'s invariants."""
+    return dim + 1
+
+
+ISOTROPIC_BASIS = 3  # I, E, E²
 
 
 def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor, isotropic: bool,
@@ -179,10 +186,10 @@ class ElasticNet(nn.Module):
         isotropic: False (the paper): S is the symmetrised 3×3 output of the MLP of the full features,
             which is frame-indifferent but not isotropic (it must learn isotropy from the data). True
             (simcore's extra prior): S = φ0 I + φ1 E + φ2 E², E = U − I, with φ the bias-free MLP of
-            the four invariants of `isotropic_basis` plus learned constants k1, k2 on φ1, φ2 (the
-            stiffness at rest: a bias-free φ1 would vanish there, leaving no shear stiffness to first
-            order; E and E² vanish at rest, so P(R) = 0 still holds); then also P(FQ) = P(F) Q for every
-            rotation Q.
+            the invariants of `isotropic_basis` (principal stretches, det F) plus learned constants k1, k2
+            on φ1, φ2 (the response at rest to first and second order: a bias-free φ1 would vanish there,
+            leaving no shear stiffness to first order; E and E² vanish at rest, so P(R) = 0 still holds);
+            then also P(FQ) = P(F) Q for every rotation Q.
         stiffness_scale: Pa per unit of k1, k2 (isotropic only). Adam moves a parameter by about its
             learning rate per step whatever the gradient's size, so this sets how fast the stiffness at
             rest can grow (1e5 Pa and lr 0.1: 1e4 Pa per epoch).
@@ -198,7 +205,7 @@ class ElasticNet(nn.Module):
             raise ValueError(f"ElasticNet: stiffness_scale must be > 0 Pa, got {stiffness_scale!r}")
         self.dim, self.stress_scale, self.isotropic = dim, float(stress_scale), bool(isotropic)
         self.stiffness_scale = float(stiffness_scale)
-        self.mlp = (BiasFreeMLP(ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS, hidden) if isotropic
+        self.mlp = (BiasFreeMLP(isotropic_invariant_count(dim), ISOTROPIC_BASIS, hidden) if isotropic
                     else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
         self.rest_stiffness = nn.Parameter(torch.zeros(ISOTROPIC_BASIS - 1)) if isotropic else None
 
@@ -207,8 +214,8 @@ class ElasticNet(nn.Module):
         R = polar_rotation(F)
         offset = None
         if self.isotropic:  # (0, k1, k2) in units of the network's output
-            ratio = self.stiffness_scale / self.stress_scale
-            offset = torch.cat([self.rest_stiffness.new_zeros(1), self.rest_stiffness * ratio]).to(F.dtype)
+            zero = self.rest_stiffness.new_zeros(1)
+            offset = torch.cat([zero, self.rest_stiffness * (self.stiffness_scale / self.stress_scale)]).to(F.dtype)
         return R @ (_symmetric_output(self.mlp, F, R, self.isotropic, offset) * self.stress_scale)
 
 
@@ -228,7 +235,7 @@ class PlasticNet(nn.Module):
         if not alpha > 0:
             raise ValueError(f"PlasticNet: alpha must be > 0, got {alpha!r}")
         self.dim, self.alpha, self.isotropic = dim, float(alpha), bool(isotropic)
-        self.mlp = (BiasFreeMLP(ISOTROPIC_INVARIANTS, ISOTROPIC_BASIS, hidden) if isotropic
+        self.mlp = (BiasFreeMLP(isotropic_invariant_count(dim), ISOTROPIC_BASIS, hidden) if isotropic
                     else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
