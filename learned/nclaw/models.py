@@ -24,8 +24,8 @@ simcore adds one option the paper does not have, `isotropic=True` (the `nclaw_is
 the paper's S is a symmetrised free 3×3 output, objective but not isotropic, so a network trained on one
 trajectory only knows the stretch directions that trajectory visited. The isotropic networks output
 S = φ0 I + φ1 E + φ2 E² (E = U − I, U = RᵀF the stretch; the general isotropic symmetric function of U
-by the Rivlin–Ericksen representation) with φ from a bias-free MLP of the principal stretches, plus a learned
-constant on φ1 (the stiffness at rest; E vanishes at rest, so every rotation stays a rest state).
+by the Rivlin–Ericksen representation) with φ from a bias-free MLP of the principal stretches, plus learned
+constants on φ1, φ2 (the response at rest; E and E² vanish at rest, so every rotation stays a rest state).
 Then P(FQ) = P(F) Q as well, for every rotation Q of the reference configuration.
 
 The rotation R comes from the scaled Newton iteration for the polar factor (Higham 1986) rather than an
@@ -186,12 +186,11 @@ class ElasticNet(nn.Module):
         isotropic: False (the paper): S is the symmetrised 3×3 output of the MLP of the full features,
             which is frame-indifferent but not isotropic (it must learn isotropy from the data). True
             (simcore's extra prior): S = φ0 I + φ1 E + φ2 E², E = U − I, with φ the bias-free MLP of
-            the invariants of `isotropic_basis` (principal stretches, det F) plus a learned constant k on
-            φ1, the stiffness at rest (a bias-free φ1 would vanish there, leaving no shear stiffness to
-            first order; E vanishes at rest, so P(R) = 0 still holds); then also P(FQ) = P(F) Q for every
-            rotation Q. No constant on φ2: an elastic law's E² coefficient at rest is 0 to second order
-            for the corotated family, and with one the plasticine law's training blew up (docs/nclaw.md).
-        stiffness_scale: Pa per unit of k (isotropic only). Adam moves a parameter by about its
+            the invariants of `isotropic_basis` (principal stretches, det F) plus learned constants k1, k2
+            on φ1, φ2 (the response at rest to first and second order: a bias-free φ1 would vanish there,
+            leaving no shear stiffness to first order; E and E² vanish at rest, so P(R) = 0 still holds);
+            then also P(FQ) = P(F) Q for every rotation Q.
+        stiffness_scale: Pa per unit of k1, k2 (isotropic only). Adam moves a parameter by about its
             learning rate per step whatever the gradient's size, so this sets how fast the stiffness at
             rest can grow (1e5 Pa and lr 0.1: 1e4 Pa per epoch).
     """
@@ -208,16 +207,15 @@ class ElasticNet(nn.Module):
         self.stiffness_scale = float(stiffness_scale)
         self.mlp = (BiasFreeMLP(isotropic_invariant_count(dim), ISOTROPIC_BASIS, hidden) if isotropic
                     else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
-        self.rest_stiffness = nn.Parameter(torch.zeros(1)) if isotropic else None
+        self.rest_stiffness = nn.Parameter(torch.zeros(ISOTROPIC_BASIS - 1)) if isotropic else None
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "ElasticNet")
         R = polar_rotation(F)
         offset = None
-        if self.isotropic:  # (0, k, 0) in units of the network's output
+        if self.isotropic:  # (0, k1, k2) in units of the network's output
             zero = self.rest_stiffness.new_zeros(1)
-            k = self.rest_stiffness * (self.stiffness_scale / self.stress_scale)
-            offset = torch.cat([zero, k, zero]).to(F.dtype)
+            offset = torch.cat([zero, self.rest_stiffness * (self.stiffness_scale / self.stress_scale)]).to(F.dtype)
         return R @ (_symmetric_output(self.mlp, F, R, self.isotropic, offset) * self.stress_scale)
 
 
