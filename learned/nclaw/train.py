@@ -16,7 +16,7 @@ Checkpoints, `--resume`, the progress bar and metrics.csv come from simcore.lear
 step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
-paper's priors), "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
+paper's priors), "nclaw_iso" (the same with isotropy as an extra prior: models.py, `isotropic=True`), "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
 the law's description in law.json, from which `load` rebuilds it.
@@ -279,7 +279,8 @@ def main(argv=None) -> int:
     add_arguments(parser)
     parser.add_argument("--material", default="jelly", choices=list(gt.MATERIALS))
     parser.add_argument("--model", default="nclaw", choices=MODELS,
-                        help="nclaw (default), mlp (plain MLP baseline) or oracle (the true family, parameters fitted)")
+                        help="nclaw (default), nclaw_iso (nclaw with isotropy as an extra prior), mlp (plain MLP "
+                             "baseline) or oracle (the true family, parameters fitted)")
     parser.add_argument("--epochs", type=int, default=300, help="epochs (optimiser steps; default 300)")
     parser.add_argument("--steps", type=int, default=gt.STEPS, help=f"steps of the trajectory (default {gt.STEPS})")
     parser.add_argument("--elastic-only", action="store_true", help="no plastic network")
