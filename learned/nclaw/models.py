@@ -189,7 +189,8 @@ class ElasticNet(nn.Module):
             the invariants of `isotropic_basis` (principal stretches, det F) plus learned constants k1, k2
             on φ1, φ2 (the response at rest to first and second order: a bias-free φ1 would vanish there,
             leaving no shear stiffness to first order; E and E² vanish at rest, so P(R) = 0 still holds);
-            then also P(FQ) = P(F) Q for every rotation Q.
+            then also P(FQ) = P(F) Q for every rotation Q. (Without k2, docs/nclaw.md: plasticine's
+            training stays finite but water's blows up; with it, the reverse.)
         stiffness_scale: Pa per unit of k1, k2 (isotropic only). Adam moves a parameter by about its
             learning rate per step whatever the gradient's size, so this sets how fast the stiffness at
             rest can grow (1e5 Pa and lr 0.1: 1e4 Pa per epoch).
