@@ -87,6 +87,10 @@ class NeuralStress:
     def stress(self, solver):
         """Fill ext_F and ext_tau from F_trial (forward)."""
         F_trial = solver.F_trial.to_numpy()
+        if not np.isfinite(F_trial).all():  # else the model fails inside (e.g. an eigensolver) with a vaguer error
+            raise FloatingPointError("the deformation gradients reaching a Neural material are non-finite: the "
+                                     "rollout blew up before its model was called (a learned law that is unstable, "
+                                     "or a time step too large for it)")
         F_new = np.zeros_like(F_trial)
         tau = np.zeros_like(F_trial)
         with torch.no_grad():
