@@ -51,8 +51,8 @@ if metrics.exists() and len(read_metrics(metrics)) >= epochs:
     law = nt.load(args.out)  # the checkpoint this script wrote before
     print(f"loaded the law trained before from {args.out}")
 else:
-    law = nt.train("jelly", args.out, epochs=epochs, steps=steps, model=args.model, resume=metrics.exists(), progress=False,
-                   tensorboard=False, ground_truth_options=setup, **budget)
+    law = nt.train("jelly", args.out, epochs=epochs, steps=steps, model=args.model, resume=metrics.exists(),
+                   progress=False, tensorboard=False, ground_truth_options=setup, **budget)
 loss = [row["loss"] for row in read_metrics(metrics)]
 print(f"training: {len(loss)} epochs, loss {loss[0]:.3g} -> {loss[-1]:.3g} ({time.perf_counter() - start:.0f} s)")
 

@@ -187,11 +187,11 @@ RATIOS = ((("mlp", "nclaw"), "MLP / NCLaw"), (("nclaw", "oracle"), "NCLaw / orac
 
 
 def table(results: dict, models=nt.MODELS) -> str:
-    """The Markdown table: one row per (material, test), one column per model, then MLP / NCLaw and
-    NCLaw / oracle (ratios of MSE, where both are numbers), and NCLaw-iso / oracle if nclaw_iso is a model."""
+    """The Markdown table: one row per (material, test), one column per model, then the RATIOS of MSE
+    whose two models are both columns ("—" where either is not a number)."""
     rows = sorted({(m, t) for m, t, _ in results}, key=lambda r: ([*gt.MATERIALS, "jelly+water"].index(r[0]),
                                                                    TESTS.index(r[1])))
-    ratios = [(pair, title) for pair, title in RATIOS if pair[0] != "nclaw_iso" or "nclaw_iso" in models]
+    ratios = [(pair, title) for pair, title in RATIOS if set(pair) <= set(models)]
     lines = ["| material | test | " + " | ".join(f"{m} MSE (m²)" for m in models) + " | "
              + " | ".join(title for _, title in ratios) + " |",
              "|---|---|" + "---|" * (len(models) + len(ratios))]

@@ -16,7 +16,8 @@ Checkpoints, `--resume`, the progress bar and metrics.csv come from simcore.lear
 step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
-paper's priors), "nclaw_iso" (the same with isotropy as an extra prior: models.py, `isotropic=True`), "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
+paper's priors), "nclaw_iso" (the same with isotropy as an extra prior: models.py, `isotropic=True`),
+"mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
 the law's description in law.json, from which `load` rebuilds it.

@@ -91,6 +91,17 @@ def test_true_law_scores_zero_and_failures_are_reported(cpu, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_ratio_columns_follow_the_models():
+    """A ratio column appears when both of its models are columns: NCLaw-iso / oracle only with nclaw_iso."""
+    results = {("jelly", "shape", m): ev.Cell(mse=v, blew_up=None, note="")
+               for m, v in (("nclaw", 4e-6), ("nclaw_iso", 2e-8), ("mlp", 4e-4), ("oracle", 1e-8))}
+    header, _, row = ev.table(results, ("nclaw", "nclaw_iso", "mlp", "oracle")).splitlines()
+    assert header.endswith("| MLP / NCLaw | NCLaw / oracle | NCLaw-iso / oracle |")
+    assert row.endswith("| 100 | 400 | 2 |")
+    header = ev.table(results, ("nclaw", "oracle")).splitlines()[0]
+    assert header.endswith("| oracle MSE (m²) | NCLaw / oracle |")
+
+
 def test_bad_choices_are_clear_errors():
     with pytest.raises(ValueError, match="unknown model 'gnn'"):
         nt.make_law("gnn")
