@@ -65,14 +65,20 @@ def polar_rotation(F: torch.Tensor) -> torch.Tensor:
     """
     X = F
     tol = 4 * torch.finfo(F.dtype).eps
-    for _ in range(_NEWTON_MAX_ITERATIONS):
-        inv = torch.linalg.inv(X)
-        zeta = (torch.linalg.matrix_norm(inv) / torch.linalg.matrix_norm(X)).sqrt()[:, None, None]
-        X_next = 0.5 * (zeta * X + inv.transpose(1, 2) / zeta)
-        change = (X_next - X).abs().amax().item() if X.numel() else 0.0
-        X = X_next
-        if change < tol:
-            break
+    try:
+        for _ in range(_NEWTON_MAX_ITERATIONS):
+            inv = torch.linalg.inv(X)
+            zeta = (torch.linalg.matrix_norm(inv) / torch.linalg.matrix_norm(X)).sqrt()[:, None, None]
+            X_next = 0.5 * (zeta * X + inv.transpose(1, 2) / zeta)
+            change = (X_next - X).abs().amax().item() if X.numel() else 0.0
+            X = X_next
+            if not change >= tol:  # converged, or not finite (reported below)
+                break
+    except torch.linalg.LinAlgError as error:  # an exactly singular F
+        raise _singular(F) from error
+    finite = torch.isfinite(X).all(dim=(1, 2))
+    if not bool(finite.all()):
+        raise _singular(F[~finite])
     inverted = torch.linalg.det(F) < 0
     if bool(inverted.any()):
         # X is a reflection there: R = X (I − 2 u uᵀ), u the eigenvector of S = XᵀF with the smallest
@@ -83,6 +89,16 @@ def polar_rotation(F: torch.Tensor) -> torch.Tensor:
         X = X.clone()
         X[inverted] = X[inverted] @ (eye - 2 * u @ u.transpose(1, 2))
     return X
+
+
+def _singular(F: torch.Tensor) -> FloatingPointError:
+    """The error for the deformation gradients `F` whose rotation cannot be computed (singular, or so
+    large or small that the Newton iteration overflows): what happened and what to do."""
+    det = torch.linalg.det(F).abs()
+    return FloatingPointError(
+        f"polar_rotation: no rotation for {F.shape[0]} deformation gradient(s) with |det F| from "
+        f"{float(det.min()):.3g} to {float(det.max()):.3g} and |F| up to {float(F.abs().max()):.3g}: the material "
+        "has collapsed or blown up (a learned law that became unstable: lower its learning rates)")
 
 
 def invariant_features(F: torch.Tensor, R: torch.Tensor | None = None) -> torch.Tensor:

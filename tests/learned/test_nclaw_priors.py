@@ -165,6 +165,10 @@ def test_gradients_finite_at_rest_and_exact_elsewhere(isotropic):
 
 
 def test_bad_input_is_a_clear_error():
+    # a singular F and one whose Newton iteration overflows get an error that says what happened
+    for bad in (torch.zeros(1, 3, 3, dtype=DT), torch.full((1, 3, 3), 1e30, dtype=torch.float32) + torch.eye(3)):
+        with pytest.raises(FloatingPointError, match="no rotation for 1 deformation gradient"):
+            polar_rotation(bad)
     with pytest.raises(ValueError, match=r"\(n, 3, 3\)"):
         ElasticNet(dim=3).to(DT)(torch.eye(2, dtype=DT)[None])
     with pytest.raises(ValueError, match="dim must be 2 or 3"):
