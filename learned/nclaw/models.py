@@ -20,13 +20,17 @@ biases and GELU(0) = 0, so a zero feature vector maps to a zero output. Hence, b
 Shapes: F (n, d, d) → P (n, d, d) Pa, or F_new (n, d, d). d = 2 or 3, fixed at construction. The modules
 compute in their parameters' dtype (simcore converts F to it; tests use float64).
 
-simcore adds one option the paper does not have, `isotropic=True` (the `nclaw_iso` model of train.py):
-the paper's S is a symmetrised free 3×3 output, objective but not isotropic, so a network trained on one
-trajectory only knows the stretch directions that trajectory visited. The isotropic networks output
-S = φ0 I + φ1 E + φ2 E² (E = U − I, U = RᵀF the stretch; the general isotropic symmetric function of U
-by the Rivlin–Ericksen representation) with φ from a bias-free MLP of the principal stretches, plus learned
-constants on φ1, φ2 (the response at rest; E and E² vanish at rest, so every rotation stays a rest state).
-Then P(FQ) = P(F) Q as well, for every rotation Q of the reference configuration.
+simcore adds one option the paper does not have, `isotropic=True` (the `nclaw_iso` model of train.py),
+which adds three priors to the paper's:
+
+- isotropy: the paper's S is a symmetrised free 3×3 output, objective but not isotropic, so a network
+  trained on one trajectory only knows the stretch directions that trajectory visited. Both isotropic
+  networks are functions of the stretch U = RᵀF through E = U − I and its invariants (principal
+  stretches, det F), so P(FQ) = P(F) Q as well, for every rotation Q of the reference configuration;
+- a positive stiffness at rest: the elastic S is a linear law 2μ E + λ tr(E) I with learned μ, λ > 0
+  plus a learned correction of second order in the strain (ElasticNet);
+- dissipative plastic flow: the return map removes a learned fraction γ ∈ (0, 1) of the elastic
+  strain's deviatoric and volumetric parts (PlasticNet).
 
 The rotation R comes from the scaled Newton iteration for the polar factor (Higham 1986) rather than an
 SVD: torch's SVD backward divides by σ_i² − σ_j², which is 0/0 at F = I — exactly where every particle
@@ -34,6 +38,8 @@ starts — while the Newton iterate differentiates through matrix inverses only,
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -144,14 +150,12 @@ def isotropic_invariant_count(dim: int) -> int:
 ISOTROPIC_BASIS = 3  # I, E, E²
 
 
-def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor, isotropic: bool,
-                      offset: torch.Tensor | None = None) -> torch.Tensor:
-    """sym(MLP(features)) (n, d, d): the paper's full 3×3 output, or φ0 I + φ1 E + φ2 E² if `isotropic`,
-    with `offset` (3,) added to φ (its first entry must be 0: φ0 multiplies I, which does not vanish at rest)."""
+def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor, isotropic: bool) -> torch.Tensor:
+    """sym(MLP(features)) (n, d, d): the paper's full 3×3 output, or φ0 I + φ1 E + φ2 E² if `isotropic`."""
     n, d = F.shape[0], F.shape[-1]
     if isotropic:
         invariants, basis = isotropic_basis(F, R)
-        phi = mlp(invariants) if offset is None else mlp(invariants) + offset
+        phi = mlp(invariants)
         return (phi[:, :, None, None] * basis).sum(dim=1)
     return _sym(mlp(invariant_features(F, R)).reshape(n, d, d))
 
@@ -191,7 +195,7 @@ def _check_dims(dim, hidden, who):
 
 
 class ElasticNet(nn.Module):
-    """NCLaw's elastic network: F (n, d, d) → first Piola–Kirchhoff stress P = R sym(MLP(features)) (n, d, d), Pa.
+    """NCLaw's elastic network: F (n, d, d) → first Piola–Kirchhoff stress P = R S(F) (n, d, d), Pa.
 
     Args:
         dim: 2 or 3.
@@ -201,15 +205,23 @@ class ElasticNet(nn.Module):
             change any prior.
         isotropic: False (the paper): S is the symmetrised 3×3 output of the MLP of the full features,
             which is frame-indifferent but not isotropic (it must learn isotropy from the data). True
-            (simcore's extra prior): S = φ0 I + φ1 E + φ2 E², E = U − I, with φ the bias-free MLP of
-            the invariants of `isotropic_basis` (principal stretches, det F) plus learned constants k1, k2
-            on φ1, φ2 (the response at rest to first and second order: a bias-free φ1 would vanish there,
-            leaving no shear stiffness to first order; E and E² vanish at rest, so P(R) = 0 still holds);
-            then also P(FQ) = P(F) Q for every rotation Q. (Without k2, docs/nclaw.md: plasticine's
-            training stays finite but water's blows up; with it, the reverse.)
-        stiffness_scale: Pa per unit of k1, k2 (isotropic only). Adam moves a parameter by about its
-            learning rate per step whatever the gradient's size, so this sets how fast the stiffness at
-            rest can grow (1e5 Pa and lr 0.1: 1e4 Pa per epoch).
+            (simcore's extra priors, `nclaw_iso`): S is an isotropic function of the stretch U whose
+            stiffness at rest is positive definite by construction,
+
+                S = 2μ E + λ tr(E) I  +  ψ0 I + φ1 E + φ2 E²,      E = U − I,
+
+            a linear elastic law in the rotated frame with learned moduli μ = s·exp(a) > 0,
+            λ = s·exp(b) > 0 (s = `stiffness_scale`), plus the learned correction: φ1, φ2 from the
+            bias-free MLP of the invariants (principal stretches, det F), and ψ0 = c·(C c + h) with c the
+            invariants, C a learned matrix and h more outputs of the same MLP. Every correction term is of
+            second order in the strain, so the stiffness at rest is the linear law's, positive whatever the
+            network learns: the network bends the law at finite strain, it cannot make a rest state
+            unstable (docs/nclaw.md: the first version's first-order φ0 learned a negative shear stiffness
+            on sand and the rollout exploded). Then also P(FQ) = P(F) Q for every rotation Q.
+        stiffness_scale: s, Pa (isotropic only): the moduli start at s each. They are learned in log
+            coordinates because Adam moves a parameter by about its learning rate per step: lr 0.1 then
+            changes a modulus by about 10 % per epoch whatever its size, and the ground truths' moduli span
+            two orders of magnitude (water's shear modulus is 0).
     """
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, stress_scale: float = 1.0, isotropic: bool = False,
@@ -222,43 +234,94 @@ class ElasticNet(nn.Module):
             raise ValueError(f"ElasticNet: stiffness_scale must be > 0 Pa, got {stiffness_scale!r}")
         self.dim, self.stress_scale, self.isotropic = dim, float(stress_scale), bool(isotropic)
         self.stiffness_scale = float(stiffness_scale)
-        self.mlp = (BiasFreeMLP(isotropic_invariant_count(dim), ISOTROPIC_BASIS, hidden) if isotropic
-                    else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
-        self.rest_stiffness = nn.Parameter(torch.zeros(ISOTROPIC_BASIS - 1)) if isotropic else None
+        invariants = isotropic_invariant_count(dim)
+        if isotropic:  # outputs: h (one per invariant), φ1, φ2
+            self.mlp = BiasFreeMLP(invariants, invariants + 2, hidden)
+            self.quadratic = nn.Parameter(torch.zeros(invariants, invariants))
+            self.rest_moduli = nn.Parameter(torch.zeros(2))  # log of (μ, λ) / stiffness_scale
+        else:
+            self.mlp = BiasFreeMLP(feature_count(dim), dim * dim, hidden)
+
+    def moduli(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The isotropic law's stiffness at rest (μ, λ) in Pa, both > 0 (Lamé's constants of the linear part)."""
+        if not self.isotropic:
+            raise ValueError("ElasticNet.moduli: only the isotropic network (isotropic=True) has moduli at rest")
+        mu, lam = self.rest_moduli.exp() * self.stiffness_scale
+        return mu, lam
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "ElasticNet")
         R = polar_rotation(F)
-        offset = None
-        if self.isotropic:  # (0, k1, k2) in units of the network's output
-            zero = self.rest_stiffness.new_zeros(1)
-            offset = torch.cat([zero, self.rest_stiffness * (self.stiffness_scale / self.stress_scale)]).to(F.dtype)
-        return R @ (_symmetric_output(self.mlp, F, R, self.isotropic, offset) * self.stress_scale)
+        if not self.isotropic:
+            return R @ (_symmetric_output(self.mlp, F, R, False) * self.stress_scale)
+        invariants, basis = isotropic_basis(F, R)  # basis: I, E, E²
+        out = self.mlp(invariants)
+        count = invariants.shape[1]
+        psi0 = (invariants * (invariants @ self.quadratic.to(F.dtype).T + out[:, :count])).sum(dim=1)
+        correction = psi0[:, None, None] * basis[:, 0] + (out[:, count:, None, None] * basis[:, 1:]).sum(dim=1)
+        mu, lam = (m.to(F.dtype) for m in self.moduli())
+        E = basis[:, 1]
+        trace = E.diagonal(dim1=1, dim2=2).sum(dim=1)
+        linear = 2 * mu * E + lam * trace[:, None, None] * basis[:, 0]
+        return R @ (linear + correction * self.stress_scale)
 
 
 class PlasticNet(nn.Module):
-    """NCLaw's plastic network (a learned return map): F_trial (n, d, d) → F_trial + α R sym(MLP(features)).
+    """NCLaw's plastic network (a learned return map): F_trial (n, d, d) → F_new (n, d, d).
 
     Args:
         dim: 2 or 3.
         hidden: hidden layer widths (the paper: (64, 64)).
-        alpha: the step α (the paper: 1e-3); it keeps the initial network's plastic flow small.
-        isotropic: as for ElasticNet: X = φ0 I + φ1 E + φ2 E² (a flow coaxial with the stretch).
+        alpha: the paper's step α (1e-3): F_new = F + α R sym(MLP(features)); it keeps the initial
+            network's plastic flow small. For the isotropic network, the flow fraction γ at the start.
+        isotropic: False (the paper). True (simcore's extra priors, `nclaw_iso`): the return map is
+            coaxial with the stretch and dissipative by construction: each step removes a learned
+            fraction of the elastic strain E = U − I, separately for its deviatoric and volumetric parts,
+
+                F_new = F − R (γ_dev dev E + γ_vol vol E),   vol E = (tr E / d) I,   γ = sigmoid(MLP(c / ε0) + b),
+
+            with c the invariants of `isotropic_basis` (principal stretches, det F), ε0 = `strain_scale`
+            and b learned offsets that start at logit(α). γ ∈ (0, 1), so plastic flow moves the stretch
+            towards rest and never beyond it: it cannot create elastic strain (no learned return map can
+            pump energy into the body), and every rotation is left unchanged (E = 0 there). Von Mises
+            (plasticine: γ_vol = 0, γ_dev = max(0, 1 − r/|dev E|)), Drucker–Prager in tension (sand:
+            γ = 1) and a fluid's loss of shear memory (γ_dev = 1) are all of this form. The paper's form
+            needs its network's output near 1/α = 1000 × the strain for a full return; this one needs
+            γ near 1, which is why the reduced-budget training could not reach plasticity with the
+            paper's form and its elastic network learned a softening that blew up instead (docs/nclaw.md).
+        strain_scale: ε0, the strain the isotropic network's inputs are measured in (so that yield
+            strains of a few per cent are inputs of order one).
     """
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, isotropic: bool = False):
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, isotropic: bool = False,
+                 strain_scale: float = 1e-2):
         super().__init__()
         _check_dims(dim, hidden, "PlasticNet")
-        if not alpha > 0:
-            raise ValueError(f"PlasticNet: alpha must be > 0, got {alpha!r}")
-        self.dim, self.alpha, self.isotropic = dim, float(alpha), bool(isotropic)
-        self.mlp = (BiasFreeMLP(isotropic_invariant_count(dim), ISOTROPIC_BASIS, hidden) if isotropic
-                    else BiasFreeMLP(feature_count(dim), dim * dim, hidden))
+        if not alpha > 0 or (isotropic and not alpha < 1):
+            raise ValueError(f"PlasticNet: alpha must be > 0 (and < 1 for the isotropic network), got {alpha!r}")
+        if not strain_scale > 0:
+            raise ValueError(f"PlasticNet: strain_scale must be > 0, got {strain_scale!r}")
+        self.dim, self.alpha, self.isotropic, self.strain_scale = dim, float(alpha), bool(isotropic), float(strain_scale)
+        if isotropic:  # outputs: the logits of γ_dev, γ_vol (small weights: γ starts near α everywhere)
+            self.mlp = BiasFreeMLP(isotropic_invariant_count(dim), 2, hidden, out_scale=0.1)
+            self.flow_offset = nn.Parameter(torch.full((2,), math.log(alpha / (1 - alpha))))
+        else:
+            self.mlp = BiasFreeMLP(feature_count(dim), dim * dim, hidden)
+
+    def flow_fractions(self, invariants: torch.Tensor) -> torch.Tensor:
+        """(γ_dev, γ_vol) (n, 2) in (0, 1) for the isotropic invariants (n, d + 1)."""
+        return torch.sigmoid(self.mlp(invariants / self.strain_scale) + self.flow_offset.to(invariants.dtype))
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")
         R = polar_rotation(F)
-        return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R, self.isotropic))
+        if not self.isotropic:
+            return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R, False))
+        invariants, basis = isotropic_basis(F, R)
+        eye, E = basis[:, 0], basis[:, 1]
+        volumetric = (E.diagonal(dim1=1, dim2=2).mean(dim=1))[:, None, None] * eye
+        gamma = self.flow_fractions(invariants)[:, :, None, None]
+        return F - R @ (gamma[:, 0] * (E - volumetric) + gamma[:, 1] * volumetric)
 
 
 def nclaw_material(elastic: ElasticNet, plastic: PlasticNet | None = None, *, density: float = 1e3,
