@@ -109,9 +109,14 @@ def simulate(scene: sc.Scene, frames: int) -> tuple[np.ndarray, int | None]:
 
 def position_mse(x: np.ndarray, truth: np.ndarray) -> float:
     """mean over frames 1 … T, particles and axes of (x − truth)², m²."""
+    return float(frame_mse(x, truth).mean())
+
+
+def frame_mse(x: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(T,) mean over particles and axes of (x − truth)² at frames 1 … T, m² (NaN after a blow-up)."""
     if x.shape != truth.shape:
         raise ValueError(f"positions {x.shape} and ground truth {truth.shape} differ in shape: not the same scene")
-    return float(((x[1:] - truth[1:]) ** 2).mean())
+    return ((x[1:] - truth[1:]) ** 2).mean(axis=(1, 2))
 
 
 def truth_materials(test: str, material: str) -> dict:
@@ -119,10 +124,21 @@ def truth_materials(test: str, material: str) -> dict:
     return {m: gt.material(m) for m in (MULTI if test == "multi" else (material,))}
 
 
+class Fallback:
+    """A run whose training failed, evaluated with the weights of its last finite epoch: `law`, and the
+    `caveat` that says so in every cell it fills ("training failed at epoch 37; weights of epoch 36")."""
+
+    def __init__(self, law, caveat: str):
+        self.law, self.caveat = law, caveat
+
+    def material(self, name=None):
+        return self.law.material(name=name)
+
+
 def learned_materials(test: str, material: str, laws: dict) -> dict | str:
-    """The learned laws' materials for `test`; `laws` maps a material name to a trained law, or to a
-    note (str) saying why there is none. Returns the note of the first law the test lacks instead
-    ("not trained" if it has none)."""
+    """The learned laws' materials for `test`; `laws` maps a material name to a trained law (or a
+    Fallback), or to a note (str) saying why there is none. Returns the note of the first law the test
+    lacks instead ("not trained" if it has none)."""
     names = MULTI if test == "multi" else (material,)
     for m in names:
         if laws.get(m) is None or isinstance(laws[m], str):
@@ -130,15 +146,22 @@ def learned_materials(test: str, material: str, laws: dict) -> dict | str:
     return {m: laws[m].material(name=m) for m in names}
 
 
+def _caveat(test: str, material: str, laws: dict) -> str:
+    """The caveats of the Fallback laws a test uses, joined ("" if none)."""
+    names = MULTI if test == "multi" else (material,)
+    return "; ".join(laws[m].caveat for m in names if isinstance(laws.get(m), Fallback))
+
+
 class Cell(dict):
-    """One table cell: {"mse": m² or None, "blew_up": frame or None, "note": text}."""
+    """One table cell: {"mse": m² or None, "blew_up": frame or None, "note": text (no number: why),
+    "caveat": text (a number, with a remark: which weights were evaluated), "frame_mse": the per-frame
+    MSE (list, m², NaN after a blow-up) from which ratios over the frames before a blow-up are taken}."""
 
     def text(self) -> str:
         if self.get("note"):
             return self["note"]
-        if self.get("blew_up") is not None:
-            return f"blew up at frame {self['blew_up']}"
-        return f"{self['mse']:.2e}"
+        value = f"blew up at frame {self['blew_up']}" if self.get("blew_up") is not None else f"{self['mse']:.2e}"
+        return f"{value} ({self['caveat']})" if self.get("caveat") else value
 
 
 def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "water"), tests=TESTS,
@@ -174,21 +197,44 @@ def evaluate(laws: dict, steps: int, materials=("jelly", "plasticine", "sand", "
                     results[(material, test, model)] = Cell(mse=None, blew_up=None, note=chosen)
                     continue
                 x, blew_up = simulate(test_scene(test, chosen), frames)
-                mse = position_mse(x, truth) if blew_up is None else None
-                results[(material, test, model)] = Cell(mse=mse, blew_up=blew_up, note="")
+                per_frame = frame_mse(x, truth)
+                mse = float(per_frame.mean()) if blew_up is None else None
+                caveat = _caveat(test, "jelly" if material == "jelly+water" else material, by_material)
+                results[(material, test, model)] = Cell(mse=mse, blew_up=blew_up, note="", caveat=caveat,
+                                                          frame_mse=per_frame.tolist())
                 if keep is not None:
                     keep[(material, test, model)] = x
     return results
 
 
 # the ratio columns of the table: (numerator, denominator) models and the column's title
-RATIOS = ((("mlp", "nclaw"), "MLP / NCLaw"), (("nclaw", "oracle"), "NCLaw / oracle"),
-          (("nclaw_iso", "oracle"), "NCLaw-iso / oracle"))
+RATIOS = ((("mlp", "nclaw"), "MLP / NCLaw"), (("mlp", "nclaw_iso"), "MLP / NCLaw-iso"),
+          (("nclaw", "oracle"), "NCLaw / oracle"), (("nclaw_iso", "oracle"), "NCLaw-iso / oracle"))
+
+
+def mse_ratio(a: Cell, b: Cell) -> str:
+    """MSE of `a` / MSE of `b` as table text: "r" when both rolled out to the end; when one blew up and
+    the other did not, the ratio of their MSE over the frames before the blow-up, as a bound ("≥ r" if
+    `a` blew up — its full-horizon error is unbounded —, "≤ r" if `b` did); "—" otherwise."""
+    if a.get("mse") is not None and b.get("mse"):
+        return f"{a['mse'] / b['mse']:.3g}"
+    frames_a, frames_b = a.get("frame_mse"), b.get("frame_mse")
+    if frames_a is None or frames_b is None or (a.get("blew_up") is None) == (b.get("blew_up") is None):
+        return "—"
+    frames_a, frames_b = np.asarray(frames_a, dtype=float), np.asarray(frames_b, dtype=float)
+    finite = np.isfinite(frames_a) & np.isfinite(frames_b)
+    before = len(finite) if finite.all() else int(np.argmin(finite))  # the frames both have, from the first
+    window_a, window_b = frames_a[:before], frames_b[:before]
+    if before < 1 or not window_b.mean() > 0:
+        return "—"
+    bound = "≥" if a.get("blew_up") is not None else "≤"
+    return f"{bound} {window_a.mean() / window_b.mean():.3g}"
 
 
 def table(results: dict, models=nt.MODELS) -> str:
     """The Markdown table: one row per (material, test), one column per model, then the RATIOS of MSE
-    whose two models are both columns ("—" where either is not a number)."""
+    whose two models are both columns (mse_ratio: a bound where one of the two blew up, "—" where
+    neither has a number)."""
     rows = sorted({(m, t) for m, t, _ in results}, key=lambda r: ([*gt.MATERIALS, "jelly+water"].index(r[0]),
                                                                    TESTS.index(r[1])))
     ratios = [(pair, title) for pair, title in RATIOS if set(pair) <= set(models)]
@@ -196,14 +242,9 @@ def table(results: dict, models=nt.MODELS) -> str:
              + " | ".join(title for _, title in ratios) + " |",
              "|---|---|" + "---|" * (len(models) + len(ratios))]
     for material, test in rows:
-        cells = [results.get((material, test, m), Cell(note="—")) for m in models]
-        mse = {m: c.get("mse") for m, c in zip(models, cells)}
-
-        def ratio(a, b):
-            return f"{mse[a] / mse[b]:.3g}" if mse.get(a) is not None and mse.get(b) else "—"
-
-        lines.append(f"| {material} | {test} | " + " | ".join(c.text() for c in cells) + " | "
-                     + " | ".join(ratio(*pair) for pair, _ in ratios) + " |")
+        cells = {m: results.get((material, test, m), Cell(note="—")) for m in models}
+        lines.append(f"| {material} | {test} | " + " | ".join(cells[m].text() for m in models) + " | "
+                     + " | ".join(mse_ratio(cells[a], cells[b]) for (a, b), _ in ratios) + " |")
     return "\n".join(lines)
 
 
@@ -261,7 +302,7 @@ def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict
             out = Path(runs) / f"{material}_{model}"
             done = (out / "metrics.csv").exists() and len(read_metrics(out / "metrics.csv")) >= epochs
             if (out / "failed.txt").exists():
-                laws[(material, model)] = (out / "failed.txt").read_text().strip()
+                laws[(material, model)] = _failed_run(out, (out / "failed.txt").read_text().strip())
                 continue
             if not done:
                 try:
@@ -272,10 +313,26 @@ def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict
                     note = f"training failed at epoch {epoch} ({type(error).__name__})"
                     print(f"{material}/{model}: {note}: {error}")
                     (out / "failed.txt").write_text(f"{note}\n")
-                    laws[(material, model)] = note
+                    laws[(material, model)] = _failed_run(out, note)
                     continue
             laws[(material, model)] = nt.load(out)
     return laws
+
+
+def _failed_run(out: Path, note: str):
+    """A run whose training failed (`note`: "training failed at epoch k (...)"): a Fallback with the
+    weights epoch k − 1 was run with (checkpoint step_{k−1}: that epoch's rollouts stayed finite; epoch k's,
+    with step_k, did not), or the note if that checkpoint was not kept."""
+    from simcore.learned.train import read_metrics
+
+    epoch = len(read_metrics(out / "metrics.csv")) if (out / "metrics.csv").exists() else 0
+    if epoch < 1:
+        return note
+    try:
+        law = nt.load(out, step=epoch - 1)
+    except ValueError:
+        return note
+    return Fallback(law, f"{note.removeprefix('training ')}; weights of epoch {epoch - 1}")
 
 
 def epoch_seconds(runs, materials, models) -> dict:
@@ -318,7 +375,7 @@ def main(argv=None) -> int:
             for model in args.models:
                 out = Path(args.runs) / f"{material}_{model}"
                 if (out / "failed.txt").exists():
-                    laws[(material, model)] = (out / "failed.txt").read_text().strip()
+                    laws[(material, model)] = _failed_run(out, (out / "failed.txt").read_text().strip())
                 else:
                     laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
     else:

@@ -254,15 +254,20 @@ def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, 
     return law
 
 
-def load(out, plastic: bool = True, hidden=HIDDEN, dtype=torch.float32, stress_scale: float = 1.0) -> nn.Module:
-    """The law of the newest checkpoint in `out` (a `train` run's directory), rebuilt from its law.json
-    (model, material, plastic, hidden, stress_scale); a directory without one holds an NCLaw described
-    by the arguments."""
+def load(out, plastic: bool = True, hidden=HIDDEN, dtype=torch.float32, stress_scale: float = 1.0,
+         step: int | None = None) -> nn.Module:
+    """The law of the newest checkpoint in `out` (a `train` run's directory), or of the one after `step`
+    optimiser steps, rebuilt from its law.json (model, material, plastic, hidden, stress_scale); a
+    directory without one holds an NCLaw described by the arguments."""
     from simcore.learned.train import latest_checkpoint, load_checkpoint
+    from simcore.learned.train.checkpoint import checkpoint_path, list_checkpoints
 
-    path = latest_checkpoint(Path(out) / "checkpoints")
-    if path is None:
-        raise ValueError(f"{out} holds no checkpoint (no {Path(out) / 'checkpoints'}/step_*.pt); train first")
+    directory = Path(out) / "checkpoints"
+    path = latest_checkpoint(directory) if step is None else checkpoint_path(directory, step)
+    if path is None or not path.exists():
+        kept = [k for k, _ in list_checkpoints(directory)] if directory.exists() else []
+        raise ValueError(f"{out} holds no checkpoint{'' if step is None else f' after step {step}'} "
+                         f"(checkpoints kept: {kept or 'none'}); train first, or choose a kept step")
     description = {"model": "nclaw", "material": "jelly", "plastic": plastic, "hidden": list(hidden),
                    "stress_scale": stress_scale}
     if (Path(out) / LAW_FILE).exists():

@@ -91,13 +91,57 @@ def test_true_law_scores_zero_and_failures_are_reported(cpu, tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def test_ratio_over_the_frames_before_a_blow_up():
+    """Where one model blew up, its ratio to the other is taken over the frames both rolled out, as a
+    bound: the blown-up model's full-horizon error is unbounded."""
+    nan = float("nan")
+    fine = ev.Cell(mse=2.0, blew_up=None, note="", frame_mse=[1.0, 1.0, 2.0, 4.0])
+    broke = ev.Cell(mse=None, blew_up=3, note="", frame_mse=[3.0, 5.0, nan, nan])
+    assert ev.mse_ratio(broke, fine) == "≥ 4"  # (3 + 5) / (1 + 1), frames 1 and 2
+    assert ev.mse_ratio(fine, broke) == "≤ 0.25"
+    assert ev.mse_ratio(fine, ev.Cell(mse=0.5, blew_up=None, note="")) == "4"
+    assert ev.mse_ratio(broke, broke) == "—"  # both blew up: no bound
+    assert ev.mse_ratio(ev.Cell(note="not trained"), fine) == "—"
+    first = ev.Cell(mse=None, blew_up=1, note="", frame_mse=[nan, nan, nan, nan])
+    assert ev.mse_ratio(first, fine) == "—"  # no frame before the blow-up
+
+
+def test_failed_run_is_evaluated_with_its_last_finite_weights(tmp_path):
+    """A run whose training failed at epoch k is evaluated with the weights epoch k − 1 ran with
+    (checkpoint step_{k−1}), and every cell it fills says so; without that checkpoint, only the note."""
+    import json
+
+    from simcore.learned.train import save_checkpoint
+    from simcore.learned.train.checkpoint import checkpoint_path
+
+    out = tmp_path / "jelly_mlp"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "law.json").write_text(json.dumps({"model": "mlp", "material": "jelly", "plastic": True,
+                                              "hidden": [8], "stress_scale": 1e3}))
+    (out / "metrics.csv").write_text("step,loss\n0,0.5\n1,0.4\n")  # epochs 0, 1 done; epoch 2 failed
+    laws = {}
+    for step in (1, 2):
+        laws[step] = nt.make_law("mlp", hidden=(8,), stress_scale=1e3)
+        save_checkpoint(checkpoint_path(out / "checkpoints", step), {"model": laws[step].state_dict()})
+    note = "training failed at epoch 2 (FloatingPointError)"
+    fallback = ev._failed_run(out, note)
+    assert isinstance(fallback, ev.Fallback)
+    assert fallback.caveat == "failed at epoch 2 (FloatingPointError); weights of epoch 1"
+    for a, b in zip(fallback.law.state_dict().values(), laws[1].state_dict().values()):
+        assert torch.equal(a, b)
+    cell = ev.Cell(mse=3e-4, blew_up=None, note="", caveat=fallback.caveat)
+    assert cell.text() == "3.00e-04 (failed at epoch 2 (FloatingPointError); weights of epoch 1)"
+    checkpoint_path(out / "checkpoints", 1).unlink()
+    assert ev._failed_run(out, note) == note
+
+
 def test_ratio_columns_follow_the_models():
-    """A ratio column appears when both of its models are columns: NCLaw-iso / oracle only with nclaw_iso."""
+    """A ratio column appears when both of its models are columns: the NCLaw-iso ones only with nclaw_iso."""
     results = {("jelly", "shape", m): ev.Cell(mse=v, blew_up=None, note="")
                for m, v in (("nclaw", 4e-6), ("nclaw_iso", 2e-8), ("mlp", 4e-4), ("oracle", 1e-8))}
     header, _, row = ev.table(results, ("nclaw", "nclaw_iso", "mlp", "oracle")).splitlines()
-    assert header.endswith("| MLP / NCLaw | NCLaw / oracle | NCLaw-iso / oracle |")
-    assert row.endswith("| 100 | 400 | 2 |")
+    assert header.endswith("| MLP / NCLaw | MLP / NCLaw-iso | NCLaw / oracle | NCLaw-iso / oracle |")
+    assert row.endswith("| 100 | 2e+04 | 400 | 2 |")
     header = ev.table(results, ("nclaw", "oracle")).splitlines()[0]
     assert header.endswith("| oracle MSE (m²) | NCLaw / oracle |")
 
