@@ -9,7 +9,7 @@ twice the trained time, and the two are drawn side by side.
 
     python examples/nclaw_jelly.py                  # 250 steps, 60 epochs: about 6 minutes on 2 cores
     python examples/nclaw_jelly.py --quick          # a small cube, 30 steps, 5 epochs: well under a minute
-    python examples/nclaw_jelly.py --model nclaw_iso  # with isotropy as an extra prior (docs/nclaw.md)
+    python examples/nclaw_jelly.py --model nclaw_iso  # with simcore's extra priors (docs/nclaw.md)
 
 Prints the training loss, the position MSE (m²) of the learned and of the untrained law against the
 ground truth, and writes --png.
@@ -31,7 +31,8 @@ import simcore as sc
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--quick", action="store_true", help="a small cube, few steps and epochs (for tests)")
 parser.add_argument("--model", default="nclaw", choices=("nclaw", "nclaw_iso"),
-                    help="the paper's networks (default) or simcore's isotropic variant")
+                    help="the paper's networks (default) or simcore's variant with extra priors (isotropy, "
+                         "positive stiffness at rest, dissipative plastic flow)")
 parser.add_argument("--out", default=None, help="training run directory (checkpoints; default out/nclaw_jelly_<model>)")
 parser.add_argument("--png", default=None, help="the side-by-side picture (default: <out>/side_by_side.png)")
 args = parser.parse_args()

@@ -45,6 +45,10 @@ import torch
 from torch import nn
 
 ALPHA = 1e-3  # the paper's plastic step size (configs/.../plasticity/meta.yaml: alpha: 1e-3)
+# the isotropic return map's flow fraction at the start: 1e-5 of the elastic strain per 5e-4 s step is a
+# relaxation time of 50 s, negligible over a 0.5 s throw (1e-3 would be 0.5 s: a fresh network would
+# make jelly creep by a fifth of its strain in 0.125 s, and the offsets are slow to unlearn it)
+FLOW_START = 1e-5
 HIDDEN = (64, 64)  # the paper's hidden widths (layer_widths: [64, 64])
 _NEWTON_MAX_ITERATIONS = 30
 
@@ -272,8 +276,9 @@ class PlasticNet(nn.Module):
     Args:
         dim: 2 or 3.
         hidden: hidden layer widths (the paper: (64, 64)).
-        alpha: the paper's step α (1e-3): F_new = F + α R sym(MLP(features)); it keeps the initial
-            network's plastic flow small. For the isotropic network, the flow fraction γ at the start.
+        alpha: the paper's step α (default 1e-3): F_new = F + α R sym(MLP(features)); it keeps the
+            initial network's plastic flow small. For the isotropic network, the flow fraction γ at the
+            start (default FLOW_START, 1e-5).
         isotropic: False (the paper). True (simcore's extra priors, `nclaw_iso`): the return map is
             coaxial with the stretch and dissipative by construction: each step removes a learned
             fraction of the elastic strain E = U − I, separately for its deviatoric and volumetric parts,
@@ -293,10 +298,11 @@ class PlasticNet(nn.Module):
             strains of a few per cent are inputs of order one).
     """
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, isotropic: bool = False,
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float | None = None, isotropic: bool = False,
                  strain_scale: float = 1e-2):
         super().__init__()
         _check_dims(dim, hidden, "PlasticNet")
+        alpha = (FLOW_START if isotropic else ALPHA) if alpha is None else alpha
         if not alpha > 0 or (isotropic and not alpha < 1):
             raise ValueError(f"PlasticNet: alpha must be > 0 (and < 1 for the isotropic network), got {alpha!r}")
         if not strain_scale > 0:
