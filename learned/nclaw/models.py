@@ -45,10 +45,6 @@ import torch
 from torch import nn
 
 ALPHA = 1e-3  # the paper's plastic step size (configs/.../plasticity/meta.yaml: alpha: 1e-3)
-# the isotropic return map's flow fraction at the start: 1e-5 of the elastic strain per 5e-4 s step is a
-# relaxation time of 50 s, negligible over a 0.5 s throw (1e-3 would be 0.5 s: a fresh network would
-# make jelly creep by a fifth of its strain in 0.125 s, and the offsets are slow to unlearn it)
-FLOW_START = 1e-5
 HIDDEN = (64, 64)  # the paper's hidden widths (layer_widths: [64, 64])
 _NEWTON_MAX_ITERATIONS = 30
 
@@ -206,18 +202,21 @@ class ElasticNet(nn.Module):
         hidden: hidden layer widths (the paper: (64, 64)).
         stress_scale: Pa per unit of network output (1.0: the paper's raw output in Pa). A larger
             value lets a freshly initialised network start near a plausible stiffness; it does not
-            change any prior.
+            change any prior. Not used by the isotropic network, whose output is scaled by its moduli.
         isotropic: False (the paper): S is the symmetrised 3×3 output of the MLP of the full features,
             which is frame-indifferent but not isotropic (it must learn isotropy from the data). True
             (simcore's extra priors, `nclaw_iso`): S is an isotropic function of the stretch U whose
             stiffness at rest is positive definite by construction,
 
-                S = 2μ E + λ tr(E) I  +  ψ0 I + φ1 E + φ2 E²,      E = U − I,
+                S = 2μ E + λ tr(E) I  +  κ (λ + 2μ)(ψ0 I + φ1 E + φ2 E²),      E = U − I,
 
             a linear elastic law in the rotated frame with learned moduli μ = s·exp(a) > 0,
             λ = s·exp(b) > 0 (s = `stiffness_scale`), plus the learned correction: φ1, φ2 from the
             bias-free MLP of the invariants (principal stretches, det F), and ψ0 = c·(C c + h) with c the
-            invariants, C a learned matrix and h more outputs of the same MLP. Every correction term is of
+            invariants, C a learned matrix and h more outputs of the same MLP. The correction is relative
+            to the P-wave modulus λ + 2μ, so the network learns the shape of the nonlinearity and the
+            moduli its scale (the ground truths' stiffnesses differ by 10×); κ = `correction_scale`.
+            Every correction term is of
             second order in the strain, so the stiffness at rest is the linear law's, positive whatever the
             network learns: the network bends the law at finite strain, it cannot make a rest state
             unstable (docs/nclaw.md: the first version's first-order φ0 learned a negative shear stiffness
@@ -226,18 +225,24 @@ class ElasticNet(nn.Module):
             coordinates because Adam moves a parameter by about its learning rate per step: lr 0.1 then
             changes a modulus by about 10 % per epoch whatever its size, and the ground truths' moduli span
             two orders of magnitude (water's shear modulus is 0).
+        correction_scale: κ, the correction's unit as a fraction of λ + 2μ (isotropic only). Adam
+            moves each weight by about its learning rate per step; with κ = 1, lr 0.1 changed jelly's
+            law by tens of per cent in one step and its training blew up in the second epoch; κ = 1e-2
+            (about the paper-scale runs' 1e3 Pa for jelly) trains (docs/nclaw.md).
     """
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, stress_scale: float = 1.0, isotropic: bool = False,
-                 stiffness_scale: float = 1e5):
+                 stiffness_scale: float = 1e5, correction_scale: float = 1e-2):
         super().__init__()
         _check_dims(dim, hidden, "ElasticNet")
         if not stress_scale > 0:
             raise ValueError(f"ElasticNet: stress_scale must be > 0 Pa, got {stress_scale!r}")
         if not stiffness_scale > 0:
             raise ValueError(f"ElasticNet: stiffness_scale must be > 0 Pa, got {stiffness_scale!r}")
+        if not correction_scale > 0:
+            raise ValueError(f"ElasticNet: correction_scale must be > 0, got {correction_scale!r}")
         self.dim, self.stress_scale, self.isotropic = dim, float(stress_scale), bool(isotropic)
-        self.stiffness_scale = float(stiffness_scale)
+        self.stiffness_scale, self.correction_scale = float(stiffness_scale), float(correction_scale)
         invariants = isotropic_invariant_count(dim)
         if isotropic:  # outputs: h (one per invariant), φ1, φ2
             self.mlp = BiasFreeMLP(invariants, invariants + 2, hidden)
@@ -267,7 +272,7 @@ class ElasticNet(nn.Module):
         E = basis[:, 1]
         trace = E.diagonal(dim1=1, dim2=2).sum(dim=1)
         linear = 2 * mu * E + lam * trace[:, None, None] * basis[:, 0]
-        return R @ (linear + correction * self.stress_scale)
+        return R @ (linear + correction * ((lam + 2 * mu) * self.correction_scale))
 
 
 class PlasticNet(nn.Module):
@@ -278,7 +283,8 @@ class PlasticNet(nn.Module):
         hidden: hidden layer widths (the paper: (64, 64)).
         alpha: the paper's step α (default 1e-3): F_new = F + α R sym(MLP(features)); it keeps the
             initial network's plastic flow small. For the isotropic network, the flow fraction γ at the
-            start (default FLOW_START, 1e-5).
+            start (1e-5 instead was tried: plasticine's training then found its plastic flow later and
+            ended 2× further from the oracle, docs/nclaw.md).
         isotropic: False (the paper). True (simcore's extra priors, `nclaw_iso`): the return map is
             coaxial with the stretch and dissipative by construction: each step removes a learned
             fraction of the elastic strain E = U − I, separately for its deviatoric and volumetric parts,
@@ -298,11 +304,10 @@ class PlasticNet(nn.Module):
             strains of a few per cent are inputs of order one).
     """
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float | None = None, isotropic: bool = False,
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, isotropic: bool = False,
                  strain_scale: float = 1e-2):
         super().__init__()
         _check_dims(dim, hidden, "PlasticNet")
-        alpha = (FLOW_START if isotropic else ALPHA) if alpha is None else alpha
         if not alpha > 0 or (isotropic and not alpha < 1):
             raise ValueError(f"PlasticNet: alpha must be > 0 (and < 1 for the isotropic network), got {alpha!r}")
         if not strain_scale > 0:

@@ -48,7 +48,7 @@ import simcore as sc
 
 from . import ground_truth as gt
 from .baselines import MLPLaw, NetworkLaw, OracleLaw
-from .models import HIDDEN, ElasticNet, PlasticNet, nclaw_material
+from .models import ALPHA, HIDDEN, ElasticNet, PlasticNet, nclaw_material
 
 TEACHER_START, TEACHER_END = 25, 200  # steps (teacher/cosine.yaml)
 ELASTIC_LR, PLASTIC_LR = 1.0, 0.1  # train/default.yaml: elasticity_lr, plasticity_lr
@@ -63,7 +63,7 @@ LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
 class NCLaw(NetworkLaw):
     """The learned law: an elastic network and (optionally) a plastic network (models.py)."""
 
-    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float | None = None, plastic: bool = True,
+    def __init__(self, dim: int = 3, hidden=HIDDEN, alpha: float = ALPHA, plastic: bool = True,
                  stress_scale: float = 1.0, isotropic: bool = False):
         super().__init__()
         self.elastic = ElasticNet(dim=dim, hidden=hidden, stress_scale=stress_scale, isotropic=isotropic)
