@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -274,7 +275,8 @@ def plot(keep: dict, results: dict, path, panels=(("jelly", "velocity_a"), ("jel
             if x is not None:
                 ax.scatter(x[frame, :, 0], x[frame, :, 1], s=2, c="tab:red" if model == "mlp" else "tab:blue")
             ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", xticks=[], yticks=[])
-            ax.set_title(f"{material} {test}, frame {frame}\n{model}: {cell.text()}", fontsize=8)
+            caption = "\n".join(textwrap.wrap(f"{model}: {cell.text()}", 44))  # caveats are long
+            ax.set_title(f"{material} {test}, frame {frame}\n{caption}", fontsize=7)
     fig.suptitle("side view (x right, y up) of the last frame (of a blown-up rollout: its last finite one): "
                  "simcore's ground truth grey, learned law coloured", fontsize=9)
     fig.tight_layout()
