@@ -147,16 +147,9 @@ def isotropic_invariant_count(dim: int) -> int:
     return dim + 1
 
 
-ISOTROPIC_BASIS = 3  # I, E, E²
-
-
-def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor, isotropic: bool) -> torch.Tensor:
-    """sym(MLP(features)) (n, d, d): the paper's full 3×3 output, or φ0 I + φ1 E + φ2 E² if `isotropic`."""
+def _symmetric_output(mlp: nn.Module, F: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """sym(MLP(features)) (n, d, d): the paper's full 3×3 output."""
     n, d = F.shape[0], F.shape[-1]
-    if isotropic:
-        invariants, basis = isotropic_basis(F, R)
-        phi = mlp(invariants)
-        return (phi[:, :, None, None] * basis).sum(dim=1)
     return _sym(mlp(invariant_features(F, R)).reshape(n, d, d))
 
 
@@ -262,7 +255,7 @@ class ElasticNet(nn.Module):
         _check_F(F, self.dim, "ElasticNet")
         R = polar_rotation(F)
         if not self.isotropic:
-            return R @ (_symmetric_output(self.mlp, F, R, False) * self.stress_scale)
+            return R @ (_symmetric_output(self.mlp, F, R) * self.stress_scale)
         invariants, basis = isotropic_basis(F, R)  # basis: I, E, E²
         out = self.mlp(invariants)
         count = invariants.shape[1]
@@ -327,7 +320,7 @@ class PlasticNet(nn.Module):
         _check_F(F, self.dim, "PlasticNet")
         R = polar_rotation(F)
         if not self.isotropic:
-            return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R, False))
+            return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R))
         invariants, basis = isotropic_basis(F, R)
         eye, E = basis[:, 0], basis[:, 1]
         volumetric = (E.diagonal(dim1=1, dim2=2).mean(dim=1))[:, None, None] * eye
