@@ -15,7 +15,9 @@ of (x − x_true)² in m². The tests, for a law trained on the first `steps` st
 | multi | a jelly cube dropped into a pool of water (learned jelly + learned water, each trained on its own) | steps |
 
 A rollout that fails (non-finite state, particles leaving the grid: simcore.SimulationError) is
-reported as "blew up at frame k", not dropped.
+reported as "blew up at frame k", not dropped; where one of two compared models blew up, their ratio is
+taken over the frames before the blow-up and printed as a bound (mse_ratio). A run whose training failed
+at epoch k is evaluated with the weights epoch k − 1 ran with, and its cells say so (Fallback).
 
     python -m simcore.learned.nclaw.evaluate --runs /tmp/nclaw_runs --materials jelly plasticine \\
         --steps 250 --epochs 60 --doc docs/nclaw.md --plot docs/nclaw_rollouts.png
