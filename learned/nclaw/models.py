@@ -209,9 +209,8 @@ class ElasticNet(nn.Module):
             invariants, C a learned matrix and h more outputs of the same MLP. The correction is relative
             to the P-wave modulus λ + 2μ, so the network learns the shape of the nonlinearity and the
             moduli its scale (the ground truths' stiffnesses differ by 10×); κ = `correction_scale`.
-            Every correction term is of
-            second order in the strain, so the stiffness at rest is the linear law's, positive whatever the
-            network learns: the network bends the law at finite strain, it cannot make a rest state
+            Every correction term is of second order in the strain, so the stiffness at rest is the
+            linear law's, positive whatever the network learns: the network bends the law at finite strain, it cannot make a rest state
             unstable (docs/nclaw.md: the first version's first-order φ0 learned a negative shear stiffness
             on sand and the rollout exploded). Then also P(FQ) = P(F) Q for every rotation Q.
         stiffness_scale: s, Pa (isotropic only): the moduli start at s each. They are learned in log
@@ -219,9 +218,9 @@ class ElasticNet(nn.Module):
             changes a modulus by about 10 % per epoch whatever its size, and the ground truths' moduli span
             two orders of magnitude (water's shear modulus is 0).
         correction_scale: κ, the correction's unit as a fraction of λ + 2μ (isotropic only). Adam
-            moves each weight by about its learning rate per step; with κ = 1, lr 0.1 changed jelly's
-            law by tens of per cent in one step and its training blew up in the second epoch; κ = 1e-2
-            (about the paper-scale runs' 1e3 Pa for jelly) trains (docs/nclaw.md).
+            moves each weight by about its learning rate per step, so κ sets how far one step moves the
+            law: with κ = 1 (lr 0.1) jelly's training blew up in its second epoch; κ = 1e-2 (about
+            1e3 Pa per unit for jelly, the other networks' stress scale) trains (docs/nclaw.md).
     """
 
     def __init__(self, dim: int = 3, hidden=HIDDEN, stress_scale: float = 1.0, isotropic: bool = False,
@@ -277,7 +276,7 @@ class PlasticNet(nn.Module):
         alpha: the paper's step α (default 1e-3): F_new = F + α R sym(MLP(features)); it keeps the
             initial network's plastic flow small. For the isotropic network, the flow fraction γ at the
             start (1e-5 instead was tried: plasticine's training then found its plastic flow later and
-            ended 2× further from the oracle, docs/nclaw.md).
+            ended 2–4× further from the oracle, docs/nclaw.md).
         isotropic: False (the paper). True (simcore's extra priors, `nclaw_iso`): the return map is
             coaxial with the stretch and dissipative by construction: each step removes a learned
             fraction of the elastic strain E = U − I, separately for its deviatoric and volumetric parts,

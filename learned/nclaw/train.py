@@ -16,7 +16,8 @@ Checkpoints, `--resume`, the progress bar and metrics.csv come from simcore.lear
 step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
-paper's priors), "nclaw_iso" (the same with isotropy as an extra prior: models.py, `isotropic=True`),
+paper's priors), "nclaw_iso" (the same plus simcore's extra priors — isotropy, a positive stiffness at
+rest, dissipative plastic flow: models.py, `isotropic=True`),
 "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
@@ -56,7 +57,7 @@ GRAD_MAX_NORM = 0.1  # elasticity_grad_max_norm, plasticity_grad_max_norm
 LOSS_SCALE = 1e4  # experiments/train.py: loss_factor = 1e4 · teacher.loss_factor
 WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL guard (dt is fixed at gt.DT)
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
-MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with isotropy as an extra prior
+MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with simcore's extra priors
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
 
 
@@ -285,7 +286,7 @@ def main(argv=None) -> int:
     add_arguments(parser)
     parser.add_argument("--material", default="jelly", choices=list(gt.MATERIALS))
     parser.add_argument("--model", default="nclaw", choices=MODELS,
-                        help="nclaw (default), nclaw_iso (nclaw with isotropy as an extra prior), mlp (plain MLP "
+                        help="nclaw (default), nclaw_iso (nclaw with simcore's extra priors), mlp (plain MLP "
                              "baseline) or oracle (the true family, parameters fitted)")
     parser.add_argument("--epochs", type=int, default=300, help="epochs (optimiser steps; default 300)")
     parser.add_argument("--steps", type=int, default=gt.STEPS, help=f"steps of the trajectory (default {gt.STEPS})")

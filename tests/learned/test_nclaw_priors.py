@@ -238,6 +238,14 @@ def test_bad_input_is_a_clear_error():
         PlasticNet(dim=4)
     with pytest.raises(ValueError, match="alpha"):
         PlasticNet(dim=3, alpha=0.0)
+    with pytest.raises(ValueError, match="< 1 for the isotropic network"):  # a flow fraction, not a step
+        PlasticNet(dim=3, alpha=1.0, isotropic=True)
+    with pytest.raises(ValueError, match="strain_scale"):
+        PlasticNet(dim=3, isotropic=True, strain_scale=0.0)
+    with pytest.raises(ValueError, match="correction_scale"):
+        ElasticNet(dim=3, isotropic=True, correction_scale=-1.0)
+    with pytest.raises(ValueError, match="only the isotropic network"):
+        ElasticNet(dim=3).moduli()
     with pytest.raises(ValueError, match="is 3D but the plastic one is 2D"):
         models.nclaw_material(ElasticNet(dim=3), PlasticNet(dim=2))
 

@@ -94,8 +94,8 @@ def test_loss_falls_and_priors_hold(truth, tmp_path, model):
     law = nt.train("jelly", tmp_path, epochs=5, model=model, **FAST)
     loss = read_metrics(tmp_path / "metrics.csv")["loss"]
     assert len(loss) == 5 and all(np.isfinite(loss))
-    # the isotropic law starts from the wrong moduli (1e5 Pa) and a small plastic flow (nclaw: lower)
-    assert loss[-1] < (0.3 if model == "nclaw" else 0.5) * loss[0], loss
+    # measured after 5 epochs: 0.18 (nclaw) and 0.19 (nclaw_iso) of the first epoch's loss
+    assert loss[-1] < 0.3 * loss[0], loss
     # the trained networks keep the priors (checked in float64, as tests/learned/test_nclaw_priors.py does)
     elastic, plastic = law.elastic.double(), law.plastic.double()
     g = torch.Generator().manual_seed(0)
