@@ -94,11 +94,23 @@ class NetworkLaw(nn.Module):
     def refresh(self) -> None:
         """Nothing to re-derive: simcore reads the modules' parameters at every rollout."""
 
-    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
-        """One Adam group per network (each clipped on its own, as the reference does)."""
+    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float,
+                         flow_lr: float | None = None) -> list[dict]:
+        """One Adam group per network (each clipped on its own, as the reference does). flow_lr: the step
+        of the isotropic plastic network's flow offsets (its own group, "flow"; None: plastic_lr). Adam
+        moves a parameter by about its lr per step whatever the gradient's size, so with one optimiser
+        step per epoch the offsets' lr bounds how far the flow fraction at rest can fall: at lr 0.01 for
+        60 epochs its logit moves by at most ~0.4, and a jelly's flow stays near its start (docs/nclaw.md)."""
         groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
-        if self.plastic is not None:
+        if self.plastic is None:
+            return groups
+        offset = getattr(self.plastic, "flow_offset", None)
+        if offset is None or flow_lr is None:
             groups.append({"params": list(self.plastic.parameters()), "lr": plastic_lr, "name": "plastic"})
+            return groups
+        weights = [p for p in self.plastic.parameters() if p is not offset]
+        groups.append({"params": weights, "lr": plastic_lr, "name": "plastic"})
+        groups.append({"params": [offset], "lr": flow_lr, "name": "flow"})
         return groups
 
 
@@ -189,7 +201,8 @@ class OracleLaw(nn.Module):
             for name, value in self.values().items():
                 setattr(self._material, name, value)
 
-    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float) -> list[dict]:
+    def parameter_groups(self, elastic_lr: float, plastic_lr: float, oracle_lr: float,
+                         flow_lr: float | None = None) -> list[dict]:
         return [{"params": list(self.z.values()), "lr": oracle_lr, "name": "elastic"}]
 
     def relative_errors(self) -> dict[str, float]:

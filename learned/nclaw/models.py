@@ -315,6 +315,11 @@ class PlasticNet(nn.Module):
         """(γ_dev, γ_vol) (n, 2) in (0, 1) for the isotropic invariants (n, d + 1)."""
         return torch.sigmoid(self.mlp(invariants / self.strain_scale) + self.flow_offset.to(invariants.dtype))
 
+    def flow_invariants(self, F: torch.Tensor) -> torch.Tensor:
+        """The invariants (n, d + 1) the isotropic network reads for deformation gradients F (n, d, d)."""
+        _check_F(F, self.dim, "PlasticNet")
+        return isotropic_basis(F, polar_rotation(F))[0]
+
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")
         R = polar_rotation(F)

@@ -17,7 +17,8 @@ step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
 paper's priors), "nclaw_iso" (the same plus simcore's extra priors — isotropy, a positive stiffness at
-rest, dissipative plastic flow: models.py, `isotropic=True`),
+rest, dissipative plastic flow: models.py, `isotropic=True` — and a minimal-flow penalty in its loss:
+`flow_penalty`),
 "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
@@ -59,6 +60,7 @@ WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL gua
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
 MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with simcore's extra priors
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
+FLOW_WEIGHT = 1.0  # nclaw_iso's minimal-flow penalty (flow_penalty); docs/nclaw.md measures 0, 0.1 and 1
 
 
 class NCLaw(NetworkLaw):
@@ -173,17 +175,41 @@ def epoch_loss(scene: sc.Scene, truth: dict, lam: float, law: nn.Module | None =
     return total, len(segments)
 
 
+def flow_states(plastic, truth: dict, limit: int = 50_000) -> torch.Tensor | None:
+    """The invariants (m, d + 1) of up to `limit` ground-truth elastic states F (every step's particles,
+    evenly strided) for the minimal-flow penalty, or None if the law has no isotropic plastic network.
+    They do not depend on the networks, so they are computed once per run."""
+    if plastic is None or not getattr(plastic, "isotropic", False):
+        return None
+    F = truth["F"][1:].reshape(-1, plastic.dim, plastic.dim)
+    stride = max(1, math.ceil(F.shape[0] / limit))
+    with torch.no_grad():
+        return plastic.flow_invariants(F[::stride])
+
+
+def flow_penalty(plastic, states: torch.Tensor | None, weight: float) -> torch.Tensor | None:
+    """weight · mean over `states` of γ_dev + γ_vol: simcore's minimal-flow prior for nclaw_iso. Among laws
+    that fit the motion equally, it prefers the one whose states flow least, so a material whose motion
+    does not ask for plastic flow (jelly) loses what the network starts with, while a material that needs it
+    (plasticine: flow beyond its yield strain) keeps it where the position loss asks. None if off."""
+    if states is None or not weight > 0:
+        return None
+    return weight * plastic.flow_fractions(states).sum(dim=1).mean()
+
+
 def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",
           oracle_lr: float = ORACLE_LR, resume: bool = False,
           seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
-          plastic_lr: float = PLASTIC_LR, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
+          plastic_lr: float = PLASTIC_LR, flow_lr: float | None = None, flow_weight: float | None = None, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
           ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
           stop_after: int | None = None, tensorboard: bool | None = None, torch_threads: int | None = 1) -> NCLaw:
     """Train a law of kind `model` ("nclaw", "mlp" or "oracle") on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
     checkpoints and metrics.csv into `out` (columns: loss, lambda, segments, lr_elastic, lr_plastic,
     grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
-    (1: the reference's raw output). stop_after: leave after this many epochs of this call without the
+    (1: the reference's raw output). flow_lr: the isotropic plastic network's flow offsets' own Adam step
+    (None: plastic_lr). flow_weight: the minimal-flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
+    0 otherwise; metrics column flow_penalty). stop_after: leave after this many epochs of this call without the
     last one's checkpoint, as a killed job would (for tests of --resume). torch_threads: torch's intra-op
     threads while training (None: leave as is). The networks see ~1,000 particles per substep, too few to
     gain from threads, and torch's spinning pool fights Taichi's for the cores: on the shared 2-core CPU
@@ -199,6 +225,12 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     for name, value in (("epochs", epochs), ("steps", steps)):
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    if flow_weight is None:
+        flow_weight = FLOW_WEIGHT if model == "nclaw_iso" else 0.0
+    if not (math.isfinite(flow_weight) and flow_weight >= 0):
+        raise ValueError(f"flow_weight must be a finite number >= 0 (0: no minimal-flow penalty), got {flow_weight!r}")
+    if flow_lr is not None and not (math.isfinite(flow_lr) and flow_lr > 0):
+        raise ValueError(f"flow_lr must be > 0 (or None: the plastic lr), got {flow_lr!r}")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
     options = dict(ground_truth_options or {})
     threads = torch.get_num_threads()
@@ -206,14 +238,14 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
         torch.set_num_threads(torch_threads)
     try:
         return _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic,
-                      (elastic_lr, plastic_lr, oracle_lr), teacher, progress, options, hidden, stress_scale, stop_after,
-                      tensorboard, dtype)
+                      (elastic_lr, plastic_lr, oracle_lr, flow_lr), teacher, progress, options, hidden, stress_scale, stop_after,
+                      tensorboard, dtype, flow_weight)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic, lrs, teacher,
-           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype) -> nn.Module:
+           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype, flow_weight=0.0) -> nn.Module:
     from simcore.learned.train import Run
 
     with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress,
@@ -233,15 +265,25 @@ def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, 
         longest = max(last - first for e in range(epochs)
                       for first, last in teacher_segments(steps, teacher_lambda(e, epochs, steps, *teacher)))
         reserve_solver(scene, longest)
+        states = flow_states(getattr(law, "plastic", None), truth) if flow_weight > 0 else None
         for epoch in run.steps(epochs):
             begin = time.perf_counter()
             lam = teacher_lambda(epoch, epochs, steps, *teacher)
             optimizer.zero_grad()
             loss, count = epoch_loss(scene, truth, lam, law)
+            penalty = flow_penalty(getattr(law, "plastic", None), states, flow_weight)
+            if penalty is not None:
+                penalty.backward()
             groups = {group["name"]: (group["lr"], _clip(group)) for group in optimizer.param_groups}
             optimizer.step()
             scheduler.step()
             identified = {}
+            if penalty is not None:
+                identified["flow_penalty"] = float(penalty.detach())
+            if "flow" in groups:  # the flow fractions at rest after this epoch's step
+                identified.update(lr_flow=groups["flow"][0], grad_flow=groups["flow"][1])
+                identified.update(zip(("rest_flow_dev", "rest_flow_vol"),
+                                      torch.sigmoid(law.plastic.flow_offset.detach()).tolist()))
             if isinstance(law, OracleLaw):  # the parameters after this epoch's step, and their errors
                 identified = {name: float(v.detach()) for name, v in law.values().items()}
                 identified.update({f"err_{name}": e for name, e in law.relative_errors().items()})
@@ -293,6 +335,11 @@ def main(argv=None) -> int:
     parser.add_argument("--elastic-only", action="store_true", help="no plastic network")
     parser.add_argument("--elastic-lr", type=float, default=ELASTIC_LR, help=f"default {ELASTIC_LR}")
     parser.add_argument("--plastic-lr", type=float, default=PLASTIC_LR, help=f"default {PLASTIC_LR}")
+    parser.add_argument("--flow-lr", type=float, default=None,
+                        help="nclaw_iso: lr of the plastic network's flow offsets (default: the plastic lr)")
+    parser.add_argument("--flow-weight", type=float, default=None,
+                        help="nclaw_iso: weight of the minimal-flow penalty (mean flow fraction on the ground "
+                             f"truth's states; default {FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
     parser.add_argument("--oracle-lr", type=float, default=ORACLE_LR, help=f"default {ORACLE_LR}")
     parser.add_argument("--threads", type=int, default=None,
                         help="Taichi's CPU threads (default: all cores; 1 on a CPU shared with other jobs)")
@@ -305,7 +352,7 @@ def main(argv=None) -> int:
           resume=args.resume, seed=args.seed,
           # an epoch is long: a checkpoint every epoch unless told otherwise
           checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
-          plastic_lr=args.plastic_lr, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
+          plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
           tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")
     return 0

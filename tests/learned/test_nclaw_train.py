@@ -91,9 +91,15 @@ def test_teacher_forcing_restarts_from_the_full_state(truth):
 
 @pytest.mark.parametrize("model", ["nclaw", "nclaw_iso"])
 def test_loss_falls_and_priors_hold(truth, tmp_path, model):
+    """nclaw_iso is trained with its minimal-flow penalty (by default), which must fall too: the jelly's
+    motion asks for no plastic flow."""
     law = nt.train("jelly", tmp_path, epochs=5, model=model, **FAST)
-    loss = read_metrics(tmp_path / "metrics.csv")["loss"]
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    loss = metrics["loss"]
     assert len(loss) == 5 and all(np.isfinite(loss))
+    assert ("flow_penalty" in metrics) == (model == "nclaw_iso")
+    if model == "nclaw_iso":
+        assert metrics["flow_penalty"][-1] < metrics["flow_penalty"][0], metrics["flow_penalty"]
     # measured after 5 epochs: 0.18 (nclaw) and 0.19 (nclaw_iso) of the first epoch's loss
     assert loss[-1] < 0.3 * loss[0], loss
     # the trained networks keep the priors (checked in float64, as tests/learned/test_nclaw_priors.py does)
@@ -135,6 +141,10 @@ def test_bad_arguments_are_clear_errors(truth, tmp_path):
         nt.train("honey", tmp_path)
     with pytest.raises(ValueError, match="epochs must be a whole number"):
         nt.train("jelly", tmp_path, epochs=0)
+    with pytest.raises(ValueError, match="flow_weight must be"):
+        nt.train("jelly", tmp_path, model="nclaw_iso", flow_weight=-1.0)
+    with pytest.raises(ValueError, match="flow_lr must be"):
+        nt.train("jelly", tmp_path, model="nclaw_iso", flow_lr=0.0)
     with pytest.raises(ValueError, match="holds no checkpoint"):
         nt.load(tmp_path)
 
@@ -147,13 +157,47 @@ def test_cli_passes_every_option_to_train(monkeypatch, tmp_path):
     monkeypatch.setattr(nt, "train", lambda *args, **kwargs: calls.append(("train", args, kwargs)))
     assert nt.main(["--out", str(tmp_path), "--material", "plasticine", "--model", "mlp", "--epochs", "7",
                     "--steps", "30", "--elastic-only", "--elastic-lr", "0.25", "--plastic-lr", "0.5",
-                    "--oracle-lr", "0.125", "--stress-scale", "1000", "--threads", "1"]) == 0
+                    "--oracle-lr", "0.125", "--flow-lr", "0.0625", "--stress-scale", "1000", "--threads", "1"]) == 0
     (_, init_args, init_kwargs), (_, args, kwargs) = calls
     assert init_kwargs["threads"] == 1
     assert args == ("plasticine", str(tmp_path), 7, 30)
     assert kwargs["plastic"] is False and kwargs["model"] == "mlp"
-    assert (kwargs["elastic_lr"], kwargs["plastic_lr"], kwargs["oracle_lr"]) == (0.25, 0.5, 0.125)
+    assert (kwargs["elastic_lr"], kwargs["plastic_lr"], kwargs["oracle_lr"], kwargs["flow_lr"]) == (0.25, 0.5, 0.125, 0.0625)
     assert kwargs["stress_scale"] == 1000.0
     calls.clear()
     nt.main(["--out", str(tmp_path)])
     assert calls[1][2]["plastic"] is True and calls[1][2]["elastic_lr"] == nt.ELASTIC_LR
+
+
+def test_flow_offsets_have_their_own_step():
+    """flow_lr puts the isotropic plastic network's flow offsets in their own Adam group ("flow"); every
+    parameter is in exactly one group; without flow_lr (or for the paper's network) the groups are one per
+    network. Adam's step is about lr whatever the gradient, so this is what lets a jelly's flow at rest fall."""
+    law = nt.make_law("nclaw_iso", "jelly")
+    groups = {g["name"]: g for g in law.parameter_groups(0.1, 0.01, 0.05, flow_lr=0.1)}
+    assert set(groups) == {"elastic", "plastic", "flow"}
+    assert groups["flow"]["params"] == [law.plastic.flow_offset] and groups["flow"]["lr"] == 0.1
+    ids = [id(p) for g in groups.values() for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in law.parameters())
+    for model, flow_lr in (("nclaw_iso", None), ("nclaw", 0.1)):
+        names = [g["name"] for g in nt.make_law(model, "jelly").parameter_groups(0.1, 0.01, 0.05, flow_lr=flow_lr)]
+        assert names == ["elastic", "plastic"]
+
+
+def test_minimal_flow_penalty_is_the_mean_flow_on_the_truths_states(truth):
+    """flow_penalty = weight · mean (γ_dev + γ_vol) over the ground truth's elastic states (strided to at
+    most `limit`), with gradients into the plastic network; off for the paper's network and for weight 0."""
+    law = nt.make_law("nclaw_iso", "jelly")
+    states = nt.flow_states(law.plastic, truth, limit=1000)
+    n = truth["F"][1:].shape[0] * truth["F"].shape[1]
+    assert states.shape == (math.ceil(n / math.ceil(n / 1000)), 4)
+    F = truth["F"][1:].reshape(-1, 3, 3)[:: math.ceil(n / 1000)]
+    with torch.no_grad():
+        expected = 2.0 * law.plastic.flow_fractions(
+            law.plastic.flow_invariants(F)).sum(dim=1).mean()
+    penalty = nt.flow_penalty(law.plastic, states, 2.0)
+    assert torch.allclose(penalty, expected)
+    penalty.backward()
+    assert law.plastic.flow_offset.grad is not None and (law.plastic.flow_offset.grad > 0).all()
+    assert nt.flow_states(nt.make_law("nclaw", "jelly").plastic, truth) is None
+    assert nt.flow_penalty(law.plastic, states, 0.0) is None
