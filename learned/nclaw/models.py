@@ -315,10 +315,20 @@ class PlasticNet(nn.Module):
         """(γ_dev, γ_vol) (n, 2) in (0, 1) for the isotropic invariants (n, d + 1)."""
         return torch.sigmoid(self.mlp(invariants / self.strain_scale) + self.flow_offset.to(invariants.dtype))
 
-    def flow_invariants(self, F: torch.Tensor) -> torch.Tensor:
-        """The invariants (n, d + 1) the isotropic network reads for deformation gradients F (n, d, d)."""
+    def flow_inputs(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For deformation gradients F (n, d, d): the invariants (n, d + 1) the isotropic network reads, and
+        the sizes (n, 2) of the strain parts it removes a fraction of, (‖dev E‖, ‖vol E‖) (Frobenius)."""
         _check_F(F, self.dim, "PlasticNet")
-        return isotropic_basis(F, polar_rotation(F))[0]
+        invariants, basis = isotropic_basis(F, polar_rotation(F))
+        E = basis[:, 1]
+        volumetric = (E.diagonal(dim1=1, dim2=2).mean(dim=1))[:, None, None] * basis[:, 0]
+        sizes = torch.stack([(E - volumetric).flatten(1).norm(dim=1), volumetric.flatten(1).norm(dim=1)], dim=1)
+        return invariants, sizes
+
+    def plastic_strain(self, invariants: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
+        """γ_dev ‖dev E‖ + γ_vol ‖vol E‖ (n,): the strain one step of the isotropic return map removes (a
+        bound on ‖F − F_new‖, whose two parts are orthogonal), from `flow_inputs`."""
+        return (self.flow_fractions(invariants) * sizes).sum(dim=1)
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")

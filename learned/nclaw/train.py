@@ -175,26 +175,30 @@ def epoch_loss(scene: sc.Scene, truth: dict, lam: float, law: nn.Module | None =
     return total, len(segments)
 
 
-def flow_states(plastic, truth: dict, limit: int = 50_000) -> torch.Tensor | None:
-    """The invariants (m, d + 1) of up to `limit` ground-truth elastic states F (every step's particles,
-    evenly strided) for the minimal-flow penalty, or None if the law has no isotropic plastic network.
-    They do not depend on the networks, so they are computed once per run."""
+def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`PlasticNet.flow_inputs` (invariants (m, d + 1), strain sizes (m, 2)) of up to `limit` of the ground
+    truth's elastic states F (every step's particles, evenly strided), for the minimal-flow penalty; None
+    if the law has no isotropic plastic network. They do not depend on the networks: computed once a run."""
     if plastic is None or not getattr(plastic, "isotropic", False):
         return None
     F = truth["F"][1:].reshape(-1, plastic.dim, plastic.dim)
     stride = max(1, math.ceil(F.shape[0] / limit))
     with torch.no_grad():
-        return plastic.flow_invariants(F[::stride])
+        return plastic.flow_inputs(F[::stride])
 
 
-def flow_penalty(plastic, states: torch.Tensor | None, weight: float) -> torch.Tensor | None:
-    """weight · mean over `states` of γ_dev + γ_vol: simcore's minimal-flow prior for nclaw_iso. Among laws
-    that fit the motion equally, it prefers the one whose states flow least, so a material whose motion
-    does not ask for plastic flow (jelly) loses what the network starts with, while a material that needs it
-    (plasticine: flow beyond its yield strain) keeps it where the position loss asks. None if off."""
+def flow_penalty(plastic, states, weight: float) -> torch.Tensor | None:
+    """weight · mean over the ground truth's `states` (flow_states) of the strain one step of the return
+    map would remove there, in units of the network's strain scale (1 %): simcore's minimal-flow term for
+    nclaw_iso. Among laws that fit the motion about equally it prefers the one that flows least, so a
+    material whose motion asks for no plastic flow (jelly) loses the flow the network starts with, while
+    one that needs it keeps it where the position loss asks (plasticine beyond its yield strain, water's
+    shear). Weighted by the strain, not by γ alone: water's elastic states have no shear (its F keeps
+    only J), and a penalty on γ_dev there took away the shear flow it needs nearby (its training then
+    blew up, docs/nclaw.md). None if off."""
     if states is None or not weight > 0:
         return None
-    return weight * plastic.flow_fractions(states).sum(dim=1).mean()
+    return weight * plastic.plastic_strain(*states).mean() / plastic.strain_scale
 
 
 def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",

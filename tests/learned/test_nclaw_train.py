@@ -184,20 +184,32 @@ def test_flow_offsets_have_their_own_step():
         assert names == ["elastic", "plastic"]
 
 
-def test_minimal_flow_penalty_is_the_mean_flow_on_the_truths_states(truth):
-    """flow_penalty = weight · mean (γ_dev + γ_vol) over the ground truth's elastic states (strided to at
-    most `limit`), with gradients into the plastic network; off for the paper's network and for weight 0."""
+def test_minimal_flow_penalty_is_the_mean_plastic_strain_on_the_truths_states(truth):
+    """flow_penalty = weight · mean over the ground truth's elastic states (strided to at most `limit`) of
+    γ_dev ‖dev E‖ + γ_vol ‖vol E‖ in units of the strain scale, with gradients into the plastic network;
+    off for the paper's network and for weight 0. A state without shear costs nothing for γ_dev."""
     law = nt.make_law("nclaw_iso", "jelly")
-    states = nt.flow_states(law.plastic, truth, limit=1000)
+    plastic = law.plastic
     n = truth["F"][1:].shape[0] * truth["F"].shape[1]
-    assert states.shape == (math.ceil(n / math.ceil(n / 1000)), 4)
-    F = truth["F"][1:].reshape(-1, 3, 3)[:: math.ceil(n / 1000)]
-    with torch.no_grad():
-        expected = 2.0 * law.plastic.flow_fractions(
-            law.plastic.flow_invariants(F)).sum(dim=1).mean()
-    penalty = nt.flow_penalty(law.plastic, states, 2.0)
-    assert torch.allclose(penalty, expected)
+    stride = math.ceil(n / 1000)
+    invariants, sizes = nt.flow_states(plastic, truth, limit=1000)
+    assert invariants.shape == (math.ceil(n / stride), 4) and sizes.shape == (math.ceil(n / stride), 2)
+    F = truth["F"][1:].reshape(-1, 3, 3)[::stride].double()
+    with torch.no_grad():  # the sizes by hand: E = U - I from the SVD
+        U_, sigma, Vh = torch.linalg.svd(F)
+        E = Vh.transpose(1, 2) @ torch.diag_embed(sigma - 1) @ Vh
+        vol = E.diagonal(dim1=1, dim2=2).mean(dim=1)
+        dev = (E - vol[:, None, None] * torch.eye(3, dtype=F.dtype)).flatten(1).norm(dim=1)
+        assert torch.allclose(sizes.double(), torch.stack([dev, 3 ** 0.5 * vol.abs()], dim=1), atol=1e-5)
+        gamma = plastic.flow_fractions(invariants)
+    penalty = nt.flow_penalty(plastic, (invariants, sizes), 2.0)
+    expected = 2.0 * (gamma * sizes).sum(dim=1).mean() / plastic.strain_scale
+    assert torch.allclose(penalty.detach(), expected)
     penalty.backward()
-    assert law.plastic.flow_offset.grad is not None and (law.plastic.flow_offset.grad > 0).all()
+    assert (plastic.flow_offset.grad > 0).all()
+    # a pure dilation has no shear: γ_dev is free there
+    J = torch.diag_embed(torch.full((4, 3), 1.1))
+    _, dilation = plastic.flow_inputs(J)
+    assert (dilation[:, 0].abs() < 1e-6).all() and (dilation[:, 1] > 0.09).all()
     assert nt.flow_states(nt.make_law("nclaw", "jelly").plastic, truth) is None
-    assert nt.flow_penalty(law.plastic, states, 0.0) is None
+    assert nt.flow_penalty(plastic, (invariants, sizes), 0.0) is None
