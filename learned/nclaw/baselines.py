@@ -99,8 +99,9 @@ class NetworkLaw(nn.Module):
         """One Adam group per network (each clipped on its own, as the reference does). flow_lr: the step
         of the isotropic plastic network's flow offsets (its own group, "flow"; None: plastic_lr). Adam
         moves a parameter by about its lr per step whatever the gradient's size, so with one optimiser
-        step per epoch the offsets' lr bounds how far the flow fraction at rest can fall: at lr 0.01 for
-        60 epochs its logit moves by at most ~0.4, and a jelly's flow stays near its start (docs/nclaw.md)."""
+        step per epoch the offsets' lr bounds how far the flow at rest can move (~0.3 in logit over 60
+        epochs at lr 0.01). At lr 0.1 a jelly's offsets still stopped near their start (docs/nclaw.md,
+        variant 11): the position loss does not ask for less flow, hence nclaw_iso's minimal-flow term."""
         groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
         if self.plastic is None:
             return groups

@@ -60,7 +60,7 @@ WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL gua
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
 MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with simcore's extra priors
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
-FLOW_WEIGHT = 1.0  # nclaw_iso's minimal-flow penalty (flow_penalty); docs/nclaw.md measures 0, 0.1 and 1
+FLOW_WEIGHT = 0.1  # nclaw_iso's minimal-flow penalty (flow_penalty); docs/nclaw.md measures 0, 0.03, 0.1, 0.3 and 1
 
 
 class NCLaw(NetworkLaw):
@@ -204,7 +204,7 @@ def flow_penalty(plastic, states, weight: float) -> torch.Tensor | None:
 def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",
           oracle_lr: float = ORACLE_LR, resume: bool = False,
           seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
-          plastic_lr: float = PLASTIC_LR, flow_lr: float | None = None, flow_weight: float | None = None, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
+          plastic_lr: float = PLASTIC_LR, flow_lr: float | None = None, flow_weight: float | None = None, flow_until: float = 1.0, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
           ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
           stop_after: int | None = None, tensorboard: bool | None = None, torch_threads: int | None = 1) -> NCLaw:
     """Train a law of kind `model` ("nclaw", "mlp" or "oracle") on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
@@ -213,7 +213,8 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
     (1: the reference's raw output). flow_lr: the isotropic plastic network's flow offsets' own Adam step
     (None: plastic_lr). flow_weight: the minimal-flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
-    0 otherwise; metrics column flow_penalty). stop_after: leave after this many epochs of this call without the
+    0 otherwise; metrics column flow_penalty). flow_until: the penalty is on for the first `flow_until` of
+    the epochs (a fraction; 1: all), and only logged after. stop_after: leave after this many epochs of this call without the
     last one's checkpoint, as a killed job would (for tests of --resume). torch_threads: torch's intra-op
     threads while training (None: leave as is). The networks see ~1,000 particles per substep, too few to
     gain from threads, and torch's spinning pool fights Taichi's for the cores: on the shared 2-core CPU
@@ -231,6 +232,8 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
     if flow_weight is None:
         flow_weight = FLOW_WEIGHT if model == "nclaw_iso" else 0.0
+    if not 0 < flow_until <= 1:
+        raise ValueError(f"flow_until must be a fraction of the epochs in (0, 1], got {flow_until!r}")
     if not (math.isfinite(flow_weight) and flow_weight >= 0):
         raise ValueError(f"flow_weight must be a finite number >= 0 (0: no minimal-flow penalty), got {flow_weight!r}")
     if flow_lr is not None and not (math.isfinite(flow_lr) and flow_lr > 0):
@@ -243,13 +246,13 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     try:
         return _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic,
                       (elastic_lr, plastic_lr, oracle_lr, flow_lr), teacher, progress, options, hidden, stress_scale, stop_after,
-                      tensorboard, dtype, flow_weight)
+                      tensorboard, dtype, flow_weight, flow_until)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic, lrs, teacher,
-           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype, flow_weight=0.0) -> nn.Module:
+           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype, flow_weight=0.0, flow_until=1.0) -> nn.Module:
     from simcore.learned.train import Run
 
     with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress,
@@ -276,7 +279,7 @@ def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, 
             optimizer.zero_grad()
             loss, count = epoch_loss(scene, truth, lam, law)
             penalty = flow_penalty(getattr(law, "plastic", None), states, flow_weight)
-            if penalty is not None:
+            if penalty is not None and epoch < flow_until * epochs:
                 penalty.backward()
             groups = {group["name"]: (group["lr"], _clip(group)) for group in optimizer.param_groups}
             optimizer.step()
@@ -344,6 +347,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flow-weight", type=float, default=None,
                         help="nclaw_iso: weight of the minimal-flow penalty (mean flow fraction on the ground "
                              f"truth's states; default {FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
+    parser.add_argument("--flow-until", type=float, default=1.0,
+                        help="nclaw_iso: the minimal-flow penalty is on for this fraction of the epochs (default 1)")
     parser.add_argument("--oracle-lr", type=float, default=ORACLE_LR, help=f"default {ORACLE_LR}")
     parser.add_argument("--threads", type=int, default=None,
                         help="Taichi's CPU threads (default: all cores; 1 on a CPU shared with other jobs)")
@@ -356,7 +361,7 @@ def main(argv=None) -> int:
           resume=args.resume, seed=args.seed,
           # an epoch is long: a checkpoint every epoch unless told otherwise
           checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
-          plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
+          plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, flow_until=args.flow_until, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
           tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")
     return 0
