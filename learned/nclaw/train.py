@@ -188,17 +188,19 @@ def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor
 
 
 def flow_penalty(plastic, states, weight: float) -> torch.Tensor | None:
-    """weight · mean over the ground truth's `states` (flow_states) of the strain one step of the return
-    map would remove there, in units of the network's strain scale (1 %): simcore's minimal-flow term for
-    nclaw_iso. Among laws that fit the motion about equally it prefers the one that flows least, so a
-    material whose motion asks for no plastic flow (jelly) loses the flow the network starts with, while
-    one that needs it keeps it where the position loss asks (plasticine beyond its yield strain, water's
-    shear). Weighted by the strain, not by γ alone: water's elastic states have no shear (its F keeps
-    only J), and a penalty on γ_dev there took away the shear flow it needs nearby (its training then
-    blew up, docs/nclaw.md). None if off."""
+    """weight · mean over the ground truth's `states` (flow_states) of γ_vol ‖vol E‖ / 1 %: the volumetric
+    strain one step of the return map would remove there, in units of the network's strain scale.
+    simcore's minimal-flow term for nclaw_iso: among laws that fit the motion about equally it prefers the
+    one without volumetric plastic flow, which neither the jelly, nor plasticine (von Mises: isochoric
+    flow), nor water (its J is elastic) has, and which the network starts with (γ ≈ α everywhere); the
+    position loss alone did not remove it from the jelly law. Only the volumetric part: a penalty on the
+    deviatoric flow as well took plasticine's yield flow down with it (velocity_c 3.3-3.6x the oracle, and
+    unstable training gradients), and a penalty on γ alone, unweighted by the strain, took water's shear
+    flow away (its training failed) (docs/nclaw.md, variants 12-14). None if off."""
     if states is None or not weight > 0:
         return None
-    return weight * plastic.plastic_strain(*states).mean() / plastic.strain_scale
+    invariants, sizes = states
+    return weight * (plastic.flow_fractions(invariants)[:, 1] * sizes[:, 1]).mean() / plastic.strain_scale
 
 
 def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",
