@@ -17,8 +17,8 @@ step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
 paper's priors), "nclaw_iso" (the same plus simcore's extra priors — isotropy, a positive stiffness at
-rest, dissipative plastic flow: models.py, `isotropic=True` — and a minimal-flow penalty in its loss:
-`flow_penalty`),
+rest, dissipative plastic flow: models.py, `isotropic=True` — and a penalty on volumetric plastic flow in
+its loss: `flow_penalty`),
 "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
@@ -60,7 +60,7 @@ WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL gua
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
 MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with simcore's extra priors
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
-FLOW_WEIGHT = 0.1  # nclaw_iso's minimal-flow penalty (flow_penalty); docs/nclaw.md measures 0, 0.03, 0.1, 0.3 and 1
+FLOW_WEIGHT = 0.1  # nclaw_iso's penalty on volumetric plastic flow (flow_penalty); docs/nclaw.md variants 12-14
 
 
 class NCLaw(NetworkLaw):
