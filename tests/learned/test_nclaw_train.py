@@ -143,6 +143,8 @@ def test_bad_arguments_are_clear_errors(truth, tmp_path):
         nt.train("jelly", tmp_path, epochs=0)
     with pytest.raises(ValueError, match="flow_weight must be"):
         nt.train("jelly", tmp_path, model="nclaw_iso", flow_weight=-1.0)
+    with pytest.raises(ValueError, match="flow_until must be"):
+        nt.train("jelly", tmp_path, model="nclaw_iso", flow_until=0.0)
     with pytest.raises(ValueError, match="flow_lr must be"):
         nt.train("jelly", tmp_path, model="nclaw_iso", flow_lr=0.0)
     with pytest.raises(ValueError, match="holds no checkpoint"):
@@ -157,13 +159,14 @@ def test_cli_passes_every_option_to_train(monkeypatch, tmp_path):
     monkeypatch.setattr(nt, "train", lambda *args, **kwargs: calls.append(("train", args, kwargs)))
     assert nt.main(["--out", str(tmp_path), "--material", "plasticine", "--model", "mlp", "--epochs", "7",
                     "--steps", "30", "--elastic-only", "--elastic-lr", "0.25", "--plastic-lr", "0.5",
-                    "--oracle-lr", "0.125", "--flow-lr", "0.0625", "--stress-scale", "1000", "--threads", "1"]) == 0
+                    "--oracle-lr", "0.125", "--flow-lr", "0.0625", "--flow-weight", "0.5", "--flow-until", "0.75", "--stress-scale", "1000", "--threads", "1"]) == 0
     (_, init_args, init_kwargs), (_, args, kwargs) = calls
     assert init_kwargs["threads"] == 1
     assert args == ("plasticine", str(tmp_path), 7, 30)
     assert kwargs["plastic"] is False and kwargs["model"] == "mlp"
     assert (kwargs["elastic_lr"], kwargs["plastic_lr"], kwargs["oracle_lr"], kwargs["flow_lr"]) == (0.25, 0.5, 0.125, 0.0625)
     assert kwargs["stress_scale"] == 1000.0
+    assert (kwargs["flow_weight"], kwargs["flow_until"]) == (0.5, 0.75)
     calls.clear()
     nt.main(["--out", str(tmp_path)])
     assert calls[1][2]["plastic"] is True and calls[1][2]["elastic_lr"] == nt.ELASTIC_LR
