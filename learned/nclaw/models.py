@@ -142,6 +142,13 @@ def isotropic_basis(F: torch.Tensor, R: torch.Tensor) -> tuple[torch.Tensor, tor
     return invariants, torch.stack([eye, E, E @ E], dim=1)
 
 
+def _strain_parts(basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dev E, vol E) (n, d, d) from `isotropic_basis`'s basis [I, E, E²]: vol E = (tr E / d) I."""
+    eye, E = basis[:, 0], basis[:, 1]
+    volumetric = E.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None] * eye
+    return E - volumetric, volumetric
+
+
 def isotropic_invariant_count(dim: int) -> int:
     """d + 1: the width of `isotropic_basis`'s invariants."""
     return dim + 1
@@ -210,8 +217,8 @@ class ElasticNet(nn.Module):
             to the P-wave modulus λ + 2μ, so the network learns the shape of the nonlinearity and the
             moduli its scale (the ground truths' stiffnesses differ by 10×); κ = `correction_scale`.
             Every correction term is of second order in the strain, so the stiffness at rest is the
-            linear law's, positive whatever the network learns: the network bends the law at finite strain, it cannot make a rest state
-            unstable (docs/nclaw.md: the first version's first-order φ0 learned a negative shear stiffness
+            linear law's, positive whatever the network learns: the network bends the law at finite
+            strain, it cannot make a rest state unstable (docs/nclaw.md: the first version's first-order φ0 learned a negative shear stiffness
             on sand and the rollout exploded). Then also P(FQ) = P(F) Q for every rotation Q.
         stiffness_scale: s, Pa (isotropic only): the moduli start at s each. They are learned in log
             coordinates because Adam moves a parameter by about its learning rate per step: lr 0.1 then
@@ -320,15 +327,8 @@ class PlasticNet(nn.Module):
         the sizes (n, 2) of the strain parts it removes a fraction of, (‖dev E‖, ‖vol E‖) (Frobenius)."""
         _check_F(F, self.dim, "PlasticNet")
         invariants, basis = isotropic_basis(F, polar_rotation(F))
-        E = basis[:, 1]
-        volumetric = (E.diagonal(dim1=1, dim2=2).mean(dim=1))[:, None, None] * basis[:, 0]
-        sizes = torch.stack([(E - volumetric).flatten(1).norm(dim=1), volumetric.flatten(1).norm(dim=1)], dim=1)
-        return invariants, sizes
-
-    def plastic_strain(self, invariants: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:
-        """γ_dev ‖dev E‖ + γ_vol ‖vol E‖ (n,): the strain one step of the isotropic return map removes (a
-        bound on ‖F − F_new‖, whose two parts are orthogonal), from `flow_inputs`."""
-        return (self.flow_fractions(invariants) * sizes).sum(dim=1)
+        deviatoric, volumetric = _strain_parts(basis)
+        return invariants, torch.stack([deviatoric.flatten(1).norm(dim=1), volumetric.flatten(1).norm(dim=1)], dim=1)
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "PlasticNet")
@@ -336,10 +336,9 @@ class PlasticNet(nn.Module):
         if not self.isotropic:
             return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R))
         invariants, basis = isotropic_basis(F, R)
-        eye, E = basis[:, 0], basis[:, 1]
-        volumetric = (E.diagonal(dim1=1, dim2=2).mean(dim=1))[:, None, None] * eye
+        deviatoric, volumetric = _strain_parts(basis)
         gamma = self.flow_fractions(invariants)[:, :, None, None]
-        return F - R @ (gamma[:, 0] * (E - volumetric) + gamma[:, 1] * volumetric)
+        return F - R @ (gamma[:, 0] * deviatoric + gamma[:, 1] * volumetric)
 
 
 def nclaw_material(elastic: ElasticNet, plastic: PlasticNet | None = None, *, density: float = 1e3,

@@ -177,7 +177,7 @@ def epoch_loss(scene: sc.Scene, truth: dict, lam: float, law: nn.Module | None =
 
 def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`PlasticNet.flow_inputs` (invariants (m, d + 1), strain sizes (m, 2)) of up to `limit` of the ground
-    truth's elastic states F (every step's particles, evenly strided), for the minimal-flow penalty; None
+    truth's elastic states F (every step's particles, evenly strided), for the volumetric-flow penalty; None
     if the law has no isotropic plastic network. They do not depend on the networks: computed once a run."""
     if plastic is None or not getattr(plastic, "isotropic", False):
         return None
@@ -190,7 +190,7 @@ def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor
 def flow_penalty(plastic, states, weight: float) -> torch.Tensor | None:
     """weight · mean over the ground truth's `states` (flow_states) of γ_vol ‖vol E‖ / 1 %: the volumetric
     strain one step of the return map would remove there, in units of the network's strain scale.
-    simcore's minimal-flow term for nclaw_iso: among laws that fit the motion about equally it prefers the
+    simcore's volumetric-flow penalty for nclaw_iso: among laws that fit the motion about equally it prefers the
     one without volumetric plastic flow, which neither the jelly, nor plasticine (von Mises: isochoric
     flow), nor water (its J is elastic) has, and which the network starts with (γ ≈ α everywhere); the
     position loss alone did not remove it from the jelly law. Only the volumetric part: a penalty on the
@@ -214,7 +214,7 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
     (1: the reference's raw output). flow_lr: the isotropic plastic network's flow offsets' own Adam step
-    (None: plastic_lr). flow_weight: the minimal-flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
+    (None: plastic_lr). flow_weight: the volumetric-flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
     0 otherwise; metrics column flow_penalty). flow_until: the penalty is on for the first `flow_until` of
     the epochs (a fraction; 1: all), and only logged after. stop_after: leave after this many epochs of this call without the
     last one's checkpoint, as a killed job would (for tests of --resume). torch_threads: torch's intra-op
@@ -237,7 +237,7 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     if not 0 < flow_until <= 1:
         raise ValueError(f"flow_until must be a fraction of the epochs in (0, 1], got {flow_until!r}")
     if not (math.isfinite(flow_weight) and flow_weight >= 0):
-        raise ValueError(f"flow_weight must be a finite number >= 0 (0: no minimal-flow penalty), got {flow_weight!r}")
+        raise ValueError(f"flow_weight must be a finite number >= 0 (0: no volumetric-flow penalty), got {flow_weight!r}")
     if flow_lr is not None and not (math.isfinite(flow_lr) and flow_lr > 0):
         raise ValueError(f"flow_lr must be > 0 (or None: the plastic lr), got {flow_lr!r}")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
@@ -347,10 +347,11 @@ def main(argv=None) -> int:
     parser.add_argument("--flow-lr", type=float, default=None,
                         help="nclaw_iso: lr of the plastic network's flow offsets (default: the plastic lr)")
     parser.add_argument("--flow-weight", type=float, default=None,
-                        help="nclaw_iso: weight of the minimal-flow penalty (mean flow fraction on the ground "
-                             f"truth's states; default {FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
+                        help="nclaw_iso: weight of the penalty on volumetric plastic flow (the mean volumetric "
+                             "strain one return-map step would remove on the ground truth's states, in units of "
+                             f"1 %%; default {FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
     parser.add_argument("--flow-until", type=float, default=1.0,
-                        help="nclaw_iso: the minimal-flow penalty is on for this fraction of the epochs (default 1)")
+                        help="nclaw_iso: the volumetric-flow penalty is on for this fraction of the epochs (default 1)")
     parser.add_argument("--oracle-lr", type=float, default=ORACLE_LR, help=f"default {ORACLE_LR}")
     parser.add_argument("--threads", type=int, default=None,
                         help="Taichi's CPU threads (default: all cores; 1 on a CPU shared with other jobs)")
@@ -363,7 +364,8 @@ def main(argv=None) -> int:
           resume=args.resume, seed=args.seed,
           # an epoch is long: a checkpoint every epoch unless told otherwise
           checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
-          plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, flow_until=args.flow_until, stress_scale=args.stress_scale, progress=False if args.no_progress else None,
+          plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, flow_until=args.flow_until,
+          stress_scale=args.stress_scale, progress=False if args.no_progress else None,
           tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")
     return 0
