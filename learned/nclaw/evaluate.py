@@ -24,6 +24,8 @@ at epoch k is evaluated with the weights epoch k − 1 ran with, and its cells s
 
 trains every (material, model) whose run directory `runs`/<material>_<model> is missing or unfinished
 (train.train with the budget given), then evaluates all of them and writes the table (and the plot).
+With `--seeds 0 1 2` it does the same for each training seed (seed s's runs in `runs`/seed<s>) and adds a
+table of every ratio per seed with the worst seed's, and how many seeds meet the acceptance bars.
 """
 
 from __future__ import annotations
@@ -215,23 +217,31 @@ RATIOS = ((("mlp", "nclaw"), "MLP / NCLaw"), (("mlp", "nclaw_iso"), "MLP / NCLaw
           (("nclaw", "oracle"), "NCLaw / oracle"), (("nclaw_iso", "oracle"), "NCLaw-iso / oracle"))
 
 
-def mse_ratio(a: Cell, b: Cell) -> str:
-    """MSE of `a` / MSE of `b` as table text: "r" when both rolled out to the end; when one blew up and
-    the other did not, the ratio of their MSE over the frames before the blow-up, as a bound ("≥ r" if
-    `a` blew up — its full-horizon error is unbounded —, "≤ r" if `b` did); "—" otherwise."""
+def ratio(a: Cell, b: Cell) -> tuple[float, str] | None:
+    """MSE of `a` / MSE of `b` as (value, bound): bound "" when both rolled out to the end; when one blew
+    up and the other did not, the ratio of their MSE over the frames before the blow-up, with bound "≥"
+    if `a` blew up (its full-horizon error is unbounded) or "≤" if `b` did. None where there is no number
+    (a model not trained, both blown up, no frame before the blow-up)."""
     if a.get("mse") is not None and b.get("mse"):
-        return f"{a['mse'] / b['mse']:.3g}"
+        return a["mse"] / b["mse"], ""
     frames_a, frames_b = a.get("frame_mse"), b.get("frame_mse")
     if frames_a is None or frames_b is None or (a.get("blew_up") is None) == (b.get("blew_up") is None):
-        return "—"
+        return None
     frames_a, frames_b = np.asarray(frames_a, dtype=float), np.asarray(frames_b, dtype=float)
     finite = np.isfinite(frames_a) & np.isfinite(frames_b)
     before = len(finite) if finite.all() else int(np.argmin(finite))  # the frames both have, from the first
     window_a, window_b = frames_a[:before], frames_b[:before]
     if before < 1 or not window_b.mean() > 0:
+        return None
+    return float(window_a.mean() / window_b.mean()), "≥" if a.get("blew_up") is not None else "≤"
+
+
+def mse_ratio(a: Cell, b: Cell) -> str:
+    """`ratio` as table text: "r", "≥ r" or "≤ r" (3 significant digits), "—" where there is no number."""
+    value = ratio(a, b)
+    if value is None:
         return "—"
-    bound = "≥" if a.get("blew_up") is not None else "≤"
-    return f"{bound} {window_a.mean() / window_b.mean():.3g}"
+    return f"{value[1] + ' ' if value[1] else ''}{value[0]:.3g}"
 
 
 def table(results: dict, models=nt.MODELS) -> str:
@@ -248,6 +258,81 @@ def table(results: dict, models=nt.MODELS) -> str:
         cells = {m: results.get((material, test, m), Cell(note="—")) for m in models}
         lines.append(f"| {material} | {test} | " + " | ".join(cells[m].text() for m in models) + " | "
                      + " | ".join(mse_ratio(cells[a], cells[b]) for (a, b), _ in ratios) + " |")
+    return "\n".join(lines)
+
+
+# the tests the acceptance bars are on (new velocities and the new shape), and the bars: the learned law
+# within ORACLE_BAR of the oracle's MSE, and the plain MLP's MSE at least MLP_BAR times the law's
+BAR_TESTS = ("velocity_a", "velocity_b", "velocity_c", "shape")
+ORACLE_BAR, MLP_BAR = 3.0, 10.0
+LEARNED = ("nclaw", "nclaw_iso")  # the models the ratios judge (the others are baselines)
+
+
+def seed_runs(runs, seed: int) -> Path:
+    """The directory of seed `seed`'s runs: `runs` itself for seed 0 (the main table's), runs/seed<s> else."""
+    return Path(runs) if seed == 0 else Path(runs) / f"seed{seed}"
+
+
+def _worst(values: list, learned_first: bool):
+    """The seed whose ratio is worst for the learned model: the largest if the learned model is the
+    numerator (model / oracle), the smallest if it is the denominator (MLP / model). `values`: [(seed,
+    ratio or None)]; a seed with no number (not trained, blown up) is the worst of all."""
+    missing = [v for v in values if v[1] is None]
+    if missing:
+        return missing[0]
+    return (max if learned_first else min)(values, key=lambda v: v[1][0])
+
+
+def _meets(value, at_most: float | None = None, at_least: float | None = None) -> bool:
+    """Whether a `ratio` (value, bound) is surely ≤ at_most (or ≥ at_least)."""
+    if value is None:
+        return False
+    number, bound = value
+    if at_most is not None:
+        return bound in ("", "≤") and number <= at_most
+    return bound in ("", "≥") and number >= at_least
+
+
+def seed_table(by_seed: dict, models=nt.MODELS) -> str:
+    """The ratio columns of `table` for several training seeds: for each ratio whose two models are
+    columns, one column per seed and the worst seed's (for the learned model), then one line per learned
+    model and material saying in how many seeds it meets both acceptance bars on every BAR_TESTS test.
+
+    Args:
+        by_seed: {seed: `evaluate`'s results for the runs trained with that seed}.
+    """
+    seeds = list(by_seed)
+    ratios = [(pair, title) for pair, title in RATIOS if set(pair) <= set(models)]
+    rows = sorted({(m, t) for results in by_seed.values() for m, t, _ in results},
+                  key=lambda r: ([*gt.MATERIALS, "jelly+water"].index(r[0]), TESTS.index(r[1])))
+    head = [column for _, title in ratios
+            for column in (f"{title}: seed {seeds[0]}", *(f"seed {s}" for s in seeds[1:]), "worst")]
+    lines = ["| material | test | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    empty = Cell(note="—")
+    for material, test in rows:
+        cells = []
+        for (a, b), _ in ratios:
+            values = [(s, ratio(by_seed[s].get((material, test, a), empty), by_seed[s].get((material, test, b), empty)))
+                      for s in seeds]
+            texts = {s: mse_ratio(by_seed[s].get((material, test, a), empty), by_seed[s].get((material, test, b), empty))
+                     for s in seeds}
+            worst = _worst(values, learned_first=a in LEARNED)
+            cells += [texts[s] for s in seeds] + [f"{texts[worst[0]]} (seed {worst[0]})"]
+        lines.append(f"| {material} | {test} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for model in (m for m in LEARNED if m in models and {"oracle", "mlp"} & set(models)):
+        for material in (m for m in gt.MATERIALS if any(row[0] == m for row in rows)):
+            met = [s for s in seeds if all(
+                ("oracle" not in models or _meets(ratio(by_seed[s].get((material, t, model), empty),
+                                                        by_seed[s].get((material, t, "oracle"), empty)), at_most=ORACLE_BAR))
+                and ("mlp" not in models or _meets(ratio(by_seed[s].get((material, t, "mlp"), empty),
+                                                         by_seed[s].get((material, t, model), empty)), at_least=MLP_BAR))
+                for t in BAR_TESTS)]
+            bars = " and ".join(([f"within {ORACLE_BAR:g}× of the oracle"] if "oracle" in models else [])
+                                + ([f"≥ {MLP_BAR:g}× better than the MLP"] if "mlp" in models else []))
+            lines.append(f"- {model} on {material}: {bars} on all of {', '.join(BAR_TESTS)} in "
+                         f"**{len(met)} of {len(seeds)} seeds**"
+                         f"{' (' + ', '.join(map(str, met)) + ')' if met else ''}")
     return "\n".join(lines)
 
 
@@ -292,10 +377,11 @@ def plot(keep: dict, results: dict, path, panels=(("jelly", "velocity_a"), ("jel
 BUDGET = dict(stress_scale=1e3, elastic_lr=0.1, plastic_lr=0.01, oracle_lr=nt.ORACLE_LR)
 
 
-def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict | None = None) -> dict:
+def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict | None = None, seed: int = 0) -> dict:
     """Train (or resume) every (material, model) whose run directory runs/<material>_<model> has fewer
     than `epochs` epochs in its metrics.csv; load every finished one. A run whose training failed keeps
-    its error in `failed.txt` and is not retried. Returns {(material, model): law, or a note "training
+    its error in `failed.txt` and is not retried. `seed`: the new runs' training seed (initial weights;
+    `seed_runs` says where a seed's runs live). Returns {(material, model): law, or a note "training
     failed at epoch k: ..." (str)}."""
     from simcore.learned.train import read_metrics
 
@@ -310,7 +396,7 @@ def train_missing(runs, materials, models, steps: int, epochs: int, budget: dict
                 continue
             if not done:
                 try:
-                    nt.train(material, out, epochs=epochs, steps=steps, model=model,
+                    nt.train(material, out, epochs=epochs, steps=steps, model=model, seed=seed,
                              resume=(out / "checkpoints").exists(), progress=False, tensorboard=False, **budget)
                 except (FloatingPointError, sc.SimulationError, RuntimeError) as error:
                     epoch = len(read_metrics(out / "metrics.csv")) if (out / "metrics.csv").exists() else 0
@@ -339,6 +425,20 @@ def _failed_run(out: Path, note: str):
     return Fallback(law, f"{note.removeprefix('training ')}; weights of epoch {epoch - 1}")
 
 
+def load_runs(runs, materials, models) -> dict:
+    """The finished runs under `runs` (no training): {(material, model): law, a Fallback for a run whose
+    training failed, or None where there is no run}."""
+    laws = {}
+    for material in materials:
+        for model in models:
+            out = Path(runs) / f"{material}_{model}"
+            if (out / "failed.txt").exists():
+                laws[(material, model)] = _failed_run(out, (out / "failed.txt").read_text().strip())
+            else:
+                laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
+    return laws
+
+
 def epoch_seconds(runs, materials, models) -> dict:
     """Median seconds per epoch of each run, from its metrics.csv."""
     from simcore.learned.train import read_metrics
@@ -362,6 +462,10 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=gt.STEPS, help="training trajectory's steps")
     parser.add_argument("--epochs", type=int, default=300, help="training epochs")
     parser.add_argument("--no-train", action="store_true", help="evaluate finished runs only (others: not trained)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds (default 0): the first seed's runs make the table and the plot; with "
+                             "several, a second table gives every ratio per seed and the worst seed's. Seed 0's runs "
+                             "are RUNS/<material>_<model>, seed s's RUNS/seed<s>/<material>_<model>")
     for name, value in BUDGET.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=value,
                             help=f"training budget: {name} (default {value:g})")
@@ -372,22 +476,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sc.init("cpu", "f32", threads=args.threads, verbose=False)
     torch.set_num_threads(1)
+    if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+        parser.error(f"--seeds must be distinct whole numbers >= 0, got {args.seeds}")
     begin = time.perf_counter()
-    if args.no_train:
-        laws = {}
-        for material in args.materials:
-            for model in args.models:
-                out = Path(args.runs) / f"{material}_{model}"
-                if (out / "failed.txt").exists():
-                    laws[(material, model)] = _failed_run(out, (out / "failed.txt").read_text().strip())
-                else:
-                    laws[(material, model)] = nt.load(out) if (out / "checkpoints").exists() else None
-    else:
-        laws = train_missing(args.runs, args.materials, args.models, args.steps, args.epochs,
-                             {name: getattr(args, name) for name in BUDGET})
-    keep = {} if args.plot else None
-    results = evaluate(laws, args.steps, args.materials, keep=keep)
+    by_seed, keep = {}, ({} if args.plot else None)
+    for seed in args.seeds:
+        runs = seed_runs(args.runs, seed)
+        if args.no_train:
+            laws = load_runs(runs, args.materials, args.models)
+        else:
+            laws = train_missing(runs, args.materials, args.models, args.steps, args.epochs,
+                                 {name: getattr(args, name) for name in BUDGET}, seed=seed)
+        by_seed[seed] = evaluate(laws, args.steps, args.materials, keep=keep if not by_seed else None)
+    results = by_seed[args.seeds[0]]
     text = table(results, args.models)
+    if len(args.seeds) > 1:
+        text += (f"\n\nThe ratios for each training seed ({', '.join(map(str, args.seeds))}; seed s's runs in "
+                 f"{args.runs}/seed<s>, seed 0's in {args.runs}), and the worst seed's for the learned law:\n\n"
+                 + seed_table(by_seed, args.models))
     print(text)
     print(f"({time.perf_counter() - begin:.0f} s)")
     if args.json:
@@ -395,7 +501,7 @@ def main(argv=None) -> int:
     if args.plot:
         plot(keep, results, args.plot, models=args.models)
     if args.doc:
-        write_doc(args.doc, text, args, epoch_seconds(args.runs, args.materials, args.models))
+        write_doc(args.doc, text, args, epoch_seconds(seed_runs(args.runs, args.seeds[0]), args.materials, args.models))
     return 0
 
 
@@ -406,6 +512,7 @@ def write_doc(path, text: str, args, seconds: dict) -> None:
     budget = {name: getattr(args, name, value) for name, value in BUDGET.items()}
     options = "".join(f" --{name.replace('_', '-')} {value:g}" for name, value in budget.items() if value != BUDGET[name])
     per_epoch = ", ".join(f"{m}/{k} {s:.2f} s" for (m, k), s in seconds.items())
+    seeds = f" --seeds {' '.join(map(str, args.seeds))}" if list(getattr(args, "seeds", [0])) != [0] else ""
     reduced = " (the paper's recipe is 1,000 steps and 300 epochs: this budget is REDUCED)" \
         if (args.steps, args.epochs) != (gt.STEPS, 300) else ""
     block = (f"{begin}\n**Budget: {args.steps} steps, {args.epochs} epochs per model**{reduced}; "
@@ -416,7 +523,7 @@ def write_doc(path, text: str, args, seconds: dict) -> None:
              f"steps): {per_epoch}.\n\n"
              f"Command: `python -m simcore.learned.nclaw.evaluate --runs {args.runs} --materials "
              f"{' '.join(args.materials)} --models {' '.join(args.models)} --steps {args.steps} --epochs {args.epochs}"
-             f"{options}"
+             f"{options}{seeds}"
              f"{' --plot ' + args.plot if args.plot else ''} --doc {args.doc}`\n\n{text}\n{end}")
     path = Path(path)
     old = path.read_text() if path.exists() else ""

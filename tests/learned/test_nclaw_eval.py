@@ -10,6 +10,8 @@
   the training trajectory itself, and a rollout that blows up is reported as such.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,64 @@ def test_doc_table_is_replaced_in_place(tmp_path):
     assert text.startswith("# NCLaw\n\nText before.\n") and "table one" not in text
     assert text.count("table two") == 1 and text.count("other budget") == 1
     assert "REDUCED" in text and "--steps 250 --epochs 60 --doc" in text and "--epochs 120 --elastic-lr 0.01 --doc" in text
+
+
+def test_seed_table_reports_every_seed_and_the_worst():
+    """With several training seeds, every ratio is given per seed, the worst seed's for the learned law
+    (largest model / oracle, smallest MLP / model; a seed with no number is worst of all), and the count
+    of seeds meeting both acceptance bars (≤ 3× the oracle, ≥ 10× better than the MLP) on every
+    new-velocity and new-shape test."""
+    def results(iso):
+        out = {}
+        for test in ev.BAR_TESTS:
+            out[("jelly", test, "oracle")] = ev.Cell(mse=1e-8, blew_up=None, note="")
+            out[("jelly", test, "mlp")] = ev.Cell(mse=1e-4, blew_up=None, note="")
+            out[("jelly", test, "nclaw_iso")] = ev.Cell(mse=iso.get(test, 2e-8), blew_up=None, note="")
+        return out
+
+    by_seed = {0: results({}), 1: results({"velocity_b": 3.8e-8}), 4: results({"shape": 2e-5})}
+    by_seed[4][("jelly", "velocity_c", "nclaw_iso")] = ev.Cell(note="not trained")
+    text = ev.seed_table(by_seed, ("nclaw_iso", "mlp", "oracle"))
+    lines = text.splitlines()
+    assert lines[0] == ("| material | test | MLP / NCLaw-iso: seed 0 | seed 1 | seed 4 | worst | "
+                        "NCLaw-iso / oracle: seed 0 | seed 1 | seed 4 | worst |")
+    rows = {line.split(" | ")[1]: line for line in lines[2:6]}
+    assert rows["velocity_b"].endswith("| 5e+03 | 2.63e+03 | 5e+03 | 2.63e+03 (seed 1) | 2 | 3.8 | 2 | 3.8 (seed 1) |")
+    assert rows["shape"].endswith("| 5e+03 | 5e+03 | 5 | 5 (seed 4) | 2 | 2 | 2e+03 | 2e+03 (seed 4) |")
+    assert rows["velocity_c"].endswith("| — (seed 4) | 2 | 2 | — | — (seed 4) |")
+    assert "nclaw_iso on jelly: within 3× of the oracle and ≥ 10× better than the MLP on all of " \
+           "velocity_a, velocity_b, velocity_c, shape in **1 of 3 seeds** (0)" in text
+    assert ev.seed_runs("/r", 0) == Path("/r") and ev.seed_runs("/r", 2) == Path("/r/seed2")
+
+
+def test_cli_trains_and_tables_each_seed(monkeypatch, tmp_path):
+    """`evaluate --seeds 0 3` trains seed 0's runs in RUNS and seed 3's in RUNS/seed3, each with its
+    seed; the table and the per-epoch seconds are seed 0's, the seed table follows, and the command in the
+    page names the seeds. Repeated or negative seeds are refused."""
+    calls = []
+    monkeypatch.setattr(ev.sc, "init", lambda *args, **kwargs: None)
+
+    def train_missing(runs, materials, models, steps, epochs, budget, seed=0):
+        calls.append((Path(runs), seed))
+        return {("jelly", m): f"law {seed}" for m in models}
+
+    def evaluate(laws, steps, materials, keep=None):
+        scale = 1 + list(laws.values())[0].endswith("3")  # seed 3's law is twice as far from the oracle
+        return {("jelly", "shape", "nclaw_iso"): ev.Cell(mse=2e-8 * scale, blew_up=None, note=""),
+                ("jelly", "shape", "oracle"): ev.Cell(mse=1e-8, blew_up=None, note="")}
+
+    monkeypatch.setattr(ev, "train_missing", train_missing)
+    monkeypatch.setattr(ev, "evaluate", evaluate)
+    doc = tmp_path / "nclaw.md"
+    assert ev.main(["--runs", str(tmp_path), "--materials", "jelly", "--models", "nclaw_iso", "oracle", "--steps",
+                    "8", "--epochs", "1", "--seeds", "0", "3", "--doc", str(doc)]) == 0
+    assert calls == [(tmp_path, 0), (tmp_path / "seed3", 3)]
+    text = doc.read_text()
+    assert "--epochs 1 --seeds 0 3 --doc" in text
+    assert "| jelly | shape | 2.00e-08 | 1.00e-08 | 2 |" in text  # seed 0's table
+    assert "| jelly | shape | 2 | 4 | 4 (seed 3) |" in text
+    assert "nclaw_iso on jelly: within 3× of the oracle on all of" in text  # no MLP: its bar is not named
+    assert "in **0 of 2 seeds**" in text  # the new-velocity tests were not evaluated: not met
+    for bad in (["3", "3"], ["-1"]):
+        with pytest.raises(SystemExit):
+            ev.main(["--runs", str(tmp_path), "--seeds", *bad])
