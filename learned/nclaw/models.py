@@ -40,6 +40,7 @@ starts — while the Newton iterate differentiates through matrix inverses only,
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -147,6 +148,23 @@ def _strain_parts(basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     eye, E = basis[:, 0], basis[:, 1]
     volumetric = E.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None] * eye
     return E - volumetric, volumetric
+
+
+class Stretch(NamedTuple):
+    """F = R U known from a coaxial plastic step (PlasticNet, isotropic), attached to the F it returns
+    as `F.nclaw_stretch`: the rotation R (n, d, d), the principal strains σ − 1 (n, d) ascending, and
+    E = U − I (n, d, d). ElasticNet reads it instead of decomposing F; any other F has none."""
+
+    R: torch.Tensor
+    principal_strains: torch.Tensor
+    E: torch.Tensor
+
+    def isotropic_basis(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`isotropic_basis(F, R)` from the known stretch: (invariants (n, d + 1), basis (n, 3, d, d))."""
+        eye = torch.eye(F.shape[-1], dtype=F.dtype, device=F.device).expand_as(F)
+        det = (1 + self.principal_strains).prod(dim=1)  # det F = det U (det R = 1)
+        invariants = torch.cat([self.principal_strains, (det - 1)[:, None]], dim=1)
+        return invariants, torch.stack([eye, self.E, self.E @ self.E], dim=1)
 
 
 def isotropic_invariant_count(dim: int) -> int:
@@ -259,10 +277,15 @@ class ElasticNet(nn.Module):
 
     def forward(self, F: torch.Tensor, *features) -> torch.Tensor:
         _check_F(F, self.dim, "ElasticNet")
-        R = polar_rotation(F)
-        if not self.isotropic:
-            return R @ (_symmetric_output(self.mlp, F, R) * self.stress_scale)
-        invariants, basis = isotropic_basis(F, R)  # basis: I, E, E²
+        stretch = getattr(F, "nclaw_stretch", None) if self.isotropic else None
+        if stretch is not None:  # F from the isotropic plastic network, which knows its stretch
+            R = stretch.R
+            invariants, basis = stretch.isotropic_basis(F)
+        else:
+            R = polar_rotation(F)
+            if not self.isotropic:
+                return R @ (_symmetric_output(self.mlp, F, R) * self.stress_scale)
+            invariants, basis = isotropic_basis(F, R)  # basis: I, E, E²
         out = self.mlp(invariants)
         count = invariants.shape[1]
         psi0 = (invariants * (invariants @ self.quadratic.to(F.dtype).T + out[:, :count])).sum(dim=1)
@@ -337,8 +360,20 @@ class PlasticNet(nn.Module):
             return F + self.alpha * (R @ _symmetric_output(self.mlp, F, R))
         invariants, basis = isotropic_basis(F, R)
         deviatoric, volumetric = _strain_parts(basis)
-        gamma = self.flow_fractions(invariants)[:, :, None, None]
-        return F - R @ (gamma[:, 0] * deviatoric + gamma[:, 1] * volumetric)
+        gamma = self.flow_fractions(invariants)
+        flow = gamma[:, 0, None, None] * deviatoric + gamma[:, 1, None, None] * volumetric
+        F_new = F - R @ flow
+        # The step is coaxial: F_new = R U_new with E_new = U_new − I = (1 − γ_dev) dev E + (1 − γ_vol) vol E,
+        # whose eigenvalues follow from E's (in the same order, as 1 − γ_dev > 0). Where U_new stays positive
+        # definite, R is F_new's rotation too, and the elastic network reads the stretch from here instead
+        # of decomposing F_new again (a polar decomposition and an eigensolve, forward and backward: a
+        # quarter of a training step). The same function to round-off (tests/learned/test_nclaw_priors.py).
+        strain = invariants[:, :-1]
+        mean = strain.mean(dim=1, keepdim=True)
+        strain_new = (1 - gamma[:, :1]) * (strain - mean) + (1 - gamma[:, 1:]) * mean
+        if bool((strain_new > -1).all()):
+            F_new.nclaw_stretch = Stretch(R, strain_new, basis[:, 1] - flow)
+        return F_new
 
 
 def nclaw_material(elastic: ElasticNet, plastic: PlasticNet | None = None, *, density: float = 1e3,

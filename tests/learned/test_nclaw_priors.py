@@ -265,3 +265,42 @@ def test_wired_as_a_neural_material():
         F_new, tau = _evaluate(material, F, None)
         assert torch.equal(F_new, plastic(F))
         assert torch.allclose(tau, elastic(F_new) @ F_new.transpose(1, 2), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_elastic_network_reads_the_plastic_steps_stretch(dim):
+    """The isotropic plastic step is coaxial, so it knows F_new's rotation and stretch and hands them to
+    the elastic network (`F_new.nclaw_stretch`), which then skips its own polar decomposition and
+    eigensolve. That shortcut must be the same function: stress and every gradient (to F and to every
+    weight) equal those of F_new decomposed afresh (a copy of F_new carries no stretch), to round-off,
+    for stretches of 0.6–1.6. Where the step would leave U_new indefinite (R is then not F_new's rotation),
+    no stretch is handed over, and the elastic network decomposes F_new itself."""
+    torch.manual_seed(7)
+    elastic = ElasticNet(dim=dim, isotropic=True).to(DT)
+    plastic = PlasticNet(dim=dim, alpha=0.3, isotropic=True).to(DT)
+    with torch.no_grad():
+        elastic.quadratic.normal_(generator=torch.Generator().manual_seed(8))
+        for layer in plastic.mlp.layers:  # flow fractions spread over (0, 1)
+            layer.weight.mul_(5.0)
+    gen = torch.Generator().manual_seed(11)
+    F = random_deformations(N, dim, gen).requires_grad_(True)
+    weights = torch.randn(N, dim, dim, generator=gen, dtype=DT)
+    params = [F, *elastic.parameters(), *plastic.parameters()]
+
+    def stress_and_grads(handover: bool):
+        F_new = plastic(F)
+        assert getattr(F_new, "nclaw_stretch", None) is not None
+        P = elastic(F_new if handover else F_new.clone())
+        return P, torch.autograd.grad((P * weights).sum(), params)
+
+    (P, grads), (P_fresh, grads_fresh) = stress_and_grads(True), stress_and_grads(False)
+    assert (P - P_fresh).abs().amax() <= ROUND_OFF * P_fresh.abs().amax()
+    for g, g_fresh in zip(grads, grads_fresh):
+        assert (g - g_fresh).abs().amax() <= 1e-10 * g_fresh.abs().amax().clamp(min=1.0)
+    # volumetric flow only, on a state of strong shear: U_new = I + dev E has a negative eigenvalue
+    with torch.no_grad():
+        for layer in plastic.mlp.layers:
+            layer.weight.zero_()
+        plastic.flow_offset.copy_(torch.tensor([-30.0, 30.0]))
+        sheared = torch.diag(torch.tensor([0.01] + [2.5] * (dim - 1), dtype=DT))[None]
+        assert not hasattr(plastic(sheared), "nclaw_stretch")
