@@ -1,15 +1,16 @@
 """The cost of one NCLaw training epoch, for the paper's networks and simcore's isotropic ones.
 
-Three variants train on the jelly ground truth in one process, interleaved, on one core:
+Four variants train on the jelly ground truth in one process, interleaved, on one core:
 
 | variant | what |
 |---|---|
-| `nclaw` | the paper's networks (learned/nclaw/models.py, `isotropic=False`) |
-| `nclaw_iso, no handover` | simcore's isotropic networks, the elastic network decomposing F_new itself |
-| `nclaw_iso` | the same networks as shipped: the coaxial plastic step hands F_new's rotation and stretch to the elastic network (`F_new.nclaw_stretch`) |
+| `nclaw` | the paper's networks (learned/nclaw/models.py, `isotropic=False`), as shipped |
+| `nclaw_iso, no handover, recompute` | simcore's isotropic networks, the elastic network decomposing F_new itself, and every substep's torch forward recomputed in the reverse sweep (the code before both savings) |
+| `nclaw_iso, recompute` | the handover only |
+| `nclaw_iso` | as shipped: the coaxial plastic step hands F_new's rotation and stretch to the elastic network (`F_new.nclaw_stretch`), and the reverse sweep back-propagates through the graphs recorded in the forward (simcore.neural.GRAPH_BUDGET) |
 
 "no handover" is the shipped code with the plastic step's output copied (`F_new.clone()`: the same values
-and gradients, no stretch attached). Each variant trains `--epochs` epochs of `--steps` steps
+and gradients, no stretch attached); "recompute" sets `simcore.neural.GRAPH_BUDGET = 0`. Each variant trains `--epochs` epochs of `--steps` steps
 (`train.train`, the reduced budget's learning rates) `--repeats` times; the first epoch of each run
 (warm-up: kernels, ground truth) is dropped and the median of the rest is reported, with the ratios of
 the medians measured in this run.
@@ -26,7 +27,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-VARIANTS = ("nclaw", "nclaw_iso, no handover", "nclaw_iso")
+VARIANTS = ("nclaw", "nclaw_iso, no handover, recompute", "nclaw_iso, recompute", "nclaw_iso")
 
 
 def epoch_seconds(variant: str, steps: int, epochs: int, out: Path) -> list[float]:
@@ -34,15 +35,19 @@ def epoch_seconds(variant: str, steps: int, epochs: int, out: Path) -> list[floa
     from simcore.learned.nclaw import models, train
     from simcore.learned.train import read_metrics
 
-    original = models.PlasticNet.forward
-    if variant.endswith("no handover"):
-        models.PlasticNet.forward = lambda self, F, *features: original(self, F, *features).clone()
+    from simcore import neural
+
+    forward, budget = models.PlasticNet.forward, neural.GRAPH_BUDGET
+    if "no handover" in variant:
+        models.PlasticNet.forward = lambda self, F, *features: forward(self, F, *features).clone()
+    if "recompute" in variant:
+        neural.GRAPH_BUDGET = 0
     try:
         shutil.rmtree(out, ignore_errors=True)
         train.train("jelly", out, epochs=epochs, steps=steps, model=variant.split(",")[0], progress=False,
                     tensorboard=False, stress_scale=1e3, elastic_lr=0.1, plastic_lr=0.01)
     finally:
-        models.PlasticNet.forward = original
+        models.PlasticNet.forward, neural.GRAPH_BUDGET = forward, budget
     return [row["epoch_s"] for row in read_metrics(out / "metrics.csv")][1:]
 
 

@@ -7,8 +7,14 @@ particle; `NeuralStress.stress` evaluates each Neural material's modules on its 
 
 and writes F_new and τ (Pa) to the solver's ext_F, ext_tau fields, which `p2g` reads. In the reverse
 sweep, `adjoint` takes the adjoints of ext_F and ext_tau left by `p2g.grad`, back-propagates them
-through the same torch computation (recomputed at the same F_trial), adds the result to F_trial's
-adjoint and accumulates the gradients of the modules' parameters (and of tensor features).
+through the same torch computation, adds the result to F_trial's adjoint and accumulates the gradients
+of the modules' parameters (and of tensor features).
+
+The torch computation of a substep whose reverse sweep will come (a gradient solver keeping its
+temporaries) is recorded with its autograd graph, up to GRAPH_BUDGET bytes of saved tensors per
+segment, and its adjoint back-propagates through that graph; beyond the budget, and for every other
+substep, the forward runs without a graph and the adjoint recomputes it at the same F_trial. The
+recomputation was a fifth to a quarter of a learned law's training step (benchmarks/nclaw_epoch.py).
 """
 
 from __future__ import annotations
@@ -58,16 +64,24 @@ def rest_wave_modulus(material, x: np.ndarray) -> float:
     return best
 
 
+GRAPH_BUDGET = 1 << 30  # bytes of saved tensors of the recorded substeps' graphs, per segment
+
+
 class NeuralStress:
     """The stress hook of a solver whose scene has Neural materials.
 
     Args:
         parts: (material, particle indices (m,), features tensor (m, k) or None) per Neural body.
+        graph_budget: bytes of saved tensors the recorded graphs of one segment may hold (0: record none,
+            recompute every adjoint's forward; None: GRAPH_BUDGET).
     """
 
-    def __init__(self, parts):
+    def __init__(self, parts, graph_budget: int | None = None):
         self.parts = parts
         self.param_grads: dict[int, torch.Tensor] = {}
+        self.graph_budget = int(GRAPH_BUDGET if graph_budget is None else graph_budget)
+        self.graphs: dict[int, tuple] = {}  # slot → ([(F_trial leaf, F_new, τ) per part], bytes saved)
+        self.graph_bytes = 0
 
     def parameters(self) -> list[torch.Tensor]:
         """Every tensor whose gradient the rollout returns: module parameters and tensor features."""
@@ -84,41 +98,68 @@ class NeuralStress:
                     out.append(t)
         return out
 
-    def stress(self, solver):
-        """Fill ext_F and ext_tau from F_trial (forward)."""
+    def stress(self, solver, slot: int | None = None):
+        """Fill ext_F and ext_tau from F_trial (forward). `slot`: the slot this substep starts from, when
+        its reverse sweep will come (the solver keeps its temporaries): its graph is then recorded, within
+        the budget. A segment's forward starts at slot 0, which drops the graphs of the one before."""
         F_trial = solver.F_trial.to_numpy()
         if not np.isfinite(F_trial).all():  # else the model fails inside (e.g. an eigensolver) with a vaguer error
             raise FloatingPointError("the deformation gradients reaching a Neural material are non-finite: the "
                                      "rollout blew up before its model was called (a learned law that is unstable, "
                                      "or a time step too large for it)")
+        if slot == 0:
+            self.drop_graphs()
+        record = slot is not None and self.graph_bytes < self.graph_budget
+        saved = [0]
+
+        def count(tensor):  # bytes of the tensors the graph saves for backward
+            saved[0] += tensor.numel() * tensor.element_size()
+            return tensor
+
         F_new = np.zeros_like(F_trial)
         tau = np.zeros_like(F_trial)
-        with torch.no_grad():
+        graph = []
+        with torch.enable_grad() if record else torch.no_grad(), \
+                torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
             for material, idx, features in self.parts:
                 dtype = _dtype_of(material.model, torch.from_numpy(F_trial).dtype)
-                F = torch.from_numpy(F_trial[idx]).to(dtype)
+                F = torch.from_numpy(F_trial[idx]).to(dtype).requires_grad_(record)
                 f = None if features is None else features.to(dtype)
                 Fn, t = _evaluate(material, F, f)
-                F_new[idx] = Fn.cpu().numpy()
-                tau[idx] = t.cpu().numpy()
+                graph.append((F, Fn, t))
+                F_new[idx] = Fn.detach().cpu().numpy()
+                tau[idx] = t.detach().cpu().numpy()
+        if record:
+            self.graphs[slot] = (graph, saved[0])
+            self.graph_bytes += saved[0]
         if not (np.isfinite(F_new).all() and np.isfinite(tau).all()):
             raise FloatingPointError("a Neural material's model returned non-finite stress or F")
         solver.ext_F.from_numpy(F_new)
         solver.ext_tau.from_numpy(tau)
 
-    def adjoint(self, solver):
+    def drop_graphs(self):
+        """Forget the recorded graphs (their adjoints then recompute the forward)."""
+        self.graphs, self.graph_bytes = {}, 0
+
+    def adjoint(self, solver, slot: int | None = None):
         """F_trial.grad += (∂(F_new, τ)/∂F_trial)ᵀ (ext_F.grad, ext_tau.grad); parameter gradients are
-        accumulated in `param_grads` (by tensor id)."""
+        accumulated in `param_grads` (by tensor id). `slot`: the slot the substep started from, whose
+        recorded graph is used (and dropped) if there is one; else the forward is recomputed at F_trial."""
         F_trial = solver.F_trial.to_numpy()
         gF_new = solver.ext_F.grad.to_numpy()
         g_tau = solver.ext_tau.grad.to_numpy()
         g_trial = solver.F_trial.grad.to_numpy()
         params = self.parameters()
-        for material, idx, features in self.parts:
+        graph, saved = self.graphs.pop(slot, (None, 0))
+        self.graph_bytes -= saved
+        for part, (material, idx, features) in enumerate(self.parts):
             dtype = _dtype_of(material.model, torch.from_numpy(F_trial).dtype)
-            F = torch.from_numpy(F_trial[idx]).to(dtype).requires_grad_(True)
             with torch.enable_grad():
-                Fn, t = _evaluate(material, F, None if features is None else features.to(dtype))
+                if graph is not None:
+                    F, Fn, t = graph[part]
+                else:
+                    F = torch.from_numpy(F_trial[idx]).to(dtype).requires_grad_(True)
+                    Fn, t = _evaluate(material, F, None if features is None else features.to(dtype))
                 inputs = [F] + params
                 grads = torch.autograd.grad(
                     (Fn, t), inputs,

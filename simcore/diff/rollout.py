@@ -169,7 +169,7 @@ class DiffRollout:
             if solver.split_deform:
                 solver.deform(s)
             if solver.has_neural:
-                solver.stress_hook.stress(solver)
+                solver.stress_hook.stress(solver, s)
             solver.p2g_stress(s, s + 1)
             solver.p2g_scatter(s, solver.serial_scatter, solver.parts)  # and the grid update
             solver.clear_grid_adjoints()
@@ -187,7 +187,7 @@ class DiffRollout:
         if not solver.closed_stress_adjoint:
             solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
-            solver.stress_hook.adjoint(solver)
+            solver.stress_hook.adjoint(solver, s)
         if solver.split_deform:
             solver.deform_adjoint(s, self.adjoint_eps, keeps and s > 0)
         return fuses

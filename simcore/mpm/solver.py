@@ -178,8 +178,8 @@ class MPMSolver(FieldLayout, ForwardKernels, AdjointKernels):
         else:
             if self.split_deform:  # Neural materials: torch's stress reads F_trial
                 self.deform(s_in)
-            if self.has_neural:
-                self.stress_hook.stress(self)
+            if self.has_neural:  # its graph is recorded for the reverse sweep that keeping announces
+                self.stress_hook.stress(self, s_in if keep else None)
             if self.p2g_mode == "split":
                 self.p2g_stress(s_in, s_out)
         if self.p2g_mode == "fused":

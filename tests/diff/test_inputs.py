@@ -121,6 +121,34 @@ def test_neural_material_weight_gradients_through_flip():
                       list(model.parameters()), 1e-5)
 
 
+@pytest.mark.parametrize("budget", [0, 300_000], ids=["recompute-all", "record-some"])
+def test_neural_adjoint_through_recorded_graphs_equals_recomputing(budget, monkeypatch):
+    """The adjoint back-propagates through the autograd graphs recorded in the forward (up to
+    neural.GRAPH_BUDGET bytes per segment) instead of recomputing the module at the same F_trial: the
+    weight gradients are the same to round-off whether every substep, some (a budget that runs out
+    mid-segment) or none was recorded, and with every substep recorded the module runs once per substep
+    instead of twice."""
+    def gradients_and_calls(graph_budget):
+        monkeypatch.setattr(sc.neural, "GRAPH_BUDGET", graph_budget)
+        model = TorchNeoHookean(2e4, 0.3, gain=200.0)
+        calls, evaluate = [0], sc.neural._evaluate
+
+        def counted(*args):  # the module's evaluations by the stress hook (forward and adjoint)
+            calls[0] += 1
+            return evaluate(*args)
+
+        monkeypatch.setattr(sc.neural, "_evaluate", counted)
+        scene = jelly_scene(M.Neural(model=model, density=1e3))
+        spread_loss(scene.rollout(frames=FRAMES, frame_dt=1 / 60)).backward()
+        return [p.grad.clone() for p in model.parameters()], calls[0]
+
+    recorded, recorded_calls = gradients_and_calls(1 << 30)
+    other, other_calls = gradients_and_calls(budget)
+    for a, b in zip(recorded, other):
+        assert torch.allclose(a, b, rtol=1e-12, atol=0), (a, b)
+    assert other_calls == 2 * recorded_calls if budget == 0 else recorded_calls < other_calls < 2 * recorded_calls
+
+
 def test_neural_material_bad_output():
     """A model that returns the wrong shape is named in the error."""
     bad = M.Neural(model=lambda F: F[:, 0], density=1e3, wave_modulus=1e4, name="broken")
