@@ -19,6 +19,8 @@ recomputation was a fifth to a quarter of a learned law's training step (benchma
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 
@@ -120,7 +122,7 @@ class NeuralStress:
         tau = np.zeros_like(F_trial)
         graph = []
         with torch.enable_grad() if record else torch.no_grad(), \
-                torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor):
+                torch.autograd.graph.saved_tensors_hooks(count, lambda tensor: tensor) if record else nullcontext():
             for material, idx, features in self.parts:
                 dtype = _dtype_of(material.model, torch.from_numpy(F_trial).dtype)
                 F = torch.from_numpy(F_trial[idx]).to(dtype).requires_grad_(record)

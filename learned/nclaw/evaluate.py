@@ -236,12 +236,16 @@ def ratio(a: Cell, b: Cell) -> tuple[float, str] | None:
     return float(window_a.mean() / window_b.mean()), "≥" if a.get("blew_up") is not None else "≤"
 
 
-def mse_ratio(a: Cell, b: Cell) -> str:
-    """`ratio` as table text: "r", "≥ r" or "≤ r" (3 significant digits), "—" where there is no number."""
-    value = ratio(a, b)
+def ratio_text(value: tuple[float, str] | None) -> str:
+    """A `ratio` as table text: "r", "≥ r" or "≤ r" (3 significant digits), "—" where there is no number."""
     if value is None:
         return "—"
     return f"{value[1] + ' ' if value[1] else ''}{value[0]:.3g}"
+
+
+def mse_ratio(a: Cell, b: Cell) -> str:
+    """MSE of `a` / MSE of `b` as table text (`ratio`, `ratio_text`)."""
+    return ratio_text(ratio(a, b))
 
 
 def table(results: dict, models=nt.MODELS) -> str:
@@ -314,10 +318,8 @@ def seed_table(by_seed: dict, models=nt.MODELS) -> str:
         for (a, b), _ in ratios:
             values = [(s, ratio(by_seed[s].get((material, test, a), empty), by_seed[s].get((material, test, b), empty)))
                       for s in seeds]
-            texts = {s: mse_ratio(by_seed[s].get((material, test, a), empty), by_seed[s].get((material, test, b), empty))
-                     for s in seeds}
-            worst = _worst(values, learned_first=a in LEARNED)
-            cells += [texts[s] for s in seeds] + [f"{texts[worst[0]]} (seed {worst[0]})"]
+            worst_seed, worst = _worst(values, learned_first=a in LEARNED)
+            cells += [ratio_text(value) for _, value in values] + [f"{ratio_text(worst)} (seed {worst_seed})"]
         lines.append(f"| {material} | {test} | " + " | ".join(cells) + " |")
     lines.append("")
     for model in (m for m in LEARNED if m in models and {"oracle", "mlp"} & set(models)):

@@ -366,8 +366,8 @@ class PlasticNet(nn.Module):
         # The step is coaxial: F_new = R U_new with E_new = U_new − I = (1 − γ_dev) dev E + (1 − γ_vol) vol E,
         # whose eigenvalues follow from E's (in the same order, as 1 − γ_dev > 0). Where U_new stays positive
         # definite, R is F_new's rotation too, and the elastic network reads the stretch from here instead
-        # of decomposing F_new again (a polar decomposition and an eigensolve, forward and backward: a
-        # quarter of a training step). The same function to round-off (tests/learned/test_nclaw_priors.py).
+        # of decomposing F_new again (a polar decomposition and an eigensolve, forward and backward: 30 % of
+        # a training step, benchmarks/nclaw_epoch.py). The same function to round-off (tests/learned/test_nclaw_priors.py).
         strain = invariants[:, :-1]
         mean = strain.mean(dim=1, keepdim=True)
         strain_new = (1 - gamma[:, :1]) * (strain - mean) + (1 - gamma[:, 1:]) * mean
