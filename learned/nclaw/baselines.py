@@ -101,7 +101,7 @@ class NetworkLaw(nn.Module):
         moves a parameter by about its lr per step whatever the gradient's size, so with one optimiser
         step per epoch the offsets' lr bounds how far the flow at rest can move (~0.3 in logit over 60
         epochs at lr 0.01). At lr 0.1 a jelly's offsets still stopped near their start (docs/nclaw.md,
-        variant 11): the position loss does not ask for less flow, hence nclaw_iso's volumetric-flow penalty (train.py)."""
+        variant 11): the position loss does not ask for less flow, hence nclaw_iso's flow penalty (train.py)."""
         groups = [{"params": list(self.elastic.parameters()), "lr": elastic_lr, "name": "elastic"}]
         if self.plastic is None:
             return groups

@@ -520,7 +520,7 @@ def write_doc(path, text: str, args, seconds: dict) -> None:
     block = (f"{begin}\n**Budget: {args.steps} steps, {args.epochs} epochs per model**{reduced}; "
              f"stress scale {budget['stress_scale']:g} Pa, Adam lr elastic {budget['elastic_lr']:g}, plastic "
              f"{budget['plastic_lr']:g}, oracle {budget['oracle_lr']:g}"
-             f"{f'; nclaw_iso volumetric-flow penalty weight {nt.FLOW_WEIGHT:g}' if 'nclaw_iso' in args.models else ''}"
+             f"{f'; nclaw_iso flow penalty weight {nt.FLOW_WEIGHT:g} (volumetric, and deviatoric beyond {nt.DEVIATORIC_FROM:g} strain)' if 'nclaw_iso' in args.models else ''}"
              f". Seconds per epoch (median, {args.steps} "
              f"steps): {per_epoch}.\n\n"
              f"Command: `python -m simcore.learned.nclaw.evaluate --runs {args.runs} --materials "

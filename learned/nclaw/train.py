@@ -17,8 +17,8 @@ step = one epoch).
 
 The same loop trains the baselines (baselines.py), chosen by `model`: "nclaw" (the networks with the
 paper's priors), "nclaw_iso" (the same plus simcore's extra priors — isotropy, a positive stiffness at
-rest, dissipative plastic flow: models.py, `isotropic=True` — and a penalty on volumetric plastic flow in
-its loss: `flow_penalty`),
+rest, dissipative plastic flow: models.py, `isotropic=True` — and a penalty in its loss on plastic flow at
+the ground truth's own states: `flow_penalty`),
 "mlp" (plain MLPs from F to P without priors) or "oracle" (the ground truth's material
 family, its parameters identified from a wrong start; one parameter group with its own learning rate,
 `oracle_lr`, as its unknowns are log-moduli rather than network weights). The run's directory keeps
@@ -60,7 +60,8 @@ WAVE_MODULUS = 1e5  # Pa: the learned law's P-wave modulus for simcore's CFL gua
 ORACLE_LR = 0.05  # Adam's step in the oracle's unconstrained coordinates (log E: ~5 % per epoch at first)
 MODELS = ("nclaw", "nclaw_iso", "mlp", "oracle")  # nclaw_iso: NCLaw with simcore's extra priors
 LAW_FILE = "law.json"  # in a run's directory: what `load` rebuilds
-FLOW_WEIGHT = 0.1  # nclaw_iso's penalty on volumetric plastic flow (flow_penalty); docs/nclaw.md variants 12-14
+FLOW_WEIGHT = 0.1  # nclaw_iso's penalty on plastic flow at the truth's states (flow_penalty); docs/nclaw.md variants 12-15
+DEVIATORIC_FROM = 0.05  # ... and on deviatoric flow at states strained beyond this (‖dev E‖); docs/nclaw.md variant 15
 
 
 class NCLaw(NetworkLaw):
@@ -177,7 +178,7 @@ def epoch_loss(scene: sc.Scene, truth: dict, lam: float, law: nn.Module | None =
 
 def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`PlasticNet.flow_inputs` (invariants (m, d + 1), strain sizes (m, 2)) of up to `limit` of the ground
-    truth's elastic states F (every step's particles, evenly strided), for the volumetric-flow penalty; None
+    truth's elastic states F (every step's particles, evenly strided), for the flow penalty; None
     if the law has no isotropic plastic network. They do not depend on the networks: computed once a run."""
     if plastic is None or not getattr(plastic, "isotropic", False):
         return None
@@ -187,26 +188,36 @@ def flow_states(plastic, truth: dict, limit: int = 50_000) -> tuple[torch.Tensor
         return plastic.flow_inputs(F[::stride])
 
 
-def flow_penalty(plastic, states, weight: float) -> torch.Tensor | None:
-    """weight · mean over the ground truth's `states` (flow_states) of γ_vol ‖vol E‖ / 1 %: the volumetric
-    strain one step of the return map would remove there, in units of the network's strain scale.
-    simcore's volumetric-flow penalty for nclaw_iso: among laws that fit the motion about equally it prefers the
-    one without volumetric plastic flow, which neither the jelly, nor plasticine (von Mises: isochoric
-    flow), nor water (its J is elastic) has, and which the network starts with (γ ≈ α everywhere); the
-    position loss alone did not remove it from the jelly law. Only the volumetric part: a penalty on the
-    deviatoric flow as well took plasticine's yield flow down with it (velocity_c 3.3-3.6x the oracle, and
-    unstable training gradients), and a penalty on γ alone, unweighted by the strain, took water's shear
-    flow away (its training failed) (docs/nclaw.md, variants 12-14). None if off."""
+def flow_penalty(plastic, states, weight: float, deviatoric_from: float = DEVIATORIC_FROM) -> torch.Tensor | None:
+    """weight · mean over the ground truth's `states` (flow_states) of the strain one step of the return map
+    would remove there, γ_vol ‖vol E‖ + γ_dev ‖dev E‖ · [‖dev E‖ > deviatoric_from], in units of the
+    network's strain scale (1 %). None if off.
+
+    Why: the truth's states are outputs of its return map, and a return map is a projection onto the
+    admissible states, so the true law leaves them alone (γ = 0 there: von Mises, Drucker–Prager, the
+    fluid's, the jelly's none). Among laws that fit the motion about equally, this prefers the one whose
+    return map does so. The network starts with flow everywhere (γ ≈ α), and the position loss alone did
+    not remove it from the jelly law (docs/nclaw.md, variants 9–15). The deviatoric part only beyond
+    `deviatoric_from` (5 %): a von Mises material's states pile up on its yield surface (plasticine's at
+    2.0–2.1 %), where a smooth network cannot switch flow off at the surface and on just beyond it, and a
+    penalty there took plasticine's yield flow down with it (velocity_c 3.3–3.6× the oracle, unstable
+    training gradients: variant 13); beyond the largest yield strain the data show, it asks nothing of
+    plasticine and stops the jelly's creep at the large strains it holds (median ‖dev E‖ 10 %).
+    Unweighted by the strain, a penalty on γ took water's shear flow away (variant 12); weighted, water's
+    states (dev E = 0) add nothing to it. deviatoric_from = inf: the volumetric part only (variant 14)."""
     if states is None or not weight > 0:
         return None
     invariants, sizes = states
-    return weight * (plastic.flow_fractions(invariants)[:, 1] * sizes[:, 1]).mean() / plastic.strain_scale
+    gamma = plastic.flow_fractions(invariants)
+    removed = gamma[:, 1] * sizes[:, 1] + gamma[:, 0] * sizes[:, 0] * (sizes[:, 0] > deviatoric_from)
+    return weight * removed.mean() / plastic.strain_scale
 
 
 def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: int = gt.STEPS, *, model: str = "nclaw",
           oracle_lr: float = ORACLE_LR, resume: bool = False,
           seed: int = 0, checkpoint_every: int = 1, plastic: bool = True, elastic_lr: float = ELASTIC_LR,
-          plastic_lr: float = PLASTIC_LR, flow_lr: float | None = None, flow_weight: float | None = None, flow_until: float = 1.0, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
+          plastic_lr: float = PLASTIC_LR, flow_lr: float | None = None, flow_weight: float | None = None, flow_until: float = 1.0,
+          deviatoric_from: float = DEVIATORIC_FROM, teacher=(TEACHER_START, TEACHER_END), progress: bool | None = None,
           ground_truth_options: dict | None = None, hidden=HIDDEN, stress_scale: float = 1.0,
           stop_after: int | None = None, tensorboard: bool | None = None, torch_threads: int | None = 1) -> NCLaw:
     """Train a law of kind `model` ("nclaw", "mlp" or "oracle") on `material`'s ground truth (its first `steps` steps) for `epochs` epochs, writing
@@ -214,8 +225,9 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     grad_elastic, grad_plastic — gradient norms before clipping —, epoch_s). simcore must be initialised
     (sc.init); the networks take its precision. stress_scale: Pa per unit of the elastic network's output
     (1: the reference's raw output). flow_lr: the isotropic plastic network's flow offsets' own Adam step
-    (None: plastic_lr). flow_weight: the volumetric-flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
-    0 otherwise; metrics column flow_penalty). flow_until: the penalty is on for the first `flow_until` of
+    (None: plastic_lr). flow_weight: the flow penalty's weight (None: FLOW_WEIGHT for nclaw_iso,
+    0 otherwise; metrics column flow_penalty); deviatoric_from: the strain ‖dev E‖ beyond which it also
+    penalises deviatoric flow (inf: never). flow_until: the penalty is on for the first `flow_until` of
     the epochs (a fraction; 1: all), and only logged after. stop_after: leave after this many epochs of this call without the
     last one's checkpoint, as a killed job would (for tests of --resume). torch_threads: torch's intra-op
     threads while training (None: leave as is). The networks see ~1,000 particles per substep, too few to
@@ -237,9 +249,11 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     if not 0 < flow_until <= 1:
         raise ValueError(f"flow_until must be a fraction of the epochs in (0, 1], got {flow_until!r}")
     if not (math.isfinite(flow_weight) and flow_weight >= 0):
-        raise ValueError(f"flow_weight must be a finite number >= 0 (0: no volumetric-flow penalty), got {flow_weight!r}")
+        raise ValueError(f"flow_weight must be a finite number >= 0 (0: no flow penalty), got {flow_weight!r}")
     if flow_lr is not None and not (math.isfinite(flow_lr) and flow_lr > 0):
         raise ValueError(f"flow_lr must be > 0 (or None: the plastic lr), got {flow_lr!r}")
+    if not deviatoric_from >= 0:  # NaN fails too
+        raise ValueError(f"deviatoric_from must be a strain >= 0 (inf: no deviatoric-flow penalty), got {deviatoric_from!r}")
     dtype = torch.float64 if backend.active().precision == "f64" else torch.float32
     options = dict(ground_truth_options or {})
     threads = torch.get_num_threads()
@@ -248,13 +262,14 @@ def train(material: str = "jelly", out="out/nclaw", epochs: int = 300, steps: in
     try:
         return _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic,
                       (elastic_lr, plastic_lr, oracle_lr, flow_lr), teacher, progress, options, hidden, stress_scale, stop_after,
-                      tensorboard, dtype, flow_weight, flow_until)
+                      tensorboard, dtype, flow_weight, flow_until, deviatoric_from)
     finally:
         torch.set_num_threads(threads)
 
 
 def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, plastic, lrs, teacher,
-           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype, flow_weight=0.0, flow_until=1.0) -> nn.Module:
+           progress, options, hidden, stress_scale, stop_after, tensorboard, dtype, flow_weight=0.0, flow_until=1.0,
+           deviatoric_from=DEVIATORIC_FROM) -> nn.Module:
     from simcore.learned.train import Run
 
     with Run(out, seed=seed, resume=resume, checkpoint_every=checkpoint_every, progress=progress,
@@ -280,7 +295,7 @@ def _train(material, out, epochs, steps, model, resume, seed, checkpoint_every, 
             lam = teacher_lambda(epoch, epochs, steps, *teacher)
             optimizer.zero_grad()
             loss, count = epoch_loss(scene, truth, lam, law)
-            penalty = flow_penalty(getattr(law, "plastic", None), states, flow_weight)
+            penalty = flow_penalty(getattr(law, "plastic", None), states, flow_weight, deviatoric_from)
             if penalty is not None and epoch < flow_until * epochs:
                 penalty.backward()
             groups = {group["name"]: (group["lr"], _clip(group)) for group in optimizer.param_groups}
@@ -347,11 +362,14 @@ def main(argv=None) -> int:
     parser.add_argument("--flow-lr", type=float, default=None,
                         help="nclaw_iso: lr of the plastic network's flow offsets (default: the plastic lr)")
     parser.add_argument("--flow-weight", type=float, default=None,
-                        help="nclaw_iso: weight of the penalty on volumetric plastic flow (the mean volumetric "
-                             "strain one return-map step would remove on the ground truth's states, in units of "
-                             f"1 %%; default {FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
+                        help="nclaw_iso: weight of the penalty on plastic flow at the ground truth's states (the mean "
+                             "strain one return-map step would remove there, in units of 1 %%; default "
+                             f"{FLOW_WEIGHT:g} for nclaw_iso; 0: off)")
     parser.add_argument("--flow-until", type=float, default=1.0,
-                        help="nclaw_iso: the volumetric-flow penalty is on for this fraction of the epochs (default 1)")
+                        help="nclaw_iso: the flow penalty is on for this fraction of the epochs (default 1)")
+    parser.add_argument("--deviatoric-from", type=float, default=DEVIATORIC_FROM,
+                        help="nclaw_iso: the penalty also covers deviatoric flow on the ground truth's states strained "
+                             f"beyond this ‖dev E‖ (default {DEVIATORIC_FROM:g}; inf: volumetric flow only)")
     parser.add_argument("--oracle-lr", type=float, default=ORACLE_LR, help=f"default {ORACLE_LR}")
     parser.add_argument("--threads", type=int, default=None,
                         help="Taichi's CPU threads (default: all cores; 1 on a CPU shared with other jobs)")
@@ -365,6 +383,7 @@ def main(argv=None) -> int:
           # an epoch is long: a checkpoint every epoch unless told otherwise
           checkpoint_every=args.checkpoint_every or 1, plastic=not args.elastic_only, elastic_lr=args.elastic_lr,
           plastic_lr=args.plastic_lr, flow_lr=args.flow_lr, flow_weight=args.flow_weight, flow_until=args.flow_until,
+          deviatoric_from=args.deviatoric_from,
           stress_scale=args.stress_scale, progress=False if args.no_progress else None,
           tensorboard=False if args.no_tensorboard else None)
     print(f"metrics: {Path(args.out) / 'metrics.csv'}; checkpoints: {Path(args.out) / 'checkpoints'}")

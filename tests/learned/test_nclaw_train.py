@@ -91,14 +91,14 @@ def test_teacher_forcing_restarts_from_the_full_state(truth):
 
 @pytest.mark.parametrize("model", ["nclaw", "nclaw_iso"])
 def test_loss_falls_and_priors_hold(truth, tmp_path, model):
-    """nclaw_iso is trained with its volumetric-flow penalty (by default), which must fall too: the jelly's
-    motion asks for no plastic flow."""
+    """nclaw_iso is trained with its flow penalty (by default), which must fall too: the jelly's motion asks
+    for no plastic flow."""
     law = nt.train("jelly", tmp_path, epochs=5, model=model, **FAST)
     metrics = read_metrics(tmp_path / "metrics.csv")
     loss = metrics["loss"]
     assert len(loss) == 5 and all(np.isfinite(loss))
     assert ("flow_penalty" in metrics) == (model == "nclaw_iso")
-    if model == "nclaw_iso":  # measured: 1.13e-4 → 6.9e-5 (0.61 of its start; weight 0.1, volumetric flow)
+    if model == "nclaw_iso":  # measured: 4.2e-4 → 9.1e-5 (0.22 of its start; weight 0.1, deviatoric beyond 5 %)
         assert metrics["flow_penalty"][-1] < 0.8 * metrics["flow_penalty"][0], metrics["flow_penalty"]
     # measured after 5 epochs: 0.18 (nclaw) and 0.19 (nclaw_iso) of the first epoch's loss
     assert loss[-1] < 0.3 * loss[0], loss
@@ -143,6 +143,8 @@ def test_bad_arguments_are_clear_errors(truth, tmp_path):
         nt.train("jelly", tmp_path, epochs=0)
     with pytest.raises(ValueError, match="flow_weight must be"):
         nt.train("jelly", tmp_path, model="nclaw_iso", flow_weight=-1.0)
+    with pytest.raises(ValueError, match="deviatoric_from must be"):
+        nt.train("jelly", tmp_path, model="nclaw_iso", deviatoric_from=float("nan"))
     with pytest.raises(ValueError, match="flow_until must be"):
         nt.train("jelly", tmp_path, model="nclaw_iso", flow_until=0.0)
     with pytest.raises(ValueError, match="flow_lr must be"):
@@ -159,17 +161,18 @@ def test_cli_passes_every_option_to_train(monkeypatch, tmp_path):
     monkeypatch.setattr(nt, "train", lambda *args, **kwargs: calls.append(("train", args, kwargs)))
     assert nt.main(["--out", str(tmp_path), "--material", "plasticine", "--model", "mlp", "--epochs", "7",
                     "--steps", "30", "--elastic-only", "--elastic-lr", "0.25", "--plastic-lr", "0.5",
-                    "--oracle-lr", "0.125", "--flow-lr", "0.0625", "--flow-weight", "0.5", "--flow-until", "0.75", "--stress-scale", "1000", "--threads", "1"]) == 0
+                    "--oracle-lr", "0.125", "--flow-lr", "0.0625", "--flow-weight", "0.5", "--flow-until", "0.75", "--deviatoric-from", "inf", "--stress-scale", "1000", "--threads", "1"]) == 0
     (_, init_args, init_kwargs), (_, args, kwargs) = calls
     assert init_kwargs["threads"] == 1
     assert args == ("plasticine", str(tmp_path), 7, 30)
     assert kwargs["plastic"] is False and kwargs["model"] == "mlp"
     assert (kwargs["elastic_lr"], kwargs["plastic_lr"], kwargs["oracle_lr"], kwargs["flow_lr"]) == (0.25, 0.5, 0.125, 0.0625)
     assert kwargs["stress_scale"] == 1000.0
-    assert (kwargs["flow_weight"], kwargs["flow_until"]) == (0.5, 0.75)
+    assert (kwargs["flow_weight"], kwargs["flow_until"], kwargs["deviatoric_from"]) == (0.5, 0.75, math.inf)
     calls.clear()
     nt.main(["--out", str(tmp_path)])
     assert calls[1][2]["plastic"] is True and calls[1][2]["elastic_lr"] == nt.ELASTIC_LR
+    assert calls[1][2]["deviatoric_from"] == nt.DEVIATORIC_FROM
 
 
 def test_flow_offsets_have_their_own_step():
@@ -187,10 +190,11 @@ def test_flow_offsets_have_their_own_step():
         assert names == ["elastic", "plastic"]
 
 
-def test_minimal_flow_penalty_is_the_mean_volumetric_plastic_strain_on_the_truths_states(truth):
+def test_minimal_flow_penalty_is_the_strain_the_return_map_would_remove_from_the_truths_states(truth):
     """flow_penalty = weight · mean over the ground truth's elastic states (strided to at most `limit`) of
-    γ_vol ‖vol E‖ in units of the strain scale, with gradients into the plastic network's volumetric flow
-    only; off for the paper's network and for weight 0."""
+    γ_vol ‖vol E‖ + γ_dev ‖dev E‖ [‖dev E‖ > deviatoric_from], in units of the strain scale (a return map
+    is a projection: the true law leaves its own output alone), with gradients into the deviatoric flow
+    only from the states beyond the cut; off for the paper's network and for weight 0."""
     law = nt.make_law("nclaw_iso", "jelly")
     plastic = law.plastic
     n = truth["F"][1:].shape[0] * truth["F"].shape[1]
@@ -205,12 +209,25 @@ def test_minimal_flow_penalty_is_the_mean_volumetric_plastic_strain_on_the_truth
         dev = (E - vol[:, None, None] * torch.eye(3, dtype=F.dtype)).flatten(1).norm(dim=1)
         assert torch.allclose(sizes.double(), torch.stack([dev, 3 ** 0.5 * vol.abs()], dim=1), atol=1e-5)
         gamma = plastic.flow_fractions(invariants)
-    penalty = nt.flow_penalty(plastic, (invariants, sizes), 2.0)
-    expected = 2.0 * (gamma[:, 1] * sizes[:, 1]).mean() / plastic.strain_scale
-    assert torch.allclose(penalty.detach(), expected)
-    penalty.backward()
-    assert float(plastic.flow_offset.grad[1]) > 0  # it lowers the volumetric flow ...
-    assert float(plastic.flow_offset.grad[0]) == 0.0  # ... and leaves the deviatoric flow to the data
+    cut = float(sizes[:, 0].median())  # half the states beyond it
+    for deviatoric_from, mask in ((math.inf, 0.0), (cut, (sizes[:, 0] > cut).to(sizes.dtype))):
+        plastic.zero_grad()
+        penalty = nt.flow_penalty(plastic, (invariants, sizes), 2.0, deviatoric_from)
+        expected = 2.0 * (gamma[:, 1] * sizes[:, 1] + gamma[:, 0] * sizes[:, 0] * mask).mean() / plastic.strain_scale
+        assert torch.allclose(penalty.detach(), expected)
+        penalty.backward()
+        assert float(plastic.flow_offset.grad[1]) > 0  # it lowers the volumetric flow ...
+        if deviatoric_from == math.inf:  # ... and leaves the deviatoric flow to the data
+            assert float(plastic.flow_offset.grad[0]) == 0.0
+        else:  # ... and the deviatoric flow of the states strained beyond the cut
+            assert float(plastic.flow_offset.grad[0]) > 0
+    # the default cut (5 %): an isochoric stretch of 2 % (plasticine's yield surface) adds no deviatoric
+    # penalty, one of 10 % (the jelly's median strain) does
+    for stretch, counted in ((1.02, False), (1.1, True)):
+        plastic.zero_grad()
+        F = torch.diag(torch.tensor([stretch, 1 / stretch, 1.0]))[None]
+        nt.flow_penalty(plastic, plastic.flow_inputs(F), 1.0).backward()
+        assert (float(plastic.flow_offset.grad[0]) > 0) == counted, stretch
     # a pure dilation has no shear; a volume-preserving stretch is mostly shear (its Biot strain keeps a
     # small trace: tr E = 0.2 − 1/6 here)
     J = torch.diag_embed(torch.full((4, 3), 1.1))
