@@ -303,6 +303,38 @@ def _add_dataset_parser(sub) -> None:
     fams.set_defaults(func=cmd_dataset_families)
 
 
+# `simcore learn METHOD [COMMAND] ARGS...`: the learned methods' own command lines (simcore.learned.*),
+# one entry point for all of them. COMMAND defaults to the method's first (training).
+LEARN_COMMANDS = {
+    "nclaw": ("train", "evaluate", "ground_truth"),
+    "giorom": ("train", "evaluate", "rollout", "datasets"),
+    "lflows": ("train", "evaluate"),
+}
+
+
+def cmd_learn(args) -> int:
+    import importlib
+
+    commands = LEARN_COMMANDS[args.method]
+    rest = list(args.args)
+    command = rest.pop(0) if rest and rest[0] in commands else commands[0]
+    module = importlib.import_module(f"simcore.learned.{args.method}.{command}")
+    result = module.main(rest)
+    return result if isinstance(result, int) else 0
+
+
+def _add_learn_parser(sub) -> None:
+    listing = "; ".join(f"{m}: {', '.join(c)}" for m, c in LEARN_COMMANDS.items())
+    learn = sub.add_parser(
+        "learn", help="train, evaluate or roll out a learned model (NCLaw, GIOROM, LFlows)",
+        description=f"simcore learn METHOD [COMMAND] [ARGS...]: runs simcore.learned.METHOD.COMMAND's command "
+                    f"line with ARGS (COMMAND defaults to the first listed: training). Commands: {listing}. "
+                    "`simcore learn METHOD COMMAND --help` lists each one's options.")
+    learn.add_argument("method", choices=list(LEARN_COMMANDS), help="the learned method")
+    learn.add_argument("args", nargs=argparse.REMAINDER, help="[COMMAND] and its options")
+    learn.set_defaults(func=cmd_learn)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="simcore", description="Differentiable MLS-MPM and rigid-body physics.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenes.set_defaults(func=cmd_scenes)
     sub.add_parser("info", help="versions and available backends").set_defaults(func=cmd_info)
     _add_dataset_parser(sub)
+    _add_learn_parser(sub)
     return parser
 
 

@@ -134,3 +134,28 @@ def test_info_lists_versions_and_backends(capsys):
     out = capsys.readouterr().out
     assert "taichi 1.7.4" in out and "cpu     f64: available" in out and "vulkan" in out and "cuda" in out
     sc.init("cpu")
+
+
+@pytest.mark.parametrize("argv, module, rest", [
+    (["learn", "nclaw", "--material", "jelly", "--epochs", "3", "--out", "D"], "simcore.learned.nclaw.train",
+     ["--material", "jelly", "--epochs", "3", "--out", "D"]),
+    (["learn", "nclaw", "evaluate", "--runs", "R"], "simcore.learned.nclaw.evaluate", ["--runs", "R"]),
+    (["learn", "giorom", "rollout", "--help-me"], "simcore.learned.giorom.rollout", ["--help-me"]),
+    (["learn", "lflows"], "simcore.learned.lflows.train", []),
+])
+def test_learn_hands_its_arguments_to_the_methods_command_line(argv, module, rest, monkeypatch):
+    """`simcore learn METHOD [COMMAND] ARGS` calls simcore.learned.METHOD.COMMAND.main(ARGS), COMMAND
+    defaulting to training (the issue's `simcore learn nclaw --material jelly --epochs N --out DIR`)."""
+    import importlib
+
+    calls = []
+    target = importlib.import_module(module)
+    monkeypatch.setattr(target, "main", lambda args: calls.append(args) or 0)
+    assert main(argv) == 0
+    assert calls == [rest]
+
+
+def test_learn_rejects_an_unknown_method(capsys):
+    with pytest.raises(SystemExit):
+        main(["learn", "gns", "train"])
+    assert "invalid choice: 'gns'" in capsys.readouterr().err
