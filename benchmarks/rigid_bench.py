@@ -10,9 +10,15 @@ MuJoCo: mujoco.rollout, one thread, as simcore), the stop distance / rolling spe
 against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
 cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.
 
+Mechanisms (benchmarks/rigid_mechanisms.py: a pendulum, a cartpole and the URDF quadruped standing on a
+plane, built the same way in both engines): world-steps per second for the same batch sizes, the median
+interior-point iterations, and each mechanism's state after 1 s in both engines (the pendulum's also
+against the exact solution of its ODE), which says the two models are the same mechanism.
+
     python benchmarks/rigid_bench.py                # full table (a few minutes on 2 cores)
     python benchmarks/rigid_bench.py --worlds 1 64  # fewer batch sizes
     python benchmarks/rigid_bench.py --only gradients   # the gradient costs only
+    python benchmarks/rigid_bench.py --only mechanisms  # pendulum, cartpole, quadruped against MuJoCo
 Needs `pip install mujoco` for the MuJoCo columns (skipped with a note otherwise).
 """
 
@@ -26,6 +32,11 @@ import torch
 
 import simcore.rigid as rigid
 from simcore.rigid import quaternion as quat
+
+try:  # the mechanisms' models, beside this file
+    import rigid_mechanisms as mechanisms
+except ImportError:
+    from benchmarks import rigid_mechanisms as mechanisms
 
 DT, G = 0.01, 9.81
 SCENES = {
@@ -64,19 +75,27 @@ def mujoco_model(scene, cone="elliptic"):
 
 def time_simcore(scene, worlds, steps):
     world = simcore_world(scene)
-    state = world.initial_state(batch=worlds)
+    return time_simcore_world(world, world.initial_state(batch=worlds), steps)
+
+
+def time_simcore_world(world, state, steps):
+    """(world-steps/s, median interior-point iterations) of `steps` steps of the batched `state`."""
     world.run(steps=2, state=state)  # warm-up
     t = time.perf_counter()
     traj = world.run(steps=steps, state=state)
     elapsed = time.perf_counter() - t
-    return worlds * steps / elapsed, float(np.median(traj.iterations))
+    return state.position.shape[0] * steps / elapsed, float(np.median(traj.iterations))
 
 
 def time_mujoco(scene, worlds, steps, threads=1):
+    return time_mujoco_model(*mujoco_model(scene), worlds, steps, threads)
+
+
+def time_mujoco_model(model, data, worlds, steps, threads=1):
+    """World-steps/s of `worlds` copies of `data`'s state rolled out `steps` steps by mujoco.rollout."""
     import mujoco
     from mujoco import rollout
 
-    model, data = mujoco_model(scene)
     spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
     state0 = np.empty(mujoco.mj_stateSize(model, spec))
     mujoco.mj_getState(model, data, state0, spec)
@@ -106,6 +125,35 @@ def accuracy(scene):
     except ImportError:
         out += [float("nan")] * 2
     return out + [analytic]
+
+
+def mechanism_agreement(name, seconds=1.0):
+    """(simcore, MuJoCo, exact or nan) after `seconds`: the pendulum's angle (rad; exact: the ODE of the
+    physical pendulum, I = m L² + 2/5 m r² about the hinge, by scipy's DOP853 at rtol 1e-12), the
+    cartpole's pole angle (rad), the quadruped's torso height (m)."""
+    steps = int(round(seconds / DT))
+    world, state = mechanisms.simcore_mechanism(name, DT)
+    traj = world.run(steps=steps, state=state)
+    ours = float(traj.position[-1, 0, 0, 2] if name == "quadruped" else traj.joint_position[-1, 0, -1])
+    exact = float("nan")
+    if name == "pendulum":
+        from scipy.integrate import solve_ivp
+
+        length, radius = 1.0, 0.05
+        w2 = G * length / (length**2 + 0.4 * radius**2)
+        sol = solve_ivp(lambda t, y: [y[1], -w2 * np.sin(y[0])], (0, seconds), [0.5, 0.0], method="DOP853",
+                        rtol=1e-12, atol=1e-14)
+        exact = float(sol.y[0, -1])
+    try:
+        import mujoco
+
+        model, data = mechanisms.mujoco_mechanism(name, DT)
+        for _ in range(steps):
+            mujoco.mj_step(model, data)
+        theirs = float(data.qpos[2] if name == "quadruped" else data.qpos[model.njnt - 1])
+    except ImportError:
+        theirs = float("nan")
+    return ours, theirs, exact
 
 
 def iteration_report(rtol=1e-6):
@@ -233,8 +281,11 @@ def main():
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
-    parser.add_argument("--only", choices=("throughput", "calls", "accuracy", "gradients"), default=None,
-                        help="run one part only (throughput: world-steps/s against MuJoCo; calls: torch operations "
+    parser.add_argument("--only", choices=("throughput", "mechanisms", "calls", "accuracy", "gradients"),
+                        default=None,
+                        help="run one part only (throughput: world-steps/s against MuJoCo; mechanisms: the same "
+                             "for the pendulum, cartpole and quadruped, and their states after 1 s in both "
+                             "engines; calls: torch operations "
                              "per step; accuracy: stop distance, rolling speed and interior-point iterations; "
                              "gradients: the gradient costs)")
     args = parser.parse_args()
@@ -257,6 +308,28 @@ def main():
                 theirs = time_mujoco(scene, B, 200) if have_mujoco else float("nan")
                 results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours, iterations=its, mujoco=theirs))
                 print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+    if args.only in (None, "mechanisms"):
+        print("\n| mechanism | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s "
+              "| MuJoCo / simcore |")
+        print("|---|---|---|---|---|---|")
+        results["mechanisms"] = []
+        for name in mechanisms.MECHANISMS:
+            for B in args.worlds:
+                steps = max(5, args.steps if B <= 64 else args.steps // 5)
+                ours, its = time_simcore_world(*mechanisms.simcore_mechanism(name, DT, worlds=B), steps)
+                theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, 200) if have_mujoco
+                          else float("nan"))
+                results["mechanisms"].append(dict(mechanism=name, worlds=B, simcore=ours, iterations=its,
+                                                  mujoco=theirs))
+                print(f"| {name} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+        print("\n| mechanism, after 1 s | quantity | simcore | MuJoCo | exact |")
+        print("|---|---|---|---|---|")
+        results["mechanism_agreement"] = {}
+        what = {"pendulum": "angle (rad)", "cartpole": "pole angle (rad)", "quadruped": "torso height (m)"}
+        for name in mechanisms.MECHANISMS:
+            agree = mechanism_agreement(name)
+            results["mechanism_agreement"][name] = agree
+            print(f"| {name} | {what[name]} | {agree[0]:.6f} | {agree[1]:.6f} | {agree[2]:.6f} |")
     if args.only in (None, "calls"):
         print("\n| scene, one world | torch operations per step | mean interior-point iterations |")
         print("|---|---|---|")
