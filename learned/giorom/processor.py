@@ -45,8 +45,12 @@ class InteractionNetwork(nn.Module):
     def forward(self, h: torch.Tensor, e: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         sender, receiver = edges
         e = e + self.edge_fn[1:](self._edge_input_layer(h, e, sender, receiver))
+        return self._node_update(h, e, receiver), e
+
+    def _node_update(self, h, e, receiver) -> torch.Tensor:
+        """h' = h + φ_v(h, Σ_j e'_ij): the messages summed onto their receivers."""
         incoming = torch.zeros_like(h).index_add_(0, receiver, e)
-        return h + self.node_fn(torch.cat([h, incoming], dim=1)), e
+        return h + self.node_fn(torch.cat([h, incoming], dim=1))
 
     def _edge_input_layer(self, h, e, sender, receiver) -> torch.Tensor:
         """φ_e's first linear layer on [e, h_i, h_j] (E, 3 latent), without forming that concatenation:
@@ -67,8 +71,8 @@ def concatenated_interaction(layer: InteractionNetwork, h: torch.Tensor, e: torc
     the factored first layer is tested and benchmarked against (benchmarks/giorom_step.py)."""
     sender, receiver = edges
     e = e + layer.edge_fn(torch.cat([e, h[receiver], h[sender]], dim=1))
-    incoming = torch.zeros_like(h).index_add_(0, receiver, e)
-    return h + layer.node_fn(torch.cat([h, incoming], dim=1)), e
+    return layer._node_update(h, e, receiver), e
+
 
 class Stepper(nn.Module):
     """Encode-process-decode from a window of positions to normalised accelerations.
