@@ -195,16 +195,18 @@ class GIOROM(_Learned):
 
     @torch.no_grad()
     def rollout(self, positions: torch.Tensor, kind: torch.Tensor, frames: int, queries: torch.Tensor | None = None,
-                reanchor: int = 5, nodes: torch.Tensor | None = None, walls: bool = True) -> dict:
+                reanchor: int | None = None, nodes: torch.Tensor | None = None, walls: bool = True) -> dict:
         """Roll the sparse graph forward and carry its motion to query points.
 
         Args:
             positions: (≥ W + 1, n, d) m, the particles' last W + 1 frames (the nodes are picked from them).
             kind: (n,) material kind codes. frames: frames to predict.
             queries: (q, d) m, points at the last given frame to follow (None: every particle).
-            reanchor: the decoder's neighbourhoods and weights are rebuilt from the current node and query
-                positions every `reanchor` frames; in between each frame is one gather-and-sum from the
-                anchor's displacement (1: fully Eulerian neighbourhoods; large: Lagrangian, cheapest).
+            reanchor: None (the default): the decoder's neighbourhoods and weights are built once, from the
+                first frame, and each query follows the nodes it started among: material points decoded in
+                their reference configuration (Lagrangian), one sparse product a frame. An integer n
+                rebuilds them from the current node and query positions every n frames (1: Eulerian
+                neighbourhoods; costs the weights' construction every n frames).
             nodes: (m,) particle indices to use as nodes (None: farthest-point sampling from particle 0).
             walls: keep the nodes and the decoded points inside the domain (boundary.advance_window and
                 project_positions after every step); False: what the network and decoder alone predict.
@@ -212,25 +214,25 @@ class GIOROM(_Learned):
         """
         w = self.config["window"]
         _check_positions(positions, w, self.config["dim"])
-        if int(reanchor) < 1:
-            raise ValueError(f"reanchor must be >= 1 frame, got {reanchor}")
+        if reanchor is not None and int(reanchor) < 1:
+            raise ValueError(f"reanchor must be None (anchored once) or >= 1 frame, got {reanchor}")
         bounds = _walls(self.config, walls)
         nodes = self.sample_nodes(positions[-1]) if nodes is None else nodes
         queries = positions[-1] if queries is None else queries
         history = positions[-(w + 1):, nodes].clone()
         node_kind = kind[nodes]
         x_nodes, x_queries = [], []
-        anchor_nodes, anchor_queries, weights = history[-1], queries, None
+        anchor_nodes, anchor_queries, decoding = history[-1], queries, None
         for t in range(int(frames)):
-            if weights is None:
-                weights = self.decoder.weights(anchor_nodes, anchor_queries)
+            if decoding is None:
+                decoding = self.decoder.matrix(*self.decoder.weights(anchor_nodes, anchor_queries), len(anchor_nodes))
             history = advance_window(history, self.step(history, node_kind), bounds)
             nxt = history[-1]
-            current = anchor_queries + self.decoder.apply(*weights, nxt - anchor_nodes)
+            current = anchor_queries + decoding @ (nxt - anchor_nodes)
             if bounds is not None:
                 current = project_positions(current, bounds)
             x_nodes.append(nxt)
             x_queries.append(current)
-            if (t + 1) % int(reanchor) == 0:
-                anchor_nodes, anchor_queries, weights = nxt, current, None
+            if reanchor is not None and (t + 1) % int(reanchor) == 0:
+                anchor_nodes, anchor_queries, decoding = nxt, current, None
         return {"nodes": nodes, "x_nodes": torch.stack(x_nodes), "x": torch.stack(x_queries)}

@@ -61,7 +61,7 @@ def particles_from_file(path) -> dict:
 
 
 def run(model, x0, v0, kind, frames: int, frame_dt: float | None = None, queries: int | None = None,
-        seed: int = 0, reanchor: int = 5, walls: bool = True) -> dict:
+        seed: int = 0, reanchor: int | None = None, walls: bool = True) -> dict:
     """Roll `model` out from x0, v0 (n, d); kind (n,) int; walls: project onto the domain after every step
     (boundary.py). Returns numpy {x, t, [nodes, x_nodes], seconds}."""
     frame_dt = float(frame_dt or model.config["frame_dt"])
@@ -108,7 +108,8 @@ def main(argv=None) -> dict:
     source.add_argument("--scene", help="module:function returning a simcore.Scene")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--queries", type=int, default=None, help="GIOROM: follow N of the particles (default all)")
-    parser.add_argument("--reanchor", type=int, default=5)
+    parser.add_argument("--reanchor", type=int, default=None,
+                        help="GIOROM: rebuild the decoder's weights every N frames (default: once, at the start)")
     parser.add_argument("--no-wall-projection", action="store_true",
                         help="do not keep the points inside the domain's walls (the network's predictions alone)")
     parser.add_argument("--out", required=True)
