@@ -344,8 +344,8 @@ def tables(results: dict, timing: dict, commands: dict) -> str:
     """The generated Markdown block."""
     lines = [BEGIN, "", f"Tables written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the evaluation's results (its "
              "time is under Commands); every number measured on one CPU thread "
-             "(`torch.set_num_threads(1)`, Taichi `threads=1`, `nice -n 19`, on a 2-core machine shared with "
-             "other jobs).", "", "### Data", "",
+             "(`torch.set_num_threads(1)`, Taichi `threads=1`, on a 2-core machine shared with "
+             "other jobs: the commands below say what ran beside each part).", "", "### Data", "",
              "| material | family | trajectories (train/val/test) | particles | frames | k substeps/frame | MB on disk |",
              "|---|---|---|---|---|---|---|"]
     for m, r in results.items():
