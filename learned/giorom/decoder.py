@@ -16,8 +16,9 @@ Every term is linear in the node displacements, so the decoder is a sparse linea
 geometry: `weights(nodes, queries)` returns (index (q, k), α (q, k)) with u(q) = Σ_k α_qk u[index_qk],
 computed once per anchor configuration; each frame then costs a gather and a sum, O(q k d). That is what
 makes 100k query points cheap next to the time stepper on ~1k nodes. `matrix` packs the weights as a
-(q, m) CSR matrix for rollouts: one sparse product a frame, 10x faster than the gather-and-sum (2.7 ms
-against 27 ms for 97k queries on one thread), which stays the training path (torch differentiates it).
+(q, m) CSR matrix for rollouts: one sparse product a frame, about 6x faster than the gather-and-sum (3.0
+against 19 ms for 97k queries on one thread, docs/giorom.md's timing tables), which stays the training
+path (torch differentiates it).
 """
 
 from __future__ import annotations

@@ -205,6 +205,8 @@ def test_bad_input_raises_value_error_saying_what_to_do(data):
     model = models.build(models.default_config("giorom", 2, 1 / 60, **SMALL))
     with pytest.raises(ValueError, match="history_from_velocity"):
         model.rollout(torch.rand(3, 10, 2), torch.ones(10, dtype=torch.int64), 2)
+    with pytest.raises(ValueError, match="reanchor must be None .* or >= 1 frame"):
+        model.rollout(0.4 + 0.2 * torch.rand(6, 40, 2), torch.ones(40, dtype=torch.int64), 2, reanchor=0)
     with pytest.raises(ValueError, match="steps and batch must be >= 1"):
         train.train(data, "/nonexistent/never", "gns", steps=0)
     with pytest.raises(ValueError, match="no model.json"):
