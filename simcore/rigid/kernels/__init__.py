@@ -1,0 +1,1 @@
+"""The rigid step in Taichi kernels (see solve.py); `runner.KernelRunner` packs a World for them."""

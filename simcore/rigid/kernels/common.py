@@ -1,0 +1,141 @@
+"""Types and small helpers shared by the rigid-body Taichi kernels (float64 throughout).
+
+Taichi types bare float literals with the session's default float, which is f32 unless the MPM side
+asked for f64: `x * 0.1` with x f64 multiplies by 0.1f. Every constant that is not exact in f32 is
+therefore written `F(...)` (ti.f64), and every vector or matrix is built from the f64 types below.
+"""
+
+# No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
+from ...backend import ti
+
+F = ti.f64
+vec2 = ti.types.vector(2, F)
+vec3 = ti.types.vector(3, F)
+vec4 = ti.types.vector(4, F)
+vec6 = ti.types.vector(6, F)
+vec8 = ti.types.vector(8, F)
+mat3 = ti.types.matrix(3, 3, F)
+mat23 = ti.types.matrix(2, 3, F)
+mat36 = ti.types.matrix(3, 6, F)
+
+# ndarray argument types of the kernels
+arr1 = ti.types.ndarray(dtype=F, ndim=1)
+arr2 = ti.types.ndarray(dtype=F, ndim=2)
+arr3 = ti.types.ndarray(dtype=F, ndim=3)
+arr4 = ti.types.ndarray(dtype=F, ndim=4)
+iarr2 = ti.types.ndarray(dtype=ti.i32, ndim=2)
+iarr3 = ti.types.ndarray(dtype=ti.i32, ndim=3)
+
+TINY = 1e-300  # floor of divisions by norms that can vanish (exact zero stays finite)
+
+
+@ti.func
+def identity3():
+    return mat3([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+@ti.func
+def skew(v):
+    """[v]× (3, 3): [v]× a = v × a."""
+    return mat3([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+@ti.func
+def outer(a, b):
+    return mat3([[a[0] * b[0], a[0] * b[1], a[0] * b[2]],
+                 [a[1] * b[0], a[1] * b[1], a[1] * b[2]],
+                 [a[2] * b[0], a[2] * b[1], a[2] * b[2]]])
+
+
+@ti.func
+def quat_matrix(q):
+    """Rotation matrix (body → world) of the unit quaternion q = (w, x, y, z)."""
+    w = q[0]
+    u = vec3(q[1], q[2], q[3])
+    return (w * w - u.dot(u)) * identity3() + 2.0 * outer(u, u) + 2.0 * w * skew(u)
+
+
+@ti.func
+def quat_multiply(p, q):
+    pv = vec3(p[1], p[2], p[3])
+    qv = vec3(q[1], q[2], q[3])
+    v = p[0] * qv + q[0] * pv + pv.cross(qv)
+    return vec4(p[0] * q[0] - pv.dot(qv), v[0], v[1], v[2])
+
+
+@ti.func
+def root(om, dt):
+    """√(4/dt² − |ω|²): the scalar part of the step rotation ℓ(ω), times 2/dt."""
+    return ti.sqrt(4.0 / (dt * dt) - om.dot(om))
+
+
+@ti.func
+def arrow(x):
+    """Arrow matrix of the second-order cone's Jordan product: x ∘ y = Arrow(x) y."""
+    return mat3([[x[0], x[1], x[2]], [x[1], x[0], 0.0], [x[2], 0.0, x[0]]])
+
+
+@ti.func
+def jordan(a, b):
+    """a ∘ b = (a·b, a₀ b₁₂ + b₀ a₁₂)."""
+    return vec3(a.dot(b), a[0] * b[1] + b[0] * a[1], a[0] * b[2] + b[0] * a[2])
+
+
+@ti.func
+def inverse3(m):
+    """Inverse of a 3×3 matrix by cofactors."""
+    c00 = m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1]
+    c01 = m[1, 2] * m[2, 0] - m[1, 0] * m[2, 2]
+    c02 = m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0]
+    det = m[0, 0] * c00 + m[0, 1] * c01 + m[0, 2] * c02
+    inv = mat3([[c00, m[0, 2] * m[2, 1] - m[0, 1] * m[2, 2], m[0, 1] * m[1, 2] - m[0, 2] * m[1, 1]],
+                [c01, m[0, 0] * m[2, 2] - m[0, 2] * m[2, 0], m[0, 2] * m[1, 0] - m[0, 0] * m[1, 2]],
+                [c02, m[0, 1] * m[2, 0] - m[0, 0] * m[2, 1], m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0]]])
+    return inv / det
+
+
+@ti.func
+def lu_factor(A: ti.template(), piv: ti.template(), b, n):
+    """In-place LU with partial pivoting of A[b, :n, :n] (an ndarray of worlds' matrices); piv[b, k] the row
+    swapped into k."""
+    for k in range(n):
+        p = k
+        big = ti.abs(A[b, k, k])
+        for i in range(k + 1, n):
+            if ti.abs(A[b, i, k]) > big:
+                big = ti.abs(A[b, i, k])
+                p = i
+        piv[b, k] = p
+        if p != k:
+            for j in range(n):
+                tmp = A[b, k, j]
+                A[b, k, j] = A[b, p, j]
+                A[b, p, j] = tmp
+        pivot = A[b, k, k]
+        for i in range(k + 1, n):
+            f = A[b, i, k] / pivot
+            A[b, i, k] = f
+            for j in range(k + 1, n):
+                A[b, i, j] -= f * A[b, k, j]
+
+
+@ti.func
+def lu_solve(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
+    """Solve with the factors of lu_factor, x[b, :n] the right-hand side on entry, the solution on exit."""
+    for k in range(n):
+        p = piv[b, k]
+        if p != k:
+            tmp = x[b, k]
+            x[b, k] = x[b, p]
+            x[b, p] = tmp
+    for i in range(n):
+        s = x[b, i]
+        for j in range(i):
+            s -= A[b, i, j] * x[b, j]
+        x[b, i] = s
+    for ii in range(n):
+        i = n - 1 - ii
+        s = x[b, i]
+        for j in range(i + 1, n):
+            s -= A[b, i, j] * x[b, j]
+        x[b, i] = s / A[b, i, i]

@@ -1,0 +1,153 @@
+"""Packing a World for the step kernel (solve.rollout) and running it: tables of bodies and contact
+candidates, per-world workspaces (kept between runs of the same batch size), numpy out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ... import backend
+from .contact import CF_WIDTH, CT_WIDTH, PLANE_POINT, SPHERE_SPHERE
+from .solve import BW_WIDTH, EL_WIDTH, INFO, INFO_WIDTH, SLOTS, rollout
+
+ti = backend.ti
+
+# Contact models the kernel evaluates (collision.CONTACT_MODELS names), in candidate order.
+KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE}
+
+
+def unsupported(world) -> str | None:
+    """Why the kernel cannot step this world (None when it can)."""
+    if world.joints:
+        return "joints"
+    if world.static_boxes:
+        return "static boxes"
+    for name, pairs in world.candidates.by_model.items():
+        if len(pairs) and name not in KERNEL_MODELS:
+            return f"{name} contacts"
+    return None
+
+
+@dataclass
+class KernelRun:
+    """What a run returns (numpy): frames (T+1, B, bodies, 13: x, q, v, ω body frame); info (T, B,
+    solve.INFO columns); flags (T, B, 2C) candidates' active then impact flags; solution (T, B, N) the
+    step solutions in the kernel's layout (only when asked)."""
+    frames: np.ndarray
+    info: np.ndarray
+    flags: np.ndarray
+    solution: np.ndarray | None
+
+    def converged(self):
+        return self.info[..., INFO["converged"]] > 0
+
+    def advanced(self):
+        return self.info[..., INFO["advanced"]] > 0
+
+
+class KernelRunner:
+    """The World's tables and a workspace for B worlds."""
+
+    def __init__(self, world, worlds: int):
+        backend.active()  # Taichi must be running (CPU f32 unless the user chose otherwise; rigid is f64)
+        self.generation = backend.generation()
+        self.B = int(worlds)
+        self.nb = len(world.bodies)
+        cand = world.candidates
+        self.C = sum(len(p) for name, p in cand.by_model.items() if name in KERNEL_MODELS)
+        self.N = 6 * self.nb + 8 * self.C
+        B, nb, C, N = self.B, self.nb, self.C, self.N
+        Cw = max(C, 1)
+        f64 = ti.f64
+        self.ct = ti.ndarray(f64, (B, Cw, CT_WIDTH))
+        self.wv = ti.ndarray(f64, (B, SLOTS, max(N, 1)))
+        self.G = ti.ndarray(f64, (B, Cw, 3, 12))
+        self.bw = ti.ndarray(f64, (B, nb, BW_WIDTH))
+        self.H = ti.ndarray(f64, (B, 6 * nb, 6 * nb))
+        self.xr = ti.ndarray(f64, (B, 6 * nb))
+        self.piv = ti.ndarray(ti.i32, (B, 6 * nb))
+        self.el = ti.ndarray(f64, (B, Cw, EL_WIDTH))
+        self.tables(world)
+
+    def tables(self, world):
+        """Body and candidate tables from the World's current parameters."""
+        prm = world.params()
+        nb, C = self.nb, self.C
+        mass = prm.mass.detach().numpy()
+        inertia = prm.inertia.detach().numpy()
+        body = np.zeros((nb, 12))
+        body[:, 0] = mass
+        body[:, 1:10] = inertia.reshape(nb, 9)
+        body[:, 10] = np.linalg.eigvalsh(inertia).max(-1)
+        self.mean_mass = float(mass.mean())
+        cand_i = np.zeros((max(C, 1), 3), np.int32)
+        cf = np.zeros((max(C, 1), CF_WIDTH))
+        sizes = prm.sizes.detach().numpy()
+        fr, rest = prm.frictions.detach().numpy(), prm.restitutions.detach().numpy()
+        pf, pr = prm.plane_friction.detach().numpy(), prm.plane_restitution.detach().numpy()
+        pp, pn = prm.plane_point.detach().numpy(), prm.plane_normal.detach().numpy()
+        row = 0
+        for name, pairs in world.candidates.by_model.items():
+            if name not in KERNEL_MODELS:
+                continue
+            a, b = pairs.a.numpy(), pairs.b.numpy()
+            for k in range(len(pairs)):
+                cand_i[row] = (KERNEL_MODELS[name], a[k], nb if name == "plane" else b[k])
+                if name == "plane":
+                    cf[row, 0:3] = pairs.point[k].numpy() @ sizes[a[k]]
+                    cf[row, 3] = pairs.radius[k].numpy() @ sizes[a[k]]
+                    cf[row, 4:7], cf[row, 7:10] = pp[b[k]], pn[b[k]]
+                    cf[row, 10] = fr[a[k]] * pf[b[k]]
+                    cf[row, 11] = max(rest[a[k]], pr[b[k]])
+                else:
+                    cf[row, 0], cf[row, 1] = sizes[a[k], 0], sizes[b[k], 0]
+                    cf[row, 10] = fr[a[k]] * fr[b[k]]
+                    cf[row, 11] = max(rest[a[k]], rest[b[k]])
+                row += 1
+        self.body = _to_ndarray(body)
+        self.cand = _to_ndarray(cand_i, ti.i32)
+        self.cf = _to_ndarray(cf)
+
+    def run(self, world, state, controls, *, kappa, stop_on_failure=True, keep_solution=False, warm=False):
+        """Steps of every world from `state` (x, q, v, ω body frame; torch (B, bodies, ·)) under controls
+        (T, B, bodies, 6). warm: start the first step from the previous run's last contact solution (a
+        run continued step by step). Returns a KernelRun."""
+        T = int(controls.shape[0])
+        B, nb, C, N = self.B, self.nb, self.C, self.N
+        frames0 = np.zeros((T + 1, B, nb, 13))
+        frames0[0] = torch.cat([t.detach() for t in state], -1).numpy()
+        st = _to_ndarray(frames0)
+        ctrl = _to_ndarray(np.ascontiguousarray(controls.detach().numpy()))
+        info = ti.ndarray(ti.f64, (max(T, 1), B, INFO_WIDTH))
+        flags = ti.ndarray(ti.f64, (max(T, 1), B, max(2 * C, 1)))
+        sol = ti.ndarray(ti.f64, (max(T, 1), B, max(N, 1)) if keep_solution else (1, 1, 1))
+        g = world.gravity.detach().numpy()
+        if T:
+            rollout(st, ctrl, self.body, self.cand, self.cf, self.ct, self.wv, self.G, self.bw, self.H, self.xr,
+                    self.piv, self.el, info, sol, flags, 0, T, nb, C, world.dt, float(g[0]), float(g[1]), float(g[2]),
+                    float(kappa), world.rtol, world.contact_margin, self.mean_mass, world.max_iterations,
+                    int(stop_on_failure), int(keep_solution), int(warm))
+        return KernelRun(st.to_numpy(), info.to_numpy()[:T], flags.to_numpy()[:T, :, :2 * C],
+                         sol.to_numpy()[:T] if keep_solution else None)
+
+
+def _to_ndarray(a: np.ndarray, dtype=None):
+    arr = ti.ndarray(dtype or ti.f64, a.shape)
+    arr.from_numpy(np.ascontiguousarray(a, dtype=np.int32 if dtype is ti.i32 else np.float64))
+    return arr
+
+
+def runner_for(world, worlds: int) -> KernelRunner:
+    """The World's cached runner for this batch size (rebuilt after a backend restart or a change of
+    the World's structure; its tables are refreshed from the World's parameters on every call)."""
+    cache = getattr(world, "_kernel_runner", None)
+    if (cache is None or cache.B != worlds or cache.generation != backend.generation()
+            or cache.nb != len(world.bodies) or cache.structure != id(world.candidates)):
+        cache = KernelRunner(world, worlds)
+        cache.structure = id(world.candidates)
+        world._kernel_runner = cache
+    else:
+        cache.tables(world)
+    return cache

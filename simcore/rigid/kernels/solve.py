@@ -1,0 +1,680 @@
+"""The rigid step in one Taichi kernel: detection, the interior-point solve and the pose update, for every
+world in parallel (one thread per world) and for many steps per launch.
+
+The equations, unknowns and solver are those of `integrator.py` and `ipm.py` (the torch reference):
+Mehrotra predictor-corrector on r(w; κ) = 0 with Nesterov–Todd scaling of the friction cones far from the
+central path, fraction-to-boundary 0.99, the |ω| dt < 1.9 step rule, and the same fallbacks (central-path
+continuation from a cold start, scaled then unscaled). What differs is the linear algebra. The Newton
+system of a world is block-structured: each contact's eight unknowns (γ, s, β, η) appear only in its own
+eight rows and, through the contact Jacobian G (3 rows: gap, two slips), in the dynamics rows of the one
+or two bodies it touches. Eliminating them contact by contact (each is an explicit solve of its gap,
+slip, friction-magnitude and complementarity rows plus one 3×3 solve of its cone rows) leaves a 6·bodies
+system on the velocities,
+
+    (H − Σ_c Pᵀ_c K_c G_c) Δz = −r_dyn + Σ_c Pᵀ_c k_c,
+
+with H the bodies' 6×6 blocks (mass, the discrete Euler–Lagrange Jacobian, the contact curvature),
+P_c = G_c with its gap row divided by dt (the impulse directions), K_c the 3×3 map from (G Δz) to the
+contact's (Δγ, Δβ₁, Δβ₂) and k_c its constant part. One box on a plane is a 6×6 LU instead of the 70×70
+of the reference. Predictor and corrector share the factorization.
+
+Unknowns of world b in wv[b, slot, :]: body i's (v m/s, ω rad/s body frame) at 6i … 6i+5, then contact c's
+(γ, s, β₀, β₁, β₂, η₀, η₁, η₂) at 6·bodies + 8c. Residual rows of contact c (slot RES) in the same block:
+γ s, s − φ, β ∘ η (3), β₀ − μ γ, η₁₂ − v_t (2).
+"""
+
+# No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
+from ...backend import ti
+from .common import (TINY, F, arr2, arr3, arr4, arrow, iarr2, identity3, inverse3, jordan, lu_factor, lu_solve,
+                     mat3, mat36, outer, quat_matrix, quat_multiply, skew, vec2, vec3, vec4, vec8)
+from .contact import CT, attachment, body_pose, curvature, detect, get3
+
+# Slots of the per-world vectors wv[b, slot, :]
+W, W_PREV, D_AFF, D_DIR, RES, WARM, WARM_ON = range(7)
+SLOTS = 7
+# Offsets inside a contact's block of 8: unknowns …
+U_GAMMA, U_GAP, U_BETA, U_ETA = 0, 1, 2, 5
+# … and residual rows.
+R_COMP, R_GAP, R_CONE, R_MU, R_SLIP = 0, 1, 2, 5, 6
+# Columns of the per-world body workspace bw[b, i, :]: start pose, dynamics constants, contact curvature.
+BW = dict(x=0, R=3, lin0=12, ang0=15, curv=18)
+BW_WIDTH = 27
+# Columns of info[t, b, :]
+INFO = dict(iterations=0, residual=1, complementarity=2, converged=3, advanced=4, finite=5)
+INFO_WIDTH = 6
+
+FRACTION_TO_BOUNDARY = 0.99
+CENTRAL_PATH_FLOOR = 1e-8
+OMEGA_DT_LIMIT = 1.9
+# Cold-start floors (m, N·s, N·s, m/s) as step.initial_guess
+GAP_FLOOR, IMPULSE_FLOOR, FRICTION_FLOOR, SLIP_FLOOR = 1e-3, 1e-3, 1e-3, 1e-3
+HUGE = 1e300
+
+
+@ti.func
+def zget(wv: ti.template(), b, slot, i):
+    k = 6 * i
+    return (vec3(wv[b, slot, k], wv[b, slot, k + 1], wv[b, slot, k + 2]),
+            vec3(wv[b, slot, k + 3], wv[b, slot, k + 4], wv[b, slot, k + 5]))
+
+
+@ti.func
+def lget(wv: ti.template(), b, slot, k):
+    return vec8(wv[b, slot, k], wv[b, slot, k + 1], wv[b, slot, k + 2], wv[b, slot, k + 3],
+                wv[b, slot, k + 4], wv[b, slot, k + 5], wv[b, slot, k + 6], wv[b, slot, k + 7])
+
+
+@ti.func
+def lput(wv: ti.template(), b, slot, k, x):
+    for j in ti.static(range(8)):
+        wv[b, slot, k + j] = x[j]
+
+
+@ti.func
+def bget3(bw: ti.template(), b, i, k):
+    return vec3(bw[b, i, k], bw[b, i, k + 1], bw[b, i, k + 2])
+
+
+@ti.func
+def bput3(bw: ti.template(), b, i, k, v):
+    for j in ti.static(range(3)):
+        bw[b, i, k + j] = v[j]
+
+
+@ti.func
+def bget33(bw: ti.template(), b, i, k):
+    return mat3([[bw[b, i, k], bw[b, i, k + 1], bw[b, i, k + 2]],
+                 [bw[b, i, k + 3], bw[b, i, k + 4], bw[b, i, k + 5]],
+                 [bw[b, i, k + 6], bw[b, i, k + 7], bw[b, i, k + 8]]])
+
+
+@ti.func
+def bput33(bw: ti.template(), b, i, k, m):
+    for r, c in ti.static(ti.ndrange(3, 3)):
+        bw[b, i, k + 3 * r + c] = m[r, c]
+
+
+@ti.func
+def inertia(body: ti.template(), i):
+    return mat3([[body[i, 1], body[i, 2], body[i, 3]], [body[i, 4], body[i, 5], body[i, 6]],
+                 [body[i, 7], body[i, 8], body[i, 9]]])
+
+
+# ------------------------------------------------------------------------------------------------
+# Per step, per world: constants, initial guess
+# ------------------------------------------------------------------------------------------------
+@ti.func
+def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.template(), t, b, nb, dt, g):
+    """Start pose, rotation and the dynamics terms of the start-of-step state and controls (integrator.prepare)."""
+    for i in range(nb):
+        x, q, v, om = body_pose(st, t, b, i)
+        R = quat_matrix(q)
+        m, J = body[i, 0], inertia(body, i)
+        force = vec3(ctrl[t, b, i, 0], ctrl[t, b, i, 1], ctrl[t, b, i, 2])
+        torque = vec3(ctrl[t, b, i, 3], ctrl[t, b, i, 4], ctrl[t, b, i, 5])
+        Jo = J @ om
+        rt = ti.sqrt(4.0 / (dt * dt) - om.dot(om))
+        bput3(bw, b, i, BW["x"], x)
+        bput33(bw, b, i, BW["R"], R)
+        bput3(bw, b, i, BW["lin0"], -m * v - dt * (m * g + force))
+        bput3(bw, b, i, BW["ang0"], 0.5 * dt * (-rt * Jo + om.cross(Jo)) - dt * (R.transpose() @ torque))
+
+
+@ti.func
+def initial_guess(st: ti.template(), body: ti.template(), cand: ti.template(), ct: ti.template(),
+                  wv: ti.template(), t, b, nb, C, dt, gnorm, kappa, warm):
+    """Interior starting point (step.initial_guess): velocities of the start of the step; contact
+    variables from the previous step where the candidate was active there and is now (warm != 0), else
+    on the scale of the step; inactive candidates at their exact placeholder solution."""
+    nz = 6 * nb
+    for i in range(nb):
+        x, q, v, om = body_pose(st, t, b, i)
+        for k in ti.static(range(3)):
+            wv[b, W, 6 * i + k] = v[k]
+            wv[b, W, 6 * i + 3 + k] = om[k]
+    for c in range(C):
+        base = nz + 8 * c
+        mu_eff = ct[b, c, CT["mu_eff"]]
+        u = vec8(kappa, 1.0, mu_eff * kappa, 0.0, 0.0, 1.0 / mu_eff, 0.0, 0.0)
+        if ct[b, c, CT["active"]] > 0:
+            if warm != 0 and wv[b, WARM_ON, base] > 0:
+                u = lget(wv, b, WARM, base)
+            else:
+                ia = cand[c, 1]
+                share = 0
+                for c2 in range(C):
+                    if ct[b, c2, CT["active"]] > 0 and cand[c2, 1] == ia:
+                        share += 1
+                n = get3(ct, b, c, CT["n"])
+                vel = get3(ct, b, c, CT["speed"])
+                v_n = n.dot(vel)
+                v_t = (vel - v_n * n).norm()
+                predicted = ct[b, c, CT["dist"]] + dt * (v_n - dt * gnorm)
+                gap = ti.abs(predicted) + F(GAP_FLOOR)
+                gamma = body[ia, 0] * (ti.max(-v_n, 0.0) + dt * gnorm) / ti.max(share, 1) + F(IMPULSE_FLOOR)
+                u = vec8(gamma, gap, F(FRICTION_FLOOR) + ct[b, c, CT["mu"]] * gamma, 0.0, 0.0,
+                         F(SLIP_FLOOR) + v_t, 0.0, 0.0)
+        lput(wv, b, W, base, u)
+
+
+# ------------------------------------------------------------------------------------------------
+# Residual, its measure, the reduced Newton system
+# ------------------------------------------------------------------------------------------------
+@ti.func
+def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
+             body: ti.template(), b, nb, C, dt):
+    """r(w; κ = 0) of world b into slot RES, the contact Jacobians into G[b] and the contact curvature
+    into bw[b, :, curv]. Returns 1 when every residual entry is finite.
+
+    A contact's four witnesses (normal and friction point on sides a and b) go through one loop, so that
+    the witness kinematics are compiled once."""
+    nz = 6 * nb
+    for i in range(nb):
+        v2, om2 = zget(wv, b, W, i)
+        m, J = body[i, 0], inertia(body, i)
+        Jo = J @ om2
+        rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
+        lin = m * v2 + bget3(bw, b, i, BW["lin0"])
+        ang = 0.5 * dt * (rt2 * Jo + om2.cross(Jo)) + bget3(bw, b, i, BW["ang0"])
+        for k in ti.static(range(3)):
+            wv[b, RES, 6 * i + k] = lin[k]
+            wv[b, RES, 6 * i + 3 + k] = ang[k]
+        for k in range(9):
+            bw[b, i, BW["curv"] + k] = 0.0
+    for c in range(C):
+        base = nz + 8 * c
+        r = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        if ct[b, c, CT["active"]] > 0:
+            u = lget(wv, b, W, base)
+            gamma, gap = u[U_GAMMA], u[U_GAP]
+            beta = vec3(u[2], u[3], u[4])
+            eta = vec3(u[5], u[6], u[7])
+            n = get3(ct, b, c, CT["n"])
+            t1, t2 = get3(ct, b, c, CT["t1"]), get3(ct, b, c, CT["t2"])
+            rubs, mu_eff = ct[b, c, CT["rubs"]], ct[b, c, CT["mu_eff"]]
+            lam_n = gamma * n
+            lam_t = rubs * (beta[1] * t1 + beta[2] * t2)
+            phi = -ct[b, c, CT["offset"]]
+            slip = vec3(0.0, 0.0, 0.0)
+            for wi in range(4):  # normal a, friction a, normal b, friction b
+                side = wi // 2
+                normal = wi % 2 == 0
+                sign = 1.0 - 2.0 * side
+                i = cand[c, 1 + side]
+                rcol = CT["rn_a"] + 3 * side if normal else CT["rt_a"] + 3 * side
+                rw = get3(ct, b, c, rcol)
+                p = rw
+                Jr = ti.Matrix.zero(F, 3, 3)
+                if i < nb:
+                    v2, om2 = zget(wv, b, W, i)
+                    R = bget33(bw, b, i, BW["R"])
+                    p, Jr = attachment(bget3(bw, b, i, BW["x"]), R, v2, om2, rw, dt)
+                    lam, weight = lam_n, F(1.0)
+                    if not normal:
+                        lam, weight = lam_t, rubs
+                    ang = Jr.transpose() @ lam / dt
+                    for k in ti.static(range(3)):
+                        wv[b, RES, 6 * i + 3 + k] -= sign * ang[k]
+                        if normal:
+                            wv[b, RES, 6 * i + k] -= sign * (lam_n[k] + lam_t[k])
+                    curv = weight * sign * curvature(R, rw, om2, lam, dt)
+                    for k in ti.static(range(9)):
+                        bw[b, i, BW["curv"] + k] += curv[k // 3, k % 3]
+                # Jacobian rows of this side: gap (∂φ/∂z) from the normal witness, slips (∂v_t/∂z)
+                # from the friction witness; zero on the ground.
+                if normal:
+                    phi += sign * n.dot(p)
+                    gr = Jr.transpose() @ n
+                    for k in ti.static(range(3)):
+                        G[b, c, 0, 6 * side + k] = sign * dt * n[k] if i < nb else 0.0
+                        G[b, c, 0, 6 * side + 3 + k] = sign * gr[k]
+                else:
+                    slip += sign * (p - get3(ct, b, c, CT["p0_a"] + 3 * side))
+                    s1, s2 = Jr.transpose() @ t1 / dt, Jr.transpose() @ t2 / dt
+                    f = sign * rubs if i < nb else 0.0
+                    for k in ti.static(range(3)):
+                        G[b, c, 1, 6 * side + k] = f * t1[k]
+                        G[b, c, 1, 6 * side + 3 + k] = f * s1[k]
+                        G[b, c, 2, 6 * side + k] = f * t2[k]
+                        G[b, c, 2, 6 * side + 3 + k] = f * s2[k]
+            v_t = vec2(t1.dot(slip), t2.dot(slip)) * (rubs / dt)
+            cone = jordan(beta, eta)
+            r = vec8(gamma * gap, gap - phi, cone[0], cone[1], cone[2], beta[0] - mu_eff * gamma,
+                     eta[1] - v_t[0], eta[2] - v_t[1])
+        lput(wv, b, RES, base, r)
+    finite = 1
+    for k in range(nz + 8 * C):
+        if not (ti.abs(wv[b, RES, k]) <= F(HUGE)):
+            finite = 0
+    return finite
+
+
+@ti.func
+def measure(ct: ti.template(), wv: ti.template(), body: ti.template(), b, nb, C, kappa, mean_mass):
+    """(scaled equality residual m/s, relative distance to the central path at κ) of world b (ipm.measure)."""
+    nz = 6 * nb
+    eq = F(0.0)
+    for i in range(nb):
+        for k in ti.static(range(3)):
+            eq = ti.max(eq, ti.abs(wv[b, RES, 6 * i + k]) / body[i, 0])
+            eq = ti.max(eq, ti.abs(wv[b, RES, 6 * i + 3 + k]) / body[i, 10])
+    comp = F(0.0)
+    for c in range(C):
+        if ct[b, c, CT["active"]] > 0:
+            base = nz + 8 * c
+            r = lget(wv, b, RES, base)
+            u = lget(wv, b, W, base)
+            eq = ti.max(eq, ti.abs(r[R_GAP]))
+            eq = ti.max(eq, ti.abs(r[R_SLIP]))
+            eq = ti.max(eq, ti.abs(r[R_SLIP + 1]))
+            eq = ti.max(eq, ti.abs(r[R_MU]) / mean_mass)
+            comp = ti.max(comp, ti.abs(r[R_COMP] - kappa) / kappa)
+            beta = vec3(u[2], u[3], u[4])
+            eta = vec3(u[5], u[6], u[7])
+            scale = ti.max(F(1e-10) * beta.norm() * eta.norm(), kappa)
+            comp = ti.max(comp, ti.abs(r[R_CONE] - kappa) / scale)
+            comp = ti.max(comp, ti.abs(r[R_CONE + 1]) / scale)
+            comp = ti.max(comp, ti.abs(r[R_CONE + 2]) / scale)
+    return eq, comp
+
+
+@ti.func
+def nesterov_todd(x, y):
+    """(W, W⁻¹, λ = W y) of the second-order-cone pair (x, y) (ipm.nesterov_todd)."""
+    xn = ti.sqrt(ti.max(x[0] * x[0] - x[1] * x[1] - x[2] * x[2], F(TINY)))
+    yn = ti.sqrt(ti.max(y[0] * y[0] - y[1] * y[1] - y[2] * y[2], F(TINY)))
+    xb, yb = x / xn, y / yn
+    gam = ti.sqrt(ti.max((1.0 + xb.dot(yb)) / 2.0, F(TINY)))
+    wb = (xb + vec3(yb[0], -yb[1], -yb[2])) / (2.0 * gam)
+    scale = ti.sqrt(xn / yn)
+    w0, w1, w2 = wb[0], wb[1], wb[2]
+    l11 = 1.0 + w1 * w1 / (1.0 + w0)
+    l12 = w1 * w2 / (1.0 + w0)
+    l22 = 1.0 + w2 * w2 / (1.0 + w0)
+    Wm = scale * mat3([[w0, w1, w2], [w1, l11, l12], [w2, l12, l22]])
+    Wi = mat3([[w0, -w1, -w2], [-w1, l11, l12], [-w2, l12, l22]]) / scale
+    return Wm, Wi, Wm @ y
+
+
+@ti.func
+def cone_system(u, r, scaled):
+    """Rows of a contact's cone block: (A_β, A_η, their residual, W, W⁻¹). Unscaled: Arrow(η), Arrow(β),
+    β ∘ η; scaled (Nesterov–Todd): Arrow(λ) W⁻¹, Arrow(λ) W, λ ∘ λ."""
+    beta = vec3(u[2], u[3], u[4])
+    eta = vec3(u[5], u[6], u[7])
+    Ab, Ae = arrow(eta), arrow(beta)
+    rk = vec3(r[R_CONE], r[R_CONE + 1], r[R_CONE + 2])
+    Wm, Wi = identity3(), identity3()
+    if scaled != 0:
+        Wm, Wi, lam = nesterov_todd(beta, eta)
+        A = arrow(lam)
+        Ab, Ae = A @ Wi, A @ Wm
+        rk = jordan(lam, lam)
+    return Ab, Ae, rk, Wm, Wi
+
+
+@ti.func
+def local_solve(y, u1, u2, r, rk, gamma, gap, mu_eff, Ab, Ae, M3inv):
+    """A contact's eight Newton unknowns given y = G_φ Δz, (u1, u2) = G_v Δz and its rows' residual r
+    (cone rows rk): the gap, slip, friction-magnitude and complementarity rows explicitly, then the cone
+    rows as a 3×3 solve for (Δβ₁, Δβ₂, Δη₀). Linear in (y, u, r)."""
+    ds = y - r[R_GAP]
+    dg = (-r[R_COMP] - gamma * ds) / gap
+    de1 = u1 - r[R_SLIP]
+    de2 = u2 - r[R_SLIP + 1]
+    db0 = mu_eff * dg - r[R_MU]
+    rhs = -rk - db0 * vec3(Ab[0, 0], Ab[1, 0], Ab[2, 0]) - de1 * vec3(Ae[0, 1], Ae[1, 1], Ae[2, 1]) \
+        - de2 * vec3(Ae[0, 2], Ae[1, 2], Ae[2, 2])
+    sol = M3inv @ rhs
+    return vec8(dg, ds, db0, sol[0], sol[1], sol[2], de1, de2)
+
+
+# Columns of the per-contact elimination workspace el[b, c, :] (written by assemble, read by direction).
+EL = dict(Ab=0, Ae=9, M3inv=18, W=27, Wi=36, rk=45, L=48)  # L: (8, 3) response of the unknowns to (y, u)
+EL_WIDTH = 72
+# Which of a contact's unknowns enter the dynamics rows through row p of G: γ (gap), β₁, β₂ (slips).
+_IMPULSE_UNKNOWN = (U_GAMMA, U_BETA + 1, U_BETA + 2)
+
+
+@ti.func
+def eget33(el: ti.template(), b, c, k):
+    return mat3([[el[b, c, k], el[b, c, k + 1], el[b, c, k + 2]],
+                 [el[b, c, k + 3], el[b, c, k + 4], el[b, c, k + 5]],
+                 [el[b, c, k + 6], el[b, c, k + 7], el[b, c, k + 8]]])
+
+
+@ti.func
+def impulse_unknown(p):
+    return U_GAMMA if p == 0 else U_BETA + p
+
+
+@ti.func
+def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
+             body: ti.template(), H: ti.template(), piv: ti.template(), el: ti.template(), b, nb, C, dt, scaled):
+    """The reduced 6·bodies Newton matrix of world b into H[b], LU-factorized in place; each contact's
+    elimination data into el[b, c]."""
+    nz = 6 * nb
+    for i, j in ti.ndrange(nz, nz):
+        H[b, i, j] = 0.0
+    for i in range(nb):
+        v2, om2 = zget(wv, b, W, i)
+        m, J = body[i, 0], inertia(body, i)
+        Jo = J @ om2
+        rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
+        d_rot = rt2 * J - outer(Jo, om2) / rt2 + skew(om2) @ J - skew(Jo)
+        ang = 0.5 * dt * d_rot
+        for k in range(3):
+            H[b, 6 * i + k, 6 * i + k] = m
+        for k in ti.static(range(9)):
+            H[b, 6 * i + 3 + k // 3, 6 * i + 3 + k % 3] = ang[k // 3, k % 3] - bw[b, i, BW["curv"] + k]
+    zero8 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    for c in range(C):
+        if ct[b, c, CT["active"]] > 0:
+            base = nz + 8 * c
+            u = lget(wv, b, W, base)
+            Ab, Ae, rk, Wm, Wi = cone_system(u, lget(wv, b, RES, base), scaled)
+            M3inv = inverse3(mat3([[Ab[0, 1], Ab[0, 2], Ae[0, 0]], [Ab[1, 1], Ab[1, 2], Ae[1, 0]],
+                                   [Ab[2, 1], Ab[2, 2], Ae[2, 0]]]))
+            for k in ti.static(range(9)):
+                el[b, c, EL["Ab"] + k] = Ab[k // 3, k % 3]
+                el[b, c, EL["Ae"] + k] = Ae[k // 3, k % 3]
+                el[b, c, EL["M3inv"] + k] = M3inv[k // 3, k % 3]
+                el[b, c, EL["W"] + k] = Wm[k // 3, k % 3]
+                el[b, c, EL["Wi"] + k] = Wi[k // 3, k % 3]
+            for k in ti.static(range(3)):
+                el[b, c, EL["rk"] + k] = rk[k]
+            # L (8×3): the unknowns' response to unit y, u₁, u₂ with zero residual (linear part)
+            for col in range(3):
+                du = local_solve(1.0 if col == 0 else 0.0, 1.0 if col == 1 else 0.0, 1.0 if col == 2 else 0.0,
+                                 zero8, vec3(0.0, 0.0, 0.0), u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
+                                 Ab, Ae, M3inv)
+                for k in ti.static(range(8)):
+                    el[b, c, EL["L"] + 3 * k + col] = du[k]
+            # H −= Pᵀ K G over the pairs of dynamic sides, K = rows γ, β₁, β₂ of L
+            for sa, sb in ti.ndrange(2, 2):
+                ia, ib = cand[c, 1 + sa], cand[c, 1 + sb]
+                if ia < nb and ib < nb:
+                    for r6, k in ti.ndrange(6, 6):
+                        acc = F(0.0)
+                        for p, q in ti.ndrange(3, 3):
+                            Pp = G[b, c, p, 6 * sa + r6] / (dt if p == 0 else 1.0)
+                            acc += Pp * el[b, c, EL["L"] + 3 * impulse_unknown(p) + q] * G[b, c, q, 6 * sb + k]
+                        H[b, 6 * ia + r6, 6 * ib + k] -= acc
+    lu_factor(H, piv, b, nz)
+
+
+@ti.func
+def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), H: ti.template(),
+              piv: ti.template(), xr: ti.template(), el: ti.template(), b, nb, C, dt, out, target, far,
+              corrector):
+    """Newton direction of world b into slot `out` from the factorized H: the predictor (target 0, no
+    second-order term) or Mehrotra's corrector (centering target, far·Δ_aff ∘ Δ_aff from slot D_AFF).
+    Each contact's unknowns are its constant part (zero G Δz) plus L (G Δz)."""
+    nz = 6 * nb
+    for k in range(nz):
+        xr[b, k] = -wv[b, RES, k]
+    for c in range(C):
+        base = nz + 8 * c
+        du0 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        if ct[b, c, CT["active"]] > 0:
+            u = lget(wv, b, W, base)
+            Wm, Wi = eget33(el, b, c, EL["W"]), eget33(el, b, c, EL["Wi"])
+            rk = vec3(el[b, c, EL["rk"]], el[b, c, EL["rk"] + 1], el[b, c, EL["rk"] + 2])
+            r, rk = corrected(wv, b, base, lget(wv, b, RES, base), rk, Wm, Wi, target, far, corrector)
+            du0 = local_solve(0.0, 0.0, 0.0, r, rk, u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
+                              eget33(el, b, c, EL["Ab"]), eget33(el, b, c, EL["Ae"]), eget33(el, b, c, EL["M3inv"]))
+            for s in range(2):
+                i = cand[c, 1 + s]
+                if i < nb:
+                    for k in range(6):
+                        acc = F(0.0)
+                        for p in ti.static(range(3)):
+                            acc += G[b, c, p, 6 * s + k] / (dt if p == 0 else 1.0) * du0[_IMPULSE_UNKNOWN[p]]
+                        xr[b, 6 * i + k] += acc
+        lput(wv, b, out, base, du0)
+    lu_solve(H, piv, xr, b, nz)
+    for k in range(nz):
+        wv[b, out, k] = xr[b, k]
+    for c in range(C):
+        if ct[b, c, CT["active"]] > 0:
+            base = nz + 8 * c
+            yu = vec3(0.0, 0.0, 0.0)
+            for s in range(2):
+                i = cand[c, 1 + s]
+                if i < nb:
+                    for row in ti.static(range(3)):
+                        for k in range(6):
+                            yu[row] += G[b, c, row, 6 * s + k] * xr[b, 6 * i + k]
+            for k in range(8):
+                wv[b, out, base + k] += el[b, c, EL["L"] + 3 * k] * yu[0] + el[b, c, EL["L"] + 3 * k + 1] * yu[1] \
+                    + el[b, c, EL["L"] + 3 * k + 2] * yu[2]
+
+
+@ti.func
+def corrected(wv: ti.template(), b, base, r, rk, Wm, Wi, target, far, corrector):
+    """The complementarity and cone residuals with the centering target and, for the corrector,
+    Mehrotra's second-order term from the predictor's direction (scaled like the rows)."""
+    r2, rk2 = r, rk
+    if corrector != 0:
+        da = lget(wv, b, D_AFF, base)
+        r2[R_COMP] = r[R_COMP] - target + far * da[U_GAMMA] * da[U_GAP]
+        db = Wi @ vec3(da[2], da[3], da[4])
+        de = Wm @ vec3(da[5], da[6], da[7])
+        rk2 = rk - vec3(target, 0.0, 0.0) + far * jordan(db, de)
+    return r2, rk2
+
+
+@ti.func
+def cone_step(x, dx):
+    """Largest α with x + α dx in the second-order cone (ipm.cone_step)."""
+    xl = vec3(x[0], -x[1], -x[2])
+    dl = vec3(dx[0], -dx[1], -dx[2])
+    a, bq, c = dl.dot(dx), 2.0 * xl.dot(dx), xl.dot(x)
+    den = -bq + ti.sqrt(ti.max(bq * bq - 4.0 * a * c, 0.0))
+    alpha = F(HUGE)
+    if den > 0:
+        alpha = 2.0 * c / ti.max(den, F(TINY))
+    return alpha
+
+
+@ti.func
+def max_step(ct: ti.template(), wv: ti.template(), b, nb, C, slot):
+    """Largest α keeping (γ, s) ≥ 0 and β, η in their cones for the active contacts of world b."""
+    nz = 6 * nb
+    alpha = F(HUGE)
+    for c in range(C):
+        if ct[b, c, CT["active"]] > 0:
+            base = nz + 8 * c
+            u = lget(wv, b, W, base)
+            d = lget(wv, b, slot, base)
+            for k in ti.static(range(2)):
+                if d[k] < 0:
+                    alpha = ti.min(alpha, -u[k] / d[k])
+            alpha = ti.min(alpha, cone_step(vec3(u[2], u[3], u[4]), vec3(d[2], d[3], d[4])))
+            alpha = ti.min(alpha, cone_step(vec3(u[5], u[6], u[7]), vec3(d[5], d[6], d[7])))
+    return alpha
+
+
+@ti.func
+def duality(ct: ti.template(), wv: ti.template(), b, nb, C, alpha, slot):
+    """μ = Σ (γ s + β·η) / (2 · active contacts) at w + α·(slot)."""
+    nz = 6 * nb
+    total, count = F(0.0), 0
+    for c in range(C):
+        if ct[b, c, CT["active"]] > 0:
+            base = nz + 8 * c
+            u = lget(wv, b, W, base) + alpha * lget(wv, b, slot, base)
+            total += u[0] * u[1] + u[2] * u[5] + u[3] * u[6] + u[4] * u[7]
+            count += 1
+    return total / ti.max(2 * count, 1)
+
+
+@ti.func
+def omega_limit(wv: ti.template(), b, nb, dt, alpha):
+    """Halve α until every |ω + α Δω| dt ≤ 1.9 (the rotation update needs |ω| dt < 2)."""
+    a = alpha
+    for _ in range(40):
+        bad = 0
+        for i in range(nb):
+            _v, om = zget(wv, b, W, i)
+            _d, dom = zget(wv, b, D_DIR, i)
+            if (om + a * dom).norm() * dt > F(OMEGA_DT_LIMIT):
+                bad = 1
+        if bad == 0:
+            break
+        a *= 0.5
+    return a
+
+
+@ti.func
+def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
+        body: ti.template(), H: ti.template(), piv: ti.template(), xr: ti.template(), el: ti.template(), b, nb, C,
+        dt, kappa, rtol, scaling, max_it, mean_mass):
+    """Interior-point solve of world b from the point in slot W (ipm.solve). Returns (converged,
+    iterations, residual, complementarity). Each piece is written once (the kernel compiles one copy)."""
+    N = 6 * nb + 8 * C
+    it, conv, guard = 0, 0, 0
+    eq, comp = F(0.0), F(0.0)
+    a_prev = F(0.0)
+    while True:
+        finite = evaluate(cand, ct, wv, G, bw, body, b, nb, C, dt)
+        if finite == 0 and it > 0 and guard < 30:
+            # a trial point with a non-finite residual halves the last step
+            guard += 1
+            a_prev *= 0.5
+            for k in range(N):
+                wv[b, W, k] = wv[b, W_PREV, k] + a_prev * wv[b, D_DIR, k]
+            continue
+        guard = 0
+        eq, comp = measure(ct, wv, body, b, nb, C, kappa, mean_mass)
+        if eq <= rtol and comp <= ti.max(rtol, F(CENTRAL_PATH_FLOOR)):
+            conv = 1
+            break
+        if it >= max_it:
+            break
+        scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
+        assemble(cand, ct, wv, G, bw, body, H, piv, el, b, nb, C, dt, scaled)
+        target, far = F(0.0), F(0.0)
+        alpha = F(0.0)
+        for corrector in range(2):  # predictor, then corrector: one LU for both
+            out = D_DIR if corrector == 1 else D_AFF
+            direction(cand, ct, wv, G, H, piv, xr, el, b, nb, C, dt, out, target, far, corrector)
+            amax = max_step(ct, wv, b, nb, C, out)
+            alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
+            if corrector == 0:
+                alpha = ti.min(amax, 1.0)
+                mu = duality(ct, wv, b, nb, C, 0.0, D_AFF)
+                mu_aff = duality(ct, wv, b, nb, C, alpha, D_AFF)
+                sigma = ti.min(ti.max(mu_aff / ti.max(mu, F(TINY)), 0.0), 1.0)
+                sigma = sigma * sigma * sigma
+                target = ti.max(sigma * mu, kappa)
+                # once the target reaches κ, plain Newton on the central path (no second-order term)
+                far = 1.0 if sigma * mu > kappa else 0.0
+        ok = 1
+        for k in range(N):
+            if not (ti.abs(wv[b, D_DIR, k]) <= F(HUGE)):
+                ok = 0
+        if ok == 0:  # a singular or overflowing system: stay put (reported as not converged)
+            for k in range(N):
+                wv[b, D_DIR, k] = 0.0
+        alpha = omega_limit(wv, b, nb, dt, alpha)
+        for k in range(N):
+            wv[b, W_PREV, k] = wv[b, W, k]
+            wv[b, W, k] += alpha * wv[b, D_DIR, k]
+        a_prev = alpha
+        it += 1
+    return conv, it, eq, comp
+
+
+# ------------------------------------------------------------------------------------------------
+# The kernel: steps t0 … t1 − 1 of every world
+# ------------------------------------------------------------------------------------------------
+@ti.kernel
+def rollout(st: arr4, ctrl: arr4, body: arr2, cand: iarr2, cf: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
+            H: arr3, xr: arr2, piv: iarr2, el: arr3, info: arr3, sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32,
+            C: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F,
+            max_it: ti.i32, stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32):
+    """Advance every world b from frame t0 to t1 of st (T+1, B, bodies, 13: x, q, v, ω body frame) under
+    ctrl (T, B, bodies, 6: force N, torque N·m, world frame). Per step: info[t, b] (INFO columns), flags[t, b]
+    = (active (C), impact (C)) of the candidates, and with keep_solution, sol[t, b] = the solution w. A world whose step fails
+    with stop_on_failure (or with a non-finite solution) stops there (info advanced = 0)."""
+    g = vec3(gx, gy, gz)
+    gnorm = g.norm()
+    B = st.shape[1]
+    N = 6 * nb + 8 * C
+    for b in range(B):
+        warm = warm_first
+        for t in range(t0, t1):
+            prepare(st, ctrl, body, bw, t, b, nb, dt, g)
+            detect(st, t, cand, cf, ct, b, C, nb, dt, margin)
+            n_active = 0
+            for c in range(C):
+                if ct[b, c, CT["active"]] > 0:
+                    n_active += 1
+            # Direct solve from the (warm) initial guess, then (step.solve_step) central-path continuation
+            # from a cold start at κ_i = μ₀ 10⁻ⁱ down to κ, first with Nesterov–Todd scaling, then without.
+            # One loop, so that the guess and the solve are compiled once.
+            phase, k_stage, rtol_stage, scaling = 0, kappa, rtol, 1
+            total, start = 0, 1
+            conv, its, eq, comp = 0, 0, F(0.0), F(0.0)
+            while True:
+                if start != 0:
+                    initial_guess(st, body, cand, ct, wv, t, b, nb, C, dt, gnorm, kappa, warm if phase == 0 else 0)
+                    if phase > 0:
+                        k_stage = duality(ct, wv, b, nb, C, 0.0, W)
+                        k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
+                        rtol_stage = rtol if k_stage <= kappa else F(1e-3)
+                    start = 0
+                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, xr, el, b, nb, C, dt, k_stage,
+                                          rtol_stage, scaling, max_it, mean_mass)
+                total += its
+                last = k_stage <= kappa
+                if (phase == 0 and (conv == 1 or n_active == 0)) or (phase == 2 and last) or \
+                        (phase == 1 and last and conv == 1):
+                    break
+                if phase == 0 or last:  # (another) continuation from a cold start
+                    phase += 1
+                    scaling = 1 if phase == 1 else 0
+                    start = 1
+                else:
+                    k_stage = ti.max(F(0.1) * k_stage, kappa)
+                    rtol_stage = rtol if k_stage <= kappa else F(1e-3)
+            finite = 1
+            for k in range(N):
+                if not (ti.abs(wv[b, W, k]) <= F(HUGE)):
+                    finite = 0
+            info[t, b, 0] = total
+            info[t, b, 1] = eq
+            info[t, b, 2] = comp
+            info[t, b, 3] = conv
+            info[t, b, 5] = finite
+            for c in range(C):
+                flags[t, b, c] = ct[b, c, CT["active"]]
+                flags[t, b, C + c] = ct[b, c, CT["impact"]]
+            if keep_solution != 0:
+                for k in range(N):
+                    sol[t, b, k] = wv[b, W, k]
+            if finite == 0 or (conv == 0 and stop_on_failure != 0):
+                info[t, b, 4] = 0
+                break
+            info[t, b, 4] = 1
+            for i in range(nb):
+                x, q, v, om = body_pose(st, t, b, i)
+                v2, om2 = zget(wv, b, W, i)
+                rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
+                ell = 0.5 * dt * vec4(rt2, om2[0], om2[1], om2[2])
+                q2 = quat_multiply(q, ell)
+                q2 = q2 / q2.norm()
+                x2 = x + dt * v2
+                for k in ti.static(range(3)):
+                    st[t + 1, b, i, k] = x2[k]
+                    st[t + 1, b, i, 7 + k] = v2[k]
+                    st[t + 1, b, i, 10 + k] = om2[k]
+                for k in ti.static(range(4)):
+                    st[t + 1, b, i, 3 + k] = q2[k]
+            for c in range(C):
+                base = 6 * nb + 8 * c
+                for k in range(8):
+                    wv[b, WARM, base + k] = wv[b, W, base + k]
+                wv[b, WARM_ON, base] = ct[b, c, CT["active"]]
+            warm = 1
