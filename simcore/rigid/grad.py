@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import integrator
+from . import integrator, kernel_step
 from . import joints as jnt
 from .step import Params, State, contacts_for, equations, solve_step
 
@@ -36,17 +36,28 @@ class Rollout:
     joint_velocity: torch.Tensor | None = None
 
 
+@dataclass
+class FailedStep:
+    """The part of a StepInfo that World._failure reads: the solve report and the solution (its finiteness)."""
+    report: object
+    w: torch.Tensor
+
+
 class _Step(torch.autograd.Function):
     """(x, q, v, ω, controls, actuation, *params) → (v_{k+1}, ω_{k+1}) for all worlds."""
 
     @staticmethod
     def forward(ctx, world, kappa, memo, x, q, v, om, controls, actuation, *params):
         state, prm = State(x, q, v, om), Params(*params)
-        nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
-                               rtol=world.rtol, max_iterations=world.max_iterations,
-                               margin=world.contact_margin, warm=memo.get("warm"), joints=world.joint_set,
-                               actuation=actuation)
-        memo["warm"] = info.warm()
+        if world.stepper == "kernel":
+            nxt, info = kernel_step.step(world, state, controls, kappa, warm=memo.get("warm") is not None)
+            memo["warm"] = True
+        else:
+            nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
+                                   rtol=world.rtol, max_iterations=world.max_iterations,
+                                   margin=world.contact_margin, warm=memo.get("warm"), joints=world.joint_set,
+                                   actuation=actuation)
+            memo["warm"] = info.warm()
         memo["info"] = info
         ctx.world, ctx.kappa, ctx.info = world, kappa, info
         ctx.lu = torch.linalg.lu_factor(info.jacobian())

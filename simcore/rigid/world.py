@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import SimulationError
-from . import collision, grad
+from . import collision, grad, ipm, kernel_step
 from . import joints as jnt
 from . import quaternion as quat
 from .bodies import DTYPE, Body, Box, Plane, Shape, as_tensor
@@ -134,6 +134,13 @@ class World:
         if self._joint_set is None:
             self._joint_set = jnt.build(self.joints, len(self.bodies))
         return self._joint_set
+
+    @property
+    def stepper(self) -> str:
+        """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: free bodies on
+        planes and sphere–sphere contacts) or "torch" (the reference implementation, for what the kernel
+        does not cover yet: joints, static boxes, box–box, sphere–box and capsule–capsule contacts)."""
+        return "kernel" if kernel_step.unsupported(self) is None else "torch"
 
     @property
     def actuators(self) -> int:
@@ -310,6 +317,8 @@ class World:
         B = state.position.shape[0]
         u = self._controls(controls, steps, B, torch_ok=False)
         act = self._actuation(actuation, steps, B, torch_ok=False)
+        if self.stepper == "kernel":
+            return self._run_kernel(steps, u, state, batched)
         params = self.params()
         frames = [state]
         its, res, comp, ncont = [], [], [], []
@@ -329,6 +338,31 @@ class World:
             its.append(info.report.iterations), res.append(info.report.residual)
             comp.append(info.report.complementarity), ncont.append(len(info.selected))
         return build()
+
+    def _run_kernel(self, steps, u, state, batched) -> Trajectory:
+        """`run` through the step kernel: all steps of all worlds in one launch. A world whose step fails
+        stops there (on_failure="raise"); the error carries the trajectory up to the first failure."""
+        runner = kernel_step.runner_for(self, state.position.shape[0])
+        out = runner.run(self, state.tensors(), u, kappa=self.kappa, stop_on_failure=self.on_failure == "raise")
+        C, I = runner.C, kernel_step.INFO
+        frames = torch.as_tensor(out.frames)
+        states = [State(f[..., :3], f[..., 3:7], f[..., 7:10], f[..., 10:13]) for f in frames]
+        info = torch.as_tensor(out.info)
+        its, res = info[..., I["iterations"]].long(), info[..., I["residual"]]
+        comp, conv = info[..., I["complementarity"]], info[..., I["converged"]] > 0
+        finite = info[..., I["finite"]] > 0
+        ncont = (out.flags[..., :C] > 0).any(1).sum(-1)
+
+        def build(k):
+            return self._trajectory(states[:k + 1], list(its[:k]), list(res[:k]), list(comp[:k]), list(ncont[:k]),
+                                    batched)
+        for k in range(steps):
+            if bool(conv[k].all()):
+                continue
+            report = ipm.SolveReport(its[k], res[k], comp[k], conv[k])
+            w = torch.zeros(1) if bool(finite[k].all()) else torch.full((1,), float("nan"))
+            self._failure(grad.FailedStep(report, w), k, lambda k=k: build(k))
+        return build(steps)
 
     def _trajectory(self, frames, its, res, comp, ncont, batched):
         sq = (lambda a: a) if batched else (lambda a: a[:, 0] if a.ndim >= 2 else a)

@@ -151,3 +151,13 @@ def runner_for(world, worlds: int) -> KernelRunner:
     else:
         cache.tables(world)
     return cache
+
+
+def to_reference_layout(w_kernel: np.ndarray, nb: int, selected: np.ndarray) -> np.ndarray:
+    """Kernel solution (B, 6 nb + 8 C) → the reference layout of integrator.sizes over the candidates
+    `selected`: [z, γ, s, β (3 each), η (3 each)]."""
+    B = w_kernel.shape[0]
+    z = w_kernel[:, :6 * nb]
+    local = w_kernel[:, 6 * nb:].reshape(B, -1, 8)[:, selected]
+    return np.concatenate([z, local[..., 0], local[..., 1], local[..., 2:5].reshape(B, -1),
+                           local[..., 5:8].reshape(B, -1)], -1)

@@ -25,8 +25,29 @@ Unknowns of world b in wv[b, slot, :]: body i's (v m/s, ω rad/s body frame) at 
 
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
-from .common import (TINY, F, arr2, arr3, arr4, arrow, iarr2, identity3, inverse3, jordan, lu_factor, lu_solve,
-                     mat3, mat36, outer, quat_matrix, quat_multiply, skew, vec2, vec3, vec4, vec8)
+from .common import (
+    TINY,
+    F,
+    arr2,
+    arr3,
+    arr4,
+    arrow,
+    iarr2,
+    identity3,
+    inverse3,
+    jordan,
+    lu_factor,
+    lu_solve,
+    mat3,
+    outer,
+    quat_matrix,
+    quat_multiply,
+    skew,
+    vec2,
+    vec3,
+    vec4,
+    vec8,
+)
 from .contact import CT, attachment, body_pose, curvature, detect, get3
 
 # Slots of the per-world vectors wv[b, slot, :]

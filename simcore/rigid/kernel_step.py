@@ -1,0 +1,50 @@
+"""The rigid step through the Taichi kernel (`kernels/`), in the torch types of step.py.
+
+`World.run` hands whole runs to `kernels.runner` (many steps per kernel launch). The differentiable
+rollout solves one step per launch here and passes the solution, in the reference layout of
+`integrator.sizes`, with the kernel's contact decisions, to the implicit-function-theorem backward of
+`grad.py`, which differentiates the torch step equations at that solution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import ipm
+from .kernels.runner import INFO, runner_for, to_reference_layout, unsupported  # noqa: F401
+from .step import DTYPE, Params, State, StepInfo, contacts_for, equations
+
+
+def step(world, state: State, controls, kappa: float, warm: bool):
+    """One step of every world of the batched `state` under controls (B, bodies, 6) at κ = kappa.
+    warm: continue from the previous call's contact solution (consecutive steps of one rollout).
+    Returns (next State, StepInfo) like step.solve_step."""
+    B, nb = state.position.shape[:2]
+    runner = runner_for(world, B)
+    out = runner.run(world, state.tensors(), controls.detach()[None], kappa=kappa, stop_on_failure=False,
+                     keep_solution=True, warm=warm)
+    C = runner.C
+    info = out.info[0]
+    active = out.flags[0][:, :C] > 0
+    impact = out.flags[0][:, C:] > 0
+    selected = np.flatnonzero(active.any(0))
+    w = torch.as_tensor(to_reference_layout(out.solution[0], nb, selected), dtype=DTYPE)
+    report = ipm.SolveReport(torch.as_tensor(info[:, INFO["iterations"]]).long(),
+                             torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
+                             torch.as_tensor(info[:, INFO["converged"]] > 0))
+    decisions = {"active": torch.as_tensor(active), "impact": torch.as_tensor(impact)}
+    st = tuple(t.detach() for t in state.tensors())
+    prm = Params(*(t.detach() for t in world.params().tensors()))
+    u = controls.detach()
+    sel = torch.as_tensor(selected, dtype=torch.long)
+    with torch.no_grad():
+        contacts = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin, decisions)[0].select(sel)
+
+    def jacobian():
+        with torch.no_grad():
+            return equations(w, 0.0, st, u, prm, contacts, world.dt)[1]
+
+    frame = torch.as_tensor(out.frames[1])
+    nxt = State(frame[..., :3], frame[..., 3:7], frame[..., 7:10], frame[..., 10:13])
+    return nxt, StepInfo(report, w, jacobian, sel, decisions, contacts, kappa, None)
