@@ -5,8 +5,9 @@ Scenes (dt = 0.01 s, gravity 9.81 m/s²):
   sphere 0.1 m sphere, 1000 kg/m³, sliding without spin at 2 m/s, μ = 0.3: rolls at 5/7 v0.
 
 Measures: interior-point iterations per step on the issue's scenes, world-steps per second for 1, 64
-and 1,024 worlds (simcore: World.run on a batched state;
-MuJoCo: mujoco.rollout, one thread, as simcore), the stop distance / rolling speed each engine gives
+and 1,024 worlds over the same number of steps in both engines (simcore: World.run on a batched state,
+the Taichi step kernel on all CPU cores for the box and sphere; MuJoCo: mujoco.rollout with as many
+threads), the stop distance / rolling speed each engine gives
 against the analytic value, the backward cost per step of World.rollout relative to its forward, and the
 cost of one adjoint gradient against central finite differences over a 12-dimensional initial state.
 
@@ -80,7 +81,7 @@ def time_simcore(scene, worlds, steps):
 
 def time_simcore_world(world, state, steps):
     """(world-steps/s, median interior-point iterations) of `steps` steps of the batched `state`."""
-    world.run(steps=2, state=state)  # warm-up
+    world.run(steps=2, state=state)  # warm-up (compiles the step kernel on first use)
     t = time.perf_counter()
     traj = world.run(steps=steps, state=state)
     elapsed = time.perf_counter() - t
@@ -279,7 +280,9 @@ def gradient_costs(steps=50):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worlds", type=int, nargs="+", default=[1, 64, 1024])
-    parser.add_argument("--steps", type=int, default=50, help="timed steps per measurement")
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per measurement (both engines)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="MuJoCo rollout threads (default: all cores, as the simcore step kernel)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--only", choices=("throughput", "mechanisms", "calls", "accuracy", "gradients"),
                         default=None,
@@ -298,16 +301,20 @@ def main():
         have_mujoco = False
         print("mujoco not installed: MuJoCo columns skipped (pip install mujoco)")
     if args.only in (None, "throughput"):
-        print("| scene | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s "
-              "| MuJoCo / simcore |")
-        print("|---|---|---|---|---|---|")
+        print(f"{args.steps} steps per measurement; MuJoCo on {args.threads} thread(s)\n")
+        print("| scene | worlds | simcore stepper | simcore world-steps/s | median IPM iterations "
+              "| MuJoCo world-steps/s | MuJoCo / simcore |")
+        print("|---|---|---|---|---|---|---|")
         for scene in SCENES:
             for B in args.worlds:
-                steps = max(5, args.steps if B <= 64 else args.steps // 5)
-                ours, its = time_simcore(scene, B, steps)
-                theirs = time_mujoco(scene, B, 200) if have_mujoco else float("nan")
-                results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours, iterations=its, mujoco=theirs))
-                print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+                ours, its = time_simcore(scene, B, args.steps)
+                theirs = time_mujoco(scene, B, args.steps, args.threads) if have_mujoco else float("nan")
+                stepper = simcore_world(scene).stepper
+                results["throughput"].append(dict(scene=scene, worlds=B, stepper=stepper, simcore=ours,
+                                                  iterations=its, mujoco=theirs, steps=args.steps,
+                                                  mujoco_threads=args.threads))
+                print(f"| {scene} | {B} | {stepper} | {ours:,.0f} | {its:g} | {theirs:,.0f} "
+                      f"| {theirs / ours:,.1f}× |")
     if args.only in (None, "mechanisms"):
         print("\n| mechanism | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s "
               "| MuJoCo / simcore |")
@@ -315,10 +322,11 @@ def main():
         results["mechanisms"] = []
         for name in mechanisms.MECHANISMS:
             for B in args.worlds:
-                steps = max(5, args.steps if B <= 64 else args.steps // 5)
+                steps = max(5, args.steps // 2 if B <= 64 else args.steps // 10)
                 ours, its = time_simcore_world(*mechanisms.simcore_mechanism(name, DT, worlds=B), steps)
-                theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, 200) if have_mujoco
-                          else float("nan"))
+                # the mechanisms (joints) still step through the torch reference, on one thread: MuJoCo too
+                theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, 200, 1)
+                          if have_mujoco else float("nan"))
                 results["mechanisms"].append(dict(mechanism=name, worlds=B, simcore=ours, iterations=its,
                                                   mujoco=theirs))
                 print(f"| {name} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")

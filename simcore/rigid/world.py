@@ -318,7 +318,7 @@ class World:
         u = self._controls(controls, steps, B, torch_ok=False)
         act = self._actuation(actuation, steps, B, torch_ok=False)
         if self.stepper == "kernel":
-            return self._run_kernel(steps, u, state, batched)
+            return self._run_kernel(steps, steps if controls is None else u, state, batched)
         params = self.params()
         frames = [state]
         its, res, comp, ncont = [], [], [], []
@@ -340,13 +340,12 @@ class World:
         return build()
 
     def _run_kernel(self, steps, u, state, batched) -> Trajectory:
-        """`run` through the step kernel: all steps of all worlds in one launch. A world whose step fails
-        stops there (on_failure="raise"); the error carries the trajectory up to the first failure."""
+        """`run` through the step kernel: all steps of all worlds in one launch (u: controls, or the
+        number of steps when there are none). A world whose step fails stops there (on_failure="raise");
+        the error carries the trajectory up to the first failure."""
         runner = kernel_step.runner_for(self, state.position.shape[0])
         out = runner.run(self, state.tensors(), u, kappa=self.kappa, stop_on_failure=self.on_failure == "raise")
         C, I = runner.C, kernel_step.INFO
-        frames = torch.as_tensor(out.frames)
-        states = [State(f[..., :3], f[..., 3:7], f[..., 7:10], f[..., 10:13]) for f in frames]
         info = torch.as_tensor(out.info)
         its, res = info[..., I["iterations"]].long(), info[..., I["residual"]]
         comp, conv = info[..., I["complementarity"]], info[..., I["converged"]] > 0
@@ -354,14 +353,21 @@ class World:
         ncont = (out.flags[..., :C] > 0).any(1).sum(-1)
 
         def build(k):
-            return self._trajectory(states[:k + 1], list(its[:k]), list(res[:k]), list(comp[:k]), list(ncont[:k]),
-                                    batched)
-        for k in range(steps):
-            if bool(conv[k].all()):
-                continue
-            report = ipm.SolveReport(its[k], res[k], comp[k], conv[k])
-            w = torch.zeros(1) if bool(finite[k].all()) else torch.full((1,), float("nan"))
-            self._failure(grad.FailedStep(report, w), k, lambda k=k: build(k))
+            f = out.frames[:k + 1]
+            R = quat.to_matrix(torch.as_tensor(f[..., 3:7])).numpy()
+            sq = (lambda a: a) if batched else (lambda a: a[:, 0])
+            return Trajectory(
+                position=sq(f[..., :3]), orientation=sq(f[..., 3:7]), velocity=sq(f[..., 7:10]),
+                angular_velocity=sq(np.einsum("...ij,...j->...i", R, f[..., 10:13])),
+                time=np.arange(k + 1) * self.dt, iterations=sq(its[:k].numpy()), residual=sq(res[:k].numpy()),
+                complementarity=sq(comp[:k].numpy()), contacts=np.asarray(ncont[:k], dtype=np.int64))
+        if not bool(conv.all()):
+            for k in range(steps):
+                if bool(conv[k].all()):
+                    continue
+                report = ipm.SolveReport(its[k], res[k], comp[k], conv[k])
+                w = torch.zeros(1) if bool(finite[k].all()) else torch.full((1,), float("nan"))
+                self._failure(grad.FailedStep(report, w), k, lambda k=k: build(k))
         return build(steps)
 
     def _trajectory(self, frames, its, res, comp, ncont, batched):

@@ -72,7 +72,8 @@ class KernelRunner:
         self.tables(world)
 
     def tables(self, world):
-        """Body and candidate tables from the World's current parameters."""
+        """Body and candidate tables from the World's current parameters (copied to the device only
+        when they changed)."""
         prm = world.params()
         nb, C = self.nb, self.C
         mass = prm.mass.detach().numpy()
@@ -106,37 +107,42 @@ class KernelRunner:
                     cf[row, 10] = fr[a[k]] * fr[b[k]]
                     cf[row, 11] = max(rest[a[k]], rest[b[k]])
                 row += 1
-        self.body = _to_ndarray(body)
-        self.cand = _to_ndarray(cand_i, ti.i32)
-        self.cf = _to_ndarray(cf)
+        self.body, self.cand, self.cf = body, cand_i, cf
+        self.fingerprint = fingerprint(world)
 
     def run(self, world, state, controls, *, kappa, stop_on_failure=True, keep_solution=False, warm=False):
         """Steps of every world from `state` (x, q, v, ω body frame; torch (B, bodies, ·)) under controls
-        (T, B, bodies, 6). warm: start the first step from the previous run's last contact solution (a
-        run continued step by step). Returns a KernelRun."""
-        T = int(controls.shape[0])
+        (T, B, bodies, 6), or an int T (no forces). warm: start the first step from the previous run's
+        last contact solution (a run continued step by step). Returns a KernelRun.
+
+        Inputs and outputs are numpy arrays, which Taichi reads and writes in place on the CPU (copied
+        to and from the device on a GPU); the workspaces stay on the device."""
+        if isinstance(controls, int):
+            T, ctrl, has_ctrl = controls, np.zeros((1, 1, 1, 1)), 0
+        else:
+            T, has_ctrl = int(controls.shape[0]), 1
+            ctrl = np.ascontiguousarray(controls.detach().numpy(), dtype=np.float64)
         B, nb, C, N = self.B, self.nb, self.C, self.N
-        frames0 = np.zeros((T + 1, B, nb, 13))
-        frames0[0] = torch.cat([t.detach() for t in state], -1).numpy()
-        st = _to_ndarray(frames0)
-        ctrl = _to_ndarray(np.ascontiguousarray(controls.detach().numpy()))
-        info = ti.ndarray(ti.f64, (max(T, 1), B, INFO_WIDTH))
-        flags = ti.ndarray(ti.f64, (max(T, 1), B, max(2 * C, 1)))
-        sol = ti.ndarray(ti.f64, (max(T, 1), B, max(N, 1)) if keep_solution else (1, 1, 1))
+        s0 = np.ascontiguousarray(torch.cat([t.detach() for t in state], -1).numpy(), dtype=np.float64)
+        frames = np.zeros((T + 1, B, nb, 13))
+        frames[0] = s0
+        info = np.zeros((max(T, 1), B, INFO_WIDTH))
+        flags = np.zeros((max(T, 1), B, max(2 * C, 1)))
+        sol = np.zeros((max(T, 1), B, max(N, 1)) if keep_solution else (1, 1, 1))
         g = world.gravity.detach().numpy()
         if T:
-            rollout(st, ctrl, self.body, self.cand, self.cf, self.ct, self.wv, self.G, self.bw, self.H, self.xr,
-                    self.piv, self.el, info, sol, flags, 0, T, nb, C, world.dt, float(g[0]), float(g[1]), float(g[2]),
-                    float(kappa), world.rtol, world.contact_margin, self.mean_mass, world.max_iterations,
-                    int(stop_on_failure), int(keep_solution), int(warm))
-        return KernelRun(st.to_numpy(), info.to_numpy()[:T], flags.to_numpy()[:T, :, :2 * C],
-                         sol.to_numpy()[:T] if keep_solution else None)
+            rollout(s0, frames, ctrl, has_ctrl, self.body, self.cand, self.cf, self.ct, self.wv, self.G, self.bw,
+                    self.H, self.xr, self.piv, self.el, info, sol, flags, 0, T, nb, C, world.dt, float(g[0]),
+                    float(g[1]), float(g[2]), float(kappa), world.rtol, world.contact_margin, self.mean_mass,
+                    world.max_iterations, int(stop_on_failure), int(keep_solution), int(warm))
+        return KernelRun(frames, info[:T], flags[:T, :, :2 * C], sol[:T] if keep_solution else None)
 
 
-def _to_ndarray(a: np.ndarray, dtype=None):
-    arr = ti.ndarray(dtype or ti.f64, a.shape)
-    arr.from_numpy(np.ascontiguousarray(a, dtype=np.int32 if dtype is ti.i32 else np.float64))
-    return arr
+def fingerprint(world):
+    """Identity and in-place version of every tensor of the World's shapes: the tables are rebuilt when
+    this changes (a shape's parameter replaced or edited in place)."""
+    return tuple((id(v), v._version) for shape in world.bodies + world.planes for v in vars(shape).values()
+                 if isinstance(v, torch.Tensor)) + ((id(world.gravity), world.gravity._version),)
 
 
 def runner_for(world, worlds: int) -> KernelRunner:
@@ -148,7 +154,7 @@ def runner_for(world, worlds: int) -> KernelRunner:
         cache = KernelRunner(world, worlds)
         cache.structure = id(world.candidates)
         world._kernel_runner = cache
-    else:
+    elif cache.fingerprint != fingerprint(world):
         cache.tables(world)
     return cache
 

@@ -125,14 +125,18 @@ def inertia(body: ti.template(), i):
 # Per step, per world: constants, initial guess
 # ------------------------------------------------------------------------------------------------
 @ti.func
-def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.template(), t, b, nb, dt, g):
-    """Start pose, rotation and the dynamics terms of the start-of-step state and controls (integrator.prepare)."""
+def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.template(), t, b, nb, dt, g,
+            has_ctrl):
+    """Start pose, rotation and the dynamics terms of the start-of-step state and controls (integrator.prepare);
+    has_ctrl = 0: no forces or torques (ctrl is not read)."""
     for i in range(nb):
         x, q, v, om = body_pose(st, t, b, i)
         R = quat_matrix(q)
         m, J = body[i, 0], inertia(body, i)
-        force = vec3(ctrl[t, b, i, 0], ctrl[t, b, i, 1], ctrl[t, b, i, 2])
-        torque = vec3(ctrl[t, b, i, 3], ctrl[t, b, i, 4], ctrl[t, b, i, 5])
+        force, torque = vec3(0.0, 0.0, 0.0), vec3(0.0, 0.0, 0.0)
+        if has_ctrl != 0:
+            force = vec3(ctrl[t, b, i, 0], ctrl[t, b, i, 1], ctrl[t, b, i, 2])
+            torque = vec3(ctrl[t, b, i, 3], ctrl[t, b, i, 4], ctrl[t, b, i, 5])
         Jo = J @ om
         rt = ti.sqrt(4.0 / (dt * dt) - om.dot(om))
         bput3(bw, b, i, BW["x"], x)
@@ -365,8 +369,13 @@ def eget33(el: ti.template(), b, c, k):
 
 
 @ti.func
-def impulse_unknown(p):
-    return U_GAMMA if p == 0 else U_BETA + p
+def gblock(G: ti.template(), b, c, side):
+    """The (3, 6) block of contact c's Jacobian on one side (0: a, 1: b)."""
+    m = ti.Matrix.zero(F, 3, 6)
+    for r in ti.static(range(3)):
+        for k in ti.static(range(6)):
+            m[r, k] = G[b, c, r, 6 * side + k]
+    return m
 
 
 @ti.func
@@ -411,16 +420,22 @@ def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
                                  Ab, Ae, M3inv)
                 for k in ti.static(range(8)):
                     el[b, c, EL["L"] + 3 * k + col] = du[k]
-            # H −= Pᵀ K G over the pairs of dynamic sides, K = rows γ, β₁, β₂ of L
-            for sa, sb in ti.ndrange(2, 2):
-                ia, ib = cand[c, 1 + sa], cand[c, 1 + sb]
-                if ia < nb and ib < nb:
-                    for r6, k in ti.ndrange(6, 6):
-                        acc = F(0.0)
-                        for p, q in ti.ndrange(3, 3):
-                            Pp = G[b, c, p, 6 * sa + r6] / (dt if p == 0 else 1.0)
-                            acc += Pp * el[b, c, EL["L"] + 3 * impulse_unknown(p) + q] * G[b, c, q, 6 * sb + k]
-                        H[b, 6 * ia + r6, 6 * ib + k] -= acc
+            # H −= Pᵀ K G over the pairs of dynamic sides, K = rows γ, β₁, β₂ of L, P = G with its gap row / dt
+            K = ti.Matrix.zero(F, 3, 3)
+            for p in ti.static(range(3)):
+                for q in ti.static(range(3)):
+                    K[p, q] = el[b, c, EL["L"] + 3 * _IMPULSE_UNKNOWN[p] + q] / (dt if p == 0 else 1.0)
+            for sb in range(2):
+                ib = cand[c, 1 + sb]
+                if ib < nb:
+                    KG = K @ gblock(G, b, c, sb)  # (3, 6)
+                    for sa in range(2):
+                        ia = cand[c, 1 + sa]
+                        if ia < nb:
+                            block = gblock(G, b, c, sa).transpose() @ KG
+                            for r6 in ti.static(range(6)):
+                                for k in ti.static(range(6)):
+                                    H[b, 6 * ia + r6, 6 * ib + k] -= block[r6, k]
     lu_factor(H, piv, b, nz)
 
 
@@ -444,14 +459,13 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
             r, rk = corrected(wv, b, base, lget(wv, b, RES, base), rk, Wm, Wi, target, far, corrector)
             du0 = local_solve(0.0, 0.0, 0.0, r, rk, u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
                               eget33(el, b, c, EL["Ab"]), eget33(el, b, c, EL["Ae"]), eget33(el, b, c, EL["M3inv"]))
+            kv = vec3(du0[U_GAMMA] / dt, du0[U_BETA + 1], du0[U_BETA + 2])
             for s in range(2):
                 i = cand[c, 1 + s]
                 if i < nb:
-                    for k in range(6):
-                        acc = F(0.0)
-                        for p in ti.static(range(3)):
-                            acc += G[b, c, p, 6 * s + k] / (dt if p == 0 else 1.0) * du0[_IMPULSE_UNKNOWN[p]]
-                        xr[b, 6 * i + k] += acc
+                    add = gblock(G, b, c, s).transpose() @ kv
+                    for k in ti.static(range(6)):
+                        xr[b, 6 * i + k] += add[k]
         lput(wv, b, out, base, du0)
     lu_solve(H, piv, xr, b, nz)
     for k in range(nz):
@@ -611,12 +625,13 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
 # The kernel: steps t0 … t1 − 1 of every world
 # ------------------------------------------------------------------------------------------------
 @ti.kernel
-def rollout(st: arr4, ctrl: arr4, body: arr2, cand: iarr2, cf: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
+def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: iarr2, cf: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
             H: arr3, xr: arr2, piv: iarr2, el: arr3, info: arr3, sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32,
             C: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F,
             max_it: ti.i32, stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32):
-    """Advance every world b from frame t0 to t1 of st (T+1, B, bodies, 13: x, q, v, ω body frame) under
-    ctrl (T, B, bodies, 6: force N, torque N·m, world frame). Per step: info[t, b] (INFO columns), flags[t, b]
+    """Advance every world b from s0 (B, bodies, 13: x, q, v, ω body frame), written to frame t0 of st
+    (T+1, B, bodies, 13), to frame t1, under ctrl (T, B, bodies, 6: force N, torque N·m, world frame;
+    not read when has_ctrl = 0). Per step: info[t, b] (INFO columns), flags[t, b]
     = (active (C), impact (C)) of the candidates, and with keep_solution, sol[t, b] = the solution w. A world whose step fails
     with stop_on_failure (or with a non-finite solution) stops there (info advanced = 0)."""
     g = vec3(gx, gy, gz)
@@ -624,9 +639,11 @@ def rollout(st: arr4, ctrl: arr4, body: arr2, cand: iarr2, cf: arr2, ct: arr3, w
     B = st.shape[1]
     N = 6 * nb + 8 * C
     for b in range(B):
+        for i, k in ti.ndrange(nb, 13):
+            st[t0, b, i, k] = s0[b, i, k]
         warm = warm_first
         for t in range(t0, t1):
-            prepare(st, ctrl, body, bw, t, b, nb, dt, g)
+            prepare(st, ctrl, body, bw, t, b, nb, dt, g, has_ctrl)
             detect(st, t, cand, cf, ct, b, C, nb, dt, margin)
             n_active = 0
             for c in range(C):
