@@ -579,45 +579,45 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
             a_prev *= 0.5
             for k in range(N):
                 wv[b, W, k] = wv[b, W_PREV, k] + a_prev * wv[b, D_DIR, k]
-            continue
-        guard = 0
-        eq, comp = measure(ct, wv, body, b, nb, C, kappa, mean_mass)
-        if eq <= rtol and comp <= ti.max(rtol, F(CENTRAL_PATH_FLOOR)):
-            conv = 1
-            break
-        if it >= max_it:
-            break
-        scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
-        assemble(cand, ct, wv, G, bw, body, H, piv, el, b, nb, C, dt, scaled)
-        target, far = F(0.0), F(0.0)
-        alpha = F(0.0)
-        for corrector in range(2):  # predictor, then corrector: one LU for both
-            out = D_DIR if corrector == 1 else D_AFF
-            direction(cand, ct, wv, G, H, piv, xr, el, b, nb, C, dt, out, target, far, corrector)
-            amax = max_step(ct, wv, b, nb, C, out)
-            alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
-            if corrector == 0:
-                alpha = ti.min(amax, 1.0)
-                mu = duality(ct, wv, b, nb, C, 0.0, D_AFF)
-                mu_aff = duality(ct, wv, b, nb, C, alpha, D_AFF)
-                sigma = ti.min(ti.max(mu_aff / ti.max(mu, F(TINY)), 0.0), 1.0)
-                sigma = sigma * sigma * sigma
-                target = ti.max(sigma * mu, kappa)
-                # once the target reaches κ, plain Newton on the central path (no second-order term)
-                far = 1.0 if sigma * mu > kappa else 0.0
-        ok = 1
-        for k in range(N):
-            if not (ti.abs(wv[b, D_DIR, k]) <= F(HUGE)):
-                ok = 0
-        if ok == 0:  # a singular or overflowing system: stay put (reported as not converged)
+        else:
+            guard = 0
+            eq, comp = measure(ct, wv, body, b, nb, C, kappa, mean_mass)
+            if eq <= rtol and comp <= ti.max(rtol, F(CENTRAL_PATH_FLOOR)):
+                conv = 1
+                break
+            if it >= max_it:
+                break
+            scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
+            assemble(cand, ct, wv, G, bw, body, H, piv, el, b, nb, C, dt, scaled)
+            target, far = F(0.0), F(0.0)
+            alpha = F(0.0)
+            for corrector in range(2):  # predictor, then corrector: one LU for both
+                out = D_DIR if corrector == 1 else D_AFF
+                direction(cand, ct, wv, G, H, piv, xr, el, b, nb, C, dt, out, target, far, corrector)
+                amax = max_step(ct, wv, b, nb, C, out)
+                alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
+                if corrector == 0:
+                    alpha = ti.min(amax, 1.0)
+                    mu = duality(ct, wv, b, nb, C, 0.0, D_AFF)
+                    mu_aff = duality(ct, wv, b, nb, C, alpha, D_AFF)
+                    sigma = ti.min(ti.max(mu_aff / ti.max(mu, F(TINY)), 0.0), 1.0)
+                    sigma = sigma * sigma * sigma
+                    target = ti.max(sigma * mu, kappa)
+                    # once the target reaches κ, plain Newton on the central path (no second-order term)
+                    far = 1.0 if sigma * mu > kappa else 0.0
+            ok = 1
             for k in range(N):
-                wv[b, D_DIR, k] = 0.0
-        alpha = omega_limit(wv, b, nb, dt, alpha)
-        for k in range(N):
-            wv[b, W_PREV, k] = wv[b, W, k]
-            wv[b, W, k] += alpha * wv[b, D_DIR, k]
-        a_prev = alpha
-        it += 1
+                if not (ti.abs(wv[b, D_DIR, k]) <= F(HUGE)):
+                    ok = 0
+            if ok == 0:  # a singular or overflowing system: stay put (reported as not converged)
+                for k in range(N):
+                    wv[b, D_DIR, k] = 0.0
+            alpha = omega_limit(wv, b, nb, dt, alpha)
+            for k in range(N):
+                wv[b, W_PREV, k] = wv[b, W, k]
+                wv[b, W, k] += alpha * wv[b, D_DIR, k]
+            a_prev = alpha
+            it += 1
     return conv, it, eq, comp
 
 
