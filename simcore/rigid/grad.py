@@ -50,7 +50,8 @@ class _Step(torch.autograd.Function):
     def forward(ctx, world, kappa, memo, x, q, v, om, controls, actuation, *params):
         state, prm = State(x, q, v, om), Params(*params)
         if world.stepper == "kernel":
-            nxt, info = kernel_step.step(world, state, controls, kappa, warm=memo.get("warm") is not None)
+            nxt, info = kernel_step.step(world, state, controls, kappa, warm=memo.get("warm") is not None,
+                                         actuation=actuation)
             memo["warm"] = True
         else:
             nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,

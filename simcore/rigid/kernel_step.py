@@ -12,24 +12,25 @@ import numpy as np
 import torch
 
 from . import ipm
+from . import joints as jnt
 from .kernels.runner import INFO, runner_for, to_reference_layout, unsupported  # noqa: F401
 from .step import DTYPE, Params, State, StepInfo, contacts_for, equations
 
 
-def step(world, state: State, controls, kappa: float, warm: bool):
-    """One step of every world of the batched `state` under controls (B, bodies, 6) at κ = kappa.
-    warm: continue from the previous call's contact solution (consecutive steps of one rollout).
-    Returns (next State, StepInfo) like step.solve_step."""
+def step(world, state: State, controls, kappa: float, warm: bool, actuation=None):
+    """One step of every world of the batched `state` under controls (B, bodies, 6) and actuation (B,
+    actuators) at κ = kappa. warm: continue from the previous call's solution (consecutive steps of one
+    rollout). Returns (next State, StepInfo) like step.solve_step."""
     B, nb = state.position.shape[:2]
     runner = runner_for(world, B)
     out = runner.run(world, state.tensors(), controls.detach()[None], kappa=kappa, stop_on_failure=False,
-                     keep_solution=True, warm=warm)
-    C = runner.C
+                     keep_solution=True, warm=warm, actuation=None if actuation is None else actuation.detach()[None])
+    C, m, L = runner.C, runner.m, runner.L
     info = out.info[0]
     active = out.flags[0][:, :C] > 0
-    impact = out.flags[0][:, C:] > 0
+    impact = out.flags[0][:, C:2 * C] > 0
     selected = np.flatnonzero(active.any(0))
-    w = torch.as_tensor(to_reference_layout(out.solution[0], nb, selected), dtype=DTYPE)
+    w = torch.as_tensor(to_reference_layout(out.solution[0], nb, C, selected, m, L), dtype=DTYPE)
     report = ipm.SolveReport(torch.as_tensor(info[:, INFO["iterations"]]).long(),
                              torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
                              torch.as_tensor(info[:, INFO["converged"]] > 0))
@@ -38,13 +39,19 @@ def step(world, state: State, controls, kappa: float, warm: bool):
     prm = Params(*(t.detach() for t in world.params().tensors()))
     u = controls.detach()
     sel = torch.as_tensor(selected, dtype=torch.long)
+    joint_step = None
     with torch.no_grad():
         contacts = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin, decisions)[0].select(sel)
+        if world.joints:
+            act = torch.zeros(B, 0, dtype=DTYPE) if actuation is None else actuation.detach()
+            limit_active = torch.as_tensor(out.flags[0][:, 2 * C:2 * C + L] > 0)
+            joint_step = jnt.prepare(world.joint_set, st, prm.joint_params(), act, world.dt, world.contact_margin,
+                                     decisions={"limit_active": limit_active})
 
     def jacobian():
         with torch.no_grad():
-            return equations(w, 0.0, st, u, prm, contacts, world.dt)[1]
+            return equations(w, 0.0, st, u, prm, contacts, world.dt, joint_step=joint_step)[1]
 
     frame = torch.as_tensor(out.frames[1])
     nxt = State(frame[..., :3], frame[..., 3:7], frame[..., 7:10], frame[..., 10:13])
-    return nxt, StepInfo(report, w, jacobian, sel, decisions, contacts, kappa, None)
+    return nxt, StepInfo(report, w, jacobian, sel, decisions, contacts, kappa, joint_step)

@@ -319,7 +319,8 @@ class World:
         u = self._controls(controls, steps, B, torch_ok=False)
         act = self._actuation(actuation, steps, B, torch_ok=False)
         if self.stepper == "kernel":
-            return self._run_kernel(steps, steps if controls is None else u, state, batched)
+            return self._run_kernel(steps, steps if controls is None else u, state, batched,
+                                    None if actuation is None else act)
         params = self.params()
         frames = [state]
         its, res, comp, ncont = [], [], [], []
@@ -340,12 +341,13 @@ class World:
             comp.append(info.report.complementarity), ncont.append(len(info.selected))
         return build()
 
-    def _run_kernel(self, steps, u, state, batched) -> Trajectory:
+    def _run_kernel(self, steps, u, state, batched, actuation=None) -> Trajectory:
         """`run` through the step kernel: all steps of all worlds in one launch (u: controls, or the
         number of steps when there are none). A world whose step fails stops there (on_failure="raise");
         the error carries the trajectory up to the first failure."""
         runner = kernel_step.runner_for(self, state.position.shape[0])
-        out = runner.run(self, state.tensors(), u, kappa=self.kappa, stop_on_failure=self.on_failure == "raise")
+        out = runner.run(self, state.tensors(), u, kappa=self.kappa, stop_on_failure=self.on_failure == "raise",
+                         actuation=actuation)
         C, I = runner.C, kernel_step.INFO
         info = torch.as_tensor(out.info)
         its, res = info[..., I["iterations"]].long(), info[..., I["residual"]]
@@ -357,11 +359,17 @@ class World:
             f = out.frames[:k + 1]
             R = quat.to_matrix(torch.as_tensor(f[..., 3:7])).numpy()
             sq = (lambda a: a) if batched else (lambda a: a[:, 0])
+            joint = {}
+            if self.joints:  # all frames of all worlds as one batch
+                g = torch.as_tensor(f).reshape(-1, f.shape[2], 13)
+                pos, vel = self._coordinates(State(g[..., :3], g[..., 3:7], g[..., 7:10], g[..., 10:13]))
+                joint = dict(joint_position=sq(pos.detach().reshape(f.shape[:2] + (-1,)).numpy()),
+                             joint_velocity=sq(vel.detach().reshape(f.shape[:2] + (-1,)).numpy()))
             return Trajectory(
                 position=sq(f[..., :3]), orientation=sq(f[..., 3:7]), velocity=sq(f[..., 7:10]),
                 angular_velocity=sq(np.einsum("...ij,...j->...i", R, f[..., 10:13])),
                 time=np.arange(k + 1) * self.dt, iterations=sq(its[:k].numpy()), residual=sq(res[:k].numpy()),
-                complementarity=sq(comp[:k].numpy()), contacts=np.asarray(ncont[:k], dtype=np.int64))
+                complementarity=sq(comp[:k].numpy()), contacts=np.asarray(ncont[:k], dtype=np.int64), **joint)
         if not bool(conv.all()):
             for k in range(steps):
                 if bool(conv[k].all()):

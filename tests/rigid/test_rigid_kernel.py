@@ -14,17 +14,18 @@ from simcore.rigid import kernel_step
 from simcore.rigid.step import State, solve_step
 
 
-def reference_run(world, steps, state=None, controls=None):
+def reference_run(world, steps, state=None, controls=None, actuation=None):
     """The torch reference: step.solve_step in a loop, warm-started like World.run."""
     state = world.initial_state() if state is None else state
     B = state.position.shape[0]
     u = world._controls(controls, steps, B, torch_ok=False)
+    act = world._actuation(actuation, steps, B, torch_ok=False)
     params = world.params()
     frames, its, warm = [state], [], None
     for k in range(steps):
         state, info = solve_step(world.candidates, state, u[k], params, dt=world.dt, kappa=world.kappa,
                                  rtol=world.rtol, max_iterations=world.max_iterations, margin=world.contact_margin,
-                                 warm=warm)
+                                 warm=warm, joints=world.joint_set, actuation=act[k])
         warm = info.warm()
         assert bool(info.report.converged.all())
         frames.append(state)

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 
 from ... import backend
+from .. import joint_outputs
 from .contact import CF_WIDTH, CT_WIDTH, PLANE_POINT, SPHERE_SPHERE
+from .joints import JC_WIDTH, JO_WIDTH, LW_WIDTH, RW_WIDTH
 from .solve import BW_WIDTH, EL_WIDTH, INFO, INFO_WIDTH, SLOTS, rollout
 
 ti = backend.ti
@@ -29,8 +31,6 @@ def unsupported(world) -> str | None:
     arch = backend.active().arch
     if arch not in KERNEL_ARCHS:
         return f"the {arch} backend"
-    if world.joints:
-        return "joints"
     if world.static_boxes:
         return "static boxes"
     for name, pairs in world.candidates.by_model.items():
@@ -42,8 +42,8 @@ def unsupported(world) -> str | None:
 @dataclass
 class KernelRun:
     """What a run returns (numpy): frames (T+1, B, bodies, 13: x, q, v, ω body frame); info (T, B,
-    solve.INFO columns); flags (T, B, 2C) candidates' active then impact flags; solution (T, B, N) the
-    step solutions in the kernel's layout (only when asked)."""
+    solve.INFO columns); flags (T, B, 2C + L) candidates' active then impact flags, then the joint limits'
+    active flags; solution (T, B, N) the step solutions in the kernel's layout (only when asked)."""
     frames: np.ndarray
     info: np.ndarray
     flags: np.ndarray
@@ -66,18 +66,27 @@ class KernelRunner:
         self.nb = len(world.bodies)
         cand = world.candidates
         self.C = sum(len(p) for name, p in cand.by_model.items() if name in KERNEL_MODELS)
-        self.N = 6 * self.nb + 8 * self.C
+        js = world.joint_set
+        self.J, self.m, self.n1, self.L = (0, 0, 0, 0) if js is None else (js.count, js.rows, len(js.coord_joint),
+                                                                          js.limits)
+        self.N = 6 * self.nb + 8 * self.C + self.m + 2 * self.L
         B, nb, C, N = self.B, self.nb, self.C, self.N
-        Cw = max(C, 1)
+        nK = 6 * nb + self.m   # the reduced system: velocities, then the joint impulses
+        Cw, Jw, Rw = max(C, 1), max(self.J, 1), max(self.m + self.n1, 1)
         f64 = ti.f64
         self.ct = ti.ndarray(f64, (B, Cw, CT_WIDTH))
         self.wv = ti.ndarray(f64, (B, SLOTS, max(N, 1)))
         self.G = ti.ndarray(f64, (B, Cw, 3, 12))
         self.bw = ti.ndarray(f64, (B, nb, BW_WIDTH))
-        self.H = ti.ndarray(f64, (B, 6 * nb, 6 * nb))
-        self.xr = ti.ndarray(f64, (B, 6 * nb))
-        self.piv = ti.ndarray(ti.i32, (B, 6 * nb))
+        self.H = ti.ndarray(f64, (B, nK, nK))
+        self.xr = ti.ndarray(f64, (B, nK))
+        self.piv = ti.ndarray(ti.i32, (B, nK))
         self.el = ti.ndarray(f64, (B, Cw, EL_WIDTH))
+        self.jo = ti.ndarray(f64, (B, Jw, JO_WIDTH))
+        self.jd = ti.ndarray(f64, (B, Rw, 12))
+        self.je = ti.ndarray(f64, (B, Rw, 12))
+        self.jc = ti.ndarray(f64, (B, max(self.n1, 1), JC_WIDTH))
+        self.lw = ti.ndarray(f64, (B, max(self.L, 1), LW_WIDTH))
         self.tables(world)
 
     def tables(self, world):
@@ -117,12 +126,43 @@ class KernelRunner:
                     cf[row, 11] = max(rest[a[k]], rest[b[k]])
                 row += 1
         self.body, self.cand, self.cf = body, cand_i, cf
+        self.joint_tables(world, prm)
         self.fingerprint = fingerprint(world)
 
-    def run(self, world, state, controls, *, kappa, stop_on_failure=True, keep_solution=False, warm=False):
+    def joint_tables(self, world, prm):
+        """jt_i, jt_f (per joint) and rw_i, rw_f (equality, coordinate and limit rows): kernels/joints.py."""
+        js = world.joint_set
+        J, m, n1, L = self.J, self.m, self.n1, self.L
+        self.jt_i = np.zeros((max(J, 1), 2), np.int32)
+        self.jt_f = np.zeros((max(J, 1), 13))
+        self.rw_i = np.zeros((max(m + n1 + L, 1), 1), np.int32)
+        self.rw_f = np.zeros((max(m + n1 + L, 1), RW_WIDTH))
+        self.actuated = np.zeros(0, np.int64)
+        if js is None:
+            return
+        jp = prm.joint_params()
+        self.jt_i[:J, 0], self.jt_i[:J, 1] = js.parent.numpy(), js.child.numpy()
+        axis = joint_outputs._angle_axis(js, jp)
+        self.jt_f[:J] = torch.cat([jp.anchor_parent, jp.anchor_child, jp.rest_rotation, axis], -1).detach().numpy()
+        sel_eq, sel_coord = joint_outputs._selectors(js.kinds, jp.axis.detach())
+        self.rw_i[:m, 0] = js.eq_joint.numpy()
+        self.rw_f[:m, :7] = sel_eq[js.eq_joint, js.eq_slot].numpy()
+        self.rw_i[m:m + n1, 0] = js.coord_joint.numpy()
+        self.rw_f[m:m + n1, :7] = sel_coord[js.coord_joint].numpy()
+        self.rw_f[m:m + n1, 7] = jp.stiffness.detach().numpy()
+        self.rw_f[m:m + n1, 8] = jp.damping.detach().numpy()
+        self.rw_f[m:m + n1, 9] = jp.rest.detach().numpy()
+        self.rw_i[m + n1:m + n1 + L, 0] = js.limit_coord.numpy()
+        self.rw_f[m + n1:m + n1 + L, 0] = js.limit_sign.numpy()
+        self.rw_f[m + n1:m + n1 + L, 1] = jp.bound.detach().numpy()
+        self.actuated = js.actuated_coord.numpy()
+
+    def run(self, world, state, controls, *, kappa, stop_on_failure=True, keep_solution=False, warm=False,
+            actuation=None):
         """Steps of every world from `state` (x, q, v, ω body frame; torch (B, bodies, ·)) under controls
         (T, B, bodies, 6), or an int T (no forces). warm: start the first step from the previous run's
-        last contact solution (a run continued step by step). Returns a KernelRun.
+        last contact solution (a run continued step by step). actuation: (T, B, actuators) N·m or N per
+        actuated joint, or None. Returns a KernelRun.
 
         Inputs and outputs are numpy arrays, which Taichi reads and writes in place on the CPU (copied
         to and from the device on a GPU); the workspaces stay on the device."""
@@ -132,26 +172,32 @@ class KernelRunner:
             T, has_ctrl = int(controls.shape[0]), 1
             ctrl = np.ascontiguousarray(controls.detach().numpy(), dtype=np.float64)
         B, nb, C, N = self.B, self.nb, self.C, self.N
+        tau, has_tau = np.zeros((1, 1, 1)), 0
+        if actuation is not None and len(self.actuated):
+            tau, has_tau = np.zeros((T, B, self.n1)), 1
+            tau[..., self.actuated] = actuation.detach().numpy()
         s0 = np.ascontiguousarray(torch.cat([t.detach() for t in state], -1).numpy(), dtype=np.float64)
         frames = np.zeros((T + 1, B, nb, 13))
         frames[0] = s0
         info = np.zeros((max(T, 1), B, INFO_WIDTH))
-        flags = np.zeros((max(T, 1), B, max(2 * C, 1)))
+        flags = np.zeros((max(T, 1), B, max(2 * C + self.L, 1)))
         sol = np.zeros((max(T, 1), B, max(N, 1)) if keep_solution else (1, 1, 1))
         g = world.gravity.detach().numpy()
         if T:
-            rollout(s0, frames, ctrl, has_ctrl, self.body, self.cand, self.cf, self.ct, self.wv, self.G, self.bw,
-                    self.H, self.xr, self.piv, self.el, info, sol, flags, 0, T, nb, C, world.dt, float(g[0]),
-                    float(g[1]), float(g[2]), float(kappa), world.rtol, world.contact_margin, self.mean_mass,
-                    world.max_iterations, int(stop_on_failure), int(keep_solution), int(warm))
-        return KernelRun(frames, info[:T], flags[:T, :, :2 * C], sol[:T] if keep_solution else None)
+            rollout(s0, frames, ctrl, has_ctrl, tau, has_tau, self.body, self.cand, self.cf, self.jt_i, self.jt_f,
+                    self.rw_i, self.rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.el,
+                    self.jo, self.jd, self.je, self.jc, self.lw, info, sol, flags, 0, T, nb, C, self.J, self.m,
+                    self.n1, self.L, world.dt, float(g[0]), float(g[1]), float(g[2]), float(kappa), world.rtol,
+                    world.contact_margin, self.mean_mass, world.max_iterations, int(stop_on_failure),
+                    int(keep_solution), int(warm))
+        return KernelRun(frames, info[:T], flags[:T, :, :2 * C + self.L], sol[:T] if keep_solution else None)
 
 
 def fingerprint(world):
-    """Identity and in-place version of every tensor of the World's shapes: the tables are rebuilt when
-    this changes (a shape's parameter replaced or edited in place)."""
-    return tuple((id(v), v._version) for shape in world.bodies + world.planes for v in vars(shape).values()
-                 if isinstance(v, torch.Tensor)) + ((id(world.gravity), world.gravity._version),)
+    """Identity and in-place version of every tensor of the World's shapes and joints: the tables are
+    rebuilt when this changes (a parameter replaced or edited in place)."""
+    return tuple((id(v), v._version) for obj in world.bodies + world.planes + world.joints
+                 for v in vars(obj).values() if isinstance(v, torch.Tensor)) + ((id(world.gravity), world.gravity._version),)
 
 
 def runner_for(world, worlds: int) -> KernelRunner:
@@ -168,11 +214,16 @@ def runner_for(world, worlds: int) -> KernelRunner:
     return cache
 
 
-def to_reference_layout(w_kernel: np.ndarray, nb: int, selected: np.ndarray) -> np.ndarray:
-    """Kernel solution (B, 6 nb + 8 C) → the reference layout of integrator.sizes over the candidates
-    `selected`: [z, γ, s, β (3 each), η (3 each)]."""
+def to_reference_layout(w_kernel: np.ndarray, nb: int, C: int, selected: np.ndarray, m: int = 0,
+                        L: int = 0) -> np.ndarray:
+    """Kernel solution (B, 6 nb + 8 C + m + 2 L) → the reference layout (integrator.sizes over the
+    candidates `selected`, then joint_equations.offsets): [z, γ, s, β (3 each), η (3 each), λ, γ_limit,
+    s_limit]."""
     B = w_kernel.shape[0]
     z = w_kernel[:, :6 * nb]
-    local = w_kernel[:, 6 * nb:].reshape(B, -1, 8)[:, selected]
+    oj = 6 * nb + 8 * C
+    local = w_kernel[:, 6 * nb:oj].reshape(B, C, 8)[:, selected]
+    limits = w_kernel[:, oj + m:oj + m + 2 * L].reshape(B, L, 2)
     return np.concatenate([z, local[..., 0], local[..., 1], local[..., 2:5].reshape(B, -1),
-                           local[..., 5:8].reshape(B, -1)], -1)
+                           local[..., 5:8].reshape(B, -1), w_kernel[:, oj:oj + m], limits[..., 0],
+                           limits[..., 1]], -1)

@@ -25,6 +25,7 @@ Unknowns of world b in wv[b, slot, :]: body i's (v m/s, ω rad/s body frame) at 
 
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
+from . import joints as jk
 from .common import (
     TINY,
     F,
@@ -58,8 +59,8 @@ U_GAMMA, U_GAP, U_BETA, U_ETA = 0, 1, 2, 5
 # … and residual rows.
 R_COMP, R_GAP, R_CONE, R_MU, R_SLIP = 0, 1, 2, 5, 6
 # Columns of the per-world body workspace bw[b, i, :]: start pose, dynamics constants, contact curvature.
-BW = dict(x=0, R=3, lin0=12, ang0=15, curv=18)
-BW_WIDTH = 27
+BW = dict(x=0, R=3, lin0=12, ang0=15, curv=18, q=27)  # (joints.body_state reads x at 0 and q at 27)
+BW_WIDTH = 31
 # Columns of info[t, b, :]
 INFO = dict(iterations=0, residual=1, complementarity=2, converged=3, advanced=4, finite=5)
 INFO_WIDTH = 6
@@ -132,7 +133,7 @@ def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.
     for i in range(nb):
         x, q, v, om = body_pose(st, t, b, i)
         R = quat_matrix(q)
-        m, J = body[i, 0], inertia(body, i)
+        mass, J = body[i, 0], inertia(body, i)
         force, torque = vec3(0.0, 0.0, 0.0), vec3(0.0, 0.0, 0.0)
         if has_ctrl != 0:
             force = vec3(ctrl[t, b, i, 0], ctrl[t, b, i, 1], ctrl[t, b, i, 2])
@@ -141,13 +142,15 @@ def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.
         rt = ti.sqrt(4.0 / (dt * dt) - om.dot(om))
         bput3(bw, b, i, BW["x"], x)
         bput33(bw, b, i, BW["R"], R)
-        bput3(bw, b, i, BW["lin0"], -m * v - dt * (m * g + force))
+        for k in ti.static(range(4)):
+            bw[b, i, BW["q"] + k] = q[k]
+        bput3(bw, b, i, BW["lin0"], -mass * v - dt * (mass * g + force))
         bput3(bw, b, i, BW["ang0"], 0.5 * dt * (-rt * Jo + om.cross(Jo)) - dt * (R.transpose() @ torque))
 
 
 @ti.func
 def initial_guess(st: ti.template(), body: ti.template(), cand: ti.template(), ct: ti.template(),
-                  wv: ti.template(), t, b, nb, C, dt, gnorm, kappa, warm):
+                  wv: ti.template(), lw: ti.template(), t, b, nb, C, m, L, dt, gnorm, kappa, warm):
     """Interior starting point (step.initial_guess): velocities of the start of the step; contact
     variables from the previous step where the candidate was active there and is now (warm != 0), else
     on the scale of the step; inactive candidates at their exact placeholder solution."""
@@ -180,6 +183,7 @@ def initial_guess(st: ti.template(), body: ti.template(), cand: ti.template(), c
                 u = vec8(gamma, gap, F(FRICTION_FLOOR) + ct[b, c, CT["mu"]] * gamma, 0.0, 0.0,
                          F(SLIP_FLOOR) + v_t, 0.0, 0.0)
         lput(wv, b, W, base, u)
+    jk.guess(wv, lw, b, nz + 8 * C, m, L, dt, kappa, warm)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,7 +191,7 @@ def initial_guess(st: ti.template(), body: ti.template(), cand: ti.template(), c
 # ------------------------------------------------------------------------------------------------
 @ti.func
 def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-             body: ti.template(), b, nb, C, dt):
+             body: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, nj, m, n1, L, dt):
     """r(w; κ = 0) of world b into slot RES, the contact Jacobians into G[b] and the contact curvature
     into bw[b, :, curv]. Returns 1 when every residual entry is finite.
 
@@ -196,10 +200,10 @@ def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
     nz = 6 * nb
     for i in range(nb):
         v2, om2 = zget(wv, b, W, i)
-        m, J = body[i, 0], inertia(body, i)
+        mass, J = body[i, 0], inertia(body, i)
         Jo = J @ om2
         rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
-        lin = m * v2 + bget3(bw, b, i, BW["lin0"])
+        lin = mass * v2 + bget3(bw, b, i, BW["lin0"])
         ang = 0.5 * dt * (rt2 * Jo + om2.cross(Jo)) + bget3(bw, b, i, BW["ang0"])
         for k in ti.static(range(3)):
             wv[b, RES, 6 * i + k] = lin[k]
@@ -267,15 +271,17 @@ def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
             r = vec8(gamma * gap, gap - phi, cone[0], cone[1], cone[2], beta[0] - mu_eff * gamma,
                      eta[1] - v_t[0], eta[2] - v_t[1])
         lput(wv, b, RES, base, r)
+    jk.residual(wv, bw, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, nz + 8 * C, nj, m, n1, L, dt)
     finite = 1
-    for k in range(nz + 8 * C):
+    for k in range(nz + 8 * C + m + 2 * L):
         if not (ti.abs(wv[b, RES, k]) <= F(HUGE)):
             finite = 0
     return finite
 
 
 @ti.func
-def measure(ct: ti.template(), wv: ti.template(), body: ti.template(), b, nb, C, kappa, mean_mass):
+def measure(ct: ti.template(), wv: ti.template(), body: ti.template(), lw: ti.template(), b, nb, C, m, L, dt, kappa,
+            mean_mass):
     """(scaled equality residual m/s, relative distance to the central path at κ) of world b (ipm.measure)."""
     nz = 6 * nb
     eq = F(0.0)
@@ -300,7 +306,8 @@ def measure(ct: ti.template(), wv: ti.template(), body: ti.template(), b, nb, C,
             comp = ti.max(comp, ti.abs(r[R_CONE] - kappa) / scale)
             comp = ti.max(comp, ti.abs(r[R_CONE + 1]) / scale)
             comp = ti.max(comp, ti.abs(r[R_CONE + 2]) / scale)
-    return eq, comp
+    eq_j, comp_j = jk.measure(wv, lw, b, nz + 8 * C, m, L, dt, kappa)
+    return ti.max(eq, eq_j), ti.max(comp, comp_j)
 
 
 @ti.func
@@ -380,21 +387,23 @@ def gblock(G: ti.template(), b, c, side):
 
 @ti.func
 def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-             body: ti.template(), H: ti.template(), piv: ti.template(), el: ti.template(), b, nb, C, dt, scaled):
-    """The reduced 6·bodies Newton matrix of world b into H[b], LU-factorized in place; each contact's
-    elimination data into el[b, c]."""
+             body: ti.template(), H: ti.template(), piv: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
+             L, dt, scaled):
+    """The reduced Newton matrix of world b (6·bodies velocities, then the m joint impulses) into H[b],
+    LU-factorized in place; each contact's elimination data into el[b, c]."""
     nz = 6 * nb
-    for i, j in ti.ndrange(nz, nz):
+    nK = nz + m
+    for i, j in ti.ndrange(nK, nK):
         H[b, i, j] = 0.0
     for i in range(nb):
         v2, om2 = zget(wv, b, W, i)
-        m, J = body[i, 0], inertia(body, i)
+        mass, J = body[i, 0], inertia(body, i)
         Jo = J @ om2
         rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
         d_rot = rt2 * J - outer(Jo, om2) / rt2 + skew(om2) @ J - skew(Jo)
         ang = 0.5 * dt * d_rot
         for k in range(3):
-            H[b, 6 * i + k, 6 * i + k] = m
+            H[b, 6 * i + k, 6 * i + k] = mass
         for k in ti.static(range(9)):
             H[b, 6 * i + 3 + k // 3, 6 * i + 3 + k % 3] = ang[k // 3, k % 3] - bw[b, i, BW["curv"] + k]
     zero8 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -436,13 +445,14 @@ def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
                             for r6 in ti.static(range(6)):
                                 for k in ti.static(range(6)):
                                     H[b, 6 * ia + r6, 6 * ib + k] -= block[r6, k]
-    lu_factor(H, piv, b, nz)
+    jk.assemble(H, wv, jt_i, rw_i, rw_f, jd, je, lw, b, nb, nz + 8 * C, m, n1, L, dt)
+    lu_factor(H, piv, b, nK)
 
 
 @ti.func
 def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), H: ti.template(),
-              piv: ti.template(), xr: ti.template(), el: ti.template(), b, nb, C, dt, out, target, far,
-              corrector):
+              piv: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1, L, dt, out, target,
+              far, corrector):
     """Newton direction of world b into slot `out` from the factorized H: the predictor (target 0, no
     second-order term) or Mehrotra's corrector (centering target, far·Δ_aff ∘ Δ_aff from slot D_AFF).
     Each contact's unknowns are its constant part (zero G Δz) plus L (G Δz)."""
@@ -467,7 +477,8 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
                     for k in ti.static(range(6)):
                         xr[b, 6 * i + k] += add[k]
         lput(wv, b, out, base, du0)
-    lu_solve(H, piv, xr, b, nz)
+    jk.rhs(xr, wv, jt_i, rw_i, rw_f, jd, lw, b, nb, nz + 8 * C, m, n1, L, target, far, corrector)
+    lu_solve(H, piv, xr, b, nz + m)
     for k in range(nz):
         wv[b, out, k] = xr[b, k]
     for c in range(C):
@@ -483,6 +494,7 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
             for k in range(8):
                 wv[b, out, base + k] += el[b, c, EL["L"] + 3 * k] * yu[0] + el[b, c, EL["L"] + 3 * k + 1] * yu[1] \
                     + el[b, c, EL["L"] + 3 * k + 2] * yu[2]
+    jk.back_substitute(xr, wv, jt_i, rw_i, rw_f, je, lw, b, nb, nz + 8 * C, m, n1, L, out, target, far, corrector)
 
 
 @ti.func
@@ -513,8 +525,8 @@ def cone_step(x, dx):
 
 
 @ti.func
-def max_step(ct: ti.template(), wv: ti.template(), b, nb, C, slot):
-    """Largest α keeping (γ, s) ≥ 0 and β, η in their cones for the active contacts of world b."""
+def max_step(ct: ti.template(), wv: ti.template(), lw: ti.template(), b, nb, C, m, L, slot):
+    """Largest α keeping (γ, s) ≥ 0 and β, η in their cones for the active contacts and limits of world b."""
     nz = 6 * nb
     alpha = F(HUGE)
     for c in range(C):
@@ -527,12 +539,18 @@ def max_step(ct: ti.template(), wv: ti.template(), b, nb, C, slot):
                     alpha = ti.min(alpha, -u[k] / d[k])
             alpha = ti.min(alpha, cone_step(vec3(u[2], u[3], u[4]), vec3(d[2], d[3], d[4])))
             alpha = ti.min(alpha, cone_step(vec3(u[5], u[6], u[7]), vec3(d[5], d[6], d[7])))
+    for l in range(L):
+        if lw[b, l, 0] > 0:
+            base = nz + 8 * C + m + 2 * l
+            for k in ti.static(range(2)):
+                if wv[b, slot, base + k] < 0:
+                    alpha = ti.min(alpha, -wv[b, W, base + k] / wv[b, slot, base + k])
     return alpha
 
 
 @ti.func
-def duality(ct: ti.template(), wv: ti.template(), b, nb, C, alpha, slot):
-    """μ = Σ (γ s + β·η) / (2 · active contacts) at w + α·(slot)."""
+def duality(ct: ti.template(), wv: ti.template(), lw: ti.template(), b, nb, C, m, L, alpha, slot):
+    """μ = (Σ_contacts (γ s + β·η) + Σ_limits γ s) / (2 · active contacts + active limits) at w + α·(slot)."""
     nz = 6 * nb
     total, count = F(0.0), 0
     for c in range(C):
@@ -540,8 +558,15 @@ def duality(ct: ti.template(), wv: ti.template(), b, nb, C, alpha, slot):
             base = nz + 8 * c
             u = lget(wv, b, W, base) + alpha * lget(wv, b, slot, base)
             total += u[0] * u[1] + u[2] * u[5] + u[3] * u[6] + u[4] * u[7]
+            count += 2
+    for l in range(L):
+        if lw[b, l, 0] > 0:
+            base = nz + 8 * C + m + 2 * l
+            gam = wv[b, W, base] + alpha * wv[b, slot, base]
+            gap = wv[b, W, base + 1] + alpha * wv[b, slot, base + 1]
+            total += gam * gap
             count += 1
-    return total / ti.max(2 * count, 1)
+    return total / ti.max(count, 1)
 
 
 @ti.func
@@ -563,16 +588,16 @@ def omega_limit(wv: ti.template(), b, nb, dt, alpha):
 
 @ti.func
 def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-        body: ti.template(), H: ti.template(), piv: ti.template(), xr: ti.template(), el: ti.template(), b, nb, C,
-        dt, kappa, rtol, scaling, max_it, mean_mass):
+        body: ti.template(), H: ti.template(), piv: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(),
+        b, nb, C, nj, m, n1, L, dt, kappa, rtol, scaling, max_it, mean_mass):
     """Interior-point solve of world b from the point in slot W (ipm.solve). Returns (converged,
     iterations, residual, complementarity). Each piece is written once (the kernel compiles one copy)."""
-    N = 6 * nb + 8 * C
+    N = 6 * nb + 8 * C + m + 2 * L
     it, conv, guard = 0, 0, 0
     eq, comp = F(0.0), F(0.0)
     a_prev = F(0.0)
     while True:
-        finite = evaluate(cand, ct, wv, G, bw, body, b, nb, C, dt)
+        finite = evaluate(cand, ct, wv, G, bw, body, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, nj, m, n1, L, dt)
         if finite == 0 and it > 0 and guard < 30:
             # a trial point with a non-finite residual halves the last step
             guard += 1
@@ -581,25 +606,26 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
                 wv[b, W, k] = wv[b, W_PREV, k] + a_prev * wv[b, D_DIR, k]
         else:
             guard = 0
-            eq, comp = measure(ct, wv, body, b, nb, C, kappa, mean_mass)
+            eq, comp = measure(ct, wv, body, lw, b, nb, C, m, L, dt, kappa, mean_mass)
             if eq <= rtol and comp <= ti.max(rtol, F(CENTRAL_PATH_FLOOR)):
                 conv = 1
                 break
             if it >= max_it:
                 break
             scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
-            assemble(cand, ct, wv, G, bw, body, H, piv, el, b, nb, C, dt, scaled)
+            assemble(cand, ct, wv, G, bw, body, H, piv, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, scaled)
             target, far = F(0.0), F(0.0)
             alpha = F(0.0)
             for corrector in range(2):  # predictor, then corrector: one LU for both
                 out = D_DIR if corrector == 1 else D_AFF
-                direction(cand, ct, wv, G, H, piv, xr, el, b, nb, C, dt, out, target, far, corrector)
-                amax = max_step(ct, wv, b, nb, C, out)
+                direction(cand, ct, wv, G, H, piv, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, out, target, far,
+                          corrector)
+                amax = max_step(ct, wv, lw, b, nb, C, m, L, out)
                 alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
                 if corrector == 0:
                     alpha = ti.min(amax, 1.0)
-                    mu = duality(ct, wv, b, nb, C, 0.0, D_AFF)
-                    mu_aff = duality(ct, wv, b, nb, C, alpha, D_AFF)
+                    mu = duality(ct, wv, lw, b, nb, C, m, L, 0.0, D_AFF)
+                    mu_aff = duality(ct, wv, lw, b, nb, C, m, L, alpha, D_AFF)
                     sigma = ti.min(ti.max(mu_aff / ti.max(mu, F(TINY)), 0.0), 1.0)
                     sigma = sigma * sigma * sigma
                     target = ti.max(sigma * mu, kappa)
@@ -625,19 +651,23 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
 # The kernel: steps t0 … t1 − 1 of every world
 # ------------------------------------------------------------------------------------------------
 @ti.kernel
-def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: iarr2, cf: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
-            H: arr3, xr: arr2, piv: iarr2, el: arr3, info: arr3, sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32,
-            C: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F,
-            max_it: ti.i32, stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32):
+def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau: ti.i32, body: arr2, cand: iarr2,
+            cf: arr2, jt_i: iarr2, jt_f: arr2, rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
+            H: arr3, xr: arr2, piv: iarr2, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
+            sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32, C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32,
+            L: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F, max_it: ti.i32,
+            stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32):
     """Advance every world b from s0 (B, bodies, 13: x, q, v, ω body frame), written to frame t0 of st
     (T+1, B, bodies, 13), to frame t1, under ctrl (T, B, bodies, 6: force N, torque N·m, world frame;
-    not read when has_ctrl = 0). Per step: info[t, b] (INFO columns), flags[t, b]
-    = (active (C), impact (C)) of the candidates, and with keep_solution, sol[t, b] = the solution w. A world whose step fails
-    with stop_on_failure (or with a non-finite solution) stops there (info advanced = 0)."""
+    not read when has_ctrl = 0) and tau (T, B, n1: actuation N·m or N per joint coordinate; not read when
+    has_tau = 0). Per step: info[t, b] (INFO columns), flags[t, b] = (active (C), impact (C), limit active
+    (L)), and with keep_solution, sol[t, b] = the solution w. A world whose step fails with
+    stop_on_failure (or with a non-finite solution) stops there (info advanced = 0)."""
     g = vec3(gx, gy, gz)
     gnorm = g.norm()
     B = st.shape[1]
-    N = 6 * nb + 8 * C
+    oj = 6 * nb + 8 * C
+    N = oj + m + 2 * L
     for b in range(B):
         for i, k in ti.ndrange(nb, 13):
             st[t0, b, i, k] = s0[b, i, k]
@@ -645,6 +675,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: 
         for t in range(t0, t1):
             prepare(st, ctrl, body, bw, t, b, nb, dt, g, has_ctrl)
             detect(st, t, cand, cf, ct, b, C, nb, dt, margin)
+            jk.prepare(st, t, tau, has_tau, bw, wv, jt_i, jt_f, rw_i, rw_f, jo, jd, jc, lw, b, nb, nj, m, n1, L, dt,
+                       margin)
             n_active = 0
             for c in range(C):
                 if ct[b, c, CT["active"]] > 0:
@@ -657,17 +689,19 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: 
             conv, its, eq, comp = 0, 0, F(0.0), F(0.0)
             while True:
                 if start != 0:
-                    initial_guess(st, body, cand, ct, wv, t, b, nb, C, dt, gnorm, kappa, warm if phase == 0 else 0)
+                    initial_guess(st, body, cand, ct, wv, lw, t, b, nb, C, m, L, dt, gnorm, kappa,
+                                  warm if phase == 0 else 0)
                     if phase > 0:
-                        k_stage = duality(ct, wv, b, nb, C, 0.0, W)
+                        k_stage = duality(ct, wv, lw, b, nb, C, m, L, 0.0, W)
                         k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
                         rtol_stage = rtol if k_stage <= kappa else F(1e-3)
                     start = 0
-                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, xr, el, b, nb, C, dt, k_stage,
-                                          rtol_stage, scaling, max_it, mean_mass)
+                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
+                                          je, jc, lw, b, nb, C, nj, m, n1, L, dt, k_stage, rtol_stage, scaling, max_it,
+                                          mean_mass)
                 total += its
                 last = k_stage <= kappa
-                if (phase == 0 and (conv == 1 or n_active == 0)) or (phase == 2 and last) or \
+                if (phase == 0 and (conv == 1 or (n_active == 0 and L == 0))) or (phase == 2 and last) or \
                         (phase == 1 and last and conv == 1):
                     break
                 if phase == 0 or last:  # (another) continuation from a cold start
@@ -689,6 +723,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: 
             for c in range(C):
                 flags[t, b, c] = ct[b, c, CT["active"]]
                 flags[t, b, C + c] = ct[b, c, CT["impact"]]
+            for l in range(L):
+                flags[t, b, 2 * C + l] = lw[b, l, 0]
             if keep_solution != 0:
                 for k in range(N):
                     sol[t, b, k] = wv[b, W, k]
@@ -715,4 +751,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, body: arr2, cand: 
                 for k in range(8):
                     wv[b, WARM, base + k] = wv[b, W, base + k]
                 wv[b, WARM_ON, base] = ct[b, c, CT["active"]]
+            for k in range(oj, N):
+                wv[b, WARM, k] = wv[b, W, k]
+            for l in range(L):
+                wv[b, WARM_ON, oj + m + 2 * l] = lw[b, l, 0]
             warm = 1
