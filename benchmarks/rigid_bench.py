@@ -316,20 +316,26 @@ def main():
                 print(f"| {scene} | {B} | {stepper} | {ours:,.0f} | {its:g} | {theirs:,.0f} "
                       f"| {theirs / ours:,.1f}× |")
     if args.only in (None, "mechanisms"):
-        print("\n| mechanism | worlds | simcore world-steps/s | median IPM iterations | MuJoCo world-steps/s "
-              "| MuJoCo / simcore |")
-        print("|---|---|---|---|---|---|")
+        print("\n| mechanism | worlds | simcore stepper | simcore world-steps/s | median IPM iterations "
+              "| MuJoCo world-steps/s | MuJoCo threads | MuJoCo / simcore |")
+        print("|---|---|---|---|---|---|---|---|")
         results["mechanisms"] = []
         for name in mechanisms.MECHANISMS:
             for B in args.worlds:
-                steps = max(5, args.steps // 2 if B <= 64 else args.steps // 10)
-                ours, its = time_simcore_world(*mechanisms.simcore_mechanism(name, DT, worlds=B), steps)
-                # the mechanisms (joints) still step through the torch reference, on one thread: MuJoCo too
-                theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, 200, 1)
+                world, state = mechanisms.simcore_mechanism(name, DT, worlds=B)
+                kernel = world.stepper == "kernel"
+                # The torch reference steps on one thread and is slow: fewer steps, and MuJoCo on one thread
+                # too; worlds the kernel steps get the throughput table's terms (same steps, same threads).
+                steps = args.steps if kernel else max(5, args.steps // 2 if B <= 64 else args.steps // 10)
+                threads = args.threads if kernel else 1
+                ours, its = time_simcore_world(world, state, steps)
+                theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, steps, threads)
                           if have_mujoco else float("nan"))
-                results["mechanisms"].append(dict(mechanism=name, worlds=B, simcore=ours, iterations=its,
-                                                  mujoco=theirs))
-                print(f"| {name} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {theirs / ours:,.0f}× |")
+                results["mechanisms"].append(dict(mechanism=name, worlds=B, stepper=world.stepper, simcore=ours,
+                                                  iterations=its, mujoco=theirs, steps=steps,
+                                                  mujoco_threads=threads))
+                print(f"| {name} | {B} | {world.stepper} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {threads} "
+                      f"| {theirs / ours:,.1f}× |")
         print("\n| mechanism, after 1 s | quantity | simcore | MuJoCo | exact |")
         print("|---|---|---|---|---|")
         results["mechanism_agreement"] = {}
