@@ -40,6 +40,9 @@ except ImportError:
     from benchmarks import rigid_mechanisms as mechanisms
 
 DT, G = 0.01, 9.81
+# Timings are the best of this many runs (both engines): single short runs on a shared 2-core machine
+# vary by 2-5× from one to the next.
+REPEATS = 3
 SCENES = {
     "box": dict(v0=4.0, mu=0.5, analytic=lambda v0, mu: v0**2 / (2 * mu * G), what="stop distance (m)"),
     "sphere": dict(v0=2.0, mu=0.3, analytic=lambda v0, mu: 5 / 7 * v0, what="rolling speed (m/s)"),
@@ -82,10 +85,12 @@ def time_simcore(scene, worlds, steps):
 def time_simcore_world(world, state, steps):
     """(world-steps/s, median interior-point iterations) of `steps` steps of the batched `state`."""
     world.run(steps=2, state=state)  # warm-up (compiles the step kernel on first use)
-    t = time.perf_counter()
-    traj = world.run(steps=steps, state=state)
-    elapsed = time.perf_counter() - t
-    return state.position.shape[0] * steps / elapsed, float(np.median(traj.iterations))
+    elapsed = []
+    for _ in range(REPEATS if world.stepper == "kernel" else 1):   # the torch reference is slow: once
+        t = time.perf_counter()
+        traj = world.run(steps=steps, state=state)
+        elapsed.append(time.perf_counter() - t)
+    return state.position.shape[0] * steps / min(elapsed), float(np.median(traj.iterations))
 
 
 def time_mujoco(scene, worlds, steps, threads=1):
@@ -103,9 +108,12 @@ def time_mujoco_model(model, data, worlds, steps, threads=1):
     initial = np.tile(state0, (worlds, 1))
     datas = [mujoco.MjData(model) for _ in range(min(threads, worlds))]
     rollout.rollout(model, datas, initial, nstep=2)  # warm-up
-    t = time.perf_counter()
-    rollout.rollout(model, datas, initial, nstep=steps)
-    return worlds * steps / (time.perf_counter() - t)
+    elapsed = []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        rollout.rollout(model, datas, initial, nstep=steps)
+        elapsed.append(time.perf_counter() - t)
+    return worlds * steps / min(elapsed)
 
 
 def accuracy(scene):
