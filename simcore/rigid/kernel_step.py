@@ -30,11 +30,12 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
     active = out.flags[0][:, :C] > 0
     impact = out.flags[0][:, C:2 * C] > 0
     selected = np.flatnonzero(active.any(0))
-    w = torch.as_tensor(to_reference_layout(out.solution[0], nb, C, selected, m, L), dtype=DTYPE)
+    w = torch.as_tensor(to_reference_layout(out.solution[0][:, :runner.N], nb, C, selected, m, L), dtype=DTYPE)
     report = ipm.SolveReport(torch.as_tensor(info[:, INFO["iterations"]]).long(),
                              torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
                              torch.as_tensor(info[:, INFO["converged"]] > 0))
     decisions = {"active": torch.as_tensor(active), "impact": torch.as_tensor(impact)}
+    decisions.update(_model_decisions(runner, out.solution[0][:, runner.N:].reshape(B, C, 8)))
     st = tuple(t.detach() for t in state.tensors())
     prm = Params(*(t.detach() for t in world.params().tensors()))
     u = controls.detach()
@@ -55,3 +56,19 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
     frame = torch.as_tensor(out.frames[1])
     nxt = State(frame[..., :3], frame[..., 3:7], frame[..., 7:10], frame[..., 10:13])
     return nxt, StepInfo(report, w, jacobian, sel, decisions, contacts, kappa, joint_step)
+
+
+def _model_decisions(runner, dec):
+    """The discrete choices of the sphere–box and capsule–box models (pairs.ball_box, pairs.segment_face)
+    from the kernel's per-candidate decision numbers dec (B, C, 8), in the reference's keys and shapes."""
+    out = {}
+    if "ball-box" in runner.model_rows:
+        r0, K = runner.model_rows["ball-box"]
+        d = torch.as_tensor(dec[:, r0:r0 + K])
+        out.update(sb_clamp=d[..., 0:3] > 0.5, sb_sign=d[..., 3:6].clone(), sb_outside=d[..., 6] > 0.5)
+    if "segment-face" in runner.model_rows:
+        r0, K = runner.model_rows["segment-face"]
+        d = torch.as_tensor(dec[:, r0:r0 + 2 * K:2])      # both slots of a pair carry the pair's choices
+        out.update(cb_k=d[..., 0].long(), cb_sign=d[..., 1].clone(), cb_axis=d[..., 2:4].long(),
+                   cb_bound=d[..., 4:6].clone(), cb_valid=d[..., 6:8] > 0.5)
+    return out

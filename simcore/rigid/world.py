@@ -137,10 +137,10 @@ class World:
 
     @property
     def stepper(self) -> str:
-        """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: free bodies on
-        planes and sphere–sphere contacts, on the CPU and CUDA backends) or "torch" (the reference
-        implementation, for what the kernel does not cover yet: joints, static boxes, box–box, sphere–box
-        and capsule–capsule contacts, the Vulkan backend). `kernel_step.unsupported(world)` says why."""
+        """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: every joint kind
+        and every contact model except box–box, on the CPU and CUDA backends) or "torch" (the reference
+        implementation, for what the kernel does not cover yet: box–box contacts, the Vulkan backend).
+        `kernel_step.unsupported(world)` says why."""
         return "kernel" if kernel_step.unsupported(self) is None else "torch"
 
     @property

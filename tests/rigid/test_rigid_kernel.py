@@ -74,8 +74,33 @@ def capsule_on_tilted_plane():
     return w, 50
 
 
+def ball_and_capsules_on_a_box():
+    """Sphere–box, capsule–box (end caps and the axis on a face) and capsule–capsule contacts on a
+    dynamic box resting on a plane."""
+    w = rigid.World(dt=0.01)
+    w.add(rigid.Plane(friction=0.5))
+    w.add(rigid.Box(size=(0.6, 0.2, 0.6), position=(0, 0.1, 0), density=500))
+    w.add(rigid.Sphere(radius=0.1, density=800, position=(0.1, 0.45, 0.05), velocity=(0.3, 0, 0)))
+    w.add(rigid.Capsule(radius=0.05, length=0.3, density=800, position=(-0.05, 0.5, 0.1),
+                        orientation=(0.7071, 0.7071, 0, 0)))
+    w.add(rigid.Capsule(radius=0.04, length=0.2, density=800, position=(0.1, 0.7, 0.05), orientation=(0.8, 0.1, 0.5, 0.2)))
+    return w, 60
+
+
+def ball_and_capsule_on_a_static_box():
+    """The same models against a static (tilted) box, whose witnesses are world-frame points."""
+    w = rigid.World(dt=0.01)
+    w.add(rigid.Plane(friction=0.5))
+    w.add(rigid.Box(size=(0.4, 0.2, 0.4), position=(0, 0.1, 0), orientation=(0.98, 0, 0.2, 0), static=True))
+    w.add(rigid.Sphere(radius=0.08, density=800, position=(-0.05, 0.4, 0.02)))
+    w.add(rigid.Capsule(radius=0.05, length=0.3, density=800, position=(0.05, 0.6, 0.1),
+                        orientation=(0.7071, 0.7071, 0, 0)))
+    return w, 60
+
+
 SCENES = {f.__name__: f for f in (tossed_box, sliding_box_pushed, sphere_pile, bouncing_sphere,
-                                  capsule_on_tilted_plane)}
+                                  capsule_on_tilted_plane, ball_and_capsules_on_a_box,
+                                  ball_and_capsule_on_a_static_box)}
 
 
 @pytest.mark.parametrize("name", SCENES)
@@ -130,7 +155,28 @@ def test_stepper_names_what_the_kernel_does_not_cover():
     world, _ = sliding_box_pushed()
     assert world.stepper == "kernel" and kernel_step.unsupported(world) is None
     world.add(rigid.Box(size=(1, 0.2, 1), position=(2, 0.1, 0), static=True))
-    assert world.stepper == "torch" and kernel_step.unsupported(world) == "static boxes"
+    assert world.stepper == "torch" and kernel_step.unsupported(world) == "box-face contacts"
+
+
+def test_rollout_gradients_through_the_kernel_equal_the_reference(monkeypatch):
+    """The rollout's forward pass through the kernel hands its solution and its contact decisions
+    (active set, impacts, the sphere–box and capsule–box choices) to the implicit-function-theorem
+    backward: the gradients equal those of the all-torch rollout to 1e-8 relative."""
+    def grad_of_initial_velocity():
+        world, _ = ball_and_capsule_on_a_static_box()
+        state = world.initial_state()
+        v = state.velocity.clone().requires_grad_(True)
+        out = world.rollout(20, state=State(state.position, state.orientation, v, state.body_angular_velocity))
+        (out.position[-1] ** 2).sum().backward()
+        # the ball landed on the box: 20 steps of free fall would have taken it 0.206 m lower than it is
+        assert float(out.position[-1, 0, 0, 1]) > 0.4 - 0.5 * 9.81 * 0.2 * 0.21 + 0.05
+        return world.stepper, v.grad.clone()
+
+    stepper, kernel_grad = grad_of_initial_velocity()
+    monkeypatch.setattr(kernel_step, "unsupported", lambda world: "forced reference (test)")
+    reference, torch_grad = grad_of_initial_velocity()
+    assert (stepper, reference) == ("kernel", "torch")
+    assert float((kernel_grad - torch_grad).norm() / torch_grad.norm()) < 1e-8
 
 
 # ----------------------------------------------------------------------------------------------
@@ -177,7 +223,21 @@ def hinged_plank_on_the_ground():
     return w, None, None
 
 
-MECHANISMS = {f.__name__: f for f in (actuated_arm, welded_spinning_pair_and_slider, hinged_plank_on_the_ground)}
+def quadruped():
+    """The URDF quadruped standing on a plane (benchmarks/rigid_mechanisms.py): 13 bodies, 13 joints and
+    104 contact candidates of four models."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import rigid_mechanisms
+
+    world, state = rigid_mechanisms.simcore_mechanism("quadruped", 0.01)
+    return world, state, torch.zeros(20, world.actuators, dtype=torch.float64)
+
+
+MECHANISMS = {f.__name__: f for f in (actuated_arm, welded_spinning_pair_and_slider, hinged_plank_on_the_ground,
+                                      quadruped)}
 
 
 @pytest.mark.parametrize("name", MECHANISMS)

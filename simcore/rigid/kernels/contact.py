@@ -18,13 +18,18 @@ from .common import TINY, F, identity3, outer, quat_matrix, skew, vec3, vec4
 
 # Columns of the contact workspace ct[b, c, :].
 CT = dict(n=0, t1=3, t2=6, rn_a=9, rn_b=12, rt_a=15, rt_b=18, offset=21, mu=22, active=23, rubs=24,
-          mu_eff=25, p0_a=26, p0_b=29, dist=32, speed=33, impact=36)
-CT_WIDTH = 37
+          mu_eff=25, p0_a=26, p0_b=29, dist=32, speed=33, impact=36, dec=37)
+CT_WIDTH = 45
+DECISIONS = 8  # ct[b, c, dec:dec + 8]
 # Candidate kinds (cand[c, 0]) and the float constants of each candidate (cf[c, :]).
-PLANE_POINT, SPHERE_SPHERE = 0, 1
-# plane–point: body-frame point (0-2), radius (3), plane point (4-6), plane normal (7-9), μ (10), e (11);
-# sphere–sphere: radii (0, 1), μ (10), e (11).
-CF_WIDTH = 12
+PLANE_POINT, SPHERE_SPHERE, BALL_BOX, SEGMENT_SEGMENT, SEGMENT_FACE = 0, 1, 2, 3, 4
+# Every kind: pair friction μ (10), restitution e (11). plane–point: body-frame point (0-2), radius (3),
+# plane point (4-6), plane normal (7-9); sphere–sphere: radii (0, 1); segment–segment: radii (0, 1), half
+# lengths (2, 3); ball–box: radius (0), ball centre on a's axis (1), box half extents (2-4); segment–face
+# (slot cand[c, 3]): radius (0), half length (1), box half extents (2-4). A static box's pose: CF below.
+CF = dict(box_x=12, box_q=15)
+CF_WIDTH = 19
+HUGE_T = 1e300  # ±∞ of the capsule–box clipping interval
 
 
 @ti.func
@@ -64,47 +69,228 @@ def body_pose(st: ti.template(), t, b, i):
 
 
 @ti.func
+def axis_pick(v, i):
+    """Component i (0, 1, 2; a runtime index) of v."""
+    return v[0] if i == 0 else (v[1] if i == 1 else v[2])
+
+
+@ti.func
+def unit(i):
+    return vec3(1.0 if i == 0 else 0.0, 1.0 if i == 1 else 0.0, 1.0 if i == 2 else 0.0)
+
+
+@ti.func
+def sgn(x):
+    """sign(x) with sign(0) = 0 (torch.sign)."""
+    return 1.0 if x > 0 else (-1.0 if x < 0 else 0.0)
+
+
+@ti.func
+def normalize(v):
+    return v / ti.max(v.norm(), F(TINY))
+
+
+@ti.func
+def box_pose(st: ti.template(), t, b, cf: ti.template(), c, ib, nb):
+    """(x, R, v, ω) of side b's box: a dynamic body's start-of-step state, or a static box's pose from cf."""
+    x = vec3(cf[c, CF["box_x"]], cf[c, CF["box_x"] + 1], cf[c, CF["box_x"] + 2])
+    q = vec4(cf[c, CF["box_q"]], cf[c, CF["box_q"] + 1], cf[c, CF["box_q"] + 2], cf[c, CF["box_q"] + 3])
+    v, om = vec3(0.0, 0.0, 0.0), vec3(0.0, 0.0, 0.0)
+    if ib < nb:
+        x, q, v, om = body_pose(st, t, b, ib)
+    return x, quat_matrix(q), v, om
+
+
+@ti.func
+def closest_segment_parameters(p1, q1, p2, q2):
+    """(s, t) in [0, 1] of the closest points of two segments (pairs.closest_segment_parameters)."""
+    eps = F(1e-12)
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e = d1.dot(d1), d2.dot(d2)
+    f, c, b = d2.dot(r), d1.dot(r), d1.dot(d2)
+    sa = a if ti.abs(a) > eps else 1.0
+    se = e if ti.abs(e) > eps else 1.0
+    denom = a * e - b * b
+    sd = denom if ti.abs(denom) > eps else 1.0
+    s = F(0.0)
+    if denom > eps * a * e:
+        s = ti.min(ti.max((b * f - c * e) / sd, 0.0), 1.0)
+    t = (b * s + f) / se
+    if t < 0:
+        s = ti.min(ti.max(-c / sa, 0.0), 1.0)
+    elif t > 1:
+        s = ti.min(ti.max((b - c) / sa, 0.0), 1.0)
+    t = ti.min(ti.max(t, 0.0), 1.0)
+    if a <= eps:
+        s = 0.0
+    if e <= eps:
+        t = 0.0
+    elif a <= eps:
+        t = ti.min(ti.max(f / se, 0.0), 1.0)
+    if e <= eps and a > eps:
+        s = ti.min(ti.max(-c / sa, 0.0), 1.0)
+    return s, t
+
+
+@ti.func
 def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.template(), b, C, nb,
            dt, margin):
-    """Evaluate every candidate of world b at the start of step t (frame t of st) into ct[b]: the rules
-    of collision.detect (active within margin + 2 dt |speed|, Newton's impact offset)."""
+    """Evaluate every candidate of world b at the start of step t (frame t of st) into ct[b]: the models of
+    pairs.py and the rules of collision.detect (active when valid and within margin + 2 dt |speed|,
+    Newton's impact offset). The discrete choices of the sphere–box and capsule–box models go to
+    ct[b, c, CT["dec"]:] for the backward pass (the torch reference reuses them)."""
     for c in range(C):
         kind, ia = cand[c, 0], cand[c, 1]
         ib = cand[c, 2]
         xa, qa, va, oa = body_pose(st, t, b, ia)
         Ra = quat_matrix(qa)
-        n = vec3(0.0, 0.0, 0.0)
-        rn_a, rn_b, rt_a, rt_b = n, n, n, n
+        zero = vec3(0.0, 0.0, 0.0)
+        # side b: a dynamic body, the ground (planes), or a static box
+        xb, Rb, vb, ob = zero, identity3(), zero, zero
+        if kind == BALL_BOX or kind == SEGMENT_FACE:
+            xb, Rb, vb, ob = box_pose(st, t, b, cf, c, ib, nb)
+        elif ib < nb:
+            xb4, qb, vb4, ob4 = body_pose(st, t, b, ib)
+            xb, Rb, vb, ob = xb4, quat_matrix(qb), vb4, ob4
+        n = zero
+        rn_a, rn_b, rt_a, rt_b = zero, zero, zero, zero
         offset, dist = F(0.0), F(0.0)
-        speed = n
-        p0_a, p0_b = n, n
+        valid = 1
+        dec = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dt=F)
+        static_b = 0  # side b's witnesses are world-frame (static box) rather than body-frame
         if kind == PLANE_POINT:
             cpt = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
             rho = cf[c, 3]
             p0 = vec3(cf[c, 4], cf[c, 5], cf[c, 6])
             n = vec3(cf[c, 7], cf[c, 8], cf[c, 9])
-            tip = xa + Ra @ cpt
-            dist = n.dot(tip - p0) - rho
+            dist = n.dot(xa + Ra @ cpt - p0) - rho
             rt_a = cpt - rho * (Ra.transpose() @ n)
             rn_a, rn_b = cpt, p0
             offset = rho
-            speed = va + Ra @ oa.cross(rt_a)
-            p0_a = xa + Ra @ rt_a
-        else:  # SPHERE_SPHERE
-            xb, qb, vb, ob = body_pose(st, t, b, ib)
-            Rb = quat_matrix(qb)
+        elif kind == SPHERE_SPHERE:
             ra, rb = cf[c, 0], cf[c, 1]
             d = xa - xb
-            n = d / ti.max(d.norm(), F(TINY))
+            n = normalize(d)
             rt_a = Ra.transpose() @ (-ra * n)
             rt_b = Rb.transpose() @ (rb * n)
             offset = ra + rb
             dist = d.norm() - ra - rb
-            speed = (va + Ra @ oa.cross(rt_a)) - (vb + Rb @ ob.cross(rt_b))
-            p0_a = xa + Ra @ rt_a
+        elif kind == SEGMENT_SEGMENT:
+            ra, rb, ha, hb = cf[c, 0], cf[c, 1], cf[c, 2], cf[c, 3]
+            za, zb = vec3(0.0, 0.0, ha), vec3(0.0, 0.0, hb)
+            p1, q1 = xa - Ra @ za, xa + Ra @ za
+            p2, q2 = xb - Rb @ zb, xb + Rb @ zb
+            s_a, t_b = closest_segment_parameters(p1, q1, p2, q2)
+            ca, cb = p1 + s_a * (q1 - p1), p2 + t_b * (q2 - p2)
+            n = normalize(ca - cb)
+            wa, wb = (2.0 * s_a - 1.0) * za, (2.0 * t_b - 1.0) * zb
+            rt_a = wa - ra * (Ra.transpose() @ n)
+            rt_b = wb + rb * (Rb.transpose() @ n)
+            rn_a, rn_b = wa, wb
+            offset = ra + rb
+            dist = (ca - cb).norm() - ra - rb
+        elif kind == BALL_BOX:
+            ra, za = cf[c, 0], cf[c, 1]
+            half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
+            centre_a = vec3(0.0, 0.0, za)
+            centre = xa + Ra @ centre_a
+            local = Rb.transpose() @ (centre - xb)
+            outside = ti.abs(local[0]) > half[0] or ti.abs(local[1]) > half[1] or ti.abs(local[2]) > half[2]
+            depth = half - ti.abs(local)
+            kmin = 0
+            if depth[1] < depth[kmin]:
+                kmin = 1
+            if depth[2] < axis_pick(depth, kmin):
+                kmin = 2
+            clamp, sign = zero, zero
+            for i in ti.static(range(3)):
+                clamp[i] = (1.0 if ti.abs(local[i]) > half[i] else 0.0) if outside else (1.0 if kmin == i else 0.0)
+                sign[i] = 1.0 if local[i] >= 0 else -1.0
+            closest = local
+            for i in ti.static(range(3)):
+                if clamp[i] > 0:
+                    closest[i] = sign[i] * half[i]
+            n_local = sign * clamp
+            if outside:
+                n_local = normalize(local - closest)
+            n = Rb @ n_local
+            rt_a = centre_a - ra * (Ra.transpose() @ n)
+            dist = n.dot(centre - xb - Rb @ closest) - ra
+            rn_a = centre_a
+            rn_b, rt_b = closest, closest
+            offset = ra
+            static_b = 1 if ib >= nb else 0
+            dec = ti.Vector([clamp[0], clamp[1], clamp[2], sign[0], sign[1], sign[2], 1.0 if outside else 0.0,
+                             0.0], dt=F)
+        else:  # SEGMENT_FACE, slot cand[c, 3]
+            ra, hl = cf[c, 0], cf[c, 1]
+            half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
+            cc = Rb.transpose() @ (xa - xb)
+            reach = hl * (Rb.transpose() @ vec3(Ra[0, 2], Ra[1, 2], Ra[2, 2]))
+            sep = ti.abs(cc) - half - ti.abs(reach)
+            kf = 0
+            if sep[1] > sep[kf]:
+                kf = 1
+            if sep[2] > axis_pick(sep, kf):
+                kf = 2
+            sg = 1.0 if axis_pick(cc, kf) >= 0 else -1.0
+            lo, hi = zero, zero
+            any_out = 0
+            for i in ti.static(range(3)):
+                moving = ti.abs(reach[i]) > F(1e-12)
+                safe = reach[i] if moving else 1.0
+                lo[i] = (-sgn(safe) * half[i] - cc[i]) / safe if moving else -F(HUGE_T)
+                hi[i] = (sgn(safe) * half[i] - cc[i]) / safe if moving else F(HUGE_T)
+                if i == kf:
+                    lo[i] = -F(HUGE_T)
+                    hi[i] = F(HUGE_T)
+                elif (not moving) and ti.abs(cc[i]) > half[i]:
+                    any_out = 1
+            i0, i1 = 0, 0
+            if lo[1] > lo[i0]:
+                i0 = 1
+            if lo[2] > axis_pick(lo, i0):
+                i0 = 2
+            if hi[1] < hi[i1]:
+                i1 = 1
+            if hi[2] < axis_pick(hi, i1):
+                i1 = 2
+            tlo, thi = axis_pick(lo, i0), axis_pick(hi, i1)
+            overlap = tlo < thi and any_out == 0
+            valid0 = 1.0 if (overlap and tlo > -1) else 0.0
+            valid1 = 1.0 if (overlap and thi < 1) else 0.0
+            bound0, bound1 = -sgn(axis_pick(reach, i0)), sgn(axis_pick(reach, i1))
+            dec = ti.Vector([kf, sg, i0, i1, bound0, bound1, valid0, valid1], dt=F)
+            slot = cand[c, 3]
+            ax, bnd, vld = i0, bound0, valid0
+            if slot == 1:
+                ax, bnd, vld = i1, bound1, valid1
+            den = axis_pick(reach, ax)
+            tt = (bnd * axis_pick(half, ax) - axis_pick(cc, ax)) / (den if vld > 0 else 1.0)
+            tt = ti.min(ti.max(tt, -1.0), 1.0)
+            centre_b = cc + tt * reach
+            ek = unit(kf)
+            on_face = centre_b + (sg * axis_pick(half, kf) - axis_pick(centre_b, kf)) * ek
+            n = Rb @ (sg * ek)
+            dist = sg * axis_pick(centre_b, kf) - axis_pick(half, kf) - ra
+            axis_a = vec3(0.0, 0.0, tt * hl)
+            rt_a = axis_a - ra * (Ra.transpose() @ n)
+            rn_a = axis_a
+            rn_b, rt_b = on_face, on_face
+            offset = ra
+            valid = 1 if vld > 0 else 0
+            static_b = 1 if ib >= nb else 0
+        # side b's friction-witness velocity (body frame point; zero on the ground and static boxes)
+        speed = (va + Ra @ oa.cross(rt_a)) - (vb + Rb @ ob.cross(rt_b))
+        if static_b != 0:  # static box: witnesses in the world frame (the ground row)
+            rn_b = xb + Rb @ rn_b
+            rt_b = xb + Rb @ rt_b
+        p0_a = xa + Ra @ rt_a
+        p0_b = rt_b
+        if ib < nb:
             p0_b = xb + Rb @ rt_b
         mu, e = cf[c, 10], cf[c, 11]
-        active = dist < margin + 2.0 * dt * speed.norm()
+        active = valid != 0 and dist < margin + 2.0 * dt * speed.norm()
         v_n = n.dot(speed)
         impact = (e > 0) and (dist + dt * v_n < 0) and (v_n < 0)
         if impact:
@@ -127,6 +313,8 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
         ct[b, c, CT["mu_eff"]] = mu if mu > 0 else 1.0
         ct[b, c, CT["dist"]] = dist
         ct[b, c, CT["impact"]] = 1.0 if impact else 0.0
+        for k in ti.static(range(8)):
+            ct[b, c, CT["dec"] + k] = dec[k]
 
 
 @ti.func

@@ -11,14 +11,27 @@ import torch
 
 from ... import backend
 from .. import joint_outputs
-from .contact import CF_WIDTH, CT_WIDTH, PLANE_POINT, SPHERE_SPHERE
+from .contact import (
+    BALL_BOX,
+    CF,
+    CF_WIDTH,
+    CT_WIDTH,
+    DECISIONS,
+    PLANE_POINT,
+    SEGMENT_FACE,
+    SEGMENT_SEGMENT,
+    SPHERE_SPHERE,
+)
 from .joints import JC_WIDTH, JO_WIDTH, LW_WIDTH, RW_WIDTH
 from .solve import BW_WIDTH, EL_WIDTH, INFO, INFO_WIDTH, SLOTS, rollout
 
 ti = backend.ti
 
 # Contact models the kernel evaluates (collision.CONTACT_MODELS names), in candidate order.
-KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE}
+KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE, "ball-box": BALL_BOX,
+                 "segment-segment": SEGMENT_SEGMENT, "segment-face": SEGMENT_FACE}
+# Candidates per pair (collision.CONTACT_MODELS slots): the capsule–box face contact has two.
+SLOTS_PER_PAIR = {"segment-face": 2}
 
 
 # Backends the kernel is used on. On Vulkan (Mesa's lavapipe, f64) it reproduces the CPU on a sliding box
@@ -32,8 +45,6 @@ def unsupported(world) -> str | None:
     arch = backend.active().arch
     if arch not in KERNEL_ARCHS:
         return f"the {arch} backend"
-    if world.static_boxes:
-        return "static boxes"
     for name, pairs in world.candidates.by_model.items():
         if len(pairs) and name not in KERNEL_MODELS:
             return f"{name} contacts"
@@ -44,7 +55,8 @@ def unsupported(world) -> str | None:
 class KernelRun:
     """What a run returns (numpy): frames (T+1, B, bodies, 13: x, q, v, ω body frame); info (T, B,
     solve.INFO columns); flags (T, B, 2C + L) candidates' active then impact flags, then the joint limits'
-    active flags; solution (T, B, N) the step solutions in the kernel's layout (only when asked)."""
+    active flags; solution (T, B, N) the step solutions in the kernel's layout followed by each candidate's 8 decision numbers
+    (only when asked)."""
     frames: np.ndarray
     info: np.ndarray
     flags: np.ndarray
@@ -66,7 +78,8 @@ class KernelRunner:
         self.B = int(worlds)
         self.nb = len(world.bodies)
         cand = world.candidates
-        self.C = sum(len(p) for name, p in cand.by_model.items() if name in KERNEL_MODELS)
+        self.C = sum(len(p) * SLOTS_PER_PAIR.get(name, 1) for name, p in cand.by_model.items()
+                     if name in KERNEL_MODELS)
         js = world.joint_set
         self.J, self.m, self.n1, self.L = (0, 0, 0, 0) if js is None else (js.count, js.rows, len(js.coord_joint),
                                                                           js.limits)
@@ -102,30 +115,40 @@ class KernelRunner:
         body[:, 1:10] = inertia.reshape(nb, 9)
         body[:, 10] = np.linalg.eigvalsh(inertia).max(-1)
         self.mean_mass = float(mass.mean())
-        cand_i = np.zeros((max(C, 1), 3), np.int32)
+        cand_i = np.zeros((max(C, 1), 4), np.int32)
         cf = np.zeros((max(C, 1), CF_WIDTH))
         sizes = prm.sizes.detach().numpy()
         fr, rest = prm.frictions.detach().numpy(), prm.restitutions.detach().numpy()
         pf, pr = prm.plane_friction.detach().numpy(), prm.plane_restitution.detach().numpy()
         pp, pn = prm.plane_point.detach().numpy(), prm.plane_normal.detach().numpy()
+        sx, sq = prm.static_position.detach().numpy(), prm.static_orientation.detach().numpy()
         row = 0
+        self.model_rows = {}
         for name, pairs in world.candidates.by_model.items():
-            if name not in KERNEL_MODELS:
+            if name not in KERNEL_MODELS or not len(pairs):
                 continue
+            self.model_rows[name] = (row, len(pairs))
             a, b = pairs.a.numpy(), pairs.b.numpy()
             for k in range(len(pairs)):
-                cand_i[row] = (KERNEL_MODELS[name], a[k], nb if name == "plane" else b[k])
-                if name == "plane":
-                    cf[row, 0:3] = pairs.point[k].numpy() @ sizes[a[k]]
-                    cf[row, 3] = pairs.radius[k].numpy() @ sizes[a[k]]
-                    cf[row, 4:7], cf[row, 7:10] = pp[b[k]], pn[b[k]]
-                    cf[row, 10] = fr[a[k]] * pf[b[k]]
-                    cf[row, 11] = max(rest[a[k]], pr[b[k]])
-                else:
-                    cf[row, 0], cf[row, 1] = sizes[a[k], 0], sizes[b[k], 0]
-                    cf[row, 10] = fr[a[k]] * fr[b[k]]
-                    cf[row, 11] = max(rest[a[k]], rest[b[k]])
-                row += 1
+                for slot in range(SLOTS_PER_PAIR.get(name, 1)):
+                    ia, rb = a[k], b[k]
+                    cand_i[row] = (KERNEL_MODELS[name], ia, nb if (name == "plane" or rb >= nb) else rb, slot)
+                    if name == "plane":
+                        cf[row, 0:3] = pairs.point[k].numpy() @ sizes[ia]
+                        cf[row, 3] = pairs.radius[k].numpy() @ sizes[ia]
+                        cf[row, 4:7], cf[row, 7:10] = pp[rb], pn[rb]
+                        cf[row, 10], cf[row, 11] = fr[ia] * pf[rb], max(rest[ia], pr[rb])
+                    else:
+                        cf[row, 10], cf[row, 11] = fr[ia] * fr[rb], max(rest[ia], rest[rb])
+                    if name in ("sphere-sphere", "segment-segment"):
+                        cf[row, 0:4] = sizes[ia, 0], sizes[rb, 0], sizes[ia, 1], sizes[rb, 1]
+                    elif name in ("ball-box", "segment-face"):
+                        along = float(pairs.end[k]) * sizes[ia, 1] if name == "ball-box" else sizes[ia, 1]
+                        cf[row, 0:5] = sizes[ia, 0], along, *sizes[rb]
+                        if rb >= nb:  # a static box: its pose
+                            cf[row, CF["box_x"]:CF["box_x"] + 3] = sx[rb - nb]
+                            cf[row, CF["box_q"]:CF["box_q"] + 4] = sq[rb - nb]
+                    row += 1
         self.body, self.cand, self.cf = body, cand_i, cf
         self.joint_tables(world, prm)
         self.fingerprint = fingerprint(world)
@@ -182,7 +205,7 @@ class KernelRunner:
         frames[0] = s0
         info = np.zeros((max(T, 1), B, INFO_WIDTH))
         flags = np.zeros((max(T, 1), B, max(2 * C + self.L, 1)))
-        sol = np.zeros((max(T, 1), B, max(N, 1)) if keep_solution else (1, 1, 1))
+        sol = np.zeros((max(T, 1), B, N + DECISIONS * C) if keep_solution else (1, 1, 1))
         g = world.gravity.detach().numpy()
         if T:
             with _quick_compile():

@@ -728,6 +728,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
             if keep_solution != 0:
                 for k in range(N):
                     sol[t, b, k] = wv[b, W, k]
+                for c, k in ti.ndrange(C, 8):
+                    sol[t, b, N + 8 * c + k] = ct[b, c, CT["dec"] + k]
             if finite == 0 or (conv == 0 and stop_on_failure != 0):
                 info[t, b, 4] = 0
                 break
