@@ -13,6 +13,7 @@ import torch
 
 from . import ipm
 from . import joints as jnt
+from .kernels.contact import DECISIONS
 from .kernels.runner import INFO, runner_for, to_reference_layout, unsupported  # noqa: F401
 from .step import DTYPE, Params, State, StepInfo, contacts_for, equations
 
@@ -35,7 +36,7 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
                              torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
                              torch.as_tensor(info[:, INFO["converged"]] > 0))
     decisions = {"active": torch.as_tensor(active), "impact": torch.as_tensor(impact)}
-    decisions.update(_model_decisions(runner, out.solution[0][:, runner.N:].reshape(B, C, 8)))
+    decisions.update(_model_decisions(runner, out.solution[0][:, runner.N:].reshape(B, C, DECISIONS)))
     st = tuple(t.detach() for t in state.tensors())
     prm = Params(*(t.detach() for t in world.params().tensors()))
     u = controls.detach()
@@ -59,9 +60,21 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
 
 
 def _model_decisions(runner, dec):
-    """The discrete choices of the sphere–box and capsule–box models (pairs.ball_box, pairs.segment_face)
-    from the kernel's per-candidate decision numbers dec (B, C, 8), in the reference's keys and shapes."""
+    """The discrete choices of the sphere–box, capsule–box and box–box models (pairs.ball_box,
+    pairs.segment_face, box_box.face_manifold, box_box.edge_edge) from the kernel's per-candidate decision
+    numbers dec (B, C, DECISIONS), in the reference's keys and shapes."""
     out = {}
+    if "box-face" in runner.model_rows:
+        r0, K = runner.model_rows["box-face"]
+        d = torch.as_tensor(dec[:, r0:r0 + 24 * K]).reshape(dec.shape[0], K, 24, DECISIONS)
+        first = d[:, :, 0]                                 # the pair's choices, in each of its 24 rows
+        out.update(bb_ref_b=first[..., 0] > 0.5, bb_k=first[..., 1].long(), bb_sign=first[..., 2].clone(),
+                   bb_j=first[..., 3].long(), bb_tau=first[..., 4].clone(), bb_valid=d[..., 5] > 0.5)
+    if "edge-edge" in runner.model_rows:
+        r0, K = runner.model_rows["edge-edge"]
+        d = torch.as_tensor(dec[:, r0:r0 + K])
+        out.update(ee_i=d[..., 0].long(), ee_j=d[..., 1].long(), ee_sign=d[..., 2].clone(),
+                   ee_sgn_a=d[..., 3:6].clone(), ee_sgn_b=d[..., 6:9].clone(), ee_valid=d[..., 9] > 0.5)
     if "ball-box" in runner.model_rows:
         r0, K = runner.model_rows["ball-box"]
         d = torch.as_tensor(dec[:, r0:r0 + K])

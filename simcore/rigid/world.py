@@ -138,9 +138,8 @@ class World:
     @property
     def stepper(self) -> str:
         """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: every joint kind
-        and every contact model except box–box, on the CPU and CUDA backends) or "torch" (the reference
-        implementation, for what the kernel does not cover yet: box–box contacts, the Vulkan backend).
-        `kernel_step.unsupported(world)` says why."""
+        and contact model, on the CPU and CUDA backends) or "torch" (the reference implementation, on the
+        Vulkan backend, where the kernel is not used yet). `kernel_step.unsupported(world)` says why."""
         return "kernel" if kernel_step.unsupported(self) is None else "torch"
 
     @property

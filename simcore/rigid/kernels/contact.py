@@ -19,14 +19,15 @@ from .common import TINY, F, identity3, outer, quat_matrix, skew, vec3, vec4
 # Columns of the contact workspace ct[b, c, :].
 CT = dict(n=0, t1=3, t2=6, rn_a=9, rn_b=12, rt_a=15, rt_b=18, offset=21, mu=22, active=23, rubs=24,
           mu_eff=25, p0_a=26, p0_b=29, dist=32, speed=33, impact=36, dec=37)
-CT_WIDTH = 45
-DECISIONS = 8  # ct[b, c, dec:dec + 8]
+DECISIONS = 10  # ct[b, c, dec:dec + DECISIONS]
+CT_WIDTH = 37 + DECISIONS
 # Candidate kinds (cand[c, 0]) and the float constants of each candidate (cf[c, :]).
-PLANE_POINT, SPHERE_SPHERE, BALL_BOX, SEGMENT_SEGMENT, SEGMENT_FACE = 0, 1, 2, 3, 4
+PLANE_POINT, SPHERE_SPHERE, BALL_BOX, SEGMENT_SEGMENT, SEGMENT_FACE, BOX_FACE, EDGE_EDGE = 0, 1, 2, 3, 4, 5, 6
 # Every kind: pair friction μ (10), restitution e (11). plane–point: body-frame point (0-2), radius (3),
 # plane point (4-6), plane normal (7-9); sphere–sphere: radii (0, 1); segment–segment: radii (0, 1), half
 # lengths (2, 3); ball–box: radius (0), ball centre on a's axis (1), box half extents (2-4); segment–face
-# (slot cand[c, 3]): radius (0), half length (1), box half extents (2-4). A static box's pose: CF below.
+# (slot cand[c, 3]): radius (0), half length (1), box half extents (2-4); box–box face manifold (slot
+# cand[c, 3] of 24) and edge–edge: half extents of a (0-2) and b (3-5). A static box's pose: CF below.
 CF = dict(box_x=12, box_q=15)
 CF_WIDTH = 19
 HUGE_T = 1e300  # ±∞ of the capsule–box clipping interval
@@ -132,6 +133,170 @@ def closest_segment_parameters(p1, q1, p2, q2):
     return s, t
 
 
+FACE_TOLERANCE = 0.01   # box_box.FACE_TOLERANCE
+EDGE_PREFERENCE = 1e-3  # box_box.EDGE_PREFERENCE
+
+
+@ti.func
+def col(R, i):
+    """Column i (runtime index) of a 3×3 matrix: body axis i in the world."""
+    return vec3(axis_pick(vec3(R[0, 0], R[0, 1], R[0, 2]), i), axis_pick(vec3(R[1, 0], R[1, 1], R[1, 2]), i),
+                axis_pick(vec3(R[2, 0], R[2, 1], R[2, 2]), i))
+
+
+@ti.func
+def argmax3(v):
+    """(max, first index of it)."""
+    i = 0
+    if v[1] > v[0]:
+        i = 1
+    if v[2] > axis_pick(v, i):
+        i = 2
+    return axis_pick(v, i), i
+
+
+QUAD_S1 = (1.0, -1.0, -1.0, 1.0)   # box_box._QUAD: face vertices in cyclic order
+QUAD_S2 = (1.0, 1.0, -1.0, -1.0)
+
+
+@ti.func
+def quad(q):
+    """The signs (s1, s2) of face vertex q (runtime index 0..3)."""
+    s1 = 1.0 if (q == 0 or q == 3) else -1.0
+    s2 = 1.0 if q < 2 else -1.0
+    return s1, s2
+
+
+@ti.func
+def box_face(xA, RA, hA, xB, RB, hB, slot):
+    """Slot `slot` of 24 of the face manifold of boxes A, B (box_box.face_manifold): the world points on
+    A and on B, the gap, whether it is valid, the normal (from B to A) and the decision numbers (ref_b, k,
+    σ, j, τ)."""
+    d = xA - xB
+    C_BA = RB.transpose() @ RA
+    sep_b = ti.abs(RB.transpose() @ d) - hB - ti.abs(C_BA) @ hA
+    sep_a = ti.abs(RA.transpose() @ d) - hA - ti.abs(C_BA).transpose() @ hB
+    best_b, k_b = argmax3(sep_b)
+    best_a, k_a = argmax3(sep_a)
+    ref_b = best_b >= best_a - F(1e-9)
+    k = k_b if ref_b else k_a
+    xR, xI, RR, RI, hR, hI = xA, xB, RA, RB, hA, hB
+    if ref_b:
+        xR, xI, RR, RI, hR, hI = xB, xA, RB, RA, hB, hA
+    c = RR.transpose() @ (xI - xR)
+    M = RR.transpose() @ RI
+    ek, eu, ev = unit(k), unit((k + 1) % 3), unit((k + 2) % 3)
+    sigma = 1.0 if axis_pick(c, k) >= 0 else -1.0
+    row_k = M.transpose() @ ek           # k-components of the incident axes
+    _big, j = argmax3(ti.abs(row_k))
+    tau = -sgn(sigma * axis_pick(row_k, j))
+    ej, ej1, ej2 = unit(j), unit((j + 1) % 3), unit((j + 2) % 3)
+    hRk, hRu, hRv = axis_pick(hR, k), axis_pick(hR, (k + 1) % 3), axis_pick(hR, (k + 2) % 3)
+    tol = F(FACE_TOLERANCE)
+    p_I, p_R = vec3(0.0, 0.0, 0.0), vec3(0.0, 0.0, 0.0)
+    gap, ok = F(0.0), 0
+    if slot < 4:  # incident vertex over the reference face
+        s1, s2 = quad(slot)
+        P = c + M @ (hI * (tau * ej + s1 * ej1 + s2 * ej2))
+        Pk = P.dot(ek)
+        p_I, p_R = P, P + (sigma * hRk - Pk) * ek
+        gap = sigma * Pk - hRk
+        ok = 1 if (ti.abs(P.dot(eu)) <= (1 + tol) * hRu and ti.abs(P.dot(ev)) <= (1 + tol) * hRv) else 0
+    elif slot < 8:  # reference corner under the incident face
+        s1, s2 = quad(slot - 4)
+        Q = sigma * hRk * ek + s1 * hRu * eu + s2 * hRv * ev
+        n_inc = tau * (M @ ej)
+        face_inc = c + hI.dot(ej) * n_inc
+        t = (face_inc - Q).dot(n_inc) / n_inc.dot(ek)
+        ref_I = Q + t * ek
+        l_inc = M.transpose() @ (ref_I - c)
+        p_I, p_R = ref_I, Q
+        gap = sigma * t
+        ok = 1 if (ti.abs(l_inc.dot(ej1)) < (1 - tol) * hI.dot(ej1)
+                   and ti.abs(l_inc.dot(ej2)) < (1 - tol) * hI.dot(ej2)) else 0
+    else:  # crossing of incident edge e with reference side m (edge-major)
+        e, m = (slot - 8) // 4, (slot - 8) % 4
+        s1, s2 = quad(e)
+        n1, n2 = quad((e + 1) % 4)
+        P = c + M @ (hI * (tau * ej + s1 * ej1 + s2 * ej2))
+        Pn = c + M @ (hI * (tau * ej + n1 * ej1 + n2 * ej2))
+        axis = m % 2                      # box_box._SIDES: (0, +), (1, +), (0, −), (1, −)
+        side = 1.0 if m < 2 else -1.0
+        lat_a, lat_o = P.dot(eu), P.dot(ev)
+        nxt_a, nxt_o = Pn.dot(eu), Pn.dot(ev)
+        h_a, h_o = hRu, hRv
+        if axis == 1:
+            lat_a, lat_o, nxt_a, nxt_o, h_a, h_o = lat_o, lat_a, nxt_o, nxt_a, hRv, hRu
+        den = nxt_a - lat_a
+        safe = den if ti.abs(den) > F(1e-12) else 1.0
+        s_par = (side * h_a - lat_a) / safe
+        o = lat_o + s_par * (nxt_o - lat_o)
+        x_I = P + s_par * (Pn - P)
+        xk = x_I.dot(ek)
+        p_I, p_R = x_I, x_I + (sigma * hRk - xk) * ek
+        gap = sigma * xk - hRk
+        ok = 1 if (ti.abs(den) > F(1e-12) and s_par > tol and s_par < 1 - tol and ti.abs(o) < (1 - tol) * h_o) else 0
+    w_I, w_R = xR + RR @ p_I, xR + RR @ p_R
+    pA, pB = w_R, w_I
+    n = -(RR @ (sigma * ek))
+    if ref_b:
+        pA, pB = w_I, w_R
+        n = RR @ (sigma * ek)
+    dvec = ti.Vector([1.0 if ref_b else 0.0, k, sigma, j, tau, ok, 0.0, 0.0, 0.0, 0.0], dt=F)
+    return pA, pB, gap, ok, n, dvec
+
+
+@ti.func
+def box_separation(axis, d, RA, hA, RB, hB):
+    """|axis·d| − the two boxes' extents along axis (box_box._choose_edges)."""
+    ext_a = ti.abs(RA.transpose() @ axis).dot(hA)
+    ext_b = ti.abs(RB.transpose() @ axis).dot(hB)
+    return ti.abs(axis.dot(d)) - ext_a - ext_b
+
+
+@ti.func
+def edge_edge(xA, RA, hA, xB, RB, hB):
+    """Edge–edge contact of boxes A, B (box_box.edge_edge): body-frame witnesses on A and B, the normal
+    (from B to A), validity (an edge axis separates more than every face axis by EDGE_PREFERENCE), and the
+    decision numbers (i, j, sign, sgn_a (3), sgn_b (3), valid)."""
+    d = xA - xB
+    faces = -F(HUGE_T)
+    for i in ti.static(range(3)):
+        faces = ti.max(faces, box_separation(vec3(RA[0, i], RA[1, i], RA[2, i]), d, RA, hA, RB, hB))
+        faces = ti.max(faces, box_separation(vec3(RB[0, i], RB[1, i], RB[2, i]), d, RA, hA, RB, hB))
+    best, bi, bj = -F(HUGE_T), 0, 0
+    best_axis = vec3(0.0, 0.0, 0.0)
+    first = 1
+    for i in ti.static(range(3)):
+        for j in ti.static(range(3)):
+            cr = vec3(RA[0, i], RA[1, i], RA[2, i]).cross(vec3(RB[0, j], RB[1, j], RB[2, j]))
+            nrm = cr.norm()
+            u = cr / ti.max(nrm, F(1e-12))
+            sep = -F(HUGE_T)
+            if nrm > F(1e-6):
+                sep = box_separation(u, d, RA, hA, RB, hB)
+            if first == 1 or sep > best:
+                best, bi, bj, best_axis = sep, i, j, u
+                first = 0
+    sign = 1.0 if best_axis.dot(d) >= 0 else -1.0
+    n0 = sign * best_axis
+    sa, sb = RA.transpose() @ n0, RB.transpose() @ n0
+    sgn_a = vec3(-sgn(sa[0]), -sgn(sa[1]), -sgn(sa[2]))
+    sgn_b = vec3(sgn(sb[0]), sgn(sb[1]), sgn(sb[2]))
+    valid = 1 if best > faces + F(EDGE_PREFERENCE) else 0
+    ei, ej = unit(bi), unit(bj)
+    n = sign * normalize(col(RA, bi).cross(col(RB, bj)))
+    base_a = (1.0 - ei) * sgn_a * hA
+    base_b = (1.0 - ej) * sgn_b * hB
+    lo_a, hi_a = base_a - ei * hA, base_a + ei * hA
+    lo_b, hi_b = base_b - ej * hB, base_b + ej * hB
+    s, t = closest_segment_parameters(xA + RA @ lo_a, xA + RA @ hi_a, xB + RB @ lo_b, xB + RB @ hi_b)
+    wa = lo_a + s * (hi_a - lo_a)
+    wb = lo_b + t * (hi_b - lo_b)
+    dvec = ti.Vector([bi, bj, sign, sgn_a[0], sgn_a[1], sgn_a[2], sgn_b[0], sgn_b[1], sgn_b[2], valid], dt=F)
+    return wa, wb, n, valid, dvec
+
+
 @ti.func
 def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.template(), b, C, nb,
            dt, margin):
@@ -147,7 +312,7 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
         zero = vec3(0.0, 0.0, 0.0)
         # side b: a dynamic body, the ground (planes), or a static box
         xb, Rb, vb, ob = zero, identity3(), zero, zero
-        if kind == BALL_BOX or kind == SEGMENT_FACE:
+        if kind == BALL_BOX or kind == SEGMENT_FACE or kind == BOX_FACE or kind == EDGE_EDGE:
             xb, Rb, vb, ob = box_pose(st, t, b, cf, c, ib, nb)
         elif ib < nb:
             xb4, qb, vb4, ob4 = body_pose(st, t, b, ib)
@@ -156,7 +321,7 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
         rn_a, rn_b, rt_a, rt_b = zero, zero, zero, zero
         offset, dist = F(0.0), F(0.0)
         valid = 1
-        dec = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], dt=F)
+        dec = ti.Vector([0.0] * DECISIONS, dt=F)
         static_b = 0  # side b's witnesses are world-frame (static box) rather than body-frame
         if kind == PLANE_POINT:
             cpt = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
@@ -221,7 +386,27 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
             offset = ra
             static_b = 1 if ib >= nb else 0
             dec = ti.Vector([clamp[0], clamp[1], clamp[2], sign[0], sign[1], sign[2], 1.0 if outside else 0.0,
-                             0.0], dt=F)
+                             0.0, 0.0, 0.0], dt=F)
+        elif kind == BOX_FACE:
+            hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
+            hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
+            pa, pb, gap, ok, n, dvec = box_face(xa, Ra, hA, xb, Rb, hB, cand[c, 3])
+            dec = dvec
+            dist = gap
+            valid = ok
+            rn_a = Ra.transpose() @ (pa - xa)
+            rn_b = Rb.transpose() @ (pb - xb)
+            rt_a, rt_b = rn_a, rn_b
+            static_b = 1 if ib >= nb else 0
+        elif kind == EDGE_EDGE:
+            hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
+            hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
+            wa, wb, n, ok, dvec = edge_edge(xa, Ra, hA, xb, Rb, hB)
+            dec = dvec
+            dist = n.dot((xa + Ra @ wa) - (xb + Rb @ wb))
+            valid = ok
+            rn_a, rn_b, rt_a, rt_b = wa, wb, wa, wb
+            static_b = 1 if ib >= nb else 0
         else:  # SEGMENT_FACE, slot cand[c, 3]
             ra, hl = cf[c, 0], cf[c, 1]
             half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
@@ -260,7 +445,7 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
             valid0 = 1.0 if (overlap and tlo > -1) else 0.0
             valid1 = 1.0 if (overlap and thi < 1) else 0.0
             bound0, bound1 = -sgn(axis_pick(reach, i0)), sgn(axis_pick(reach, i1))
-            dec = ti.Vector([kf, sg, i0, i1, bound0, bound1, valid0, valid1], dt=F)
+            dec = ti.Vector([kf, sg, i0, i1, bound0, bound1, valid0, valid1, 0.0, 0.0], dt=F)
             slot = cand[c, 3]
             ax, bnd, vld = i0, bound0, valid0
             if slot == 1:
@@ -313,7 +498,7 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
         ct[b, c, CT["mu_eff"]] = mu if mu > 0 else 1.0
         ct[b, c, CT["dist"]] = dist
         ct[b, c, CT["impact"]] = 1.0 if impact else 0.0
-        for k in ti.static(range(8)):
+        for k in ti.static(range(DECISIONS)):
             ct[b, c, CT["dec"] + k] = dec[k]
 
 

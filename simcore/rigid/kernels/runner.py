@@ -13,10 +13,12 @@ from ... import backend
 from .. import joint_outputs
 from .contact import (
     BALL_BOX,
+    BOX_FACE,
     CF,
     CF_WIDTH,
     CT_WIDTH,
     DECISIONS,
+    EDGE_EDGE,
     PLANE_POINT,
     SEGMENT_FACE,
     SEGMENT_SEGMENT,
@@ -29,9 +31,11 @@ ti = backend.ti
 
 # Contact models the kernel evaluates (collision.CONTACT_MODELS names), in candidate order.
 KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE, "ball-box": BALL_BOX,
-                 "segment-segment": SEGMENT_SEGMENT, "segment-face": SEGMENT_FACE}
-# Candidates per pair (collision.CONTACT_MODELS slots): the capsule–box face contact has two.
-SLOTS_PER_PAIR = {"segment-face": 2}
+                 "box-face": BOX_FACE, "segment-segment": SEGMENT_SEGMENT, "edge-edge": EDGE_EDGE,
+                 "segment-face": SEGMENT_FACE}
+# Candidates per pair (collision.CONTACT_MODELS slots): the box–box face manifold has 24, the capsule–box
+# face contact two.
+SLOTS_PER_PAIR = {"box-face": 24, "segment-face": 2}
 
 
 # Backends the kernel is used on. On Vulkan (Mesa's lavapipe, f64) it reproduces the CPU on a sliding box
@@ -142,12 +146,14 @@ class KernelRunner:
                         cf[row, 10], cf[row, 11] = fr[ia] * fr[rb], max(rest[ia], rest[rb])
                     if name in ("sphere-sphere", "segment-segment"):
                         cf[row, 0:4] = sizes[ia, 0], sizes[rb, 0], sizes[ia, 1], sizes[rb, 1]
+                    elif name in ("box-face", "edge-edge"):
+                        cf[row, 0:3], cf[row, 3:6] = sizes[ia], sizes[rb]
                     elif name in ("ball-box", "segment-face"):
                         along = float(pairs.end[k]) * sizes[ia, 1] if name == "ball-box" else sizes[ia, 1]
                         cf[row, 0:5] = sizes[ia, 0], along, *sizes[rb]
-                        if rb >= nb:  # a static box: its pose
-                            cf[row, CF["box_x"]:CF["box_x"] + 3] = sx[rb - nb]
-                            cf[row, CF["box_q"]:CF["box_q"] + 4] = sq[rb - nb]
+                    if rb >= nb and name != "plane":  # a static box: its pose
+                        cf[row, CF["box_x"]:CF["box_x"] + 3] = sx[rb - nb]
+                        cf[row, CF["box_q"]:CF["box_q"] + 4] = sq[rb - nb]
                     row += 1
         self.body, self.cand, self.cf = body, cand_i, cf
         self.joint_tables(world, prm)

@@ -49,7 +49,7 @@ from .common import (
     vec4,
     vec8,
 )
-from .contact import CT, attachment, body_pose, curvature, detect, get3
+from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect, get3
 
 # Slots of the per-world vectors wv[b, slot, :]
 W, W_PREV, D_AFF, D_DIR, RES, WARM, WARM_ON = range(7)
@@ -728,8 +728,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
             if keep_solution != 0:
                 for k in range(N):
                     sol[t, b, k] = wv[b, W, k]
-                for c, k in ti.ndrange(C, 8):
-                    sol[t, b, N + 8 * c + k] = ct[b, c, CT["dec"] + k]
+                for c, k in ti.ndrange(C, DECISIONS):
+                    sol[t, b, N + DECISIONS * c + k] = ct[b, c, CT["dec"] + k]
             if finite == 0 or (conv == 0 and stop_on_failure != 0):
                 info[t, b, 4] = 0
                 break
