@@ -30,6 +30,31 @@ TINY = 1e-300  # floor of divisions by norms that can vanish (exact zero stays f
 
 
 @ti.func
+def get3(a: ti.template(), i, j, k):
+    """a[i, j, k:k+3] of a 3-index ndarray as a vector."""
+    return vec3(a[i, j, k], a[i, j, k + 1], a[i, j, k + 2])
+
+
+@ti.func
+def put3(a: ti.template(), i, j, k, v):
+    for m in ti.static(range(3)):
+        a[i, j, k + m] = v[m]
+
+
+@ti.func
+def get33(a: ti.template(), i, j, k):
+    """a[i, j, k:k+9] of a 3-index ndarray as a row-major 3×3 matrix."""
+    return mat3([[a[i, j, k], a[i, j, k + 1], a[i, j, k + 2]], [a[i, j, k + 3], a[i, j, k + 4], a[i, j, k + 5]],
+                 [a[i, j, k + 6], a[i, j, k + 7], a[i, j, k + 8]]])
+
+
+@ti.func
+def put33(a: ti.template(), i, j, k, m):
+    for r, c in ti.static(ti.ndrange(3, 3)):
+        a[i, j, k + 3 * r + c] = m[r, c]
+
+
+@ti.func
 def identity3():
     return mat3([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 

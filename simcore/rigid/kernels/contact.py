@@ -14,7 +14,7 @@ and `jac_rot` in ω; λ·p has the curvature `curvature` in ω (the ∂²(λ·p)
 
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
-from .common import TINY, F, identity3, outer, quat_matrix, skew, vec3, vec4
+from .common import TINY, F, get3, identity3, outer, put3, quat_matrix, skew, vec3, vec4
 
 # Columns of the contact workspace ct[b, c, :].
 CT = dict(n=0, t1=3, t2=6, rn_a=9, rn_b=12, rt_a=15, rt_b=18, offset=21, mu=22, active=23, rubs=24,
@@ -31,18 +31,6 @@ PLANE_POINT, SPHERE_SPHERE, BALL_BOX, SEGMENT_SEGMENT, SEGMENT_FACE, BOX_FACE, E
 CF = dict(box_x=12, box_q=15)
 CF_WIDTH = 19
 HUGE_T = 1e300  # ±∞ of the capsule–box clipping interval
-
-
-@ti.func
-def get3(a: ti.template(), b, c, k):
-    return vec3(a[b, c, k], a[b, c, k + 1], a[b, c, k + 2])
-
-
-@ti.func
-def put3(a: ti.template(), b, c, k, v):
-    a[b, c, k] = v[0]
-    a[b, c, k + 1] = v[1]
-    a[b, c, k + 2] = v[2]
 
 
 @ti.func

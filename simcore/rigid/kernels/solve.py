@@ -33,6 +33,8 @@ from .common import (
     arr3,
     arr4,
     arrow,
+    get3,
+    get33,
     iarr2,
     identity3,
     inverse3,
@@ -41,6 +43,8 @@ from .common import (
     lu_solve,
     mat3,
     outer,
+    put3,
+    put33,
     quat_matrix,
     quat_multiply,
     skew,
@@ -49,7 +53,7 @@ from .common import (
     vec4,
     vec8,
 )
-from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect, get3
+from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect
 
 # Slots of the per-world vectors wv[b, slot, :]
 W, W_PREV, D_AFF, D_DIR, RES, WARM, WARM_ON = range(7)
@@ -93,30 +97,6 @@ def lput(wv: ti.template(), b, slot, k, x):
 
 
 @ti.func
-def bget3(bw: ti.template(), b, i, k):
-    return vec3(bw[b, i, k], bw[b, i, k + 1], bw[b, i, k + 2])
-
-
-@ti.func
-def bput3(bw: ti.template(), b, i, k, v):
-    for j in ti.static(range(3)):
-        bw[b, i, k + j] = v[j]
-
-
-@ti.func
-def bget33(bw: ti.template(), b, i, k):
-    return mat3([[bw[b, i, k], bw[b, i, k + 1], bw[b, i, k + 2]],
-                 [bw[b, i, k + 3], bw[b, i, k + 4], bw[b, i, k + 5]],
-                 [bw[b, i, k + 6], bw[b, i, k + 7], bw[b, i, k + 8]]])
-
-
-@ti.func
-def bput33(bw: ti.template(), b, i, k, m):
-    for r, c in ti.static(ti.ndrange(3, 3)):
-        bw[b, i, k + 3 * r + c] = m[r, c]
-
-
-@ti.func
 def inertia(body: ti.template(), i):
     return mat3([[body[i, 1], body[i, 2], body[i, 3]], [body[i, 4], body[i, 5], body[i, 6]],
                  [body[i, 7], body[i, 8], body[i, 9]]])
@@ -140,12 +120,12 @@ def prepare(st: ti.template(), ctrl: ti.template(), body: ti.template(), bw: ti.
             torque = vec3(ctrl[t, b, i, 3], ctrl[t, b, i, 4], ctrl[t, b, i, 5])
         Jo = J @ om
         rt = ti.sqrt(4.0 / (dt * dt) - om.dot(om))
-        bput3(bw, b, i, BW["x"], x)
-        bput33(bw, b, i, BW["R"], R)
+        put3(bw, b, i, BW["x"], x)
+        put33(bw, b, i, BW["R"], R)
         for k in ti.static(range(4)):
             bw[b, i, BW["q"] + k] = q[k]
-        bput3(bw, b, i, BW["lin0"], -mass * v - dt * (mass * g + force))
-        bput3(bw, b, i, BW["ang0"], 0.5 * dt * (-rt * Jo + om.cross(Jo)) - dt * (R.transpose() @ torque))
+        put3(bw, b, i, BW["lin0"], -mass * v - dt * (mass * g + force))
+        put3(bw, b, i, BW["ang0"], 0.5 * dt * (-rt * Jo + om.cross(Jo)) - dt * (R.transpose() @ torque))
 
 
 @ti.func
@@ -203,8 +183,8 @@ def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
         mass, J = body[i, 0], inertia(body, i)
         Jo = J @ om2
         rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
-        lin = mass * v2 + bget3(bw, b, i, BW["lin0"])
-        ang = 0.5 * dt * (rt2 * Jo + om2.cross(Jo)) + bget3(bw, b, i, BW["ang0"])
+        lin = mass * v2 + get3(bw, b, i, BW["lin0"])
+        ang = 0.5 * dt * (rt2 * Jo + om2.cross(Jo)) + get3(bw, b, i, BW["ang0"])
         for k in ti.static(range(3)):
             wv[b, RES, 6 * i + k] = lin[k]
             wv[b, RES, 6 * i + 3 + k] = ang[k]
@@ -236,8 +216,8 @@ def evaluate(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
                 Jr = ti.Matrix.zero(F, 3, 3)
                 if i < nb:
                     v2, om2 = zget(wv, b, W, i)
-                    R = bget33(bw, b, i, BW["R"])
-                    p, Jr = attachment(bget3(bw, b, i, BW["x"]), R, v2, om2, rw, dt)
+                    R = get33(bw, b, i, BW["R"])
+                    p, Jr = attachment(get3(bw, b, i, BW["x"]), R, v2, om2, rw, dt)
                     lam, weight = lam_n, F(1.0)
                     if not normal:
                         lam, weight = lam_t, rubs
@@ -369,13 +349,6 @@ _IMPULSE_UNKNOWN = (U_GAMMA, U_BETA + 1, U_BETA + 2)
 
 
 @ti.func
-def eget33(el: ti.template(), b, c, k):
-    return mat3([[el[b, c, k], el[b, c, k + 1], el[b, c, k + 2]],
-                 [el[b, c, k + 3], el[b, c, k + 4], el[b, c, k + 5]],
-                 [el[b, c, k + 6], el[b, c, k + 7], el[b, c, k + 8]]])
-
-
-@ti.func
 def gblock(G: ti.template(), b, c, side):
     """The (3, 6) block of contact c's Jacobian on one side (0: a, 1: b)."""
     m = ti.Matrix.zero(F, 3, 6)
@@ -464,11 +437,11 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
         du0 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         if ct[b, c, CT["active"]] > 0:
             u = lget(wv, b, W, base)
-            Wm, Wi = eget33(el, b, c, EL["W"]), eget33(el, b, c, EL["Wi"])
+            Wm, Wi = get33(el, b, c, EL["W"]), get33(el, b, c, EL["Wi"])
             rk = vec3(el[b, c, EL["rk"]], el[b, c, EL["rk"] + 1], el[b, c, EL["rk"] + 2])
             r, rk = corrected(wv, b, base, lget(wv, b, RES, base), rk, Wm, Wi, target, far, corrector)
             du0 = local_solve(0.0, 0.0, 0.0, r, rk, u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
-                              eget33(el, b, c, EL["Ab"]), eget33(el, b, c, EL["Ae"]), eget33(el, b, c, EL["M3inv"]))
+                              get33(el, b, c, EL["Ab"]), get33(el, b, c, EL["Ae"]), get33(el, b, c, EL["M3inv"]))
             kv = vec3(du0[U_GAMMA] / dt, du0[U_BETA + 1], du0[U_BETA + 2])
             for s in range(2):
                 i = cand[c, 1 + s]
