@@ -140,8 +140,9 @@ def lu_factor(A: ti.template(), piv: ti.template(), b, n):
         for i in range(k + 1, n):
             f = A[b, i, k] / pivot
             A[b, i, k] = f
-            for j in range(k + 1, n):
-                A[b, i, j] -= f * A[b, k, j]
+            if f != 0:  # reduced systems of mechanisms are sparse: most rows have nothing to eliminate
+                for j in range(k + 1, n):
+                    A[b, i, j] -= f * A[b, k, j]
 
 
 @ti.func
@@ -156,7 +157,8 @@ def lu_solve(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
     for i in range(n):
         s = x[b, i]
         for j in range(i):
-            s -= A[b, i, j] * x[b, j]
+            if A[b, i, j] != 0:
+                s -= A[b, i, j] * x[b, j]
         x[b, i] = s
     for ii in range(n):
         i = n - 1 - ii
