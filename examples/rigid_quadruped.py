@@ -22,7 +22,6 @@ import torch
 
 import simcore.rigid as rigid
 from simcore.rigid import quaternion as quat
-from simcore.rigid.step import solve_step
 
 G = 9.81
 HIP, KNEE = 0.6, -1.2          # rad, stance: the shin returns under the hip (thigh and shin both 0.15 m)
@@ -93,24 +92,21 @@ def simulate(world, robot, state, seconds, targets, kp=40.0):
     the derivative part −kd θ̇ is the joints' damper (`build`), which the step treats implicitly: an
     explicit −kd θ̇ diverges once kd·dt/I > 2, and a 0.2 kg shin has I ≈ 1.5e-3 kg·m² about its knee.
     The explicit P term is stable while kp·dt²/I < 4."""
-    params, joints = world.params(), world.joint_set
     cols = robot.coordinate_columns()
     effort = robot.effort_limits()
-    controls = torch.zeros(1, len(world.bodies), 6, dtype=torch.float64)
     torso = robot.base.index
-    warm, times, torso_x, violation = None, [0.0], [state.position[0, torso].numpy().copy()], 0.0
+    times, torso_x, violation = [0.0], [state.position[0, torso].numpy().copy()], 0.0
     for k in range(int(round(seconds / world.dt))):
         t = k * world.dt
         theta = world.joint_positions(state)[:, cols]
         tau = kp * (targets(robot, t) - theta)
         tau = torch.maximum(torch.minimum(tau, effort), -effort)
-        state, info = solve_step(world.candidates, state, controls, params, dt=world.dt, kappa=world.kappa,
-                                 rtol=world.rtol, max_iterations=world.max_iterations, margin=world.contact_margin,
-                                 warm=warm, joints=joints, actuation=tau)
-        if not bool(info.report.converged.all()):
-            raise rigid.ContactSolveError(f"step {k + 1} did not converge (residual "
-                                          f"{float(info.report.residual.max()):.3g})", frame=k + 1)
-        warm = info.warm()
+        # one step at a time (closed loop): World.run raises ContactSolveError if a step does not converge
+        traj = world.run(steps=1, state=state, actuation=tau[None])
+        f = torch.as_tensor
+        state = rigid.State(f(traj.position[-1]), f(traj.orientation[-1]), f(traj.velocity[-1]),
+                            (quat.to_matrix(f(traj.orientation[-1])).transpose(-1, -2)
+                             @ f(traj.angular_velocity[-1])[..., None])[..., 0])
         times.append(t + world.dt)
         torso_x.append(state.position[0, torso].numpy().copy())
         violation = max(violation, joint_violation(world, state))
