@@ -38,9 +38,11 @@ KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE, "ball-box
 SLOTS_PER_PAIR = {"box-face": 24, "segment-face": 2}
 
 
-# Backends the kernel is used on. On Vulkan (Mesa's lavapipe, f64) it reproduces the CPU on a sliding box
-# but stops partway through the landing step of a tossed box, which the CPU solves with the continuation
-# fallback; until that is understood, worlds on a Vulkan session step through the torch reference.
+# Backends the kernel is used on. On Vulkan (Mesa's lavapipe) the kernel does not compile since joints
+# entered it: SPIR-V's GLSL.std.450 has no 64-bit Atan2 (the revolute angle; Taichi: "the operand type of
+# instruction Atan2 must <= 32bits"). Before that, the contact-only kernel reproduced the CPU on a sliding
+# box but stopped partway through the landing step of a tossed box. Worlds on a Vulkan session step
+# through the torch reference.
 KERNEL_ARCHS = ("cpu", "cuda")
 
 
