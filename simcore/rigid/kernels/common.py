@@ -12,19 +12,14 @@ F = ti.f64
 vec2 = ti.types.vector(2, F)
 vec3 = ti.types.vector(3, F)
 vec4 = ti.types.vector(4, F)
-vec6 = ti.types.vector(6, F)
 vec8 = ti.types.vector(8, F)
 mat3 = ti.types.matrix(3, 3, F)
-mat23 = ti.types.matrix(2, 3, F)
-mat36 = ti.types.matrix(3, 6, F)
 
 # ndarray argument types of the kernels
-arr1 = ti.types.ndarray(dtype=F, ndim=1)
 arr2 = ti.types.ndarray(dtype=F, ndim=2)
 arr3 = ti.types.ndarray(dtype=F, ndim=3)
 arr4 = ti.types.ndarray(dtype=F, ndim=4)
 iarr2 = ti.types.ndarray(dtype=ti.i32, ndim=2)
-iarr3 = ti.types.ndarray(dtype=ti.i32, ndim=3)
 
 TINY = 1e-300  # floor of divisions by norms that can vanish (exact zero stays finite)
 

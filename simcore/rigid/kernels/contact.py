@@ -14,7 +14,7 @@ and `jac_rot` in ω; λ·p has the curvature `curvature` in ω (the ∂²(λ·p)
 
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
-from .common import TINY, F, get3, identity3, outer, put3, quat_matrix, skew, vec3, vec4
+from .common import TINY, F, identity3, outer, put3, quat_matrix, skew, vec3, vec4
 
 # Columns of the contact workspace ct[b, c, :].
 CT = dict(n=0, t1=3, t2=6, rn_a=9, rn_b=12, rt_a=15, rt_b=18, offset=21, mu=22, active=23, rubs=24,
@@ -143,13 +143,9 @@ def argmax3(v):
     return axis_pick(v, i), i
 
 
-QUAD_S1 = (1.0, -1.0, -1.0, 1.0)   # box_box._QUAD: face vertices in cyclic order
-QUAD_S2 = (1.0, 1.0, -1.0, -1.0)
-
-
 @ti.func
 def quad(q):
-    """The signs (s1, s2) of face vertex q (runtime index 0..3)."""
+    """The signs (s1, s2) of face vertex q (runtime index 0..3) in cyclic order: box_box._QUAD."""
     s1 = 1.0 if (q == 0 or q == 3) else -1.0
     s2 = 1.0 if q < 2 else -1.0
     return s1, s2
@@ -520,11 +516,3 @@ def curvature(R, r, om, lam, dt):
     q_ell0 = lr * ell[0] + rxl.dot(vec3(ell[1], ell[2], ell[3]))
     d2_ell0 = 0.5 * dt * (-identity3() / rt - outer(om, om) / (rt * rt * rt))
     return (2.0 * h + 2.0 * q_ell0 * d2_ell0) / dt
-
-
-@ti.func
-def tangent_rows(ct: ti.template(), b, c):
-    t1 = get3(ct, b, c, CT["t1"])
-    t2 = get3(ct, b, c, CT["t2"])
-    return t1, t2
-

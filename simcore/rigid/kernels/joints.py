@@ -23,10 +23,9 @@ mat4 = ti.types.matrix(4, 4, F)
 mat43 = ti.types.matrix(4, 3, F)
 mat34 = ti.types.matrix(3, 4, F)
 
-# Columns of jc[b, k, :] and lw[b, l, :]
-JC = dict(coord0=0, explicit=1, coord=2, force=3)
+# Columns of jc[b, k, :]: start coordinate, explicit impulse, coordinate now, generalized impulse now;
+# of lw[b, l, :]: active, start gap, start rate.
 JC_WIDTH = 4
-LW = dict(active=0, gap0=1, rate=2)
 LW_WIDTH = 3
 JO_WIDTH = 7 + 84  # outputs and their Jacobian (7 × 12) per joint (workspace jo[b, j, :])
 RW_WIDTH = 10  # selector (7), stiffness, damping, rest (coordinate rows); sign, bound (limit rows)

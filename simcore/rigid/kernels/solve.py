@@ -59,7 +59,7 @@ from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect
 W, W_PREV, D_AFF, D_DIR, RES, WARM, WARM_ON = range(7)
 SLOTS = 7
 # Offsets inside a contact's block of 8: unknowns …
-U_GAMMA, U_GAP, U_BETA, U_ETA = 0, 1, 2, 5
+U_GAMMA, U_GAP, U_BETA = 0, 1, 2  # η from 5
 # … and residual rows.
 R_COMP, R_GAP, R_CONE, R_MU, R_SLIP = 0, 1, 2, 5, 6
 # Columns of the per-world body workspace bw[b, i, :]: start pose, dynamics constants, contact curvature.
