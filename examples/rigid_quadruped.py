@@ -102,11 +102,7 @@ def simulate(world, robot, state, seconds, targets, kp=40.0):
         tau = kp * (targets(robot, t) - theta)
         tau = torch.maximum(torch.minimum(tau, effort), -effort)
         # one step at a time (closed loop): World.run raises ContactSolveError if a step does not converge
-        traj = world.run(steps=1, state=state, actuation=tau[None])
-        f = torch.as_tensor
-        state = rigid.State(f(traj.position[-1]), f(traj.orientation[-1]), f(traj.velocity[-1]),
-                            (quat.to_matrix(f(traj.orientation[-1])).transpose(-1, -2)
-                             @ f(traj.angular_velocity[-1])[..., None])[..., 0])
+        state = world.run(steps=1, state=state, actuation=tau[None]).state()
         times.append(t + world.dt)
         torso_x.append(state.position[0, torso].numpy().copy())
         violation = max(violation, joint_violation(world, state))

@@ -39,6 +39,15 @@ class Trajectory:
     joint_position: np.ndarray | None = None  # (steps + 1, [B,] dofs) minimal coordinates (World.joint_positions)
     joint_velocity: np.ndarray | None = None  # (steps + 1, [B,] dofs) their rates
 
+    def state(self, frame: int = -1) -> State:
+        """The State at `frame` (default: the last), batched (worlds, bodies, ·) like
+        World.initial_state: pass it to run/rollout to continue from there (for feedback control, one
+        step at a time)."""
+        take = lambda a: torch.as_tensor(a[frame]).reshape((-1,) + a.shape[-2:])  # noqa: E731
+        x, q, v, w = (take(getattr(self, name)) for name in ("position", "orientation", "velocity",
+                                                                 "angular_velocity"))
+        return State(x, q, v, (quat.to_matrix(q).transpose(-1, -2) @ w[..., None])[..., 0])
+
 
 class World:
     """Rigid bodies with hard contact and Coulomb friction (Dojo-style interior-point solve).

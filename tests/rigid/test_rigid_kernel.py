@@ -272,3 +272,16 @@ def test_kernel_reproduces_the_reference_with_joints(name):
     assert np.abs(ours(traj.velocity) - v[:, 0]).max() < 1e-9
     assert np.abs(ours(traj.angular_velocity) - w[:, 0]).max() < 1e-9
     np.testing.assert_array_equal(ours(traj.iterations), its[:, 0])
+
+
+def test_trajectory_state_continues_a_run():
+    """Trajectory.state(k) is the State at frame k: a run continued from it follows the original run (to
+    the solver tolerance: the continued run starts its first contact solve cold), and ω converts back to
+    the body frame exactly."""
+    world, _ = sliding_box_pushed()
+    whole = world.run(30)
+    mid = whole.state(10)
+    assert mid.position.shape == (1, 1, 3)
+    np.testing.assert_allclose(mid.angular_velocity.numpy()[0], whole.angular_velocity[10], atol=1e-15)
+    rest = world.run(20, state=mid)
+    assert np.abs(rest.position[:, 0] - whole.position[10:]).max() < 1e-7
