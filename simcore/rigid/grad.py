@@ -2,9 +2,10 @@
 function theorem at the step's solution (Dojo §V).
 
 At the solution w* of r(w; θ) = 0 (θ: start-of-step state, controls, masses, inertias, sizes,
-frictions), dw*/dθ = −(∂r/∂w)⁻¹ ∂r/∂θ. Backward therefore needs one solve with (∂r/∂w)ᵀ — factorized
-once in forward at the converged point and reused — and one vector–Jacobian product of r with respect
-to θ, which torch autograd evaluates through `integrator.equations` and `collision.detect` (with the
+frictions), dw*/dθ = −(∂r/∂w)⁻¹ ∂r/∂θ. Backward therefore needs one solve with (∂r/∂w)ᵀ — in the
+adjoint kernel (kernels/adjoint.py, with the step kernel's block elimination) when the kernel stepped,
+else with the torch step's Jacobian, factorized in forward — and one vector–Jacobian product of r with
+respect to θ, which torch autograd evaluates through `integrator.equations` and `collision.detect` (with the
 forward's discrete contact decisions held fixed). The rollout solves at κ_grad, so the gradients are
 those of the relaxed, smooth dynamics it returns.
 """
@@ -61,7 +62,10 @@ class _Step(torch.autograd.Function):
             memo["warm"] = info.warm()
         memo["info"] = info
         ctx.world, ctx.kappa, ctx.info = world, kappa, info
-        ctx.lu = torch.linalg.lu_factor(info.jacobian())
+        ctx.adjoint = info.adjoint
+        if ctx.adjoint is None:  # the torch step: factorize its Jacobian now, solve with it in backward
+            lu = torch.linalg.lu_factor(info.jacobian())
+            ctx.adjoint = lambda g: torch.linalg.lu_solve(*lu, g[..., None], adjoint=True)[..., 0]
         ctx.save_for_backward(x, q, v, om, controls, actuation, *params)
         return nxt.velocity, nxt.body_angular_velocity
 
@@ -75,7 +79,7 @@ class _Step(torch.autograd.Function):
         g_v = torch.zeros_like(v) if g_v is None else g_v
         g_om = torch.zeros_like(om) if g_om is None else g_om
         g_w[:, :6 * nb] = torch.cat([g_v, g_om], -1).reshape(B, -1)
-        lam = torch.linalg.lu_solve(*ctx.lu, g_w[..., None], adjoint=True)[..., 0]
+        lam = ctx.adjoint(g_w)
         inputs = [t.detach().requires_grad_(need) for t, need in
                   zip((x, q, v, om, controls, actuation, *params), ctx.needs_input_grad[3:])]
         with torch.enable_grad():

@@ -3,25 +3,42 @@
 `World.run` hands whole runs to `kernels.runner` (many steps per kernel launch). The differentiable
 rollout solves one step per launch here and passes the solution, in the reference layout of
 `integrator.sizes`, with the kernel's contact decisions, to the implicit-function-theorem backward of
-`grad.py`, which differentiates the torch step equations at that solution.
+`grad.py`. There the adjoint kernel (kernels/adjoint.py) solves (∂r/∂w)ᵀ λ = g, and torch autograd
+differentiates the step equations with respect to the state, controls and parameters at that solution
+(the vector–Jacobian product λᵀ ∂r/∂θ).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from . import ipm
-from . import joints as jnt
 from .kernels.contact import DECISIONS
-from .kernels.runner import INFO, runner_for, to_reference_layout, unsupported  # noqa: F401
-from .step import DTYPE, Params, State, StepInfo, contacts_for, equations
+from .kernels.runner import (  # noqa: F401  (unsupported: used through this module)
+    INFO,
+    from_reference_layout,
+    rows_to_reference_layout,
+    runner_for,
+    to_reference_layout,
+    unsupported,
+)
+from .step import DTYPE, State, StepInfo
+
+
+@dataclass
+class JointDecisions:
+    """The joint part of a kernel step's StepInfo: the limits' active set (what grad.py holds fixed)."""
+    decisions: dict
 
 
 def step(world, state: State, controls, kappa: float, warm: bool, actuation=None):
     """One step of every world of the batched `state` under controls (B, bodies, 6) and actuation (B,
     actuators) at κ = kappa. warm: continue from the previous call's solution (consecutive steps of one
-    rollout). Returns (next State, StepInfo) like step.solve_step."""
+    rollout). Returns (next State, StepInfo) like step.solve_step; the StepInfo's `adjoint` solves the
+    backward pass's (∂r/∂w)ᵀ λ = g in the adjoint kernel (no Jacobian is assembled in torch)."""
     B, nb = state.position.shape[:2]
     runner = runner_for(world, B)
     out = runner.run(world, state.tensors(), controls.detach()[None], kappa=kappa, stop_on_failure=False,
@@ -31,32 +48,29 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
     active = out.flags[0][:, :C] > 0
     impact = out.flags[0][:, C:2 * C] > 0
     selected = np.flatnonzero(active.any(0))
-    w = torch.as_tensor(to_reference_layout(out.solution[0][:, :runner.N], nb, C, selected, m, L), dtype=DTYPE)
+    solution = out.solution[0][:, :runner.N]
+    w = torch.as_tensor(to_reference_layout(solution, nb, C, selected, m, L), dtype=DTYPE)
     report = ipm.SolveReport(torch.as_tensor(info[:, INFO["iterations"]]).long(),
                              torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
                              torch.as_tensor(info[:, INFO["converged"]] > 0))
     decisions = {"active": torch.as_tensor(active), "impact": torch.as_tensor(impact)}
     decisions.update(_model_decisions(runner, out.solution[0][:, runner.N:].reshape(B, C, DECISIONS)))
-    st = tuple(t.detach() for t in state.tensors())
-    prm = Params(*(t.detach() for t in world.params().tensors()))
-    u = controls.detach()
-    sel = torch.as_tensor(selected, dtype=torch.long)
-    joint_step = None
-    with torch.no_grad():
-        contacts = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin, decisions)[0].select(sel)
-        if world.joints:
-            act = torch.zeros(B, 0, dtype=DTYPE) if actuation is None else actuation.detach()
-            limit_active = torch.as_tensor(out.flags[0][:, 2 * C:2 * C + L] > 0)
-            joint_step = jnt.prepare(world.joint_set, st, prm.joint_params(), act, world.dt, world.contact_margin,
-                                     decisions={"limit_active": limit_active})
+    joints = None
+    if world.joints:
+        joints = JointDecisions({"limit_active": torch.as_tensor(out.flags[0][:, 2 * C:2 * C + L] > 0)})
+    start = tuple(t.detach() for t in state.tensors())
+    tables, dt, margin = runner.table_arrays(), world.dt, world.contact_margin
 
-    def jacobian():
-        with torch.no_grad():
-            return equations(w, 0.0, st, u, prm, contacts, world.dt, joint_step=joint_step)[1]
+    def adjoint(g):
+        """λ (B, N) = (∂r/∂w)⁻ᵀ g at this step's solution, both in the reference layout."""
+        gk = from_reference_layout(g.detach().numpy(), nb, C, selected, m, L)
+        lam = runner.adjoint(tables, dt, margin, start, solution, gk)
+        return torch.as_tensor(rows_to_reference_layout(lam, nb, C, selected, m, L), dtype=DTYPE)
 
     frame = torch.as_tensor(out.frames[1])
     nxt = State(frame[..., :3], frame[..., 3:7], frame[..., 7:10], frame[..., 10:13])
-    return nxt, StepInfo(report, w, jacobian, sel, decisions, contacts, kappa, joint_step)
+    return nxt, StepInfo(report, w, None, torch.as_tensor(selected, dtype=torch.long), decisions, None, kappa, joints,
+                         adjoint=adjoint)
 
 
 def _model_decisions(runner, dec):

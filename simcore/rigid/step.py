@@ -85,6 +85,7 @@ class StepInfo:
     contacts: collision.Contacts
     kappa: float
     joints: object = None    # joints.JointStep of the step (None without joints)
+    adjoint: object = None   # g (B, N) → λ = (∂r/∂w)⁻ᵀ g, when the stepper solves it (the kernel; else jacobian)
 
     def warm(self):
         """What the next step's initial guess reuses."""

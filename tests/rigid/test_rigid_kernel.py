@@ -285,3 +285,53 @@ def test_trajectory_state_continues_a_run():
     np.testing.assert_allclose(mid.angular_velocity.numpy()[0], whole.angular_velocity[10], atol=1e-15)
     rest = world.run(20, state=mid)
     assert np.abs(rest.position[:, 0] - whole.position[10:]).max() < 1e-7
+
+
+def _reference_jacobian(world, state, controls, actuation, info):
+    """∂r/∂w of the torch step equations at the kernel's solution, with the kernel's decisions."""
+    from simcore.rigid import joints as jnt
+    from simcore.rigid.step import contacts_for, equations
+
+    st, prm = state.tensors(), world.params()
+    contacts = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin, info.decisions)[0]
+    joint_step = None
+    if world.joints:
+        joint_step = jnt.prepare(world.joint_set, st, prm.joint_params(), actuation, world.dt, world.contact_margin,
+                                 decisions=info.joints.decisions)
+    return equations(info.w, 0.0, st, controls, prm, contacts.select(info.selected), world.dt,
+                     joint_step=joint_step)[1]
+
+
+@pytest.mark.parametrize("name", ["sphere_pile", "ball_and_capsules_on_a_box", "boxes_on_boxes", "actuated_arm",
+                                  "quadruped"])
+def test_adjoint_kernel_solves_the_transposed_step_jacobian(name):
+    """The backward pass's linear solve in the adjoint kernel (kernels/adjoint.py: the step kernel's
+    block elimination, transposed) equals a dense solve with the transposed Jacobian of the torch step
+    equations, λ = (∂r/∂w)⁻ᵀ g for g on the velocities (what a loss on the trajectory gives), to 1e-8
+    relative, at states along a run (contacts of every model, active joint limits)."""
+    if name in SCENES:
+        world, steps = SCENES[name]()
+        state, actuation = world.initial_state(), None
+    else:
+        world, state, actuation = MECHANISMS[name]()
+        steps = 40 if actuation is None else actuation.shape[0]
+    traj = world.run(steps, state=state, actuation=actuation)
+    B, nb = 1, len(world.bodies)
+    generator = torch.Generator().manual_seed(0)
+    exercised = 0
+    for k in range(1, steps, 3):
+        start = traj.state(k)
+        u = torch.zeros(B, nb, 6, dtype=torch.float64)
+        act = None if actuation is None else actuation[k].reshape(B, -1)
+        _, info = kernel_step.step(world, start, u, world.kappa, warm=False, actuation=act)
+        assert bool(info.report.converged.all())
+        jac = _reference_jacobian(world, start, u, act if act is not None else torch.zeros(B, 0, dtype=torch.float64),
+                                  info)
+        g = torch.zeros(B, jac.shape[-1], dtype=torch.float64)
+        g[:, :6 * nb] = torch.randn(B, 6 * nb, dtype=torch.float64, generator=generator)
+        expected = torch.linalg.solve(jac.transpose(-1, -2), g[..., None])[..., 0]
+        lam = info.adjoint(g)
+        assert float((lam - expected).abs().max() / expected.abs().max()) < 1e-8
+        limits = info.joints is not None and bool(info.joints.decisions["limit_active"].any())
+        exercised += int(bool(info.decisions["active"].any()) or limits)
+    assert exercised >= 3   # the contacts or limits are in the system, not only free bodies

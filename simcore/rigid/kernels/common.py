@@ -161,3 +161,28 @@ def lu_solve(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
         for j in range(i + 1, n):
             s -= A[b, i, j] * x[b, j]
         x[b, i] = s / A[b, i, i]
+
+
+@ti.func
+def lu_solve_transposed(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
+    """Solve Aᵀ y = x with the factors of lu_factor (P A = L U, so Aᵀ = Uᵀ Lᵀ P): x[b, :n] the
+    right-hand side on entry, y on exit."""
+    for i in range(n):  # Uᵀ (lower triangular)
+        s = x[b, i]
+        for j in range(i):
+            s -= A[b, j, i] * x[b, j]
+        x[b, i] = s / A[b, i, i]
+    for ii in range(n):  # Lᵀ (upper triangular, unit diagonal)
+        i = n - 1 - ii
+        s = x[b, i]
+        for j in range(i + 1, n):
+            if A[b, j, i] != 0:
+                s -= A[b, j, i] * x[b, j]
+        x[b, i] = s
+    for kk in range(n):  # Pᵀ: the swaps in reverse order
+        k = n - 1 - kk
+        p = piv[b, k]
+        if p != k:
+            tmp = x[b, k]
+            x[b, k] = x[b, p]
+            x[b, p] = tmp

@@ -11,6 +11,7 @@ import torch
 
 from ... import backend
 from .. import joint_outputs
+from .adjoint import adjoint
 from .contact import (
     BALL_BOX,
     BOX_FACE,
@@ -225,6 +226,29 @@ class KernelRunner:
                         int(keep_solution), int(warm))
         return KernelRun(frames, info[:T], flags[:T, :, :2 * C + self.L], sol[:T] if keep_solution else None)
 
+    def table_arrays(self):
+        """The current tables (numpy; `tables` replaces rather than edits them, so a copy of this tuple
+        keeps describing the World as it was)."""
+        return (self.body, self.cand, self.cf, self.jt_i, self.jt_f, self.rw_i, self.rw_f)
+
+    def adjoint(self, tables, dt, margin, state, solution, gbar):
+        """λ = (∂r/∂w)⁻ᵀ gbar of one step of every world (kernels/adjoint.py) for the World described by
+        `tables` (table_arrays() at the step) with step dt s and contact margin m: state the
+        start-of-step state (x, q, v, ω body frame; torch (B, bodies, ·)), solution and gbar (B, N) numpy
+        in the kernel's layout (KernelRun.solution without the decisions). Returns λ (B, N) numpy, rows
+        in the kernel's layout. Uses the workspaces of `run`, not its warm start."""
+        B, nb, N = self.B, self.nb, self.N
+        body, cand, cf, jt_i, jt_f, rw_i, rw_f = tables
+        s0 = np.ascontiguousarray(torch.cat([t.detach() for t in state], -1).numpy(), dtype=np.float64)
+        lam = np.zeros((B, max(N, 1)))
+        with _quick_compile():
+            adjoint(s0, np.zeros((1, B, nb, 13)), np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), body, cand, cf, jt_i,
+                    jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.el, self.jo,
+                    self.jd, self.je, self.jc, self.lw, np.ascontiguousarray(solution, dtype=np.float64),
+                    np.ascontiguousarray(gbar, dtype=np.float64), lam, nb, self.C, self.J, self.m, self.n1, self.L,
+                    dt, margin)
+        return lam[:, :N]
+
 
 @contextlib.contextmanager
 def _quick_compile():
@@ -275,3 +299,37 @@ def to_reference_layout(w_kernel: np.ndarray, nb: int, C: int, selected: np.ndar
     return np.concatenate([z, local[..., 0], local[..., 1], local[..., 2:5].reshape(B, -1),
                            local[..., 5:8].reshape(B, -1), w_kernel[:, oj:oj + m], limits[..., 0],
                            limits[..., 1]], -1)
+
+
+def from_reference_layout(w_ref: np.ndarray, nb: int, C: int, selected: np.ndarray, m: int = 0,
+                          L: int = 0) -> np.ndarray:
+    """The inverse of to_reference_layout (candidates outside `selected` get zeros)."""
+    B, S = w_ref.shape[0], len(selected)
+    nz, oj = 6 * nb, 6 * nb + 8 * C
+    out = np.zeros((B, oj + m + 2 * L))
+    out[:, :nz] = w_ref[:, :nz]
+    local = np.zeros((B, C, 8))
+    local[:, selected, 0] = w_ref[:, nz:nz + S]
+    local[:, selected, 1] = w_ref[:, nz + S:nz + 2 * S]
+    local[:, selected, 2:5] = w_ref[:, nz + 2 * S:nz + 5 * S].reshape(B, S, 3)
+    local[:, selected, 5:8] = w_ref[:, nz + 5 * S:nz + 8 * S].reshape(B, S, 3)
+    out[:, nz:oj] = local.reshape(B, -1)
+    o = nz + 8 * S
+    out[:, oj:oj + m] = w_ref[:, o:o + m]
+    limits = out[:, oj + m:].reshape(B, L, 2)
+    limits[..., 0], limits[..., 1] = w_ref[:, o + m:o + m + L], w_ref[:, o + m + L:o + m + 2 * L]
+    return out
+
+
+def rows_to_reference_layout(r_kernel: np.ndarray, nb: int, C: int, selected: np.ndarray, m: int = 0,
+                             L: int = 0) -> np.ndarray:
+    """Values on the residual rows (B, N) in the kernel's layout (solve.py: per contact γ s, s − φ,
+    β ∘ η (3), β₀ − μ γ, η₁₂ − v_t (2); per limit γ s, s − g) → the reference's row layout
+    (integrator.row_blocks over the candidates `selected`, then the joint rows c_eq, s − g, γ s)."""
+    B = r_kernel.shape[0]
+    oj = 6 * nb + 8 * C
+    local = r_kernel[:, 6 * nb:oj].reshape(B, C, 8)[:, selected]
+    limits = r_kernel[:, oj + m:oj + m + 2 * L].reshape(B, L, 2)
+    return np.concatenate([r_kernel[:, :6 * nb], local[..., 1], local[..., 6:8].reshape(B, -1), local[..., 5],
+                           local[..., 0], local[..., 2:5].reshape(B, -1), r_kernel[:, oj:oj + m], limits[..., 1],
+                           limits[..., 0]], -1)
