@@ -212,6 +212,35 @@ def init(arch: str = "auto", precision: str = "f32", *, threads: int | None = No
     return _active
 
 
+_f64_arithmetic: dict[int, bool] = {}
+
+
+def has_f64_arithmetic() -> bool:
+    """Whether the active device runs 64-bit float arithmetic and square roots (the rigid-body step
+    kernel needs them): always on CPU and CUDA; on Vulkan only on devices with shaderFloat64 (Mesa's
+    lavapipe has it; many laptop and mobile GPUs do not). Probed once per `init`."""
+    arch = active().arch
+    if arch != "vulkan":
+        return True
+    if _generation not in _f64_arithmetic:
+        probe = ti.field(ti.f64, 4)
+
+        @ti.kernel
+        def _probe():
+            probe[2] = (1.0 + probe[0]) - 1.0     # 2⁻⁴⁰ in f64, 0 in f32
+            probe[3] = ti.sqrt(probe[1])
+
+        try:
+            with _native_output_silenced():
+                probe.from_numpy(np.array([2.0 ** -40, 2.0, 0.0, 0.0]))
+                _probe()
+            got = probe.to_numpy()
+            _f64_arithmetic[_generation] = bool(got[2] == 2.0 ** -40 and got[3] == np.sqrt(2.0))
+        except RuntimeError:  # Taichi's SPIR-V code generator rejects f64 on the device
+            _f64_arithmetic[_generation] = False
+    return _f64_arithmetic[_generation]
+
+
 def active() -> Backend:
     """The active backend; starts CPU f32 (or $SIMCORE_ARCH / $SIMCORE_PRECISION) when none was chosen."""
     if _active is None:

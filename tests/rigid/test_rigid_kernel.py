@@ -166,14 +166,17 @@ def test_failure_keeps_the_trajectory_before_it():
 
 
 def test_stepper_names_what_the_kernel_does_not_cover(monkeypatch):
-    """Every contact model and joint kind is in the kernel; a Vulkan session is not (see docs/rigid.md)."""
+    """Every contact model and joint kind is in the kernel; a Vulkan device without 64-bit floats is not
+    (its worlds step through the torch reference; see docs/rigid.md)."""
     world, _ = boxes_on_boxes()
     assert world.stepper == "kernel" and kernel_step.unsupported(world) is None
     from simcore import backend
     from simcore.rigid.kernels import runner
 
     monkeypatch.setattr(runner.backend, "active", lambda: backend.Backend("vulkan", "f32"))
-    assert world.stepper == "torch" and kernel_step.unsupported(world) == "the vulkan backend"
+    monkeypatch.setattr(runner.backend, "has_f64_arithmetic", lambda: False)
+    assert world.stepper == "torch"
+    assert kernel_step.unsupported(world) == "a vulkan device without 64-bit floats"
 
 
 @pytest.mark.parametrize("scene", ["ball_and_capsule_on_a_static_box", "boxes_on_boxes"])

@@ -26,7 +26,7 @@ from ...backend import ti
 from . import joints as jk
 from .common import F, arr2, arr3, arr4, get33, iarr2, lu_solve_transposed, vec3, vec8
 from .contact import CT, detect
-from .solve import EL, U_BETA, U_GAMMA, W, assemble, evaluate, local_solve, prepare
+from .solve import EL, U_BETA, U_GAMMA, W, assemble, canary, evaluate, local_solve, prepare
 
 
 @ti.func
@@ -147,11 +147,12 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
 def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, cf: arr2, jt_i: iarr2, jt_f: arr2,
             rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3, H: arr3, xr: arr2, piv: iarr2, el: arr3,
             jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, sol: arr2, gbar: arr2, lam: arr2, nb: ti.i32,
-            C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32, L: ti.i32, dt: F, margin: F):
+            C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32, L: ti.i32, dt: F, margin: F, canary_loop: ti.i32):
     """λ[b] = (∂r/∂w)⁻ᵀ gbar[b] for every world b of one step: s0 (B, bodies, 13) the start-of-step state
     (x, q, v, ω body frame; copied to frame 0 of st, (1, B, bodies, 13)), sol (B, N) the step's solution
-    and gbar, lam (B, N) in the kernel's layout. ctrl and tau are not read (forces, torques and
-    actuation do not enter ∂r/∂w)."""
+    and gbar (B, N), lam (B, N + 1) in the kernel's layout; lam[b, N] = 1 when the driver ran every loop
+    to its end (solve.canary, canary_loop = 2). ctrl and tau are not read (forces, torques and actuation
+    do not enter ∂r/∂w)."""
     B = st.shape[1]
     g = vec3(0.0, 0.0, 0.0)
     N = 6 * nb + 8 * C + m + 2 * L
@@ -168,3 +169,4 @@ def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, 
                  L, dt, 0)
         transposed_solve(cand, ct, wv, G, H, piv, xr, el, jt_i, rw_i, rw_f, jd, je, lw, gbar, lam, b, nb, C, m, n1,
                          L, dt)
+        lam[b, N] = canary(canary_loop)

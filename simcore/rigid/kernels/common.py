@@ -186,3 +186,32 @@ def lu_solve_transposed(A: ti.template(), piv: ti.template(), x: ti.template(), 
             tmp = x[b, k]
             x[b, k] = x[b, p]
             x[b, p] = tmp
+
+
+PI = 3.141592653589793
+
+
+@ti.func
+def atan2(y, x):
+    """atan2(y, x) in float64 from arithmetic and square roots only (SPIR-V's GLSL.std.450 has no 64-bit
+    Atan2, so Vulkan needs this; one code path everywhere). atan of r = min/max(|x|, |y|) ∈ [0, 1] after
+    three half-angle reductions atan(r) = 2 atan(r / (1 + √(1 + r²))) (|r| ≤ tan(π/32) < 0.1), then its
+    Taylor series to r¹⁷ (truncation < 0.1¹⁹/19), then the octant. atan2(0, 0) = 0."""
+    ax, ay = ti.abs(x), ti.abs(y)
+    big, small = ti.max(ax, ay), ti.min(ax, ay)
+    result = F(0.0)
+    if big > 0:
+        r = small / big
+        for _ in ti.static(range(3)):
+            r = r / (1.0 + ti.sqrt(1.0 + r * r))
+        r2 = r * r
+        series = F(0.0)
+        for k in ti.static(range(8, -1, -1)):   # Horner: Σ (−1)ᵏ r²ᵏ / (2k + 1)
+            series = series * r2 + F((-1.0) ** k / (2 * k + 1))
+        a = 8.0 * r * series
+        if ay > ax:
+            a = F(PI / 2) - a
+        if x < 0:
+            a = F(PI) - a
+        result = -a if y < 0 else a
+    return result

@@ -17,7 +17,7 @@ Workspaces per world: jd[b, r, :12] the start-of-step rate map of equality and c
 
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
-from .common import F, identity3, outer, quat_matrix, quat_multiply, skew, vec3, vec4
+from .common import F, atan2, identity3, outer, quat_matrix, quat_multiply, skew, vec3, vec4
 
 mat4 = ti.types.matrix(4, 4, F)
 mat43 = ti.types.matrix(4, 3, F)
@@ -92,7 +92,7 @@ def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.templa
     e = quat_multiply(quat_multiply(cqp2, qc2), c0)
     y = axis.dot(vec3(e[1], e[2], e[3]))
     x = e[0]
-    theta = 2.0 * ti.atan2(y, x)
+    theta = 2.0 * atan2(y, x)
     vals = ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
     for o in ti.static(range(7)):
         out[b, j, o] = vals[o]

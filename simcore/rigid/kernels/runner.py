@@ -39,12 +39,11 @@ KERNEL_MODELS = {"plane": PLANE_POINT, "sphere-sphere": SPHERE_SPHERE, "ball-box
 SLOTS_PER_PAIR = {"box-face": 24, "segment-face": 2}
 
 
-# Backends the kernel is used on. On Vulkan (Mesa's lavapipe) the kernel does not compile since joints
-# entered it: SPIR-V's GLSL.std.450 has no 64-bit Atan2 (the revolute angle; Taichi: "the operand type of
-# instruction Atan2 must <= 32bits"). Before that, the contact-only kernel reproduced the CPU on a sliding
-# box but stopped partway through the landing step of a tossed box. Worlds on a Vulkan session step
-# through the torch reference.
-KERNEL_ARCHS = ("cpu", "cuda")
+# Backends the kernel runs on: everywhere Taichi runs, given 64-bit floats (the interior-point solve needs
+# them; Vulkan devices without shaderFloat64 step through the torch reference). On Vulkan each step is
+# one launch, and a step that Mesa's lavapipe cuts short (its cap of 65,535 loop iterations per shader
+# invocation, see solve.canary) raises instead of returning incomplete numbers.
+KERNEL_ARCHS = ("cpu", "cuda", "vulkan")
 
 
 def unsupported(world) -> str | None:
@@ -52,6 +51,8 @@ def unsupported(world) -> str | None:
     arch = backend.active().arch
     if arch not in KERNEL_ARCHS:
         return f"the {arch} backend"
+    if not backend.has_f64_arithmetic():
+        return f"a {arch} device without 64-bit floats"
     for name, pairs in world.candidates.by_model.items():
         if len(pairs) and name not in KERNEL_MODELS:
             return f"{name} contacts"
@@ -216,14 +217,25 @@ class KernelRunner:
         flags = np.zeros((max(T, 1), B, max(2 * C + self.L, 1)))
         sol = np.zeros((max(T, 1), B, N + DECISIONS * C) if keep_solution else (1, 1, 1))
         g = world.gravity.detach().numpy()
-        if T:
-            with _quick_compile():
-                rollout(s0, frames, ctrl, has_ctrl, tau, has_tau, self.body, self.cand, self.cf, self.jt_i, self.jt_f,
+        # On Vulkan one launch per step: Mesa's lavapipe caps a shader invocation at 65,535 loop
+        # iterations in all (see solve.canary), which a run of many steps exceeds.
+        per_launch = 1 if backend.active().arch == "vulkan" else max(T, 1)
+        t = 0
+        with _quick_compile():
+            while t < T:
+                t1 = min(T, t + per_launch)
+                steps = slice(t, t1)
+                rollout(frames[t], frames[t:t1 + 1], ctrl[steps] if has_ctrl else ctrl, has_ctrl,
+                        tau[steps] if has_tau else tau, has_tau, self.body, self.cand, self.cf, self.jt_i, self.jt_f,
                         self.rw_i, self.rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.el,
-                        self.jo, self.jd, self.je, self.jc, self.lw, info, sol, flags, 0, T, nb, C, self.J, self.m,
-                        self.n1, self.L, world.dt, float(g[0]), float(g[1]), float(g[2]), float(kappa), world.rtol,
-                        world.contact_margin, self.mean_mass, world.max_iterations, int(stop_on_failure),
-                        int(keep_solution), int(warm))
+                        self.jo, self.jd, self.je, self.jc, self.lw, info[steps], sol[steps] if keep_solution else sol,
+                        flags[steps], 0, t1 - t, nb, C, self.J, self.m, self.n1, self.L, world.dt, float(g[0]),
+                        float(g[1]), float(g[2]), float(kappa), world.rtol, world.contact_margin, self.mean_mass,
+                        world.max_iterations, int(stop_on_failure), int(keep_solution), int(warm or t > 0), 2)
+                _check_complete(info[steps])
+                if t1 < T and not info[t1 - 1, :, INFO["advanced"]].all():
+                    break  # a world stopped: so do the others (the caller reports the first failure)
+                t = t1
         return KernelRun(frames, info[:T], flags[:T, :, :2 * C + self.L], sol[:T] if keep_solution else None)
 
     def table_arrays(self):
@@ -240,14 +252,30 @@ class KernelRunner:
         B, nb, N = self.B, self.nb, self.N
         body, cand, cf, jt_i, jt_f, rw_i, rw_f = tables
         s0 = np.ascontiguousarray(torch.cat([t.detach() for t in state], -1).numpy(), dtype=np.float64)
-        lam = np.zeros((B, max(N, 1)))
+        lam = np.zeros((B, N + 1))
         with _quick_compile():
             adjoint(s0, np.zeros((1, B, nb, 13)), np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), body, cand, cf, jt_i,
                     jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.el, self.jo,
                     self.jd, self.je, self.jc, self.lw, np.ascontiguousarray(solution, dtype=np.float64),
                     np.ascontiguousarray(gbar, dtype=np.float64), lam, nb, self.C, self.J, self.m, self.n1, self.L,
-                    dt, margin)
+                    dt, margin, 2)
+        if not lam[:, N].all():
+            raise _cut_short("adjoint")
         return lam[:, :N]
+
+
+def _cut_short(kernel):
+    return backend.BackendError(
+        f"The {backend.active().arch} driver stopped the rigid {kernel} kernel partway through a step, so its "
+        "results are incomplete (Mesa's lavapipe, the Vulkan driver on CPUs, caps a shader invocation at 65,535 "
+        "loop iterations in all; this world's step needs more). Run this world with simcore.init('cpu', ...) or on "
+        "a GPU.")
+
+
+def _check_complete(info):
+    """Raise when a step of `info` (T, B, INFO_WIDTH) was cut short by the driver (solve.canary)."""
+    if info[..., INFO["cut_short"]].any():
+        raise _cut_short("step")
 
 
 @contextlib.contextmanager

@@ -66,8 +66,8 @@ R_COMP, R_GAP, R_CONE, R_MU, R_SLIP = 0, 1, 2, 5, 6
 BW = dict(x=0, R=3, lin0=12, ang0=15, curv=18, q=27)  # (joints.body_state reads x at 0 and q at 27)
 BW_WIDTH = 31
 # Columns of info[t, b, :]
-INFO = dict(iterations=0, residual=1, complementarity=2, converged=3, advanced=4, finite=5)
-INFO_WIDTH = 6
+INFO = dict(iterations=0, residual=1, complementarity=2, converged=3, advanced=4, finite=5, cut_short=6)
+INFO_WIDTH = 7
 
 FRACTION_TO_BOUNDARY = 0.99
 CENTRAL_PATH_FLOOR = 1e-8
@@ -620,6 +620,18 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
     return conv, it, eq, comp
 
 
+@ti.func
+def canary(n):
+    """1 when a loop of n > 1 iterations (n a kernel argument, so that no compiler unrolls it) runs to
+    its end, else 0. Mesa's lavapipe (the Vulkan driver on CPUs) caps every shader invocation at 65,535
+    loop iterations in all and then ends each loop early, silently; after the cap even this loop stops
+    after one iteration, so a step whose work was cut short is marked incomplete instead of passing."""
+    count = 0
+    for _ in range(n):
+        count += 1
+    return 1 if count == n else 0
+
+
 # ------------------------------------------------------------------------------------------------
 # The kernel: steps t0 … t1 − 1 of every world
 # ------------------------------------------------------------------------------------------------
@@ -629,13 +641,14 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
             H: arr3, xr: arr2, piv: iarr2, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
             sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32, C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32,
             L: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F, max_it: ti.i32,
-            stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32):
+            stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32, canary_loop: ti.i32):
     """Advance every world b from s0 (B, bodies, 13: x, q, v, ω body frame), written to frame t0 of st
     (T+1, B, bodies, 13), to frame t1, under ctrl (T, B, bodies, 6: force N, torque N·m, world frame;
     not read when has_ctrl = 0) and tau (T, B, n1: actuation N·m or N per joint coordinate; not read when
     has_tau = 0). Per step: info[t, b] (INFO columns), flags[t, b] = (active (C), impact (C), limit active
     (L)), and with keep_solution, sol[t, b] = the solution w. A world whose step fails with
-    stop_on_failure (or with a non-finite solution) stops there (info advanced = 0)."""
+    stop_on_failure (or with a non-finite solution) stops there (info advanced = 0). canary_loop = 2:
+    info cut_short = 1 marks a step whose loops the driver cut short (`canary`)."""
     g = vec3(gx, gy, gz)
     gnorm = g.norm()
     B = st.shape[1]
@@ -705,6 +718,7 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
                     sol[t, b, N + DECISIONS * c + k] = ct[b, c, CT["dec"] + k]
             if finite == 0 or (conv == 0 and stop_on_failure != 0):
                 info[t, b, 4] = 0
+                info[t, b, 6] = 1 - canary(canary_loop)
                 break
             info[t, b, 4] = 1
             for i in range(nb):
@@ -731,3 +745,4 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
             for l in range(L):
                 wv[b, WARM_ON, oj + m + 2 * l] = lw[b, l, 0]
             warm = 1
+            info[t, b, 6] = 1 - canary(canary_loop)
