@@ -19,6 +19,7 @@ mat3 = ti.types.matrix(3, 3, F)
 arr2 = ti.types.ndarray(dtype=F, ndim=2)
 arr3 = ti.types.ndarray(dtype=F, ndim=3)
 arr4 = ti.types.ndarray(dtype=F, ndim=4)
+iarr1 = ti.types.ndarray(dtype=ti.i32, ndim=1)
 iarr2 = ti.types.ndarray(dtype=ti.i32, ndim=2)
 
 TINY = 1e-300  # floor of divisions by norms that can vanish (exact zero stays finite)
@@ -115,77 +116,94 @@ def inverse3(m):
 
 
 @ti.func
-def lu_factor(A: ti.template(), piv: ti.template(), b, n):
-    """In-place LU with partial pivoting of A[b, :n, :n] (an ndarray of worlds' matrices); piv[b, k] the row
-    swapped into k."""
+def lu_factor(A: ti.template(), piv: ti.template(), o: ti.template(), b, n):
+    """In-place LU with partial pivoting of A[b, :n, :n] (an ndarray of worlds' matrices) in the order o
+    (a permutation of 0 … n−1 applied to rows and columns alike: the factors are those of P A Pᵀ);
+    piv[b, k] the (ordered) row swapped into k, piv[b, n:2n] scratch. The reduced systems of mechanisms
+    are sparse and, in a good order (runner.elimination_order), fill in little: a row with nothing below
+    the pivot is skipped, and the update runs over the pivot row's nonzero columns only."""
     for k in range(n):
         p = k
-        big = ti.abs(A[b, k, k])
+        ok = o[k]
+        big = ti.abs(A[b, ok, ok])
         for i in range(k + 1, n):
-            if ti.abs(A[b, i, k]) > big:
-                big = ti.abs(A[b, i, k])
+            if ti.abs(A[b, o[i], ok]) > big:
+                big = ti.abs(A[b, o[i], ok])
                 p = i
         piv[b, k] = p
         if p != k:
+            op = o[p]
             for j in range(n):
-                tmp = A[b, k, j]
-                A[b, k, j] = A[b, p, j]
-                A[b, p, j] = tmp
-        pivot = A[b, k, k]
+                tmp = A[b, ok, o[j]]
+                A[b, ok, o[j]] = A[b, op, o[j]]
+                A[b, op, o[j]] = tmp
+        nnz = 0
+        for j in range(k + 1, n):
+            if A[b, ok, o[j]] != 0:
+                piv[b, n + nnz] = o[j]
+                nnz += 1
+        pivot = A[b, ok, ok]
         for i in range(k + 1, n):
-            f = A[b, i, k] / pivot
-            A[b, i, k] = f
-            if f != 0:  # reduced systems of mechanisms are sparse: most rows have nothing to eliminate
-                for j in range(k + 1, n):
-                    A[b, i, j] -= f * A[b, k, j]
+            oi = o[i]
+            f = A[b, oi, ok] / pivot
+            A[b, oi, ok] = f
+            if f != 0:
+                for jj in range(nnz):
+                    j = piv[b, n + jj]
+                    A[b, oi, j] -= f * A[b, ok, j]
 
 
 @ti.func
-def lu_solve(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
-    """Solve with the factors of lu_factor, x[b, :n] the right-hand side on entry, the solution on exit."""
+def lu_solve(A: ti.template(), piv: ti.template(), o: ti.template(), x: ti.template(), b, n):
+    """Solve with the factors of lu_factor (order o), x[b, :n] the right-hand side on entry, the solution
+    on exit."""
     for k in range(n):
         p = piv[b, k]
         if p != k:
-            tmp = x[b, k]
-            x[b, k] = x[b, p]
-            x[b, p] = tmp
+            tmp = x[b, o[k]]
+            x[b, o[k]] = x[b, o[p]]
+            x[b, o[p]] = tmp
     for i in range(n):
-        s = x[b, i]
+        oi = o[i]
+        s = x[b, oi]
         for j in range(i):
-            if A[b, i, j] != 0:
-                s -= A[b, i, j] * x[b, j]
-        x[b, i] = s
+            if A[b, oi, o[j]] != 0:
+                s -= A[b, oi, o[j]] * x[b, o[j]]
+        x[b, oi] = s
     for ii in range(n):
         i = n - 1 - ii
-        s = x[b, i]
+        oi = o[i]
+        s = x[b, oi]
         for j in range(i + 1, n):
-            s -= A[b, i, j] * x[b, j]
-        x[b, i] = s / A[b, i, i]
+            s -= A[b, oi, o[j]] * x[b, o[j]]
+        x[b, oi] = s / A[b, oi, oi]
 
 
 @ti.func
-def lu_solve_transposed(A: ti.template(), piv: ti.template(), x: ti.template(), b, n):
-    """Solve Aᵀ y = x with the factors of lu_factor (P A = L U, so Aᵀ = Uᵀ Lᵀ P): x[b, :n] the
-    right-hand side on entry, y on exit."""
+def lu_solve_transposed(A: ti.template(), piv: ti.template(), o: ti.template(), x: ti.template(), b, n):
+    """Solve Aᵀ y = x with the factors of lu_factor (order o; P A Pᵀ = L U up to the row swaps, so
+    Aᵀ = Pᵀ (Uᵀ Lᵀ Π) P): x[b, :n] the right-hand side on entry, y on exit."""
     for i in range(n):  # Uᵀ (lower triangular)
-        s = x[b, i]
+        oi = o[i]
+        s = x[b, oi]
         for j in range(i):
-            s -= A[b, j, i] * x[b, j]
-        x[b, i] = s / A[b, i, i]
+            s -= A[b, o[j], oi] * x[b, o[j]]
+        x[b, oi] = s / A[b, oi, oi]
     for ii in range(n):  # Lᵀ (upper triangular, unit diagonal)
         i = n - 1 - ii
-        s = x[b, i]
+        oi = o[i]
+        s = x[b, oi]
         for j in range(i + 1, n):
-            if A[b, j, i] != 0:
-                s -= A[b, j, i] * x[b, j]
-        x[b, i] = s
-    for kk in range(n):  # Pᵀ: the swaps in reverse order
+            if A[b, o[j], oi] != 0:
+                s -= A[b, o[j], oi] * x[b, o[j]]
+        x[b, oi] = s
+    for kk in range(n):  # the row swaps, transposed: in reverse order
         k = n - 1 - kk
         p = piv[b, k]
         if p != k:
-            tmp = x[b, k]
-            x[b, k] = x[b, p]
-            x[b, p] = tmp
+            tmp = x[b, o[k]]
+            x[b, o[k]] = x[b, o[p]]
+            x[b, o[p]] = tmp
 
 
 PI = 3.141592653589793

@@ -289,15 +289,22 @@ def assemble(H: ti.template(), wv: ti.template(), jt_i: ti.template(), rw_i: ti.
         r = m + k
         j = rw_i[r, 0]
         weight = dt * rw_f[r, 8]
-        for qa, qb in ti.ndrange(12, 12):
-            ia, ib = jt_i[j, qa // 6], jt_i[j, qb // 6]
-            if ia < nb and ib < nb:
-                add = weight * jd[b, r, qa] * jd[b, r, qb]
-                for l in range(L):
-                    if rw_i[m + n1 + l, 0] == k and lw[b, l, 0] > 0:
-                        base = oj + m + 2 * l
-                        add += wv[b, 0, base] / wv[b, 0, base + 1] * jd[b, r, qa] * je[b, r, qb]
-                H[b, 6 * ia + qa % 6, 6 * ib + qb % 6] += add
+        if weight != 0:
+            for qa, qb in ti.ndrange(12, 12):
+                ia, ib = jt_i[j, qa // 6], jt_i[j, qb // 6]
+                if ia < nb and ib < nb:
+                    H[b, 6 * ia + qa % 6, 6 * ib + qb % 6] += weight * jd[b, r, qa] * jd[b, r, qb]
+    for l in range(L):
+        if lw[b, l, 0] > 0:
+            base = oj + m + 2 * l
+            k = rw_i[m + n1 + l, 0]
+            r = m + k
+            j = rw_i[r, 0]
+            ratio = wv[b, 0, base] / wv[b, 0, base + 1]
+            for qa, qb in ti.ndrange(12, 12):
+                ia, ib = jt_i[j, qa // 6], jt_i[j, qb // 6]
+                if ia < nb and ib < nb:
+                    H[b, 6 * ia + qa % 6, 6 * ib + qb % 6] += ratio * jd[b, r, qa] * je[b, r, qb]
     for r in range(m):
         j = rw_i[r, 0]
         for q in range(12):

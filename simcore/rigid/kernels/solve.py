@@ -35,6 +35,7 @@ from .common import (
     arrow,
     get3,
     get33,
+    iarr1,
     iarr2,
     identity3,
     inverse3,
@@ -360,7 +361,7 @@ def gblock(G: ti.template(), b, c, side):
 
 @ti.func
 def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-             body: ti.template(), H: ti.template(), piv: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
+             body: ti.template(), H: ti.template(), piv: ti.template(), order: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
              L, dt, scaled):
     """The reduced Newton matrix of world b (6·bodies velocities, then the m joint impulses) into H[b],
     LU-factorized in place; each contact's elimination data into el[b, c]."""
@@ -419,12 +420,12 @@ def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.te
                                 for k in ti.static(range(6)):
                                     H[b, 6 * ia + r6, 6 * ib + k] -= block[r6, k]
     jk.assemble(H, wv, jt_i, rw_i, rw_f, jd, je, lw, b, nb, nz + 8 * C, m, n1, L, dt)
-    lu_factor(H, piv, b, nK)
+    lu_factor(H, piv, order, b, nK)
 
 
 @ti.func
 def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), H: ti.template(),
-              piv: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1, L, dt, out, target,
+              piv: ti.template(), order: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1, L, dt, out, target,
               far, corrector):
     """Newton direction of world b into slot `out` from the factorized H: the predictor (target 0, no
     second-order term) or Mehrotra's corrector (centering target, far·Δ_aff ∘ Δ_aff from slot D_AFF).
@@ -451,7 +452,7 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
                         xr[b, 6 * i + k] += add[k]
         lput(wv, b, out, base, du0)
     jk.rhs(xr, wv, jt_i, rw_i, rw_f, jd, lw, b, nb, nz + 8 * C, m, n1, L, target, far, corrector)
-    lu_solve(H, piv, xr, b, nz + m)
+    lu_solve(H, piv, order, xr, b, nz + m)
     for k in range(nz):
         wv[b, out, k] = xr[b, k]
     for c in range(C):
@@ -561,7 +562,7 @@ def omega_limit(wv: ti.template(), b, nb, dt, alpha):
 
 @ti.func
 def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-        body: ti.template(), H: ti.template(), piv: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(),
+        body: ti.template(), H: ti.template(), piv: ti.template(), order: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(),
         b, nb, C, nj, m, n1, L, dt, kappa, rtol, scaling, max_it, mean_mass):
     """Interior-point solve of world b from the point in slot W (ipm.solve). Returns (converged,
     iterations, residual, complementarity). Each piece is written once (the kernel compiles one copy)."""
@@ -586,12 +587,12 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
             if it >= max_it:
                 break
             scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
-            assemble(cand, ct, wv, G, bw, body, H, piv, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, scaled)
+            assemble(cand, ct, wv, G, bw, body, H, piv, order, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, scaled)
             target, far = F(0.0), F(0.0)
             alpha = F(0.0)
             for corrector in range(2):  # predictor, then corrector: one LU for both
                 out = D_DIR if corrector == 1 else D_AFF
-                direction(cand, ct, wv, G, H, piv, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, out, target, far,
+                direction(cand, ct, wv, G, H, piv, order, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, out, target, far,
                           corrector)
                 amax = max_step(ct, wv, lw, b, nb, C, m, L, out)
                 alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
@@ -638,7 +639,7 @@ def canary(n):
 @ti.kernel
 def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau: ti.i32, body: arr2, cand: iarr2,
             cf: arr2, jt_i: iarr2, jt_f: arr2, rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
-            H: arr3, xr: arr2, piv: iarr2, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
+            H: arr3, xr: arr2, piv: iarr2, order: iarr1, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
             sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32, C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32,
             L: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F, max_it: ti.i32,
             stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32, canary_loop: ti.i32):
@@ -682,7 +683,7 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
                         k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
                         rtol_stage = rtol if k_stage <= kappa else F(1e-3)
                     start = 0
-                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
+                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, order, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
                                           je, jc, lw, b, nb, C, nj, m, n1, L, dt, k_stage, rtol_stage, scaling, max_it,
                                           mean_mass)
                 total += its
