@@ -24,7 +24,7 @@ are decoupled from the rest of the system and from the gradient).
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
 from . import joints as jk
-from .common import F, arr2, arr3, arr4, get33, iarr1, iarr2, lu_solve_transposed, vec3, vec8
+from .common import F, arr2, arr3, arr4, get33, iarr1, iarr2, lu_solve_transposed, sparse_lu_solve, vec3, vec8
 from .contact import CT, detect
 from .solve import EL, U_BETA, U_GAMMA, W, assemble, canary, evaluate, local_solve, prepare
 
@@ -60,7 +60,7 @@ def limit_geometry(rw_i: ti.template(), rw_f: ti.template(), m, n1, l):
 
 @ti.func
 def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(),
-                     H: ti.template(), piv: ti.template(), order: ti.template(), xr: ti.template(), el: ti.template(),
+                     H: ti.template(), piv: ti.template(), sym: ti.template(), xr: ti.template(), el: ti.template(),
                      jt_i: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jd: ti.template(),
                      je: ti.template(), lw: ti.template(), gbar: ti.template(), lam: ti.template(), b, nb, C, m,
                      n1, L, dt):
@@ -102,7 +102,10 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
             lam[b, base] = -g_gam / gap
             lam[b, base + 1] = -g_gap + g_gam * gam / gap
     # 2ᵀ
-    lu_solve_transposed(H, piv, order, xr, b, nz + m)
+    if piv[b, 2 * (nz + m)] == 1:
+        lu_solve_transposed(H, piv, sym, xr, b, nz + m)
+    else:
+        sparse_lu_solve(H, sym, xr, b, nz + m, 1)
     # 1ᵀ: the reduced right-hand side, transposed
     for k in range(nz):
         lam[b, k] = -xr[b, k]
@@ -145,7 +148,7 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
 
 @ti.kernel
 def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, cf: arr2, jt_i: iarr2, jt_f: arr2,
-            rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3, H: arr3, xr: arr2, piv: iarr2, order: iarr1, el: arr3,
+            rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3, H: arr3, xr: arr2, piv: iarr2, sym: iarr1, el: arr3,
             jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, sol: arr2, gbar: arr2, lam: arr2, nb: ti.i32,
             C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32, L: ti.i32, dt: F, margin: F, canary_loop: ti.i32):
     """λ[b] = (∂r/∂w)⁻ᵀ gbar[b] for every world b of one step: s0 (B, bodies, 13) the start-of-step state
@@ -165,8 +168,8 @@ def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, 
         for k in range(N):
             wv[b, W, k] = sol[b, k]
         evaluate(cand, ct, wv, G, bw, body, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, nj, m, n1, L, dt)
-        assemble(cand, ct, wv, G, bw, body, H, piv, order, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1,
+        assemble(cand, ct, wv, G, bw, body, H, piv, sym, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1,
                  L, dt, 0)
-        transposed_solve(cand, ct, wv, G, H, piv, order, xr, el, jt_i, rw_i, rw_f, jd, je, lw, gbar, lam, b, nb, C, m, n1,
+        transposed_solve(cand, ct, wv, G, H, piv, sym, xr, el, jt_i, rw_i, rw_f, jd, je, lw, gbar, lam, b, nb, C, m, n1,
                          L, dt)
         lam[b, N] = canary(canary_loop)

@@ -115,36 +115,127 @@ def inverse3(m):
     return inv / det
 
 
+# The symbolic table of a reduced system (runner.symbolic_lu), int32: a header [n, L entries, U entries,
+# pattern entries], then the elimination order (n), the start of each step's L and U index lists (n + 1
+# each), the L lists (rows below the pivot), the U lists (columns right of the pivot), and the pattern
+# with its fill-in (flat i·n + j: the entries to zero before assembly).
+SYM_ORDER = 4
+
+
 @ti.func
-def lu_factor(A: ti.template(), piv: ti.template(), o: ti.template(), b, n):
-    """In-place LU with partial pivoting of A[b, :n, :n] (an ndarray of worlds' matrices) in the order o
-    (a permutation of 0 … n−1 applied to rows and columns alike: the factors are those of P A Pᵀ);
-    piv[b, k] the (ordered) row swapped into k, piv[b, n:2n] scratch. The reduced systems of mechanisms
-    are sparse and, in a good order (runner.elimination_order), fill in little: a row with nothing below
-    the pivot is skipped, and the update runs over the pivot row's nonzero columns only."""
+def o(sym: ti.template(), k):
+    """The k-th unknown of the elimination order."""
+    return sym[SYM_ORDER + k]
+
+
+@ti.func
+def sparse_lu_factor(A: ti.template(), sym: ti.template(), b, n):
+    """In-place LU of A[b] without pivoting over the precomputed pattern of `sym` (its fill-in included):
+    O(entries) work. Returns 0 (A partly overwritten) when a pivot is zero or smaller than 1e-8 of the
+    largest entry below it, for the caller to refactorize with partial pivoting (lu_factor)."""
+    lp, up = SYM_ORDER + n, SYM_ORDER + 2 * n + 1
+    li = SYM_ORDER + 3 * n + 2
+    ui = li + sym[1]
+    ok = 1
+    for kk in range(n):
+        k = sym[SYM_ORDER + kk]
+        pivot = A[b, k, k]
+        big = F(0.0)
+        for t in range(sym[lp + kk], sym[lp + kk + 1]):
+            big = ti.max(big, ti.abs(A[b, sym[li + t], k]))
+        if not (ti.abs(pivot) > F(1e-8) * big and pivot != 0):
+            ok = 0
+            break
+        for t in range(sym[lp + kk], sym[lp + kk + 1]):
+            i = sym[li + t]
+            f = A[b, i, k] / pivot
+            A[b, i, k] = f
+            if f != 0:
+                for u in range(sym[up + kk], sym[up + kk + 1]):
+                    j = sym[ui + u]
+                    A[b, i, j] -= f * A[b, k, j]
+    return ok
+
+
+@ti.func
+def sparse_lu_solve(A: ti.template(), sym: ti.template(), x: ti.template(), b, n, transposed):
+    """Solve A x = rhs (transposed = 0) or Aᵀ x = rhs (1) with the factors of sparse_lu_factor, x[b, :n]
+    the right-hand side on entry, the solution on exit: O(entries)."""
+    lp, up = SYM_ORDER + n, SYM_ORDER + 2 * n + 1
+    li = SYM_ORDER + 3 * n + 2
+    ui = li + sym[1]
+    if transposed == 0:
+        for kk in range(n):  # L (unit lower), by columns
+            k = sym[SYM_ORDER + kk]
+            xk = x[b, k]
+            for t in range(sym[lp + kk], sym[lp + kk + 1]):
+                i = sym[li + t]
+                x[b, i] -= A[b, i, k] * xk
+        for q in range(n):  # U, by rows from the last
+            kk = n - 1 - q
+            k = sym[SYM_ORDER + kk]
+            s = x[b, k]
+            for u in range(sym[up + kk], sym[up + kk + 1]):
+                j = sym[ui + u]
+                s -= A[b, k, j] * x[b, j]
+            x[b, k] = s / A[b, k, k]
+    else:
+        for kk in range(n):  # Uᵀ (lower), by columns
+            k = sym[SYM_ORDER + kk]
+            xk = x[b, k] / A[b, k, k]
+            x[b, k] = xk
+            for u in range(sym[up + kk], sym[up + kk + 1]):
+                j = sym[ui + u]
+                x[b, j] -= A[b, k, j] * xk
+        for q in range(n):  # Lᵀ (unit upper), by rows from the last
+            kk = n - 1 - q
+            k = sym[SYM_ORDER + kk]
+            s = x[b, k]
+            for t in range(sym[lp + kk], sym[lp + kk + 1]):
+                i = sym[li + t]
+                s -= A[b, i, k] * x[b, i]
+            x[b, k] = s
+
+
+@ti.func
+def zero_pattern(A: ti.template(), sym: ti.template(), b, n):
+    """Zero the entries of A[b] in the pattern of `sym` (the only ones sparse_lu_factor reads)."""
+    z = SYM_ORDER + 3 * n + 2 + sym[1] + sym[2]
+    for t in range(sym[3]):
+        e = sym[z + t]
+        A[b, e // n, e % n] = 0.0
+
+
+@ti.func
+def lu_factor(A: ti.template(), piv: ti.template(), sym: ti.template(), b, n):
+    """In-place LU with partial pivoting of A[b, :n, :n] (an ndarray of worlds' matrices) in the order of
+    the symbolic table `sym` (SYM_ORDER: a permutation of 0 … n−1 applied to rows and columns alike, so
+    the factors are those of P A Pᵀ); piv[b, k] the (ordered) row swapped into k, piv[b, n:2n] scratch.
+    The fallback of sparse_lu_factor: a row with nothing below the pivot is skipped, and the update runs
+    over the pivot row's nonzero columns only."""
     for k in range(n):
         p = k
-        ok = o[k]
+        ok = o(sym, k)
         big = ti.abs(A[b, ok, ok])
         for i in range(k + 1, n):
-            if ti.abs(A[b, o[i], ok]) > big:
-                big = ti.abs(A[b, o[i], ok])
+            if ti.abs(A[b, o(sym, i), ok]) > big:
+                big = ti.abs(A[b, o(sym, i), ok])
                 p = i
         piv[b, k] = p
         if p != k:
-            op = o[p]
+            op = o(sym, p)
             for j in range(n):
-                tmp = A[b, ok, o[j]]
-                A[b, ok, o[j]] = A[b, op, o[j]]
-                A[b, op, o[j]] = tmp
+                tmp = A[b, ok, o(sym, j)]
+                A[b, ok, o(sym, j)] = A[b, op, o(sym, j)]
+                A[b, op, o(sym, j)] = tmp
         nnz = 0
         for j in range(k + 1, n):
-            if A[b, ok, o[j]] != 0:
-                piv[b, n + nnz] = o[j]
+            if A[b, ok, o(sym, j)] != 0:
+                piv[b, n + nnz] = o(sym, j)
                 nnz += 1
         pivot = A[b, ok, ok]
         for i in range(k + 1, n):
-            oi = o[i]
+            oi = o(sym, i)
             f = A[b, oi, ok] / pivot
             A[b, oi, ok] = f
             if f != 0:
@@ -154,56 +245,55 @@ def lu_factor(A: ti.template(), piv: ti.template(), o: ti.template(), b, n):
 
 
 @ti.func
-def lu_solve(A: ti.template(), piv: ti.template(), o: ti.template(), x: ti.template(), b, n):
-    """Solve with the factors of lu_factor (order o), x[b, :n] the right-hand side on entry, the solution
-    on exit."""
+def lu_solve(A: ti.template(), piv: ti.template(), sym: ti.template(), x: ti.template(), b, n):
+    """Solve with the factors of lu_factor, x[b, :n] the right-hand side on entry, the solution on exit."""
     for k in range(n):
         p = piv[b, k]
         if p != k:
-            tmp = x[b, o[k]]
-            x[b, o[k]] = x[b, o[p]]
-            x[b, o[p]] = tmp
+            tmp = x[b, o(sym, k)]
+            x[b, o(sym, k)] = x[b, o(sym, p)]
+            x[b, o(sym, p)] = tmp
     for i in range(n):
-        oi = o[i]
+        oi = o(sym, i)
         s = x[b, oi]
         for j in range(i):
-            if A[b, oi, o[j]] != 0:
-                s -= A[b, oi, o[j]] * x[b, o[j]]
+            if A[b, oi, o(sym, j)] != 0:
+                s -= A[b, oi, o(sym, j)] * x[b, o(sym, j)]
         x[b, oi] = s
     for ii in range(n):
         i = n - 1 - ii
-        oi = o[i]
+        oi = o(sym, i)
         s = x[b, oi]
         for j in range(i + 1, n):
-            s -= A[b, oi, o[j]] * x[b, o[j]]
+            s -= A[b, oi, o(sym, j)] * x[b, o(sym, j)]
         x[b, oi] = s / A[b, oi, oi]
 
 
 @ti.func
-def lu_solve_transposed(A: ti.template(), piv: ti.template(), o: ti.template(), x: ti.template(), b, n):
-    """Solve Aᵀ y = x with the factors of lu_factor (order o; P A Pᵀ = L U up to the row swaps, so
-    Aᵀ = Pᵀ (Uᵀ Lᵀ Π) P): x[b, :n] the right-hand side on entry, y on exit."""
+def lu_solve_transposed(A: ti.template(), piv: ti.template(), sym: ti.template(), x: ti.template(), b, n):
+    """Solve Aᵀ y = x with the factors of lu_factor (P A Pᵀ = Πᵀ L U, Π the row swaps, so
+    Aᵀ = Pᵀ Uᵀ Lᵀ Π P): x[b, :n] the right-hand side on entry, y on exit."""
     for i in range(n):  # Uᵀ (lower triangular)
-        oi = o[i]
+        oi = o(sym, i)
         s = x[b, oi]
         for j in range(i):
-            s -= A[b, o[j], oi] * x[b, o[j]]
+            s -= A[b, o(sym, j), oi] * x[b, o(sym, j)]
         x[b, oi] = s / A[b, oi, oi]
     for ii in range(n):  # Lᵀ (upper triangular, unit diagonal)
         i = n - 1 - ii
-        oi = o[i]
+        oi = o(sym, i)
         s = x[b, oi]
         for j in range(i + 1, n):
-            if A[b, o[j], oi] != 0:
-                s -= A[b, o[j], oi] * x[b, o[j]]
+            if A[b, o(sym, j), oi] != 0:
+                s -= A[b, o(sym, j), oi] * x[b, o(sym, j)]
         x[b, oi] = s
     for kk in range(n):  # the row swaps, transposed: in reverse order
         k = n - 1 - kk
         p = piv[b, k]
         if p != k:
-            tmp = x[b, o[k]]
-            x[b, o[k]] = x[b, o[p]]
-            x[b, o[p]] = tmp
+            tmp = x[b, o(sym, k)]
+            x[b, o(sym, k)] = x[b, o(sym, p)]
+            x[b, o(sym, p)] = tmp
 
 
 PI = 3.141592653589793

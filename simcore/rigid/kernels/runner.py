@@ -102,7 +102,7 @@ class KernelRunner:
         self.bw = ti.ndarray(f64, (B, nb, BW_WIDTH))
         self.H = ti.ndarray(f64, (B, nK, nK))
         self.xr = ti.ndarray(f64, (B, nK))
-        self.piv = ti.ndarray(ti.i32, (B, 2 * nK))  # pivots, then lu_factor's scratch (common.py)
+        self.piv = ti.ndarray(ti.i32, (B, 2 * nK + 1))  # pivots, lu_factor's scratch, the fallback flag
         self.el = ti.ndarray(f64, (B, Cw, EL_WIDTH))
         self.jo = ti.ndarray(f64, (B, Jw, JO_WIDTH))
         self.jd = ti.ndarray(f64, (B, Rw, 12))
@@ -123,7 +123,7 @@ class KernelRunner:
         body[:, 1:10] = inertia.reshape(nb, 9)
         body[:, 10] = np.linalg.eigvalsh(inertia).max(-1)
         self.mean_mass = float(mass.mean())
-        cand_i = np.zeros((max(C, 1), 4), np.int32)
+        cand_i = np.zeros((max(C, 1), 5), np.int32)  # model, body a, body b, slot, in the LU pattern
         cf = np.zeros((max(C, 1), CF_WIDTH))
         sizes = prm.sizes.detach().numpy()
         fr, rest = prm.frictions.detach().numpy(), prm.restitutions.detach().numpy()
@@ -140,7 +140,7 @@ class KernelRunner:
             for k in range(len(pairs)):
                 for slot in range(SLOTS_PER_PAIR.get(name, 1)):
                     ia, rb = a[k], b[k]
-                    cand_i[row] = (KERNEL_MODELS[name], ia, nb if (name == "plane" or rb >= nb) else rb, slot)
+                    cand_i[row, :4] = (KERNEL_MODELS[name], ia, nb if (name == "plane" or rb >= nb) else rb, slot)
                     if name == "plane":
                         cf[row, 0:3] = pairs.point[k].numpy() @ sizes[ia]
                         cf[row, 3] = pairs.radius[k].numpy() @ sizes[ia]
@@ -161,7 +161,11 @@ class KernelRunner:
                     row += 1
         self.body, self.cand, self.cf = body, cand_i, cf
         self.joint_tables(world, prm)
-        self.order = elimination_order(nb, cand_i[:C], self.jt_i, self.rw_i, self.m, self.n1, self.L)
+        self.sym, coupled = symbolic_lu(nb, self.jt_i, self.rw_i, self.m, self.n1)
+        # a contact between two bodies is in the LU pattern when a joint already couples them (else a
+        # step where it is active factorizes with partial pivoting: solve.assemble)
+        a, b = cand_i[:C, 1], cand_i[:C, 2]
+        cand_i[:C, 4] = (a >= nb) | (b >= nb) | (a == b) | coupled[np.minimum(a, nb - 1), np.minimum(b, nb - 1)]
         self.fingerprint = fingerprint(world)
 
     def joint_tables(self, world, prm):
@@ -228,7 +232,7 @@ class KernelRunner:
                 steps = slice(t, t1)
                 rollout(frames[t], frames[t:t1 + 1], ctrl[steps] if has_ctrl else ctrl, has_ctrl,
                         tau[steps] if has_tau else tau, has_tau, self.body, self.cand, self.cf, self.jt_i, self.jt_f,
-                        self.rw_i, self.rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.order, self.el,
+                        self.rw_i, self.rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.sym, self.el,
                         self.jo, self.jd, self.je, self.jc, self.lw, info[steps], sol[steps] if keep_solution else sol,
                         flags[steps], 0, t1 - t, nb, C, self.J, self.m, self.n1, self.L, world.dt, float(g[0]),
                         float(g[1]), float(g[2]), float(kappa), world.rtol, world.contact_margin, self.mean_mass,
@@ -256,7 +260,7 @@ class KernelRunner:
         lam = np.zeros((B, N + 1))
         with _quick_compile():
             adjoint(s0, np.zeros((1, B, nb, 13)), np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), body, cand, cf, jt_i,
-                    jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.order, self.el, self.jo,
+                    jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.sym, self.el, self.jo,
                     self.jd, self.je, self.jc, self.lw, np.ascontiguousarray(solution, dtype=np.float64),
                     np.ascontiguousarray(gbar, dtype=np.float64), lam, nb, self.C, self.J, self.m, self.n1, self.L,
                     dt, margin, 2)
@@ -294,19 +298,21 @@ def _quick_compile():
         cfg.advanced_optimization = before
 
 
-def elimination_order(nb: int, cand: np.ndarray, jt_i: np.ndarray, rw_i: np.ndarray, m: int, n1: int,
-                      L: int) -> np.ndarray:
-    """The order (int32, 6·bodies + m) in which lu_factor eliminates the reduced Newton system: reverse
-    Cuthill–McKee on its structure. Body i's velocities couple to each other, to the bodies it can touch
-    (contact candidates), to the other body of a damped or limited joint coordinate, and to the impulses
-    of its joints' equality rows. In the natural order (bodies, then impulses) the quadruped's 142-row
-    system fills in to 7,900 nonzeros and costs 151,000 multiply-adds to factorize; in this order 2,600
-    and 11,000 (partial pivoting either way)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import reverse_cuthill_mckee
+def symbolic_lu(nb: int, jt_i: np.ndarray, rw_i: np.ndarray, m: int, n1: int):
+    """The symbolic LU of the reduced Newton system (6·bodies velocities, then m joint impulses) for
+    common.sparse_lu_factor: its structure, an elimination order, and the fill-in, as one int32 table
+    (layout at common.SYM_ORDER); and which bodies it couples ((bodies, bodies) bool).
 
+    Structure: body i's velocities couple to each other, to the other body of each joint coordinate
+    (dampers and limits), and to the impulses of its joints' equality rows. Contacts between two bodies
+    are left out (the quadruped's legs can touch each other and the trunk, which would fill the system
+    in; while such a contact is active the step factorizes densely). The impulses have no diagonal entry:
+    each is eliminated only after one of its bodies (whose elimination fills it), and among the eligible
+    unknowns the one of least degree goes first (greedy minimum degree)."""
     nz = 6 * nb
-    pattern = np.zeros((nz + m, nz + m), bool)
+    n = nz + m
+    pattern = np.zeros((n, n), bool)
+    coupled = np.eye(max(nb, 1), dtype=bool)
 
     def couple(rows, cols):
         pattern[np.ix_(rows, cols)] = True
@@ -315,15 +321,46 @@ def elimination_order(nb: int, cand: np.ndarray, jt_i: np.ndarray, rw_i: np.ndar
     body = [np.arange(6 * i, 6 * i + 6) for i in range(nb)]
     for i in range(nb):
         couple(body[i], body[i])
-    pairs = [(a, b) for _, a, b, _ in cand] + [tuple(jt_i[rw_i[r, 0]]) for r in range(m, m + n1)]
-    for a, b in pairs:
+    for a, b in [tuple(jt_i[rw_i[r, 0]]) for r in range(m, m + n1)]:
         if a < nb and b < nb:
             couple(body[a], body[b])
+            coupled[a, b] = coupled[b, a] = True
     for r in range(m):
         for i in jt_i[rw_i[r, 0]]:
             if i < nb:
                 couple(np.array([nz + r]), body[i])
-    return np.ascontiguousarray(reverse_cuthill_mckee(csr_matrix(pattern), symmetric_mode=True), dtype=np.int32)
+    # greedy minimum degree; an impulse becomes eligible once a body unknown it couples to is gone
+    graph = pattern.copy()
+    alive = np.ones(n, bool)
+    eligible = np.arange(n) < nz
+    order = []
+    for _ in range(n):
+        degree = np.where(alive & eligible, (graph & alive).sum(1), n + 1)
+        v = int(np.argmin(degree))
+        if degree[v] > n:
+            raise ValueError("a joint's equality rows touch no body: the reduced system is singular")
+        order.append(v)
+        alive[v] = False
+        near = np.flatnonzero(graph[v] & alive)
+        graph[np.ix_(near, near)] = True
+        eligible[near] = True
+    # symbolic elimination without pivoting, in that order
+    done = np.zeros(n, bool)
+    l_lists, u_lists = [], []
+    for k in order:
+        done[k] = True
+        rows = np.flatnonzero(pattern[:, k] & ~done)
+        cols = np.flatnonzero(pattern[k] & ~done)
+        pattern[np.ix_(rows, cols)] = True
+        l_lists.append(rows)
+        u_lists.append(cols)
+    cat = lambda lists: np.concatenate(lists) if lists else np.zeros(0, np.int64)  # noqa: E731
+    lptr = np.concatenate([[0], np.cumsum([len(x) for x in l_lists])])
+    uptr = np.concatenate([[0], np.cumsum([len(x) for x in u_lists])])
+    entries = np.flatnonzero(pattern.ravel())
+    header = [n, lptr[-1], uptr[-1], len(entries)]
+    table = np.concatenate([header, order, lptr, uptr, cat(l_lists), cat(u_lists), entries])
+    return np.ascontiguousarray(table, dtype=np.int32), coupled
 
 
 def fingerprint(world):

@@ -49,10 +49,13 @@ from .common import (
     quat_matrix,
     quat_multiply,
     skew,
+    sparse_lu_factor,
+    sparse_lu_solve,
     vec2,
     vec3,
     vec4,
     vec8,
+    zero_pattern,
 )
 from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect
 
@@ -361,71 +364,88 @@ def gblock(G: ti.template(), b, c, side):
 
 @ti.func
 def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-             body: ti.template(), H: ti.template(), piv: ti.template(), order: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
+             body: ti.template(), H: ti.template(), piv: ti.template(), sym: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
              L, dt, scaled):
     """The reduced Newton matrix of world b (6·bodies velocities, then the m joint impulses) into H[b],
-    LU-factorized in place; each contact's elimination data into el[b, c]."""
+    LU-factorized in place over its precomputed pattern (sparse_lu_factor), or with partial pivoting
+    when a pivot is too small there (assembled again; piv[b, 2 nK] = 1 marks it); each contact's
+    elimination data into el[b, c]. One loop over the two attempts, so that assembly is compiled once."""
     nz = 6 * nb
     nK = nz + m
-    for i, j in ti.ndrange(nK, nK):
-        H[b, i, j] = 0.0
-    for i in range(nb):
-        v2, om2 = zget(wv, b, W, i)
-        mass, J = body[i, 0], inertia(body, i)
-        Jo = J @ om2
-        rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
-        d_rot = rt2 * J - outer(Jo, om2) / rt2 + skew(om2) @ J - skew(Jo)
-        ang = 0.5 * dt * d_rot
-        for k in range(3):
-            H[b, 6 * i + k, 6 * i + k] = mass
-        for k in ti.static(range(9)):
-            H[b, 6 * i + 3 + k // 3, 6 * i + 3 + k % 3] = ang[k // 3, k % 3] - bw[b, i, BW["curv"] + k]
-    zero8 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    for c in range(C):
-        if ct[b, c, CT["active"]] > 0:
-            base = nz + 8 * c
-            u = lget(wv, b, W, base)
-            Ab, Ae, rk, Wm, Wi = cone_system(u, lget(wv, b, RES, base), scaled)
-            M3inv = inverse3(mat3([[Ab[0, 1], Ab[0, 2], Ae[0, 0]], [Ab[1, 1], Ab[1, 2], Ae[1, 0]],
-                                   [Ab[2, 1], Ab[2, 2], Ae[2, 0]]]))
+    dense = 0
+    first = 0
+    for c in range(C):  # an active contact outside the pattern: straight to the dense factorization
+        if ct[b, c, CT["active"]] > 0 and cand[c, 4] == 0:
+            first = 1
+    for attempt in range(first, 2):
+        if attempt == 0:
+            zero_pattern(H, sym, b, nK)
+        else:
+            for i, j in ti.ndrange(nK, nK):
+                H[b, i, j] = 0.0
+            dense = 1
+        for i in range(nb):
+            v2, om2 = zget(wv, b, W, i)
+            mass, J = body[i, 0], inertia(body, i)
+            Jo = J @ om2
+            rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
+            d_rot = rt2 * J - outer(Jo, om2) / rt2 + skew(om2) @ J - skew(Jo)
+            ang = 0.5 * dt * d_rot
+            for k in range(3):
+                H[b, 6 * i + k, 6 * i + k] = mass
             for k in ti.static(range(9)):
-                el[b, c, EL["Ab"] + k] = Ab[k // 3, k % 3]
-                el[b, c, EL["Ae"] + k] = Ae[k // 3, k % 3]
-                el[b, c, EL["M3inv"] + k] = M3inv[k // 3, k % 3]
-                el[b, c, EL["W"] + k] = Wm[k // 3, k % 3]
-                el[b, c, EL["Wi"] + k] = Wi[k // 3, k % 3]
-            for k in ti.static(range(3)):
-                el[b, c, EL["rk"] + k] = rk[k]
-            # L (8×3): the unknowns' response to unit y, u₁, u₂ with zero residual (linear part)
-            for col in range(3):
-                du = local_solve(1.0 if col == 0 else 0.0, 1.0 if col == 1 else 0.0, 1.0 if col == 2 else 0.0,
-                                 zero8, vec3(0.0, 0.0, 0.0), u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
-                                 Ab, Ae, M3inv)
-                for k in ti.static(range(8)):
-                    el[b, c, EL["L"] + 3 * k + col] = du[k]
-            # H −= Pᵀ K G over the pairs of dynamic sides, K = rows γ, β₁, β₂ of L, P = G with its gap row / dt
-            K = ti.Matrix.zero(F, 3, 3)
-            for p in ti.static(range(3)):
-                for q in ti.static(range(3)):
-                    K[p, q] = el[b, c, EL["L"] + 3 * _IMPULSE_UNKNOWN[p] + q] / (dt if p == 0 else 1.0)
-            for sb in range(2):
-                ib = cand[c, 1 + sb]
-                if ib < nb:
-                    KG = K @ gblock(G, b, c, sb)  # (3, 6)
-                    for sa in range(2):
-                        ia = cand[c, 1 + sa]
-                        if ia < nb:
-                            block = gblock(G, b, c, sa).transpose() @ KG
-                            for r6 in ti.static(range(6)):
-                                for k in ti.static(range(6)):
-                                    H[b, 6 * ia + r6, 6 * ib + k] -= block[r6, k]
-    jk.assemble(H, wv, jt_i, rw_i, rw_f, jd, je, lw, b, nb, nz + 8 * C, m, n1, L, dt)
-    lu_factor(H, piv, order, b, nK)
+                H[b, 6 * i + 3 + k // 3, 6 * i + 3 + k % 3] = ang[k // 3, k % 3] - bw[b, i, BW["curv"] + k]
+        zero8 = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        for c in range(C):
+            if ct[b, c, CT["active"]] > 0:
+                base = nz + 8 * c
+                u = lget(wv, b, W, base)
+                Ab, Ae, rk, Wm, Wi = cone_system(u, lget(wv, b, RES, base), scaled)
+                M3inv = inverse3(mat3([[Ab[0, 1], Ab[0, 2], Ae[0, 0]], [Ab[1, 1], Ab[1, 2], Ae[1, 0]],
+                                       [Ab[2, 1], Ab[2, 2], Ae[2, 0]]]))
+                for k in ti.static(range(9)):
+                    el[b, c, EL["Ab"] + k] = Ab[k // 3, k % 3]
+                    el[b, c, EL["Ae"] + k] = Ae[k // 3, k % 3]
+                    el[b, c, EL["M3inv"] + k] = M3inv[k // 3, k % 3]
+                    el[b, c, EL["W"] + k] = Wm[k // 3, k % 3]
+                    el[b, c, EL["Wi"] + k] = Wi[k // 3, k % 3]
+                for k in ti.static(range(3)):
+                    el[b, c, EL["rk"] + k] = rk[k]
+                # L (8×3): the unknowns' response to unit y, u₁, u₂ with zero residual (linear part)
+                for col in range(3):
+                    du = local_solve(1.0 if col == 0 else 0.0, 1.0 if col == 1 else 0.0, 1.0 if col == 2 else 0.0,
+                                     zero8, vec3(0.0, 0.0, 0.0), u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
+                                     Ab, Ae, M3inv)
+                    for k in ti.static(range(8)):
+                        el[b, c, EL["L"] + 3 * k + col] = du[k]
+                # H −= Pᵀ K G over the pairs of dynamic sides, K = rows γ, β₁, β₂ of L, P = G with its gap row / dt
+                K = ti.Matrix.zero(F, 3, 3)
+                for p in ti.static(range(3)):
+                    for q in ti.static(range(3)):
+                        K[p, q] = el[b, c, EL["L"] + 3 * _IMPULSE_UNKNOWN[p] + q] / (dt if p == 0 else 1.0)
+                for sb in range(2):
+                    ib = cand[c, 1 + sb]
+                    if ib < nb:
+                        KG = K @ gblock(G, b, c, sb)  # (3, 6)
+                        for sa in range(2):
+                            ia = cand[c, 1 + sa]
+                            if ia < nb:
+                                block = gblock(G, b, c, sa).transpose() @ KG
+                                for r6 in ti.static(range(6)):
+                                    for k in ti.static(range(6)):
+                                        H[b, 6 * ia + r6, 6 * ib + k] -= block[r6, k]
+        jk.assemble(H, wv, jt_i, rw_i, rw_f, jd, je, lw, b, nb, nz + 8 * C, m, n1, L, dt)
+        if attempt == 0:
+            if sparse_lu_factor(H, sym, b, nK) == 1:
+                break
+        else:
+            lu_factor(H, piv, sym, b, nK)
+    piv[b, 2 * nK] = dense
 
 
 @ti.func
 def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), H: ti.template(),
-              piv: ti.template(), order: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1, L, dt, out, target,
+              piv: ti.template(), sym: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1, L, dt, out, target,
               far, corrector):
     """Newton direction of world b into slot `out` from the factorized H: the predictor (target 0, no
     second-order term) or Mehrotra's corrector (centering target, far·Δ_aff ∘ Δ_aff from slot D_AFF).
@@ -452,7 +472,10 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
                         xr[b, 6 * i + k] += add[k]
         lput(wv, b, out, base, du0)
     jk.rhs(xr, wv, jt_i, rw_i, rw_f, jd, lw, b, nb, nz + 8 * C, m, n1, L, target, far, corrector)
-    lu_solve(H, piv, order, xr, b, nz + m)
+    if piv[b, 2 * (nz + m)] == 1:
+        lu_solve(H, piv, sym, xr, b, nz + m)
+    else:
+        sparse_lu_solve(H, sym, xr, b, nz + m, 0)
     for k in range(nz):
         wv[b, out, k] = xr[b, k]
     for c in range(C):
@@ -562,7 +585,7 @@ def omega_limit(wv: ti.template(), b, nb, dt, alpha):
 
 @ti.func
 def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
-        body: ti.template(), H: ti.template(), piv: ti.template(), order: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(),
+        body: ti.template(), H: ti.template(), piv: ti.template(), sym: ti.template(), xr: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(),
         b, nb, C, nj, m, n1, L, dt, kappa, rtol, scaling, max_it, mean_mass):
     """Interior-point solve of world b from the point in slot W (ipm.solve). Returns (converged,
     iterations, residual, complementarity). Each piece is written once (the kernel compiles one copy)."""
@@ -587,12 +610,12 @@ def ipm(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.templat
             if it >= max_it:
                 break
             scaled = 1 if (scaling != 0 and not (comp < 1.0)) else 0
-            assemble(cand, ct, wv, G, bw, body, H, piv, order, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, scaled)
+            assemble(cand, ct, wv, G, bw, body, H, piv, sym, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, scaled)
             target, far = F(0.0), F(0.0)
             alpha = F(0.0)
             for corrector in range(2):  # predictor, then corrector: one LU for both
                 out = D_DIR if corrector == 1 else D_AFF
-                direction(cand, ct, wv, G, H, piv, order, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, out, target, far,
+                direction(cand, ct, wv, G, H, piv, sym, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1, L, dt, out, target, far,
                           corrector)
                 amax = max_step(ct, wv, lw, b, nb, C, m, L, out)
                 alpha = ti.min(F(FRACTION_TO_BOUNDARY) * amax, 1.0)
@@ -639,7 +662,7 @@ def canary(n):
 @ti.kernel
 def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau: ti.i32, body: arr2, cand: iarr2,
             cf: arr2, jt_i: iarr2, jt_f: arr2, rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3,
-            H: arr3, xr: arr2, piv: iarr2, order: iarr1, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
+            H: arr3, xr: arr2, piv: iarr2, sym: iarr1, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
             sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32, C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32,
             L: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F, max_it: ti.i32,
             stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32, canary_loop: ti.i32):
@@ -683,7 +706,7 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
                         k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
                         rtol_stage = rtol if k_stage <= kappa else F(1e-3)
                     start = 0
-                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, order, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
+                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, sym, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
                                           je, jc, lw, b, nb, C, nj, m, n1, L, dt, k_stage, rtol_stage, scaling, max_it,
                                           mean_mass)
                 total += its
