@@ -388,3 +388,32 @@ def test_sparse_lu_solves_the_reduced_system_over_its_pattern():
         expected = np.linalg.solve(A.T if transposed else A, rhs)
         assert ok.tolist() == [1, 0]
         assert np.abs(x[0] - expected).max() < 1e-12 * np.abs(expected).max()
+
+
+def test_world_loop_spread_visits_every_world_once(monkeypatch):
+    """runner.spread pads the kernels' world loop so that Taichi's CPU backend (at least 512 iterations
+    per task) runs small batches on several threads; common.world_of must still step every world exactly
+    once, for any batch size and thread count."""
+    from simcore import backend
+    from simcore.backend import ti
+    from simcore.rigid.kernels import runner
+    from simcore.rigid.kernels.common import world_of
+
+    backend.active()
+
+    @ti.kernel
+    def visit(count: ti.types.ndarray(dtype=ti.i32, ndim=1), items: ti.i32, tasks: ti.i32):
+        for item in range(items):
+            b = world_of(item, tasks)
+            if b < count.shape[0]:
+                ti.atomic_add(count[b], 1)
+
+    cfg = ti.lang.impl.current_cfg()
+    for threads in (1, 2, 3, 16):
+        monkeypatch.setattr(cfg, "cpu_max_num_threads", threads)
+        for B in (1, 2, 3, 64, 511, 1000, 1500, 9000):
+            items, tasks = runner.spread(B)
+            assert tasks == (1 if B >= 512 * threads else min(threads, B))
+            count = np.zeros(B, np.int32)
+            visit(count, items, tasks)
+            assert (count == 1).all(), (threads, B)

@@ -24,7 +24,7 @@ are decoupled from the rest of the system and from the gradient).
 # No `from __future__ import annotations`: Taichi reads the functions' annotations (ti.template()).
 from ...backend import ti
 from . import joints as jk
-from .common import F, arr2, arr3, arr4, get33, iarr1, iarr2, lu_solve_transposed, sparse_lu_solve, vec3, vec8
+from .common import F, arr2, arr3, arr4, get33, iarr1, iarr2, lu_solve_transposed, sparse_lu_solve, vec3, vec8, world_of
 from .contact import CT, detect
 from .solve import EL, U_BETA, U_GAMMA, W, assemble, canary, evaluate, local_solve, prepare
 
@@ -150,7 +150,8 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
 def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, cf: arr2, jt_i: iarr2, jt_f: arr2,
             rw_i: iarr2, rw_f: arr2, ct: arr3, wv: arr3, G: arr4, bw: arr3, H: arr3, xr: arr2, piv: iarr2, sym: iarr1, el: arr3,
             jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, sol: arr2, gbar: arr2, lam: arr2, nb: ti.i32,
-            C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32, L: ti.i32, dt: F, margin: F, canary_loop: ti.i32):
+            C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32, L: ti.i32, dt: F, margin: F, canary_loop: ti.i32,
+            items: ti.i32, tasks: ti.i32):
     """λ[b] = (∂r/∂w)⁻ᵀ gbar[b] for every world b of one step: s0 (B, bodies, 13) the start-of-step state
     (x, q, v, ω body frame; copied to frame 0 of st, (1, B, bodies, 13)), sol (B, N) the step's solution
     and gbar (B, N), lam (B, N + 1) in the kernel's layout; lam[b, N] = 1 when the driver ran every loop
@@ -159,17 +160,19 @@ def adjoint(s0: arr3, st: arr4, ctrl: arr4, tau: arr3, body: arr2, cand: iarr2, 
     B = st.shape[1]
     g = vec3(0.0, 0.0, 0.0)
     N = 6 * nb + 8 * C + m + 2 * L
-    for b in range(B):
-        for i, k in ti.ndrange(nb, 13):
-            st[0, b, i, k] = s0[b, i, k]
-        prepare(st, ctrl, body, bw, 0, b, nb, dt, g, 0)
-        detect(st, 0, cand, cf, ct, b, C, nb, dt, margin)
-        jk.prepare(st, 0, tau, 0, bw, wv, jt_i, jt_f, rw_i, rw_f, jo, jd, jc, lw, b, nb, nj, m, n1, L, dt, margin)
-        for k in range(N):
-            wv[b, W, k] = sol[b, k]
-        evaluate(cand, ct, wv, G, bw, body, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, nj, m, n1, L, dt)
-        assemble(cand, ct, wv, G, bw, body, H, piv, sym, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1,
-                 L, dt, 0)
-        transposed_solve(cand, ct, wv, G, H, piv, sym, xr, el, jt_i, rw_i, rw_f, jd, je, lw, gbar, lam, b, nb, C, m, n1,
-                         L, dt)
-        lam[b, N] = canary(canary_loop)
+    for item in range(items):  # worlds spread over the CPU's tasks (runner.spread)
+        b = world_of(item, tasks)
+        if b < B:
+            for i, k in ti.ndrange(nb, 13):
+                st[0, b, i, k] = s0[b, i, k]
+            prepare(st, ctrl, body, bw, 0, b, nb, dt, g, 0)
+            detect(st, 0, cand, cf, ct, b, C, nb, dt, margin)
+            jk.prepare(st, 0, tau, 0, bw, wv, jt_i, jt_f, rw_i, rw_f, jo, jd, jc, lw, b, nb, nj, m, n1, L, dt, margin)
+            for k in range(N):
+                wv[b, W, k] = sol[b, k]
+            evaluate(cand, ct, wv, G, bw, body, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, nj, m, n1, L, dt)
+            assemble(cand, ct, wv, G, bw, body, H, piv, sym, el, jt_i, jt_f, rw_i, rw_f, jo, jd, je, jc, lw, b, nb, C, m, n1,
+                     L, dt, 0)
+            transposed_solve(cand, ct, wv, G, H, piv, sym, xr, el, jt_i, rw_i, rw_f, jd, je, lw, gbar, lam, b, nb, C, m, n1,
+                             L, dt)
+            lam[b, N] = canary(canary_loop)

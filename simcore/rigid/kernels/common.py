@@ -296,6 +296,22 @@ def lu_solve_transposed(A: ti.template(), piv: ti.template(), sym: ti.template()
             x[b, o(sym, p)] = tmp
 
 
+# Taichi 1.7's CPU backend gives each task of a parallel loop at least this many iterations (its adaptive
+# block size): a loop over fewer than twice as many worlds runs on one core. runner.spread pads the world
+# loop to CPU_TASK_ITEMS × tasks iterations and world_of deals the worlds out across the tasks.
+CPU_TASK_ITEMS = 512
+
+
+@ti.func
+def world_of(item, tasks):
+    """The world that iteration `item` of a padded world loop steps (tasks = 1: the loop is not padded);
+    ≥ B for padding."""
+    b = item
+    if tasks > 1:
+        b = (item % CPU_TASK_ITEMS) * tasks + item // CPU_TASK_ITEMS
+    return b
+
+
 PI = 3.141592653589793
 
 

@@ -12,6 +12,7 @@ import torch
 from ... import backend
 from .. import joint_outputs
 from .adjoint import adjoint
+from .common import CPU_TASK_ITEMS
 from .contact import (
     BALL_BOX,
     BOX_FACE,
@@ -236,7 +237,8 @@ class KernelRunner:
                         self.jo, self.jd, self.je, self.jc, self.lw, info[steps], sol[steps] if keep_solution else sol,
                         flags[steps], 0, t1 - t, nb, C, self.J, self.m, self.n1, self.L, world.dt, float(g[0]),
                         float(g[1]), float(g[2]), float(kappa), world.rtol, world.contact_margin, self.mean_mass,
-                        world.max_iterations, int(stop_on_failure), int(keep_solution), int(warm or t > 0), 2)
+                        world.max_iterations, int(stop_on_failure), int(keep_solution), int(warm or t > 0), 2,
+                        *spread(B))
                 _check_complete(info[steps])
                 if t1 < T and not info[t1 - 1, :, INFO["advanced"]].all():
                     break  # a world stopped: so do the others (the caller reports the first failure)
@@ -263,10 +265,25 @@ class KernelRunner:
                     jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.sym, self.el, self.jo,
                     self.jd, self.je, self.jc, self.lw, np.ascontiguousarray(solution, dtype=np.float64),
                     np.ascontiguousarray(gbar, dtype=np.float64), lam, nb, self.C, self.J, self.m, self.n1, self.L,
-                    dt, margin, 2)
+                    dt, margin, 2, *spread(B))
         if not lam[:, N].all():
             raise _cut_short("adjoint")
         return lam[:, :N]
+
+
+def spread(B: int) -> tuple[int, int]:
+    """(loop iterations, tasks) of the kernels' world loop for B worlds. On the CPU, Taichi 1.7 puts at
+    least CPU_TASK_ITEMS = 512 iterations in each task of a parallel loop, so fewer than 1,024 worlds on
+    two threads ran on one core (8 heavy iterations: no speed-up from a second thread; 1,024: 2×). For
+    B < 512 × threads the loop is padded to 512 × min(threads, B) iterations, which Taichi splits into
+    that many tasks, and common.world_of deals the worlds out across them. Elsewhere (GPU): (B, 1)."""
+    if backend.active().arch != "cpu":
+        return B, 1
+    threads = max(1, int(ti.lang.impl.current_cfg().cpu_max_num_threads))
+    tasks = min(threads, B)
+    if tasks <= 1 or B >= CPU_TASK_ITEMS * threads:
+        return B, 1
+    return CPU_TASK_ITEMS * tasks, tasks
 
 
 def _cut_short(kernel):

@@ -55,6 +55,7 @@ from .common import (
     vec3,
     vec4,
     vec8,
+    world_of,
     zero_pattern,
 )
 from .contact import CT, DECISIONS, attachment, body_pose, curvature, detect
@@ -665,7 +666,8 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
             H: arr3, xr: arr2, piv: iarr2, sym: iarr1, el: arr3, jo: arr3, jd: arr3, je: arr3, jc: arr3, lw: arr3, info: arr3,
             sol: arr3, flags: arr3, t0: ti.i32, t1: ti.i32, nb: ti.i32, C: ti.i32, nj: ti.i32, m: ti.i32, n1: ti.i32,
             L: ti.i32, dt: F, gx: F, gy: F, gz: F, kappa: F, rtol: F, margin: F, mean_mass: F, max_it: ti.i32,
-            stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32, canary_loop: ti.i32):
+            stop_on_failure: ti.i32, keep_solution: ti.i32, warm_first: ti.i32, canary_loop: ti.i32,
+            items: ti.i32, tasks: ti.i32):
     """Advance every world b from s0 (B, bodies, 13: x, q, v, ω body frame), written to frame t0 of st
     (T+1, B, bodies, 13), to frame t1, under ctrl (T, B, bodies, 6: force N, torque N·m, world frame;
     not read when has_ctrl = 0) and tau (T, B, n1: actuation N·m or N per joint coordinate; not read when
@@ -678,95 +680,97 @@ def rollout(s0: arr3, st: arr4, ctrl: arr4, has_ctrl: ti.i32, tau: arr3, has_tau
     B = st.shape[1]
     oj = 6 * nb + 8 * C
     N = oj + m + 2 * L
-    for b in range(B):
-        for i, k in ti.ndrange(nb, 13):
-            st[t0, b, i, k] = s0[b, i, k]
-        warm = warm_first
-        for t in range(t0, t1):
-            prepare(st, ctrl, body, bw, t, b, nb, dt, g, has_ctrl)
-            detect(st, t, cand, cf, ct, b, C, nb, dt, margin)
-            jk.prepare(st, t, tau, has_tau, bw, wv, jt_i, jt_f, rw_i, rw_f, jo, jd, jc, lw, b, nb, nj, m, n1, L, dt,
-                       margin)
-            n_active = 0
-            for c in range(C):
-                if ct[b, c, CT["active"]] > 0:
-                    n_active += 1
-            # Direct solve from the (warm) initial guess, then (step.solve_step) central-path continuation
-            # from a cold start at κ_i = μ₀ 10⁻ⁱ down to κ, first with Nesterov–Todd scaling, then without.
-            # One loop, so that the guess and the solve are compiled once.
-            phase, k_stage, rtol_stage, scaling = 0, kappa, rtol, 1
-            total, start = 0, 1
-            conv, its, eq, comp = 0, 0, F(0.0), F(0.0)
-            while True:
-                if start != 0:
-                    initial_guess(st, body, cand, ct, wv, lw, t, b, nb, C, m, L, dt, gnorm, kappa,
-                                  warm if phase == 0 else 0)
-                    if phase > 0:
-                        k_stage = duality(ct, wv, lw, b, nb, C, m, L, 0.0, W)
-                        k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
+    for item in range(items):  # worlds spread over the CPU's tasks (runner.spread)
+        b = world_of(item, tasks)
+        if b < B:
+            for i, k in ti.ndrange(nb, 13):
+                st[t0, b, i, k] = s0[b, i, k]
+            warm = warm_first
+            for t in range(t0, t1):
+                prepare(st, ctrl, body, bw, t, b, nb, dt, g, has_ctrl)
+                detect(st, t, cand, cf, ct, b, C, nb, dt, margin)
+                jk.prepare(st, t, tau, has_tau, bw, wv, jt_i, jt_f, rw_i, rw_f, jo, jd, jc, lw, b, nb, nj, m, n1, L, dt,
+                           margin)
+                n_active = 0
+                for c in range(C):
+                    if ct[b, c, CT["active"]] > 0:
+                        n_active += 1
+                # Direct solve from the (warm) initial guess, then (step.solve_step) central-path continuation
+                # from a cold start at κ_i = μ₀ 10⁻ⁱ down to κ, first with Nesterov–Todd scaling, then without.
+                # One loop, so that the guess and the solve are compiled once.
+                phase, k_stage, rtol_stage, scaling = 0, kappa, rtol, 1
+                total, start = 0, 1
+                conv, its, eq, comp = 0, 0, F(0.0), F(0.0)
+                while True:
+                    if start != 0:
+                        initial_guess(st, body, cand, ct, wv, lw, t, b, nb, C, m, L, dt, gnorm, kappa,
+                                      warm if phase == 0 else 0)
+                        if phase > 0:
+                            k_stage = duality(ct, wv, lw, b, nb, C, m, L, 0.0, W)
+                            k_stage = ti.max(F(0.1) * k_stage, kappa) if k_stage > kappa else kappa
+                            rtol_stage = rtol if k_stage <= kappa else F(1e-3)
+                        start = 0
+                    conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, sym, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
+                                              je, jc, lw, b, nb, C, nj, m, n1, L, dt, k_stage, rtol_stage, scaling, max_it,
+                                              mean_mass)
+                    total += its
+                    last = k_stage <= kappa
+                    if (phase == 0 and (conv == 1 or (n_active == 0 and L == 0))) or (phase == 2 and last) or \
+                            (phase == 1 and last and conv == 1):
+                        break
+                    if phase == 0 or last:  # (another) continuation from a cold start
+                        phase += 1
+                        scaling = 1 if phase == 1 else 0
+                        start = 1
+                    else:
+                        k_stage = ti.max(F(0.1) * k_stage, kappa)
                         rtol_stage = rtol if k_stage <= kappa else F(1e-3)
-                    start = 0
-                conv, its, eq, comp = ipm(cand, ct, wv, G, bw, body, H, piv, sym, xr, el, jt_i, jt_f, rw_i, rw_f, jo, jd,
-                                          je, jc, lw, b, nb, C, nj, m, n1, L, dt, k_stage, rtol_stage, scaling, max_it,
-                                          mean_mass)
-                total += its
-                last = k_stage <= kappa
-                if (phase == 0 and (conv == 1 or (n_active == 0 and L == 0))) or (phase == 2 and last) or \
-                        (phase == 1 and last and conv == 1):
-                    break
-                if phase == 0 or last:  # (another) continuation from a cold start
-                    phase += 1
-                    scaling = 1 if phase == 1 else 0
-                    start = 1
-                else:
-                    k_stage = ti.max(F(0.1) * k_stage, kappa)
-                    rtol_stage = rtol if k_stage <= kappa else F(1e-3)
-            finite = 1
-            for k in range(N):
-                if not (ti.abs(wv[b, W, k]) <= F(HUGE)):
-                    finite = 0
-            info[t, b, 0] = total
-            info[t, b, 1] = eq
-            info[t, b, 2] = comp
-            info[t, b, 3] = conv
-            info[t, b, 5] = finite
-            for c in range(C):
-                flags[t, b, c] = ct[b, c, CT["active"]]
-                flags[t, b, C + c] = ct[b, c, CT["impact"]]
-            for l in range(L):
-                flags[t, b, 2 * C + l] = lw[b, l, 0]
-            if keep_solution != 0:
+                finite = 1
                 for k in range(N):
-                    sol[t, b, k] = wv[b, W, k]
-                for c, k in ti.ndrange(C, DECISIONS):
-                    sol[t, b, N + DECISIONS * c + k] = ct[b, c, CT["dec"] + k]
-            if finite == 0 or (conv == 0 and stop_on_failure != 0):
-                info[t, b, 4] = 0
+                    if not (ti.abs(wv[b, W, k]) <= F(HUGE)):
+                        finite = 0
+                info[t, b, 0] = total
+                info[t, b, 1] = eq
+                info[t, b, 2] = comp
+                info[t, b, 3] = conv
+                info[t, b, 5] = finite
+                for c in range(C):
+                    flags[t, b, c] = ct[b, c, CT["active"]]
+                    flags[t, b, C + c] = ct[b, c, CT["impact"]]
+                for l in range(L):
+                    flags[t, b, 2 * C + l] = lw[b, l, 0]
+                if keep_solution != 0:
+                    for k in range(N):
+                        sol[t, b, k] = wv[b, W, k]
+                    for c, k in ti.ndrange(C, DECISIONS):
+                        sol[t, b, N + DECISIONS * c + k] = ct[b, c, CT["dec"] + k]
+                if finite == 0 or (conv == 0 and stop_on_failure != 0):
+                    info[t, b, 4] = 0
+                    info[t, b, 6] = 1 - canary(canary_loop)
+                    break
+                info[t, b, 4] = 1
+                for i in range(nb):
+                    x, q, v, om = body_pose(st, t, b, i)
+                    v2, om2 = zget(wv, b, W, i)
+                    rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
+                    ell = 0.5 * dt * vec4(rt2, om2[0], om2[1], om2[2])
+                    q2 = quat_multiply(q, ell)
+                    q2 = q2 / q2.norm()
+                    x2 = x + dt * v2
+                    for k in ti.static(range(3)):
+                        st[t + 1, b, i, k] = x2[k]
+                        st[t + 1, b, i, 7 + k] = v2[k]
+                        st[t + 1, b, i, 10 + k] = om2[k]
+                    for k in ti.static(range(4)):
+                        st[t + 1, b, i, 3 + k] = q2[k]
+                for c in range(C):
+                    base = 6 * nb + 8 * c
+                    for k in range(8):
+                        wv[b, WARM, base + k] = wv[b, W, base + k]
+                    wv[b, WARM_ON, base] = ct[b, c, CT["active"]]
+                for k in range(oj, N):
+                    wv[b, WARM, k] = wv[b, W, k]
+                for l in range(L):
+                    wv[b, WARM_ON, oj + m + 2 * l] = lw[b, l, 0]
+                warm = 1
                 info[t, b, 6] = 1 - canary(canary_loop)
-                break
-            info[t, b, 4] = 1
-            for i in range(nb):
-                x, q, v, om = body_pose(st, t, b, i)
-                v2, om2 = zget(wv, b, W, i)
-                rt2 = ti.sqrt(4.0 / (dt * dt) - om2.dot(om2))
-                ell = 0.5 * dt * vec4(rt2, om2[0], om2[1], om2[2])
-                q2 = quat_multiply(q, ell)
-                q2 = q2 / q2.norm()
-                x2 = x + dt * v2
-                for k in ti.static(range(3)):
-                    st[t + 1, b, i, k] = x2[k]
-                    st[t + 1, b, i, 7 + k] = v2[k]
-                    st[t + 1, b, i, 10 + k] = om2[k]
-                for k in ti.static(range(4)):
-                    st[t + 1, b, i, 3 + k] = q2[k]
-            for c in range(C):
-                base = 6 * nb + 8 * c
-                for k in range(8):
-                    wv[b, WARM, base + k] = wv[b, W, base + k]
-                wv[b, WARM_ON, base] = ct[b, c, CT["active"]]
-            for k in range(oj, N):
-                wv[b, WARM, k] = wv[b, W, k]
-            for l in range(L):
-                wv[b, WARM_ON, oj + m + 2 * l] = lw[b, l, 0]
-            warm = 1
-            info[t, b, 6] = 1 - canary(canary_loop)
