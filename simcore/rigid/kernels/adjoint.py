@@ -26,7 +26,19 @@ from ...backend import ti
 from . import joints as jk
 from .common import F, arr2, arr3, arr4, get33, iarr1, iarr2, lu_solve_transposed, sparse_lu_solve, vec3, vec8, world_of
 from .contact import CT, detect
-from .solve import EL, U_BETA, U_GAMMA, W, assemble, canary, evaluate, local_solve, prepare
+from .solve import (
+    EL,
+    U_BETA,
+    U_GAMMA,
+    W,
+    add_contact_columns,
+    assemble,
+    canary,
+    contact_rows,
+    evaluate,
+    local_solve,
+    prepare,
+)
 
 
 @ti.func
@@ -82,12 +94,7 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
             for k in range(8):
                 for col in ti.static(range(3)):
                     yu[col] += el[b, c, EL["L"] + 3 * k + col] * gbar[b, base + k]
-            for s in range(2):
-                i = cand[c, 1 + s]
-                if i < nb:
-                    for k in range(6):
-                        xr[b, 6 * i + k] += G[b, c, 0, 6 * s + k] * yu[0] + G[b, c, 1, 6 * s + k] * yu[1] \
-                            + G[b, c, 2, 6 * s + k] * yu[2]
+            add_contact_columns(G, cand, xr, b, c, nb, yu)
     for l in range(L):
         if lw[b, l, 0] > 0:
             base = oj + m + 2 * l
@@ -114,13 +121,7 @@ def transposed_solve(cand: ti.template(), ct: ti.template(), wv: ti.template(), 
     for c in range(C):
         if ct[b, c, CT["active"]] > 0:
             base = nz + 8 * c
-            kv = vec3(0.0, 0.0, 0.0)
-            for s in range(2):
-                i = cand[c, 1 + s]
-                if i < nb:
-                    for k in range(6):
-                        for row in ti.static(range(3)):
-                            kv[row] += G[b, c, row, 6 * s + k] * xr[b, 6 * i + k]
+            kv = contact_rows(G, cand, xr, b, c, nb)
             dbar = vec8(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
             for k in ti.static(range(8)):
                 dbar[k] = gbar[b, base + k]

@@ -364,6 +364,30 @@ def gblock(G: ti.template(), b, c, side):
 
 
 @ti.func
+def contact_rows(G: ti.template(), cand: ti.template(), x: ti.template(), b, c, nb):
+    """G_c x (3): contact c's Jacobian rows (gap, two slips) applied to the velocities in x[b]."""
+    y = vec3(0.0, 0.0, 0.0)
+    for s in range(2):
+        i = cand[c, 1 + s]
+        if i < nb:
+            for row in ti.static(range(3)):
+                for k in range(6):
+                    y[row] += G[b, c, row, 6 * s + k] * x[b, 6 * i + k]
+    return y
+
+
+@ti.func
+def add_contact_columns(G: ti.template(), cand: ti.template(), x: ti.template(), b, c, nb, y):
+    """x[b] += G_cᵀ y: contact c's Jacobian rows, transposed, onto the velocities."""
+    for s in range(2):
+        i = cand[c, 1 + s]
+        if i < nb:
+            add = gblock(G, b, c, s).transpose() @ y
+            for k in ti.static(range(6)):
+                x[b, 6 * i + k] += add[k]
+
+
+@ti.func
 def assemble(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.template(), bw: ti.template(),
              body: ti.template(), H: ti.template(), piv: ti.template(), sym: ti.template(), el: ti.template(), jt_i: ti.template(), jt_f: ti.template(), rw_i: ti.template(), rw_f: ti.template(), jo: ti.template(), jd: ti.template(), je: ti.template(), jc: ti.template(), lw: ti.template(), b, nb, C, m, n1,
              L, dt, scaled):
@@ -464,13 +488,7 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
             r, rk = corrected(wv, b, base, lget(wv, b, RES, base), rk, Wm, Wi, target, far, corrector)
             du0 = local_solve(0.0, 0.0, 0.0, r, rk, u[U_GAMMA], u[U_GAP], ct[b, c, CT["mu_eff"]],
                               get33(el, b, c, EL["Ab"]), get33(el, b, c, EL["Ae"]), get33(el, b, c, EL["M3inv"]))
-            kv = vec3(du0[U_GAMMA] / dt, du0[U_BETA + 1], du0[U_BETA + 2])
-            for s in range(2):
-                i = cand[c, 1 + s]
-                if i < nb:
-                    add = gblock(G, b, c, s).transpose() @ kv
-                    for k in ti.static(range(6)):
-                        xr[b, 6 * i + k] += add[k]
+            add_contact_columns(G, cand, xr, b, c, nb, vec3(du0[U_GAMMA] / dt, du0[U_BETA + 1], du0[U_BETA + 2]))
         lput(wv, b, out, base, du0)
     jk.rhs(xr, wv, jt_i, rw_i, rw_f, jd, lw, b, nb, nz + 8 * C, m, n1, L, target, far, corrector)
     if piv[b, 2 * (nz + m)] == 1:
@@ -482,13 +500,7 @@ def direction(cand: ti.template(), ct: ti.template(), wv: ti.template(), G: ti.t
     for c in range(C):
         if ct[b, c, CT["active"]] > 0:
             base = nz + 8 * c
-            yu = vec3(0.0, 0.0, 0.0)
-            for s in range(2):
-                i = cand[c, 1 + s]
-                if i < nb:
-                    for row in ti.static(range(3)):
-                        for k in range(6):
-                            yu[row] += G[b, c, row, 6 * s + k] * xr[b, 6 * i + k]
+            yu = contact_rows(G, cand, xr, b, c, nb)
             for k in range(8):
                 wv[b, out, base + k] += el[b, c, EL["L"] + 3 * k] * yu[0] + el[b, c, EL["L"] + 3 * k + 1] * yu[1] \
                     + el[b, c, EL["L"] + 3 * k + 2] * yu[2]
