@@ -325,7 +325,7 @@ def test_adjoint_kernel_solves_the_transposed_step_jacobian(name):
     B, nb = 1, len(world.bodies)
     generator = torch.Generator().manual_seed(0)
     exercised = 0
-    for k in range(1, steps, 3):
+    for k in range(1, steps, 5):
         start = traj.state(k)
         u = torch.zeros(B, nb, 6, dtype=torch.float64)
         act = None if actuation is None else actuation[k].reshape(B, -1)

@@ -40,8 +40,8 @@ def test_vulkan_kernel_reproduces_the_reference(vulkan):
     from simcore import backend
 
     assert backend.active().arch == "vulkan" and backend.has_f64_arithmetic()
-    for world, state, actuation, steps in [(SCENES["sliding_box_pushed"]()[0], None, None, 12),
-                                           (*MECHANISMS["actuated_arm"](), 12)]:
+    for world, state, actuation, steps in [(SCENES["sliding_box_pushed"]()[0], None, None, 8),
+                                           (*MECHANISMS["actuated_arm"](), 8)]:
         if actuation is not None:
             actuation = actuation[:steps]
         assert world.stepper == "kernel"
@@ -61,10 +61,10 @@ def test_vulkan_rollout_gradients_equal_the_reference(vulkan, monkeypatch):
 
     world = SCENES["sliding_box_pushed"]()[0]
     assert world.stepper == "kernel"
-    on_vulkan = _velocity_gradient(world, 10)
+    on_vulkan = _velocity_gradient(world, 6)
     monkeypatch.setattr(kernel_step, "unsupported", lambda world: "forced reference (test)")
     assert world.stepper == "torch"
-    reference = _velocity_gradient(world, 10)
+    reference = _velocity_gradient(world, 6)
     assert float(reference.norm()) > 0.01
     assert float((on_vulkan - reference).norm() / reference.norm()) < 1e-8
 
@@ -75,11 +75,11 @@ def test_a_step_the_driver_cuts_short_raises(vulkan):
     cap and the CPU backend; on a device without the cap it reproduces the reference."""
     world, _ = SCENES["sphere_pile"]()
     try:
-        traj = world.run(10)
+        traj = world.run(6)
     except sc.BackendError as exc:
         assert "65,535 loop iterations" in str(exc) and "cpu" in str(exc)
         return
-    x, _, _, _ = reference_run(world, 10)
+    x, _, _, _ = reference_run(world, 6)
     assert np.abs(traj.position - x[:, 0]).max() < 1e-10
 
 
