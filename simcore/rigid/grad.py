@@ -50,10 +50,8 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def forward(ctx, world, kappa, memo, x, q, v, om, controls, actuation, *params):
         state, prm = State(x, q, v, om), Params(*params)
-        if world.stepper == "kernel":
-            nxt, info = kernel_step.step(world, state, controls, kappa, warm=memo.get("warm") is not None,
-                                         actuation=actuation)
-            memo["warm"] = True
+        if "plan" in memo:  # the kernel solved every step of the rollout in one launch (`rollout`)
+            nxt, info = memo["plan"].pop(0)
         else:
             nxt, info = solve_step(world.candidates, state, controls, prm, dt=world.dt, kappa=kappa,
                                    rtol=world.rtol, max_iterations=world.max_iterations,
@@ -110,6 +108,11 @@ def rollout(world, steps: int, controls, state: State, batched: bool, kappa: flo
     memo = {}
     if actuation is None:
         actuation = torch.zeros(steps, B, world.actuators, dtype=x.dtype)
+    if world.stepper == "kernel" and steps:
+        # The controls are known in advance: the kernel solves all steps in one launch; each step's
+        # autograd node then takes its solution from this plan.
+        memo["plan"] = kernel_step.run(world, State(x, q, v, om), controls, kappa,
+                                       actuation if world.actuators else None)
     for k in range(steps):
         v, om = _Step.apply(world, kappa, memo, x, q, v, om, controls[k], actuation[k], *params)
         world._failure(memo["info"], k, lambda: None)

@@ -39,26 +39,41 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
     actuators) at κ = kappa. warm: continue from the previous call's solution (consecutive steps of one
     rollout). Returns (next State, StepInfo) like step.solve_step; the StepInfo's `adjoint` solves the
     backward pass's (∂r/∂w)ᵀ λ = g in the adjoint kernel (no Jacobian is assembled in torch)."""
-    B, nb = state.position.shape[:2]
-    runner = runner_for(world, B)
+    runner = runner_for(world, state.position.shape[0])
     out = runner.run(world, state.tensors(), controls.detach()[None], kappa=kappa, stop_on_failure=False,
                      keep_solution=True, warm=warm, actuation=None if actuation is None else actuation.detach()[None])
+    return _step_of(world, runner, out, 0, kappa)
+
+
+def run(world, state: State, controls, kappa: float, actuation=None):
+    """All steps of a rollout in one launch: controls (T, B, bodies, 6), actuation (T, B, actuators) or
+    None, known in advance. Returns [(next State, StepInfo)] for each step, as `step` would one at a
+    time (each step warm-started from the one before)."""
+    runner = runner_for(world, state.position.shape[0])
+    out = runner.run(world, state.tensors(), controls.detach(), kappa=kappa, stop_on_failure=False,
+                     keep_solution=True, actuation=None if actuation is None else actuation.detach())
+    return [_step_of(world, runner, out, t, kappa) for t in range(controls.shape[0])]
+
+
+def _step_of(world, runner, out, t, kappa):
+    """(next State, StepInfo) of step t of the KernelRun `out` (kept solutions)."""
+    B, nb = out.frames.shape[1:3]
     C, m, L = runner.C, runner.m, runner.L
-    info = out.info[0]
-    active = out.flags[0][:, :C] > 0
-    impact = out.flags[0][:, C:2 * C] > 0
+    info, flags = out.info[t], out.flags[t]
+    active = flags[:, :C] > 0
+    impact = flags[:, C:2 * C] > 0
     selected = np.flatnonzero(active.any(0))
-    solution = out.solution[0][:, :runner.N]
+    solution = out.solution[t][:, :runner.N]
     w = torch.as_tensor(to_reference_layout(solution, nb, C, selected, m, L), dtype=DTYPE)
     report = ipm.SolveReport(torch.as_tensor(info[:, INFO["iterations"]]).long(),
                              torch.as_tensor(info[:, INFO["residual"]]), torch.as_tensor(info[:, INFO["complementarity"]]),
                              torch.as_tensor(info[:, INFO["converged"]] > 0))
     decisions = {"active": torch.as_tensor(active), "impact": torch.as_tensor(impact)}
-    decisions.update(_model_decisions(runner, out.solution[0][:, runner.N:].reshape(B, C, DECISIONS)))
+    decisions.update(_model_decisions(runner, out.solution[t][:, runner.N:].reshape(B, C, DECISIONS)))
     joints = None
     if world.joints:
-        joints = JointDecisions({"limit_active": torch.as_tensor(out.flags[0][:, 2 * C:2 * C + L] > 0)})
-    start = tuple(t.detach() for t in state.tensors())
+        joints = JointDecisions({"limit_active": torch.as_tensor(flags[:, 2 * C:2 * C + L] > 0)})
+    start = _state(out.frames[t]).tensors()
     tables, dt, margin = runner.table_arrays(), world.dt, world.contact_margin
 
     def adjoint(g):
@@ -67,10 +82,14 @@ def step(world, state: State, controls, kappa: float, warm: bool, actuation=None
         lam = runner.adjoint(tables, dt, margin, start, solution, gk)
         return torch.as_tensor(rows_to_reference_layout(lam, nb, C, selected, m, L), dtype=DTYPE)
 
-    frame = torch.as_tensor(out.frames[1])
-    nxt = State(frame[..., :3], frame[..., 3:7], frame[..., 7:10], frame[..., 10:13])
-    return nxt, StepInfo(report, w, None, torch.as_tensor(selected, dtype=torch.long), decisions, None, kappa, joints,
-                         adjoint=adjoint)
+    return _state(out.frames[t + 1]), StepInfo(report, w, None, torch.as_tensor(selected, dtype=torch.long),
+                                              decisions, None, kappa, joints, adjoint=adjoint)
+
+
+def _state(frame) -> State:
+    """A State from a kernel frame (B, bodies, 13: x, q, v, ω body frame)."""
+    f = torch.as_tensor(frame)
+    return State(f[..., :3], f[..., 3:7], f[..., 7:10], f[..., 10:13])
 
 
 def _model_decisions(runner, dec):
