@@ -2,12 +2,14 @@
 function theorem at the step's solution (Dojo §V).
 
 At the solution w* of r(w; θ) = 0 (θ: start-of-step state, controls, masses, inertias, sizes,
-frictions), dw*/dθ = −(∂r/∂w)⁻¹ ∂r/∂θ. Backward therefore needs one solve with (∂r/∂w)ᵀ — in the
-adjoint kernel (kernels/adjoint.py, with the step kernel's block elimination) when the kernel stepped,
-else with the torch step's Jacobian, factorized in forward — and one vector–Jacobian product of r with
-respect to θ, which torch autograd evaluates through `integrator.equations` and `collision.detect` (with the
-forward's discrete contact decisions held fixed). The rollout solves at κ_grad, so the gradients are
-those of the relaxed, smooth dynamics it returns.
+frictions), dw*/dθ = −(∂r/∂w)⁻¹ ∂r/∂θ. Backward therefore needs one solve λ = (∂r/∂w)⁻ᵀ ḡ and one
+vector–Jacobian product −λᵀ ∂r/∂θ. When the kernel stepped, both are kernels (StepInfo.vjp: the adjoint
+kernel, kernels/adjoint.py, with the step kernel's block elimination; then Taichi's reverse mode of the
+step equations, kernels/vjp.py). The torch step (where the kernel cannot run) solves with its own
+Jacobian, factorized in forward, and takes the product from torch autograd through `integrator.equations`
+and `collision.detect` with the forward's discrete contact decisions held fixed (`reference_vjp`, also
+the kernels' test reference). The rollout solves at κ_grad, so the gradients are those of the relaxed,
+smooth dynamics it returns.
 """
 
 from __future__ import annotations
@@ -77,23 +79,31 @@ class _Step(torch.autograd.Function):
         g_v = torch.zeros_like(v) if g_v is None else g_v
         g_om = torch.zeros_like(om) if g_om is None else g_om
         g_w[:, :6 * nb] = torch.cat([g_v, g_om], -1).reshape(B, -1)
+        if info.vjp is not None:  # the kernel stepped: both halves in kernels
+            return (None, None, None, *info.vjp(g_w, ctx.saved_tensors, ctx.needs_input_grad[3:]))
         lam = ctx.adjoint(g_w)
-        inputs = [t.detach().requires_grad_(need) for t, need in
-                  zip((x, q, v, om, controls, actuation, *params), ctx.needs_input_grad[3:])]
-        with torch.enable_grad():
-            st, u, act, prm = tuple(inputs[:4]), inputs[4], inputs[5], Params(*inputs[6:])
-            contacts, _ = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin,
-                                       decisions=info.decisions)
-            contacts = contacts.select(info.selected)
-            joint_step = None if info.joints is None else jnt.prepare(
-                world.joint_set, st, prm.joint_params(), act, world.dt, world.contact_margin,
-                decisions=info.joints.decisions)
-            r, _ = equations(info.w, ctx.kappa, st, u, prm, contacts, world.dt, jacobian=False,
-                             joint_step=joint_step)
-            wanted = [t for t in inputs if t.requires_grad]
-            grads = iter(torch.autograd.grad(-(lam * r).sum(), wanted, allow_unused=True)) if wanted else iter(())
-        out = [next(grads) if t.requires_grad else None for t in inputs]
-        return (None, None, None, *out)
+        return (None, None, None, *reference_vjp(world, info, ctx.kappa, lam, ctx.saved_tensors,
+                                                 ctx.needs_input_grad[3:]))
+
+
+def reference_vjp(world, info, kappa, lam, inputs, needs):
+    """−λᵀ ∂r/∂θ by torch autograd through the torch step equations (`integrator.equations`,
+    `collision.detect` with the forward's discrete decisions held fixed): the backward of the torch
+    step, and the reference the kernels' VJP (kernels/vjp.py) is tested against. lam (B, N) reference
+    layout; inputs (x, q, v, ω, controls, actuation, *Params tensors); needs: which want a gradient."""
+    inputs = [t.detach().requires_grad_(need) for t, need in zip(inputs, needs)]
+    with torch.enable_grad():
+        st, u, act, prm = tuple(inputs[:4]), inputs[4], inputs[5], Params(*inputs[6:])
+        contacts, _ = contacts_for(world.candidates, st, prm, world.dt, world.contact_margin,
+                                   decisions=info.decisions)
+        contacts = contacts.select(info.selected)
+        joint_step = None if info.joints is None else jnt.prepare(
+            world.joint_set, st, prm.joint_params(), act, world.dt, world.contact_margin,
+            decisions=info.joints.decisions)
+        r, _ = equations(info.w, kappa, st, u, prm, contacts, world.dt, jacobian=False, joint_step=joint_step)
+        wanted = [t for t in inputs if t.requires_grad]
+        grads = iter(torch.autograd.grad(-(lam * r).sum(), wanted, allow_unused=True)) if wanted else iter(())
+    return [next(grads) if t.requires_grad else None for t in inputs]
 
 
 def rollout(world, steps: int, controls, state: State, batched: bool, kappa: float, actuation=None) -> Rollout:

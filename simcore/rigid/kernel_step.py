@@ -3,9 +3,9 @@
 `World.run` hands whole runs to `kernels.runner` (many steps per kernel launch). The differentiable
 rollout solves one step per launch here and passes the solution, in the reference layout of
 `integrator.sizes`, with the kernel's contact decisions, to the implicit-function-theorem backward of
-`grad.py`. There the adjoint kernel (kernels/adjoint.py) solves (∂r/∂w)ᵀ λ = g, and torch autograd
-differentiates the step equations with respect to the state, controls and parameters at that solution
-(the vector–Jacobian product λᵀ ∂r/∂θ).
+`grad.py`. There the adjoint kernel (kernels/adjoint.py) solves (∂r/∂w)ᵀ λ = g, and Taichi's reverse mode
+of the step equations (kernels/vjp.py) gives the vector–Jacobian product λᵀ ∂r/∂θ with respect to the
+state, controls, actuation and parameters at that solution: no torch step runs in a kernel rollout.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from . import ipm
 from .kernels.contact import DECISIONS
 from .kernels.runner import (  # noqa: F401  (unsupported: used through this module)
     INFO,
+    float_tables,
     from_reference_layout,
     rows_to_reference_layout,
     runner_for,
     to_reference_layout,
     unsupported,
 )
-from .step import DTYPE, State, StepInfo
+from .step import DTYPE, Params, State, StepInfo
 
 
 @dataclass
@@ -76,14 +77,59 @@ def _step_of(world, runner, out, t, kappa):
     start = _state(out.frames[t]).tensors()
     tables, dt, margin = runner.table_arrays(), world.dt, world.contact_margin
 
+    def adjoint_kernel_layout(g):
+        gk = from_reference_layout(g.detach().numpy(), nb, C, selected, m, L)
+        return runner.adjoint(tables, dt, margin, start, solution, gk)
+
     def adjoint(g):
         """λ (B, N) = (∂r/∂w)⁻ᵀ g at this step's solution, both in the reference layout."""
-        gk = from_reference_layout(g.detach().numpy(), nb, C, selected, m, L)
-        lam = runner.adjoint(tables, dt, margin, start, solution, gk)
-        return torch.as_tensor(rows_to_reference_layout(lam, nb, C, selected, m, L), dtype=DTYPE)
+        return torch.as_tensor(rows_to_reference_layout(adjoint_kernel_layout(g), nb, C, selected, m, L), dtype=DTYPE)
+
+    def vjp(g, inputs, needs):
+        """The step's implicit-function-theorem gradient, all in kernels: λ = (∂r/∂w)⁻ᵀ g (adjoint kernel),
+        then −λᵀ ∂r/∂θ (kernels/vjp.py). g (B, N) reference layout; inputs the step's autograd inputs (x,
+        q, v, ω, controls, actuation, *Params tensors); needs which of them want a gradient. Returns their
+        gradients (None where not needed)."""
+        lam = adjoint_kernel_layout(g)
+        controls, actuation, params = inputs[4], inputs[5], inputs[6:]
+        tau = None
+        if actuation.shape[-1] and len(runner.actuated):
+            tau = np.zeros((B, runner.n1))
+            tau[:, runner.actuated] = actuation.detach().numpy()
+        float_tabs = None
+        if any(needs[6:]):
+            with torch.enable_grad():
+                wanted = [p.detach().requires_grad_(need) for p, need in zip(params, needs[6:])]
+                float_tabs = float_tables(world, Params(*wanted))
+            body = float_tabs[0].detach().numpy().copy()
+            body[:, 10] = tables[0][:, 10]
+            numeric = (body,) + tuple(t.detach().numpy() for t in float_tabs[1:])
+        else:
+            numeric = (tables[0], tables[2], tables[4], tables[6])
+        gravity = params[Params.FIELDS.index("gravity")].detach().numpy()
+        grads = runner.vjp(numeric, dt, margin, start, controls.detach().numpy(), tau, gravity, solution, lam,
+                           flags[:, 2 * C:2 * C + L])
+        st = -torch.as_tensor(grads["st"][0])
+        out = [st[..., :3], st[..., 3:7], st[..., 7:10], st[..., 10:13], -torch.as_tensor(grads["ctrl"]),
+               -torch.as_tensor(grads["tau"][:, runner.actuated]) if tau is not None else torch.zeros_like(actuation)]
+        out += [None] * len(params)
+        if float_tabs is not None:
+            g_grav = torch.as_tensor(grads["grav"])
+            targets = list(float_tabs) + [wanted[Params.FIELDS.index("gravity")]]
+            cotangents = [-torch.as_tensor(grads[k]) for k in ("body", "cf", "jt_f", "rw_f")] + [-g_grav]
+            keep = [k for k, t in enumerate(targets) if t.requires_grad]
+            want = [p for p in wanted if p.requires_grad]
+            got = torch.autograd.grad([targets[k] for k in keep], want, [cotangents[k] for k in keep],
+                                      allow_unused=True)
+            got = iter(got)
+            for k, p in enumerate(wanted):
+                if p.requires_grad:
+                    grad = next(got)
+                    out[6 + k] = torch.zeros_like(p) if grad is None else grad
+        return [o if need else None for o, need in zip(out, needs)]
 
     return _state(out.frames[t + 1]), StepInfo(report, w, None, torch.as_tensor(selected, dtype=torch.long),
-                                              decisions, None, kappa, joints, adjoint=adjoint)
+                                              decisions, None, kappa, joints, adjoint=adjoint, vjp=vjp)
 
 
 def _state(frame) -> State:

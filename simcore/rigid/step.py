@@ -86,6 +86,7 @@ class StepInfo:
     kappa: float
     joints: object = None    # joints.JointStep of the step (None without joints)
     adjoint: object = None   # g (B, N) → λ = (∂r/∂w)⁻ᵀ g, when the stepper solves it (the kernel; else jacobian)
+    vjp: object = None       # (g, inputs, needs) → the inputs' gradients, all in kernels (kernel_step.py)
 
     def warm(self):
         """What the next step's initial guess reuses."""

@@ -346,6 +346,50 @@ def test_adjoint_kernel_solves_the_transposed_step_jacobian(name):
     assert exercised >= 3   # the contacts or limits are in the system, not only free bodies
 
 
+@pytest.mark.parametrize("name", list(SCENES) + ["actuated_arm", "welded_spinning_pair_and_slider",
+                                                  "hinged_plank_on_the_ground", "quadruped"])
+def test_vjp_kernel_equals_torch_autograd_of_the_step_equations(name):
+    """The backward pass's vector–Jacobian product −λᵀ ∂r/∂θ from Taichi's reverse mode (kernels/vjp.py,
+    detection re-run in the kernel) equals torch autograd through the torch step equations with the
+    forward's decisions (grad.reference_vjp), for the start state, the controls, the actuation and every
+    World parameter (masses, inertias, gravity, sizes, frictions, restitutions, planes, static poses,
+    joint anchors, axes, rest rotations, springs, dampers, rest positions, limits), at states along runs
+    covering all seven contact models and every joint kind: to 1e-9 relative per input."""
+    from simcore.rigid.grad import reference_vjp
+    from simcore.rigid.step import Params
+
+    if name in SCENES:
+        world, steps = SCENES[name]()
+        state, actuation = world.initial_state(), None
+    else:
+        world, state, actuation = MECHANISMS[name]()
+        steps = 40 if actuation is None else actuation.shape[0]
+    traj = world.run(steps, state=state, actuation=actuation)
+    nb = len(world.bodies)
+    generator = torch.Generator().manual_seed(1)
+    exercised = 0
+    for k in range(1, steps, 2):
+        start = traj.state(k)
+        u = 0.1 * torch.randn(1, nb, 6, dtype=torch.float64, generator=generator)
+        act = torch.zeros(1, world.actuators, dtype=torch.float64) if actuation is None else actuation[k][None]
+        _, info = kernel_step.step(world, start, u, world.kappa, warm=False, actuation=act)
+        g = torch.zeros(1, info.w.shape[-1], dtype=torch.float64)
+        g[:, :6 * nb] = torch.randn(1, 6 * nb, dtype=torch.float64, generator=generator)
+        params = world.params().tensors()
+        inputs = (*start.tensors(), u, act, *params)
+        needs = [True] * 5 + [act.numel() > 0] + [p.numel() > 0 for p in params]
+        got = info.vjp(g, inputs, needs)
+        expected = reference_vjp(world, info, world.kappa, info.adjoint(g), inputs, needs)
+        for label, a, b in zip(["x", "q", "v", "ω", "controls", "actuation", *Params.FIELDS], got, expected):
+            if b is None:
+                assert a is None or not a.any(), label
+                continue
+            assert float((a - b).abs().max()) <= 1e-9 * max(float(b.abs().max()), 1e-6), label
+        limits = info.joints is not None and bool(info.joints.decisions["limit_active"].any())
+        exercised += int(bool(info.decisions["active"].any()) or limits or bool(world.joints))
+    assert exercised >= 2   # (the bouncing sphere touches the plane in two of the sampled steps)
+
+
 def test_sparse_lu_solves_the_reduced_system_over_its_pattern():
     """common.sparse_lu_factor / sparse_lu_solve with the quadruped's symbolic table (runner.symbolic_lu):
     a random matrix on its pattern (a dominant diagonal on the bodies, the impulses' block zero, as in

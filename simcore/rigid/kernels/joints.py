@@ -77,10 +77,11 @@ def rot_jac(q, r):
 
 
 @ti.func
-def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.template(), b, j):
-    """The seven outputs [Δ (3), ρ (3), θ] of joint j at the poses reached with velocities (vp, ωp, vc, ωc)
-    from (xp, qp), (xc, qc), and their Jacobian in (vp, ωp, vc, ωc), into out[b, j, 0:7] and
-    out[b, j, 7 + 12·o + k] (joint_outputs._with_jacobian)."""
+def output_parts(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt):
+    """The seven outputs [Δ (3), ρ (3), θ] of a joint at the poses reached with velocities (vp, ωp, vc, ωc)
+    from (xp, qp), (xc, qc) (joint_outputs.outputs), and the blocks of their Jacobian in (vp, ωp, vc, ωc):
+    Returns (outputs (7), Rpᵀ, ∂Δ/∂ωp, ∂Δ/∂ωc, ∂e/∂ωp (4 × 3), ∂e/∂ωc, ∂θ/∂ωp, ∂θ/∂ωc); ∂Δ/∂vp = −dt Rpᵀ,
+    ∂Δ/∂vc = dt Rpᵀ, ρ = 2 e₁₂₃ (joint_outputs._with_jacobian)."""
     lp, lc = step_rotation(wp, dt), step_rotation(wc, dt)
     qp2, qc2 = quat_multiply(qp, lp), quat_multiply(qc, lc)
     Rp, Rc = quat_matrix(qp2), quat_matrix(qc2)
@@ -94,8 +95,6 @@ def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.templa
     x = e[0]
     theta = 2.0 * atan2(y, x)
     vals = ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
-    for o in ti.static(range(7)):
-        out[b, j, o] = vals[o]
     dqp = q_left(qp) @ dell(wp, dt)
     dqc = q_left(qc) @ dell(wc, dt)
     cm = mat4([[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, -1.0]])
@@ -107,6 +106,16 @@ def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.templa
     dth = 2.0 * vec4(-y, x * axis[0], x * axis[1], x * axis[2]) / den
     th_wp = dth @ de_wp
     th_wc = dth @ de_wc
+    return vals, RpT, d_wp, d_wc, de_wp, de_wc, th_wp, th_wc
+
+
+@ti.func
+def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.template(), b, j):
+    """`output_parts` of joint j into out[b, j, 0:7] (outputs) and out[b, j, 7 + 12·o + k] (Jacobian)."""
+    vals, RpT, d_wp, d_wc, de_wp, de_wc, th_wp, th_wc = output_parts(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc,
+                                                                      q0, axis, dt)
+    for o in ti.static(range(7)):
+        out[b, j, o] = vals[o]
     base = 7
     for r in ti.static(range(3)):
         for k in ti.static(range(3)):
@@ -125,6 +134,43 @@ def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.templa
         out[b, j, base + 72 + 9 + k] = th_wc[k]
 
 
+@ti.func
+def output_values(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt):
+    """The seven outputs [Δ (3), ρ (3), θ] alone (output_parts without the Jacobian)."""
+    qp2, qc2 = quat_multiply(qp, step_rotation(wp, dt)), quat_multiply(qc, step_rotation(wc, dt))
+    arm = xc + dt * vc + quat_matrix(qc2) @ rc - xp - dt * vp
+    delta = quat_matrix(qp2).transpose() @ arm - rp
+    e = quat_multiply(quat_multiply(conj(qp2), qc2), conj(q0))
+    theta = 2.0 * atan2(axis.dot(vec3(e[1], e[2], e[3])), e[0])
+    return ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
+
+
+@ti.func
+def rate_row_at_rest(sel, xp, qp, xc, qc, rp, rc, q0, axis, dt):
+    """(sel · outputs, sel · ∂outputs/∂(vp, ωp, vc, ωc) (12)) at zero velocities, in closed form: there
+    ℓ(ω) = (1, dt ω/2) to first order, so Rp⁺ᵀ = (I − dt [ωp]×) Rpᵀ, Rc⁺ rc = Rc (rc + dt ωc × rc),
+    e⁺ = (1, −dt ωp/2) ⊗ e and e⁺ = p ⊗ (1, dt ωc/2) ⊗ q̄₀ with p = q̄p ⊗ qc. The same numbers as
+    `selected_output` at rest with a fraction of its operations, which keeps Taichi's reverse mode of it
+    (kernels/vjp.py, second derivatives) quick to compile."""
+    Rp, Rc = quat_matrix(qp), quat_matrix(qc)
+    u = Rp.transpose() @ (xc + Rc @ rc - xp)              # the arm in the parent frame
+    p = quat_multiply(conj(qp), qc)
+    e = quat_multiply(p, conj(q0))
+    y, x = axis.dot(vec3(e[1], e[2], e[3])), e[0]
+    vals = ti.Vector([u[0] - rp[0], u[1] - rp[1], u[2] - rp[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3],
+                      2.0 * atan2(y, x)], dt=F)
+    s_delta = vec3(sel[0], sel[1], sel[2])
+    # sel's weight on e (4): through ρ = 2 e₁₂₃ and θ = 2 atan2(axis · e₁₂₃, e₀)
+    s_e = vec4(0.0, 2.0 * sel[3], 2.0 * sel[4], 2.0 * sel[5]) \
+        + sel[6] * 2.0 * vec4(-y, x * axis[0], x * axis[1], x * axis[2]) / ti.max(x * x + y * y, F(1e-300))
+    lin = dt * (Rp @ s_delta)
+    ep = quat_multiply(s_e, conj(e))                      # Rq(e)ᵀ s_e
+    ec = quat_multiply(quat_multiply(conj(p), s_e), q0)   # Rq(q̄₀)ᵀ Lq(p)ᵀ s_e
+    ang_p = dt * s_delta.cross(u) - 0.5 * dt * vec3(ep[1], ep[2], ep[3])
+    ang_c = dt * rc.cross(Rc.transpose() @ (Rp @ s_delta)) + 0.5 * dt * vec3(ec[1], ec[2], ec[3])
+    row = ti.Vector([-lin[0], -lin[1], -lin[2], ang_p[0], ang_p[1], ang_p[2], lin[0], lin[1], lin[2], ang_c[0],
+                     ang_c[1], ang_c[2]], dt=F)
+    return sel.dot(vals), row
 
 
 # ------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .contact import (
 )
 from .joints import JC_WIDTH, JO_WIDTH, LW_WIDTH, RW_WIDTH
 from .solve import BW_WIDTH, EL_WIDTH, INFO, INFO_WIDTH, SLOTS, rollout
+from .vjp import contact_lagrangian, dynamics_lagrangian, joint_lagrangian
 
 ti = backend.ti
 
@@ -113,55 +114,29 @@ class KernelRunner:
         self.tables(world)
 
     def tables(self, world):
-        """Body and candidate tables from the World's current parameters (copied to the device only
-        when they changed)."""
+        """Body, candidate and joint tables from the World's current parameters."""
         prm = world.params()
         nb, C = self.nb, self.C
-        mass = prm.mass.detach().numpy()
-        inertia = prm.inertia.detach().numpy()
-        body = np.zeros((nb, 12))
-        body[:, 0] = mass
-        body[:, 1:10] = inertia.reshape(nb, 9)
-        body[:, 10] = np.linalg.eigvalsh(inertia).max(-1)
-        self.mean_mass = float(mass.mean())
         cand_i = np.zeros((max(C, 1), 5), np.int32)  # model, body a, body b, slot, in the LU pattern
-        cf = np.zeros((max(C, 1), CF_WIDTH))
-        sizes = prm.sizes.detach().numpy()
-        fr, rest = prm.frictions.detach().numpy(), prm.restitutions.detach().numpy()
-        pf, pr = prm.plane_friction.detach().numpy(), prm.plane_restitution.detach().numpy()
-        pp, pn = prm.plane_point.detach().numpy(), prm.plane_normal.detach().numpy()
-        sx, sq = prm.static_position.detach().numpy(), prm.static_orientation.detach().numpy()
         row = 0
         self.model_rows = {}
         for name, pairs in world.candidates.by_model.items():
             if name not in KERNEL_MODELS or not len(pairs):
                 continue
             self.model_rows[name] = (row, len(pairs))
-            a, b = pairs.a.numpy(), pairs.b.numpy()
-            for k in range(len(pairs)):
-                for slot in range(SLOTS_PER_PAIR.get(name, 1)):
-                    ia, rb = a[k], b[k]
-                    cand_i[row, :4] = (KERNEL_MODELS[name], ia, nb if (name == "plane" or rb >= nb) else rb, slot)
-                    if name == "plane":
-                        cf[row, 0:3] = pairs.point[k].numpy() @ sizes[ia]
-                        cf[row, 3] = pairs.radius[k].numpy() @ sizes[ia]
-                        cf[row, 4:7], cf[row, 7:10] = pp[rb], pn[rb]
-                        cf[row, 10], cf[row, 11] = fr[ia] * pf[rb], max(rest[ia], pr[rb])
-                    else:
-                        cf[row, 10], cf[row, 11] = fr[ia] * fr[rb], max(rest[ia], rest[rb])
-                    if name in ("sphere-sphere", "segment-segment"):
-                        cf[row, 0:4] = sizes[ia, 0], sizes[rb, 0], sizes[ia, 1], sizes[rb, 1]
-                    elif name in ("box-face", "edge-edge"):
-                        cf[row, 0:3], cf[row, 3:6] = sizes[ia], sizes[rb]
-                    elif name in ("ball-box", "segment-face"):
-                        along = float(pairs.end[k]) * sizes[ia, 1] if name == "ball-box" else sizes[ia, 1]
-                        cf[row, 0:5] = sizes[ia, 0], along, *sizes[rb]
-                    if rb >= nb and name != "plane":  # a static box: its pose
-                        cf[row, CF["box_x"]:CF["box_x"] + 3] = sx[rb - nb]
-                        cf[row, CF["box_q"]:CF["box_q"] + 4] = sq[rb - nb]
-                    row += 1
+            slots = SLOTS_PER_PAIR.get(name, 1)
+            a, b = pairs.a.numpy().repeat(slots), pairs.b.numpy().repeat(slots)
+            rows = slice(row, row + len(a))
+            cand_i[rows, 0], cand_i[rows, 1] = KERNEL_MODELS[name], a
+            cand_i[rows, 2] = np.where((name == "plane") | (b >= nb), nb, b)
+            cand_i[rows, 3] = np.tile(np.arange(slots), len(pairs))
+            row += len(a)
+        body, cf, jt_f, rw_f = (t.detach().numpy() for t in float_tables(world, prm))
+        body[:, 10] = np.linalg.eigvalsh(prm.inertia.detach().numpy()).max(-1)  # row scale (not in r)
+        self.mean_mass = float(body[:, 0].mean())
         self.body, self.cand, self.cf = body, cand_i, cf
-        self.joint_tables(world, prm)
+        self.joint_tables(world)
+        self.jt_f, self.rw_f = jt_f, rw_f
         self.sym, coupled = symbolic_lu(nb, self.jt_i, self.rw_i, self.m, self.n1)
         # a contact between two bodies is in the LU pattern when a joint already couples them (else a
         # step where it is active factorizes with partial pivoting: solve.assemble)
@@ -169,32 +144,20 @@ class KernelRunner:
         cand_i[:C, 4] = (a >= nb) | (b >= nb) | (a == b) | coupled[np.minimum(a, nb - 1), np.minimum(b, nb - 1)]
         self.fingerprint = fingerprint(world)
 
-    def joint_tables(self, world, prm):
-        """jt_i, jt_f (per joint) and rw_i, rw_f (equality, coordinate and limit rows): kernels/joints.py."""
+    def joint_tables(self, world):
+        """jt_i (per joint: parent and child rows) and rw_i (equality, coordinate and limit rows: their
+        joint or coordinate), kernels/joints.py; the float columns come from float_tables."""
         js = world.joint_set
         J, m, n1, L = self.J, self.m, self.n1, self.L
         self.jt_i = np.zeros((max(J, 1), 2), np.int32)
-        self.jt_f = np.zeros((max(J, 1), 13))
         self.rw_i = np.zeros((max(m + n1 + L, 1), 1), np.int32)
-        self.rw_f = np.zeros((max(m + n1 + L, 1), RW_WIDTH))
         self.actuated = np.zeros(0, np.int64)
         if js is None:
             return
-        jp = prm.joint_params()
         self.jt_i[:J, 0], self.jt_i[:J, 1] = js.parent.numpy(), js.child.numpy()
-        axis = joint_outputs._angle_axis(js, jp)
-        self.jt_f[:J] = torch.cat([jp.anchor_parent, jp.anchor_child, jp.rest_rotation, axis], -1).detach().numpy()
-        sel_eq, sel_coord = joint_outputs._selectors(js.kinds, jp.axis.detach())
         self.rw_i[:m, 0] = js.eq_joint.numpy()
-        self.rw_f[:m, :7] = sel_eq[js.eq_joint, js.eq_slot].numpy()
         self.rw_i[m:m + n1, 0] = js.coord_joint.numpy()
-        self.rw_f[m:m + n1, :7] = sel_coord[js.coord_joint].numpy()
-        self.rw_f[m:m + n1, 7] = jp.stiffness.detach().numpy()
-        self.rw_f[m:m + n1, 8] = jp.damping.detach().numpy()
-        self.rw_f[m:m + n1, 9] = jp.rest.detach().numpy()
         self.rw_i[m + n1:m + n1 + L, 0] = js.limit_coord.numpy()
-        self.rw_f[m + n1:m + n1 + L, 0] = js.limit_sign.numpy()
-        self.rw_f[m + n1:m + n1 + L, 1] = jp.bound.detach().numpy()
         self.actuated = js.actuated_coord.numpy()
 
     def run(self, world, state, controls, *, kappa, stop_on_failure=True, keep_solution=False, warm=False,
@@ -269,6 +232,100 @@ class KernelRunner:
         if not lam[:, N].all():
             raise _cut_short("adjoint")
         return lam[:, :N]
+
+
+    def vjp(self, tables, dt, margin, state, controls, tau, gravity, solution, lam, limit_on):
+        """∂(Σ_b λ_bᵀ r_b)/∂θ of one step of every world (kernels/vjp.py, Taichi's reverse mode): tables
+        (body, cf, jt_f, rw_f; numpy, as float_tables), step dt s, contact margin m, state the start-of-step
+        state (x, q, v, ω body frame; torch (B, bodies, ·)), controls (B, bodies, 6) or None, tau (B, n1)
+        coordinate actuation or None, gravity (3,) m/s², solution and lam (B, N) numpy in the kernel's
+        layout (λ from `adjoint`), limit_on (B, L) the step's active limits. Returns the gradients (numpy)
+        with respect to the state (1, B, bodies, 13), controls (B, bodies, 6), tau (B, n1), gravity (3,),
+        body, cf, jt_f and rw_f."""
+        B, nb, n1 = self.B, self.nb, self.n1
+        body, cf, jt_f, rw_f = tables
+        s0 = torch.cat([t.detach() for t in state], -1).numpy()[None]
+        inputs = dict(st=s0, ctrl=np.zeros((B, nb, 6)) if controls is None else controls,
+                      tau=np.zeros((B, max(n1, 1))) if tau is None else tau, grav=gravity, body=body, cf=cf,
+                      jt_f=jt_f, rw_f=rw_f)
+        if getattr(self, "_vjp_arrays", None) is None:
+            self._vjp_arrays = {k: ti.ndarray(ti.f64, np.shape(v), needs_grad=True) for k, v in inputs.items()}
+            self._vjp_arrays["out"] = ti.ndarray(ti.f64, (B,), needs_grad=True)
+        a = self._vjp_arrays
+        for k, v in inputs.items():
+            a[k].from_numpy(np.ascontiguousarray(v, dtype=np.float64))
+            a[k].grad.fill(0.0)
+        a["out"].grad.fill(1.0)
+        w = np.ascontiguousarray(solution, dtype=np.float64)
+        lam = np.ascontiguousarray(lam, dtype=np.float64)
+        on = np.ascontiguousarray(limit_on if self.L else np.zeros((B, 1)), dtype=np.float64)
+        with _quick_compile():
+            dynamics_lagrangian.grad(a["st"], a["ctrl"], int(controls is not None), a["grav"], a["body"], w, lam,
+                                     a["out"], nb, dt)
+            if self.C:
+                contact_lagrangian.grad(a["st"], self.cand, a["cf"], w, lam, a["out"], nb, self.C, dt, margin)
+            if self.m + n1 + self.L:
+                joint_lagrangian.grad(a["st"], a["tau"], int(tau is not None), self.jt_i, a["jt_f"], self.rw_i,
+                                      a["rw_f"], on, w, lam, a["out"], nb, self.C, self.m, n1, self.L, dt)
+        return {k: a[k].grad.to_numpy() for k in inputs}
+
+def float_tables(world, prm):
+    """The kernels' float tables from the parameters prm (a step.Params; torch, differentiable, so that
+    the gradients the VJP kernel gives for the tables reach the World's parameters):
+    body (bodies, 12): mass, inertia (9), [row scale: filled by KernelRunner.tables], 0;
+    cf (candidates, CF_WIDTH): each candidate's constants (contact.py, CF_WIDTH columns);
+    jt_f (joints, 13): anchors in the parent and child frames, rest rotation, revolute axis;
+    rw_f (rows, RW_WIDTH): selectors, stiffness, damping, rest of coordinate rows; sign, bound of limits."""
+    nb = prm.mass.shape[0]
+    dtype = prm.mass.dtype
+    body = torch.cat([prm.mass[:, None], prm.inertia.reshape(nb, 9), torch.zeros(nb, 2, dtype=dtype)], -1)
+    sizes, fr, rest = prm.sizes, prm.frictions, prm.restitutions
+    blocks = []
+    for name, pairs in world.candidates.by_model.items():
+        if name not in KERNEL_MODELS or not len(pairs):
+            continue
+        K = len(pairs)
+        a, b = pairs.a, pairs.b
+        cf = torch.zeros(K, CF_WIDTH, dtype=dtype)
+        if name == "plane":
+            cf[:, 0:3] = torch.einsum("kij,kj->ki", pairs.point.to(dtype), sizes[a])
+            cf[:, 3] = torch.einsum("kj,kj->k", pairs.radius.to(dtype), sizes[a])
+            cf[:, 4:7], cf[:, 7:10] = prm.plane_point[b], prm.plane_normal[b]
+            cf[:, 10] = fr[a] * prm.plane_friction[b]
+            cf[:, 11] = torch.maximum(rest[a], prm.plane_restitution[b])
+        else:
+            cf[:, 10], cf[:, 11] = fr[a] * fr[b], torch.maximum(rest[a], rest[b])
+        if name in ("sphere-sphere", "segment-segment"):
+            cf[:, 0:4] = torch.stack([sizes[a, 0], sizes[b, 0], sizes[a, 1], sizes[b, 1]], -1)
+        elif name in ("box-face", "edge-edge"):
+            cf[:, 0:3], cf[:, 3:6] = sizes[a], sizes[b]
+        elif name in ("ball-box", "segment-face"):
+            along = pairs.end.to(dtype) * sizes[a, 1] if name == "ball-box" else sizes[a, 1]
+            cf[:, 0:5] = torch.cat([sizes[a, :1], along[:, None], sizes[b]], -1)
+        static = (b >= nb) & (name != "plane")
+        if bool(static.any()):  # a static box: its pose
+            k = (b - nb).clamp_min(0)
+            cf[:, CF["box_x"]:CF["box_x"] + 3] = torch.where(static[:, None], prm.static_position[k], 0.0)
+            cf[:, CF["box_q"]:CF["box_q"] + 4] = torch.where(static[:, None], prm.static_orientation[k], 0.0)
+        blocks.append(cf.repeat_interleave(SLOTS_PER_PAIR.get(name, 1), 0))
+    cf = torch.cat(blocks) if blocks else torch.zeros(0, CF_WIDTH, dtype=dtype)
+    if len(cf) == 0:
+        cf = torch.zeros(1, CF_WIDTH, dtype=dtype)
+    js = world.joint_set
+    if js is None:
+        return body, cf, torch.zeros(1, 13, dtype=dtype), torch.zeros(1, RW_WIDTH, dtype=dtype)
+    jp = prm.joint_params()
+    m, n1, L = js.rows, len(js.coord_joint), js.limits
+    axis = joint_outputs._angle_axis(js, jp)
+    jt_f = torch.cat([jp.anchor_parent, jp.anchor_child, jp.rest_rotation, axis], -1)
+    sel_eq, sel_coord = joint_outputs._selectors(js.kinds, jp.axis)
+    rw_f = torch.zeros(max(m + n1 + L, 1), RW_WIDTH, dtype=dtype)
+    rw_f[:m, :7] = sel_eq[js.eq_joint, js.eq_slot]
+    rw_f[m:m + n1, :7] = sel_coord[js.coord_joint]
+    rw_f[m:m + n1, 7], rw_f[m:m + n1, 8], rw_f[m:m + n1, 9] = jp.stiffness, jp.damping, jp.rest
+    rw_f[m + n1:m + n1 + L, 0] = js.limit_sign.to(dtype)
+    rw_f[m + n1:m + n1 + L, 1] = jp.bound
+    return body, cf, jt_f if len(jt_f) else torch.zeros(1, 13, dtype=dtype), rw_f
 
 
 def spread(B: int) -> tuple[int, int]:
