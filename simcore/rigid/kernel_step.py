@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .. import backend
 from . import ipm
 from .kernels.contact import DECISIONS
 from .kernels.runner import (  # noqa: F401  (unsupported: used through this module)
@@ -27,6 +28,10 @@ from .kernels.runner import (  # noqa: F401  (unsupported: used through this mod
     unsupported,
 )
 from .step import DTYPE, Params, State, StepInfo
+
+# Taichi 1.7's reverse mode of kernels with ndarray arguments (kernels/vjp.py) runs on the CPU and CUDA:
+# on Vulkan (lavapipe) its gradients came back zero. There the product λᵀ ∂r/∂θ is torch autograd
+# (grad.reference_vjp), after the adjoint kernel's solve.
 
 
 @dataclass
@@ -129,7 +134,8 @@ def _step_of(world, runner, out, t, kappa):
         return [o if need else None for o, need in zip(out, needs)]
 
     return _state(out.frames[t + 1]), StepInfo(report, w, None, torch.as_tensor(selected, dtype=torch.long),
-                                              decisions, None, kappa, joints, adjoint=adjoint, vjp=vjp)
+                                              decisions, None, kappa, joints, adjoint=adjoint,
+                                              vjp=None if backend.active().arch == "vulkan" else vjp)
 
 
 def _state(frame) -> State:

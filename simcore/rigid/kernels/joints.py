@@ -150,7 +150,7 @@ def rate_row_at_rest(sel, xp, qp, xc, qc, rp, rc, q0, axis, dt):
     """(sel · outputs, sel · ∂outputs/∂(vp, ωp, vc, ωc) (12)) at zero velocities, in closed form: there
     ℓ(ω) = (1, dt ω/2) to first order, so Rp⁺ᵀ = (I − dt [ωp]×) Rpᵀ, Rc⁺ rc = Rc (rc + dt ωc × rc),
     e⁺ = (1, −dt ωp/2) ⊗ e and e⁺ = p ⊗ (1, dt ωc/2) ⊗ q̄₀ with p = q̄p ⊗ qc. The same numbers as
-    `selected_output` at rest with a fraction of its operations, which keeps Taichi's reverse mode of it
+    `output_parts` at rest with a fraction of its operations, which keeps Taichi's reverse mode of it
     (kernels/vjp.py, second derivatives) quick to compile."""
     Rp, Rc = quat_matrix(qp), quat_matrix(qc)
     u = Rp.transpose() @ (xc + Rc @ rc - xp)              # the arm in the parent frame
