@@ -244,18 +244,18 @@ class KernelRunner:
         body, cf, jt_f and rw_f."""
         B, nb, n1 = self.B, self.nb, self.n1
         body, cf, jt_f, rw_f = tables
-        s0 = torch.cat([t.detach() for t in state], -1).numpy()[None]
+        s0 = torch.cat([t.detach() for t in state], -1)[None]
         inputs = dict(st=s0, ctrl=np.zeros((B, nb, 6)) if controls is None else controls,
                       tau=np.zeros((B, max(n1, 1))) if tau is None else tau, grav=gravity, body=body, cf=cf,
                       jt_f=jt_f, rw_f=rw_f)
-        if getattr(self, "_vjp_arrays", None) is None:
-            self._vjp_arrays = {k: ti.ndarray(ti.f64, np.shape(v), needs_grad=True) for k, v in inputs.items()}
-            self._vjp_arrays["out"] = ti.ndarray(ti.f64, (B,), needs_grad=True)
-        a = self._vjp_arrays
+        # torch tensors as the kernels' arguments: Taichi's reverse mode accumulates into their .grad in place
+        # (no copies through Taichi ndarrays).
+        a = {}
         for k, v in inputs.items():
-            a[k].from_numpy(np.ascontiguousarray(v, dtype=np.float64))
-            a[k].grad.fill(0.0)
-        a["out"].grad.fill(1.0)
+            a[k] = torch.as_tensor(np.asarray(v, dtype=np.float64)).contiguous().requires_grad_(True)
+            a[k].grad = torch.zeros_like(a[k])
+        a["out"] = torch.zeros(B, dtype=torch.float64, requires_grad=True)
+        a["out"].grad = torch.ones(B, dtype=torch.float64)
         w = np.ascontiguousarray(solution, dtype=np.float64)
         lam = np.ascontiguousarray(lam, dtype=np.float64)
         on = np.ascontiguousarray(limit_on if self.L else np.zeros((B, 1)), dtype=np.float64)
@@ -267,7 +267,7 @@ class KernelRunner:
             if self.m + n1 + self.L:
                 joint_lagrangian.grad(a["st"], a["tau"], int(tau is not None), self.jt_i, a["jt_f"], self.rw_i,
                                       a["rw_f"], on, w, lam, a["out"], nb, self.C, self.m, n1, self.L, dt)
-        return {k: a[k].grad.to_numpy() for k in inputs}
+        return {k: a[k].grad.numpy() for k in inputs}
 
 def float_tables(world, prm):
     """The kernels' float tables from the parameters prm (a step.Params; torch, differentiable, so that
