@@ -290,6 +290,17 @@ def test_trajectory_state_continues_a_run():
     assert np.abs(rest.position[:, 0] - whole.position[10:]).max() < 1e-7
 
 
+def _run_of(name):
+    """(world, steps, actuation or None, its kernel Trajectory) of a scene or a mechanism above."""
+    if name in SCENES:
+        world, steps = SCENES[name]()
+        state, actuation = world.initial_state(), None
+    else:
+        world, state, actuation = MECHANISMS[name]()
+        steps = 40 if actuation is None else actuation.shape[0]
+    return world, steps, actuation, world.run(steps, state=state, actuation=actuation)
+
+
 def _reference_jacobian(world, state, controls, actuation, info):
     """∂r/∂w of the torch step equations at the kernel's solution, with the kernel's decisions."""
     from simcore.rigid import joints as jnt
@@ -315,13 +326,7 @@ def test_adjoint_kernel_solves_the_transposed_step_jacobian(name):
     below 1e-10, and within 1e-7 relative of a dense solve. (The contacts' local elimination divides by
     their gaps, s ≈ κ/γ at rest, so the reduced system is less well conditioned than the dense one: the
     backward error reaches 1e-11 on the sphere pile, against 1e-19 for the dense LU.)"""
-    if name in SCENES:
-        world, steps = SCENES[name]()
-        state, actuation = world.initial_state(), None
-    else:
-        world, state, actuation = MECHANISMS[name]()
-        steps = 40 if actuation is None else actuation.shape[0]
-    traj = world.run(steps, state=state, actuation=actuation)
+    world, steps, actuation, traj = _run_of(name)
     B, nb = 1, len(world.bodies)
     generator = torch.Generator().manual_seed(0)
     exercised = 0
@@ -358,13 +363,7 @@ def test_vjp_kernel_equals_torch_autograd_of_the_step_equations(name):
     from simcore.rigid.grad import reference_vjp
     from simcore.rigid.step import Params
 
-    if name in SCENES:
-        world, steps = SCENES[name]()
-        state, actuation = world.initial_state(), None
-    else:
-        world, state, actuation = MECHANISMS[name]()
-        steps = 40 if actuation is None else actuation.shape[0]
-    traj = world.run(steps, state=state, actuation=actuation)
+    world, steps, actuation, traj = _run_of(name)
     nb = len(world.bodies)
     generator = torch.Generator().manual_seed(1)
     exercised = 0

@@ -192,16 +192,20 @@ def body_state(bw: ti.template(), wv: ti.template(), b, i, nb, at_zero):
 
 
 @ti.func
+def joint_constants(jt_f: ti.template(), j):
+    """Joint j's anchors in the parent and child frames, rest rotation q₀ and revolute axis (table jt_f)."""
+    return vec3(jt_f[j, 0], jt_f[j, 1], jt_f[j, 2]), vec3(jt_f[j, 3], jt_f[j, 4], jt_f[j, 5]), \
+        vec4(jt_f[j, 6], jt_f[j, 7], jt_f[j, 8], jt_f[j, 9]), vec3(jt_f[j, 10], jt_f[j, 11], jt_f[j, 12])
+
+
+@ti.func
 def kinematics(bw: ti.template(), wv: ti.template(), jt_i: ti.template(), jt_f: ti.template(), jo: ti.template(),
                b, nb, J, dt, at_zero):
     """Every joint's outputs and their Jacobian at the current iterate (or at zero velocities) into jo[b]."""
     for j in range(J):
         xp, qp, vp, wp = body_state(bw, wv, b, jt_i[j, 0], nb, at_zero)
         xc, qc, vc, wc = body_state(bw, wv, b, jt_i[j, 1], nb, at_zero)
-        rp = vec3(jt_f[j, 0], jt_f[j, 1], jt_f[j, 2])
-        rc = vec3(jt_f[j, 3], jt_f[j, 4], jt_f[j, 5])
-        q0 = vec4(jt_f[j, 6], jt_f[j, 7], jt_f[j, 8], jt_f[j, 9])
-        axis = vec3(jt_f[j, 10], jt_f[j, 11], jt_f[j, 12])
+        rp, rc, q0, axis = joint_constants(jt_f, j)
         outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, jo, b, j)
 
 

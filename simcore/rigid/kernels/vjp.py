@@ -63,10 +63,7 @@ def joint_row(st: ti.template(), w: ti.template(), jt_i: ti.template(), jt_f: ti
     Bodies at their start poses; the world row (index bodies) at rest at the origin."""
     xp, qp, vp, wp = joint_body(st, w, b, jt_i[j, 0], nb, at_solution)
     xc, qc, vc, wc = joint_body(st, w, b, jt_i[j, 1], nb, at_solution)
-    rp = vec3(jt_f[j, 0], jt_f[j, 1], jt_f[j, 2])
-    rc = vec3(jt_f[j, 3], jt_f[j, 4], jt_f[j, 5])
-    q0 = vec4(jt_f[j, 6], jt_f[j, 7], jt_f[j, 8], jt_f[j, 9])
-    axis = vec3(jt_f[j, 10], jt_f[j, 11], jt_f[j, 12])
+    rp, rc, q0, axis = jk.joint_constants(jt_f, j)
     sel = ti.Vector([rw_f[r, 0], rw_f[r, 1], rw_f[r, 2], rw_f[r, 3], rw_f[r, 4], rw_f[r, 5], rw_f[r, 6]], dt=F)
     val, row = F(0.0), ti.Vector([0.0] * 12, dt=F)
     if at_solution != 0:
