@@ -17,6 +17,7 @@ Two ways to keep the replicas equal, both averaging gradients over ranks:
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -77,6 +78,12 @@ def setup(backend: str | None = None, device: str | torch.device | None = None) 
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
+        # torch._dynamo, imported lazily by the first optimizer a script builds, keeps a reference to every
+        # process group that exists when it is imported; destroy_process_group then leaves gloo's threads
+        # running until interpreter exit, where their teardown aborted about one two-process run in 80
+        # ("terminate called without an active exception", SIGABRT after all work was done). Imported
+        # before the group exists, it holds none and shutdown() joins those threads.
+        importlib.import_module("torch._dynamo")
         kwargs = {"device_id": dev} if backend == "nccl" else {}
         dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank, **kwargs)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev, backend=backend)

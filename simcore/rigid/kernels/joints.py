@@ -77,24 +77,37 @@ def rot_jac(q, r):
 
 
 @ti.func
+def stepped_relative_pose(xp, qp, vp, wp, xc, qc, vc, wc, rc, q0, dt):
+    """The poses reached with velocities (vp, ωp, vc, ωc) from (xp, qp), (xc, qc) in one step, as the joint
+    sees them: (qp⁺, qc⁺, the arm xc⁺ + Rc⁺ rc − xp⁺ (world frame, m), e = q̄p⁺ ⊗ qc⁺ ⊗ q̄₀)."""
+    qp2, qc2 = quat_multiply(qp, step_rotation(wp, dt)), quat_multiply(qc, step_rotation(wc, dt))
+    arm = xc + dt * vc + quat_matrix(qc2) @ rc - xp - dt * vp
+    e = quat_multiply(quat_multiply(conj(qp2), qc2), conj(q0))
+    return qp2, qc2, arm, e
+
+
+@ti.func
+def joint_values(qp2, arm, e, rp, axis):
+    """The seven outputs [Δ (3), ρ (3), θ] from `stepped_relative_pose`: Δ = Rp⁺ᵀ arm − rp, ρ = 2 e₁₂₃,
+    θ = 2 atan2(axis · e₁₂₃, e₀)."""
+    delta = quat_matrix(qp2).transpose() @ arm - rp
+    theta = 2.0 * atan2(axis.dot(vec3(e[1], e[2], e[3])), e[0])
+    return ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
+
+
+@ti.func
 def output_parts(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt):
     """The seven outputs [Δ (3), ρ (3), θ] of a joint at the poses reached with velocities (vp, ωp, vc, ωc)
     from (xp, qp), (xc, qc) (joint_outputs.outputs), and the blocks of their Jacobian in (vp, ωp, vc, ωc):
     Returns (outputs (7), Rpᵀ, ∂Δ/∂ωp, ∂Δ/∂ωc, ∂e/∂ωp (4 × 3), ∂e/∂ωc, ∂θ/∂ωp, ∂θ/∂ωc); ∂Δ/∂vp = −dt Rpᵀ,
     ∂Δ/∂vc = dt Rpᵀ, ρ = 2 e₁₂₃ (joint_outputs._with_jacobian)."""
-    lp, lc = step_rotation(wp, dt), step_rotation(wc, dt)
-    qp2, qc2 = quat_multiply(qp, lp), quat_multiply(qc, lc)
-    Rp, Rc = quat_matrix(qp2), quat_matrix(qc2)
-    RpT = Rp.transpose()
-    arm = xc + dt * vc + Rc @ rc - xp - dt * vp
-    delta = RpT @ arm - rp
+    qp2, qc2, arm, e = stepped_relative_pose(xp, qp, vp, wp, xc, qc, vc, wc, rc, q0, dt)
+    vals = joint_values(qp2, arm, e, rp, axis)
+    RpT = quat_matrix(qp2).transpose()
     cqp2 = conj(qp2)
     c0 = conj(q0)
-    e = quat_multiply(quat_multiply(cqp2, qc2), c0)
     y = axis.dot(vec3(e[1], e[2], e[3]))
     x = e[0]
-    theta = 2.0 * atan2(y, x)
-    vals = ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
     dqp = q_left(qp) @ dell(wp, dt)
     dqc = q_left(qc) @ dell(wc, dt)
     cm = mat4([[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, -1.0]])
@@ -137,12 +150,8 @@ def outputs(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt, out: ti.templa
 @ti.func
 def output_values(xp, qp, vp, wp, xc, qc, vc, wc, rp, rc, q0, axis, dt):
     """The seven outputs [Δ (3), ρ (3), θ] alone (output_parts without the Jacobian)."""
-    qp2, qc2 = quat_multiply(qp, step_rotation(wp, dt)), quat_multiply(qc, step_rotation(wc, dt))
-    arm = xc + dt * vc + quat_matrix(qc2) @ rc - xp - dt * vp
-    delta = quat_matrix(qp2).transpose() @ arm - rp
-    e = quat_multiply(quat_multiply(conj(qp2), qc2), conj(q0))
-    theta = 2.0 * atan2(axis.dot(vec3(e[1], e[2], e[3])), e[0])
-    return ti.Vector([delta[0], delta[1], delta[2], 2.0 * e[1], 2.0 * e[2], 2.0 * e[3], theta], dt=F)
+    qp2, _, arm, e = stepped_relative_pose(xp, qp, vp, wp, xc, qc, vc, wc, rc, q0, dt)
+    return joint_values(qp2, arm, e, rp, axis)
 
 
 @ti.func

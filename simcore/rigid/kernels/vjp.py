@@ -74,19 +74,27 @@ def joint_row(st: ti.template(), w: ti.template(), jt_i: ti.template(), jt_f: ti
 
 
 @ti.func
-def impulse_work(lam: ti.template(), st: ti.template(), w: ti.template(), jt_i: ti.template(), b, j, nb, D,
-                 f, what):
-    """what = 0: λ_dyn · D f, the work of generalized impulse f along rate map D (12) of joint j against the
-    multipliers of its bodies' dynamics rows; what = 2: D · z, the rate at the solution's velocities."""
+def impulse_work(lam: ti.template(), jt_i: ti.template(), b, j, nb, D):
+    """λ_dyn · D: the work, per unit generalized impulse along rate map D (12) of joint j, against the
+    multipliers of its bodies' dynamics rows."""
     acc = F(0.0)
     for side in ti.static(range(2)):
         i = jt_i[j, side]
         if i < nb:
             for k in ti.static(range(6)):
-                if what == 0:
-                    acc += lam[b, 6 * i + k] * D[6 * side + k] * f
-                else:
-                    acc += D[6 * side + k] * w[b, 6 * i + k]
+                acc += lam[b, 6 * i + k] * D[6 * side + k]
+    return acc
+
+
+@ti.func
+def joint_rate(w: ti.template(), jt_i: ti.template(), b, j, nb, D):
+    """D · z: the rate along rate map D (12) of joint j at the solution's body velocities z."""
+    acc = F(0.0)
+    for side in ti.static(range(2)):
+        i = jt_i[j, side]
+        if i < nb:
+            for k in ti.static(range(6)):
+                acc += D[6 * side + k] * w[b, 6 * i + k]
     return acc
 
 
@@ -207,9 +215,9 @@ def joint_lagrangian(st: arr4, tau: arr2, has_tau: ti.i32, jt_i: iarr2, jt_f: ar
                     act = F(0.0)
                     if has_tau != 0:
                         act = tau[b, k]
-                    rate = impulse_work(lam, st, w, jt_i, b, j, nb, D, 0.0, 2)
+                    rate = joint_rate(w, jt_i, b, j, nb, D)
                     f = dt * (-rw_f[r, 7] * (val - rw_f[r, 9]) + act) - dt * rw_f[r, 8] * rate
                 else:
                     f = sign * w[b, oj + m + 2 * (r - m - n1)]
-                acc -= impulse_work(lam, st, w, jt_i, b, j, nb, D, f, 0)
+                acc -= f * impulse_work(lam, jt_i, b, j, nb, D)
             out[b] += acc
