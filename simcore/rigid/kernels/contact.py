@@ -297,7 +297,7 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
     The discrete choices of the models go to ct[b, c, CT["dec"]:] (the torch reference reuses them)."""
     for c in range(C):
         n, t1, t2, rn_a, rn_b, rt_a, rt_b, p0_a, p0_b, speed, offset, mu, active, dist, impact, dec = \
-            contact_frame(st, t, cand, cf, b, c, nb, dt, margin)
+            contact_frame(st, t, cand, cf, b, c, nb, dt, margin, -1)
         put3(ct, b, c, CT["n"], n)
         put3(ct, b, c, CT["t1"], t1)
         put3(ct, b, c, CT["t2"], t2)
@@ -320,7 +320,8 @@ def detect(st: ti.template(), t, cand: ti.template(), cf: ti.template(), ct: ti.
 
 
 @ti.func
-def contact_frame(st: ti.template(), t, cand: ti.template(), cf: ti.template(), b, c, nb, dt, margin):
+def contact_frame(st: ti.template(), t, cand: ti.template(), cf: ti.template(), b, c, nb, dt, margin,
+                  only: ti.template()):
     """Candidate c of world b at the start of step t (frame t of st): the models of pairs.py and the rules
     of collision.detect (active when valid and within margin + 2 dt |speed|, Newton's impact offset).
     Returns (normal, tangents t1, t2, normal witnesses rn_a, rn_b, friction witnesses rt_a, rt_b (body
@@ -345,148 +346,155 @@ def contact_frame(st: ti.template(), t, cand: ti.template(), cf: ti.template(), 
     valid = 1
     dec = ti.Vector([0.0] * DECISIONS, dt=F)
     static_b = 0  # side b's witnesses are world-frame (static box) rather than body-frame
-    if kind == PLANE_POINT:
-        cpt = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
-        rho = cf[c, 3]
-        p0 = vec3(cf[c, 4], cf[c, 5], cf[c, 6])
-        n = vec3(cf[c, 7], cf[c, 8], cf[c, 9])
-        dist = n.dot(xa + Ra @ cpt - p0) - rho
-        rt_a = cpt - rho * (Ra.transpose() @ n)
-        rn_a, rn_b = cpt, p0
-        offset = rho
-    elif kind == SPHERE_SPHERE:
-        ra, rb = cf[c, 0], cf[c, 1]
-        d = xa - xb
-        n = normalize(d)
-        rt_a = Ra.transpose() @ (-ra * n)
-        rt_b = Rb.transpose() @ (rb * n)
-        offset = ra + rb
-        dist = safe_norm(d) - ra - rb
-    elif kind == SEGMENT_SEGMENT:
-        ra, rb, ha, hb = cf[c, 0], cf[c, 1], cf[c, 2], cf[c, 3]
-        za, zb = vec3(0.0, 0.0, ha), vec3(0.0, 0.0, hb)
-        p1, q1 = xa - Ra @ za, xa + Ra @ za
-        p2, q2 = xb - Rb @ zb, xb + Rb @ zb
-        s_a, t_b = closest_segment_parameters(p1, q1, p2, q2)
-        ca, cb = p1 + s_a * (q1 - p1), p2 + t_b * (q2 - p2)
-        n = normalize(ca - cb)
-        wa, wb = (2.0 * s_a - 1.0) * za, (2.0 * t_b - 1.0) * zb
-        rt_a = wa - ra * (Ra.transpose() @ n)
-        rt_b = wb + rb * (Rb.transpose() @ n)
-        rn_a, rn_b = wa, wb
-        offset = ra + rb
-        dist = safe_norm(ca - cb) - ra - rb
-    elif kind == BALL_BOX:
-        ra, za = cf[c, 0], cf[c, 1]
-        half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
-        centre_a = vec3(0.0, 0.0, za)
-        centre = xa + Ra @ centre_a
-        local = Rb.transpose() @ (centre - xb)
-        outside = ti.abs(local[0]) > half[0] or ti.abs(local[1]) > half[1] or ti.abs(local[2]) > half[2]
-        depth = half - ti.abs(local)
-        kmin = 0
-        if depth[1] < depth[kmin]:
-            kmin = 1
-        if depth[2] < axis_pick(depth, kmin):
-            kmin = 2
-        clamp, sign = zero, zero
-        for i in ti.static(range(3)):
-            clamp[i] = (1.0 if ti.abs(local[i]) > half[i] else 0.0) if outside else (1.0 if kmin == i else 0.0)
-            sign[i] = 1.0 if local[i] >= 0 else -1.0
-        closest = local
-        for i in ti.static(range(3)):
-            if clamp[i] > 0:
-                closest[i] = sign[i] * half[i]
-        n_local = sign * clamp
-        if outside:
-            n_local = normalize(local - closest)
-        n = Rb @ n_local
-        rt_a = centre_a - ra * (Ra.transpose() @ n)
-        dist = n.dot(centre - xb - Rb @ closest) - ra
-        rn_a = centre_a
-        rn_b, rt_b = closest, closest
-        offset = ra
-        static_b = 1 if ib >= nb else 0
-        dec = ti.Vector([clamp[0], clamp[1], clamp[2], sign[0], sign[1], sign[2], 1.0 if outside else 0.0,
-                         0.0, 0.0, 0.0], dt=F)
-    elif kind == BOX_FACE:
-        hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
-        hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
-        pa, pb, gap, ok, n, dvec = box_face(xa, Ra, hA, xb, Rb, hB, cand[c, 3])
-        dec = dvec
-        dist = gap
-        valid = ok
-        rn_a = Ra.transpose() @ (pa - xa)
-        rn_b = Rb.transpose() @ (pb - xb)
-        rt_a, rt_b = rn_a, rn_b
-        static_b = 1 if ib >= nb else 0
-    elif kind == EDGE_EDGE:
-        hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
-        hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
-        wa, wb, n, ok, dvec = edge_edge(xa, Ra, hA, xb, Rb, hB)
-        dec = dvec
-        dist = n.dot((xa + Ra @ wa) - (xb + Rb @ wb))
-        valid = ok
-        rn_a, rn_b, rt_a, rt_b = wa, wb, wa, wb
-        static_b = 1 if ib >= nb else 0
-    else:  # SEGMENT_FACE, slot cand[c, 3]
-        ra, hl = cf[c, 0], cf[c, 1]
-        half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
-        cc = Rb.transpose() @ (xa - xb)
-        reach = hl * (Rb.transpose() @ vec3(Ra[0, 2], Ra[1, 2], Ra[2, 2]))
-        sep = ti.abs(cc) - half - ti.abs(reach)
-        kf = 0
-        if sep[1] > sep[kf]:
-            kf = 1
-        if sep[2] > axis_pick(sep, kf):
-            kf = 2
-        sg = 1.0 if axis_pick(cc, kf) >= 0 else -1.0
-        lo, hi = zero, zero
-        any_out = 0
-        for i in ti.static(range(3)):
-            moving = ti.abs(reach[i]) > F(1e-12)
-            safe = reach[i] if moving else 1.0
-            lo[i] = (-sgn(safe) * half[i] - cc[i]) / safe if moving else -F(HUGE_T)
-            hi[i] = (sgn(safe) * half[i] - cc[i]) / safe if moving else F(HUGE_T)
-            if i == kf:
-                lo[i] = -F(HUGE_T)
-                hi[i] = F(HUGE_T)
-            elif (not moving) and ti.abs(cc[i]) > half[i]:
-                any_out = 1
-        i0, i1 = 0, 0
-        if lo[1] > lo[i0]:
-            i0 = 1
-        if lo[2] > axis_pick(lo, i0):
-            i0 = 2
-        if hi[1] < hi[i1]:
-            i1 = 1
-        if hi[2] < axis_pick(hi, i1):
-            i1 = 2
-        tlo, thi = axis_pick(lo, i0), axis_pick(hi, i1)
-        overlap = tlo < thi and any_out == 0
-        valid0 = 1.0 if (overlap and tlo > -1) else 0.0
-        valid1 = 1.0 if (overlap and thi < 1) else 0.0
-        bound0, bound1 = -sgn(axis_pick(reach, i0)), sgn(axis_pick(reach, i1))
-        dec = ti.Vector([kf, sg, i0, i1, bound0, bound1, valid0, valid1, 0.0, 0.0], dt=F)
-        slot = cand[c, 3]
-        ax, bnd, vld = i0, bound0, valid0
-        if slot == 1:
-            ax, bnd, vld = i1, bound1, valid1
-        den = axis_pick(reach, ax)
-        tt = (bnd * axis_pick(half, ax) - axis_pick(cc, ax)) / (den if vld > 0 else 1.0)
-        tt = ti.min(ti.max(tt, -1.0), 1.0)
-        centre_b = cc + tt * reach
-        ek = unit(kf)
-        on_face = centre_b + (sg * axis_pick(half, kf) - axis_pick(centre_b, kf)) * ek
-        n = Rb @ (sg * ek)
-        dist = sg * axis_pick(centre_b, kf) - axis_pick(half, kf) - ra
-        axis_a = vec3(0.0, 0.0, tt * hl)
-        rt_a = axis_a - ra * (Ra.transpose() @ n)
-        rn_a = axis_a
-        rn_b, rt_b = on_face, on_face
-        offset = ra
-        valid = 1 if vld > 0 else 0
-        static_b = 1 if ib >= nb else 0
+    if ti.static(only < 0 or only == PLANE_POINT):
+        if kind == PLANE_POINT:
+            cpt = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
+            rho = cf[c, 3]
+            p0 = vec3(cf[c, 4], cf[c, 5], cf[c, 6])
+            n = vec3(cf[c, 7], cf[c, 8], cf[c, 9])
+            dist = n.dot(xa + Ra @ cpt - p0) - rho
+            rt_a = cpt - rho * (Ra.transpose() @ n)
+            rn_a, rn_b = cpt, p0
+            offset = rho
+    if ti.static(only < 0 or only == SPHERE_SPHERE):
+        if kind == SPHERE_SPHERE:
+            ra, rb = cf[c, 0], cf[c, 1]
+            d = xa - xb
+            n = normalize(d)
+            rt_a = Ra.transpose() @ (-ra * n)
+            rt_b = Rb.transpose() @ (rb * n)
+            offset = ra + rb
+            dist = safe_norm(d) - ra - rb
+    if ti.static(only < 0 or only == SEGMENT_SEGMENT):
+        if kind == SEGMENT_SEGMENT:
+            ra, rb, ha, hb = cf[c, 0], cf[c, 1], cf[c, 2], cf[c, 3]
+            za, zb = vec3(0.0, 0.0, ha), vec3(0.0, 0.0, hb)
+            p1, q1 = xa - Ra @ za, xa + Ra @ za
+            p2, q2 = xb - Rb @ zb, xb + Rb @ zb
+            s_a, t_b = closest_segment_parameters(p1, q1, p2, q2)
+            ca, cb = p1 + s_a * (q1 - p1), p2 + t_b * (q2 - p2)
+            n = normalize(ca - cb)
+            wa, wb = (2.0 * s_a - 1.0) * za, (2.0 * t_b - 1.0) * zb
+            rt_a = wa - ra * (Ra.transpose() @ n)
+            rt_b = wb + rb * (Rb.transpose() @ n)
+            rn_a, rn_b = wa, wb
+            offset = ra + rb
+            dist = safe_norm(ca - cb) - ra - rb
+    if ti.static(only < 0 or only == BALL_BOX):
+        if kind == BALL_BOX:
+            ra, za = cf[c, 0], cf[c, 1]
+            half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
+            centre_a = vec3(0.0, 0.0, za)
+            centre = xa + Ra @ centre_a
+            local = Rb.transpose() @ (centre - xb)
+            outside = ti.abs(local[0]) > half[0] or ti.abs(local[1]) > half[1] or ti.abs(local[2]) > half[2]
+            depth = half - ti.abs(local)
+            kmin = 0
+            if depth[1] < depth[kmin]:
+                kmin = 1
+            if depth[2] < axis_pick(depth, kmin):
+                kmin = 2
+            clamp, sign = zero, zero
+            for i in ti.static(range(3)):
+                clamp[i] = (1.0 if ti.abs(local[i]) > half[i] else 0.0) if outside else (1.0 if kmin == i else 0.0)
+                sign[i] = 1.0 if local[i] >= 0 else -1.0
+            closest = local
+            for i in ti.static(range(3)):
+                if clamp[i] > 0:
+                    closest[i] = sign[i] * half[i]
+            n_local = sign * clamp
+            if outside:
+                n_local = normalize(local - closest)
+            n = Rb @ n_local
+            rt_a = centre_a - ra * (Ra.transpose() @ n)
+            dist = n.dot(centre - xb - Rb @ closest) - ra
+            rn_a = centre_a
+            rn_b, rt_b = closest, closest
+            offset = ra
+            static_b = 1 if ib >= nb else 0
+            dec = ti.Vector([clamp[0], clamp[1], clamp[2], sign[0], sign[1], sign[2], 1.0 if outside else 0.0,
+                             0.0, 0.0, 0.0], dt=F)
+    if ti.static(only < 0 or only == BOX_FACE):
+        if kind == BOX_FACE:
+            hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
+            hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
+            pa, pb, gap, ok, n, dvec = box_face(xa, Ra, hA, xb, Rb, hB, cand[c, 3])
+            dec = dvec
+            dist = gap
+            valid = ok
+            rn_a = Ra.transpose() @ (pa - xa)
+            rn_b = Rb.transpose() @ (pb - xb)
+            rt_a, rt_b = rn_a, rn_b
+            static_b = 1 if ib >= nb else 0
+    if ti.static(only < 0 or only == EDGE_EDGE):
+        if kind == EDGE_EDGE:
+            hA = vec3(cf[c, 0], cf[c, 1], cf[c, 2])
+            hB = vec3(cf[c, 3], cf[c, 4], cf[c, 5])
+            wa, wb, n, ok, dvec = edge_edge(xa, Ra, hA, xb, Rb, hB)
+            dec = dvec
+            dist = n.dot((xa + Ra @ wa) - (xb + Rb @ wb))
+            valid = ok
+            rn_a, rn_b, rt_a, rt_b = wa, wb, wa, wb
+            static_b = 1 if ib >= nb else 0
+    if ti.static(only < 0 or only == SEGMENT_FACE):
+        if kind == SEGMENT_FACE:  # slot cand[c, 3]
+            ra, hl = cf[c, 0], cf[c, 1]
+            half = vec3(cf[c, 2], cf[c, 3], cf[c, 4])
+            cc = Rb.transpose() @ (xa - xb)
+            reach = hl * (Rb.transpose() @ vec3(Ra[0, 2], Ra[1, 2], Ra[2, 2]))
+            sep = ti.abs(cc) - half - ti.abs(reach)
+            kf = 0
+            if sep[1] > sep[kf]:
+                kf = 1
+            if sep[2] > axis_pick(sep, kf):
+                kf = 2
+            sg = 1.0 if axis_pick(cc, kf) >= 0 else -1.0
+            lo, hi = zero, zero
+            any_out = 0
+            for i in ti.static(range(3)):
+                moving = ti.abs(reach[i]) > F(1e-12)
+                safe = reach[i] if moving else 1.0
+                lo[i] = (-sgn(safe) * half[i] - cc[i]) / safe if moving else -F(HUGE_T)
+                hi[i] = (sgn(safe) * half[i] - cc[i]) / safe if moving else F(HUGE_T)
+                if i == kf:
+                    lo[i] = -F(HUGE_T)
+                    hi[i] = F(HUGE_T)
+                elif (not moving) and ti.abs(cc[i]) > half[i]:
+                    any_out = 1
+            i0, i1 = 0, 0
+            if lo[1] > lo[i0]:
+                i0 = 1
+            if lo[2] > axis_pick(lo, i0):
+                i0 = 2
+            if hi[1] < hi[i1]:
+                i1 = 1
+            if hi[2] < axis_pick(hi, i1):
+                i1 = 2
+            tlo, thi = axis_pick(lo, i0), axis_pick(hi, i1)
+            overlap = tlo < thi and any_out == 0
+            valid0 = 1.0 if (overlap and tlo > -1) else 0.0
+            valid1 = 1.0 if (overlap and thi < 1) else 0.0
+            bound0, bound1 = -sgn(axis_pick(reach, i0)), sgn(axis_pick(reach, i1))
+            dec = ti.Vector([kf, sg, i0, i1, bound0, bound1, valid0, valid1, 0.0, 0.0], dt=F)
+            slot = cand[c, 3]
+            ax, bnd, vld = i0, bound0, valid0
+            if slot == 1:
+                ax, bnd, vld = i1, bound1, valid1
+            den = axis_pick(reach, ax)
+            tt = (bnd * axis_pick(half, ax) - axis_pick(cc, ax)) / (den if vld > 0 else 1.0)
+            tt = ti.min(ti.max(tt, -1.0), 1.0)
+            centre_b = cc + tt * reach
+            ek = unit(kf)
+            on_face = centre_b + (sg * axis_pick(half, kf) - axis_pick(centre_b, kf)) * ek
+            n = Rb @ (sg * ek)
+            dist = sg * axis_pick(centre_b, kf) - axis_pick(half, kf) - ra
+            axis_a = vec3(0.0, 0.0, tt * hl)
+            rt_a = axis_a - ra * (Ra.transpose() @ n)
+            rn_a = axis_a
+            rn_b, rt_b = on_face, on_face
+            offset = ra
+            valid = 1 if vld > 0 else 0
+            static_b = 1 if ib >= nb else 0
     # side b's friction-witness velocity (body frame point; zero on the ground and static boxes)
     speed = (va + Ra @ oa.cross(rt_a)) - (vb + Rb @ ob.cross(rt_b))
     if static_b != 0:  # static box: witnesses in the world frame (the ground row)

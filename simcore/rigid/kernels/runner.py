@@ -262,8 +262,9 @@ class KernelRunner:
         with _quick_compile():
             dynamics_lagrangian.grad(a["st"], a["ctrl"], int(controls is not None), a["grav"], a["body"], w, lam,
                                      a["out"], nb, dt)
-            if self.C:
-                contact_lagrangian.grad(a["st"], self.cand, a["cf"], w, lam, a["out"], nb, self.C, dt, margin)
+            for kind in np.unique(self.cand[: self.C, 0]):  # one kernel per pair model present
+                contact_lagrangian.grad(a["st"], self.cand, a["cf"], w, lam, a["out"], nb, self.C, dt, margin,
+                                        int(kind))
             if self.m + n1 + self.L:
                 joint_lagrangian.grad(a["st"], a["tau"], int(tau is not None), self.jt_i, a["jt_f"], self.rw_i,
                                       a["rw_f"], on, w, lam, a["out"], nb, self.C, self.m, n1, self.L, dt)

@@ -128,54 +128,57 @@ def dynamics_lagrangian(st: arr4, ctrl: arr3, has_ctrl: ti.i32, grav: arr1, body
 
 @ti.kernel
 def contact_lagrangian(st: arr4, cand: iarr2, cf: arr2, w: arr2, lam: arr2, out: arr1, nb: ti.i32, C: ti.i32,
-                       dt: F, margin: F):
+                       dt: F, margin: F, kind: ti.template()):
     """out[b] += λ_bᵀ r_b over the active contacts' θ-dependent terms (solve.evaluate): the gap, slip and
     friction-magnitude rows and the impulses on the dynamics rows. One iteration per (world, candidate,
     witness): the contact frame is re-detected in each, so that one copy of the detection and of the
-    witness kinematics is compiled (and differentiated)."""
+    witness kinematics is compiled (and differentiated). Only the candidates of pair model `kind`
+    (contact.PLANE_POINT ...): one kernel per model present, because the reverse mode of all seven in one
+    kernel took 251 s to compile cold on the 2-core machine."""
     for b, c, wi in ti.ndrange(w.shape[0], C, 4):  # witnesses: normal a, friction a, normal b, friction b
-        n, t1, t2, rn_a, rn_b, rt_a, rt_b, p0_a, p0_b, speed, offset, mu, active, dist, impact, dec = \
-            contact_frame(st, 0, cand, cf, b, c, nb, dt, margin)
-        if active != 0:
-            base = 6 * nb + 8 * c
-            gamma, beta1, beta2 = w[b, base], w[b, base + 3], w[b, base + 4]
-            rubs = 1.0 if mu > 0 else 0.0
-            lam_n = gamma * n
-            lam_t = rubs * (beta1 * t1 + beta2 * t2)
-            l_gap = lam[b, base + 1]
-            l_slip = (lam[b, base + 6] * t1 + lam[b, base + 7] * t2) * (rubs / dt)
-            # λ_gap (s − φ) + λ_μ (β₀ − μ_eff γ) + λ_slip (η₁₂ − v_t), θ-dependent parts; φ and v_t are
-            # linear in the witnesses' end positions p, so each witness adds its own share.
-            acc = F(0.0)
-            if wi == 0:
-                mu_eff = mu if mu > 0 else 1.0
-                acc += l_gap * offset - lam[b, base + 5] * mu_eff * gamma - l_slip.dot(p0_b - p0_a)
-            side = wi // 2
-            normal = wi % 2 == 0
-            sign = 1.0 - 2.0 * side
-            i = cand[c, 1 + side]
-            r = rn_a
-            impulse = lam_n
-            if wi == 1:
-                r, impulse = rt_a, lam_t
-            elif wi == 2:
-                r = rn_b
-            elif wi == 3:
-                r, impulse = rt_b, lam_t
-            p = r
-            if i < nb:
-                X, q, v0, om0 = body_pose(st, 0, b, i)
-                v2, om2 = velocities(w, b, i)
-                p, Jr = attachment(X, quat_matrix(q), v2, om2, r, dt)
-                lam_lin, lam_ang = velocities(lam, b, i)
-                acc -= sign * lam_ang.dot(Jr.transpose() @ impulse) / dt
+        if cand[c, 0] == kind:
+            n, t1, t2, rn_a, rn_b, rt_a, rt_b, p0_a, p0_b, speed, offset, mu, active, dist, impact, dec = \
+                contact_frame(st, 0, cand, cf, b, c, nb, dt, margin, kind)
+            if active != 0:
+                base = 6 * nb + 8 * c
+                gamma, beta1, beta2 = w[b, base], w[b, base + 3], w[b, base + 4]
+                rubs = 1.0 if mu > 0 else 0.0
+                lam_n = gamma * n
+                lam_t = rubs * (beta1 * t1 + beta2 * t2)
+                l_gap = lam[b, base + 1]
+                l_slip = (lam[b, base + 6] * t1 + lam[b, base + 7] * t2) * (rubs / dt)
+                # λ_gap (s − φ) + λ_μ (β₀ − μ_eff γ) + λ_slip (η₁₂ − v_t), θ-dependent parts; φ and v_t are
+                # linear in the witnesses' end positions p, so each witness adds its own share.
+                acc = F(0.0)
+                if wi == 0:
+                    mu_eff = mu if mu > 0 else 1.0
+                    acc += l_gap * offset - lam[b, base + 5] * mu_eff * gamma - l_slip.dot(p0_b - p0_a)
+                side = wi // 2
+                normal = wi % 2 == 0
+                sign = 1.0 - 2.0 * side
+                i = cand[c, 1 + side]
+                r = rn_a
+                impulse = lam_n
+                if wi == 1:
+                    r, impulse = rt_a, lam_t
+                elif wi == 2:
+                    r = rn_b
+                elif wi == 3:
+                    r, impulse = rt_b, lam_t
+                p = r
+                if i < nb:
+                    X, q, v0, om0 = body_pose(st, 0, b, i)
+                    v2, om2 = velocities(w, b, i)
+                    p, Jr = attachment(X, quat_matrix(q), v2, om2, r, dt)
+                    lam_lin, lam_ang = velocities(lam, b, i)
+                    acc -= sign * lam_ang.dot(Jr.transpose() @ impulse) / dt
+                    if normal:
+                        acc -= sign * lam_lin.dot(lam_n + lam_t)
                 if normal:
-                    acc -= sign * lam_lin.dot(lam_n + lam_t)
-            if normal:
-                acc -= l_gap * sign * n.dot(p)
-            else:
-                acc -= sign * l_slip.dot(p)
-            out[b] += acc
+                    acc -= l_gap * sign * n.dot(p)
+                else:
+                    acc -= sign * l_slip.dot(p)
+                out[b] += acc
 
 
 @ti.kernel
