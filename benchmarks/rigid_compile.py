@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "rigid"))
+sys.path.insert(0, str(ROOT))  # this checkout's simcore, whatever is installed (to time another commit)
 
 
 def timed(name, fn, log):
@@ -45,7 +46,9 @@ class GradTimer:
         return self.kernel(*args, **kwargs)
 
     def grad(self, *args):
-        name = self.name if self.name != "contact_lagrangian" else f"contact_lagrangian[{MODEL_NAMES[args[-1]]}]"
+        name = self.name
+        if name == "contact_lagrangian":  # one kernel per pair model (its last argument); before f907427, one
+            name += f"[{MODEL_NAMES[args[-1]]}]" if isinstance(args[-1], int) else "[all models]"  # for all
         return timed(name, self.kernel.grad, self.log)(*args)
 
 
