@@ -114,9 +114,20 @@ def _running_arch() -> str:
     return {ti.x64: "cpu", ti.arm64: "cpu", ti.cuda: "cuda", ti.vulkan: "vulkan"}.get(arch, str(arch))
 
 
+# Taichi's on-disk kernel cache holds 100 MB by default and then evicts the least recently used quarter.
+# simcore's kernels are large (a 3D configuration with gradients is tens of MB) and the test suite's set
+# is several times that, so with the default every run evicted what the next one needed (a "warm" suite
+# took as long as a cold one). TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES still sets it. (Taichi keeps the limit in
+# a 32-bit int: 2 GB is about the most it takes.)
+KERNEL_CACHE_BYTES = 2_000_000_000
+_CACHE_SIZE_VARIABLE = "TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES"
+
+
 def _try_init(arch: str, precision: str, **kwargs) -> bool:
     """Start Taichi on `arch`; True when Taichi really runs there (it silently falls back to CPU)."""
     real = ti.f64 if precision == "f64" else ti.f32
+    if not os.environ.get(_CACHE_SIZE_VARIABLE):
+        kwargs.setdefault("offline_cache_max_size_of_files", KERNEL_CACHE_BYTES)
     with contextlib.redirect_stdout(io.StringIO()) as said:  # "[Taichi] Starting on arch=..."
         ti.init(arch=_taichi_arch(arch), default_fp=real, default_ip=ti.i32, offline_cache=True,
                 log_level=ti.ERROR, **kwargs)
