@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 import taichi as ti
 
+from .. import backend
 from ..mpm.planner import Schedule
 from ..mpm.state import STATE
 
@@ -185,7 +186,8 @@ class DiffRollout:
         else:  # with the stress update's adjoint where it is in closed form
             solver.transfer_adjoint_gather(s, s + 1)
         if not solver.closed_stress_adjoint:
-            solver.p2g_stress.grad(s, s + 1)
+            with backend.quick_compile():  # its advanced IR passes take minutes for nothing (backend)
+                solver.p2g_stress.grad(s, s + 1)
         if solver.has_neural:
             solver.stress_hook.adjoint(solver, s)
         if solver.split_deform:

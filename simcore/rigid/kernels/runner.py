@@ -3,7 +3,6 @@ candidates, per-world workspaces (kept between runs of the same batch size), num
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,7 +189,7 @@ class KernelRunner:
         # iterations in all (see solve.canary), which a run of many steps exceeds.
         per_launch = 1 if backend.active().arch == "vulkan" else max(T, 1)
         t = 0
-        with _quick_compile():
+        with backend.quick_compile():
             while t < T:
                 t1 = min(T, t + per_launch)
                 steps = slice(t, t1)
@@ -223,7 +222,7 @@ class KernelRunner:
         body, cand, cf, jt_i, jt_f, rw_i, rw_f = tables
         s0 = np.ascontiguousarray(torch.cat([t.detach() for t in state], -1).numpy(), dtype=np.float64)
         lam = np.zeros((B, N + 1))
-        with _quick_compile():
+        with backend.quick_compile():
             adjoint(s0, np.zeros((1, B, nb, 13)), np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1)), body, cand, cf, jt_i,
                     jt_f, rw_i, rw_f, self.ct, self.wv, self.G, self.bw, self.H, self.xr, self.piv, self.sym, self.el, self.jo,
                     self.jd, self.je, self.jc, self.lw, np.ascontiguousarray(solution, dtype=np.float64),
@@ -259,7 +258,7 @@ class KernelRunner:
         w = np.ascontiguousarray(solution, dtype=np.float64)
         lam = np.ascontiguousarray(lam, dtype=np.float64)
         on = np.ascontiguousarray(limit_on if self.L else np.zeros((B, 1)), dtype=np.float64)
-        with _quick_compile():
+        with backend.quick_compile():
             dynamics_lagrangian.grad(a["st"], a["ctrl"], int(controls is not None), a["grav"], a["body"], w, lam,
                                      a["out"], nb, dt)
             for kind in np.unique(self.cand[: self.C, 0]):  # one kernel per pair model present
@@ -356,21 +355,6 @@ def _check_complete(info):
     """Raise when a step of `info` (T, B, INFO_WIDTH) was cut short by the driver (solve.canary)."""
     if info[..., INFO["cut_short"]].any():
         raise _cut_short("step")
-
-
-@contextlib.contextmanager
-def _quick_compile():
-    """Compile the step kernel without Taichi's advanced IR optimizations: they take 167 s on this one
-    large kernel (2-core machine, cold cache) against 13 s without, for the same run time (LLVM still
-    optimizes the code: 1,024 box worlds ran 150k world-steps/s either way). Only a kernel compiled
-    inside the block is affected; the setting is restored for the MPM kernels."""
-    cfg = ti.lang.impl.current_cfg()
-    before = cfg.advanced_optimization
-    cfg.advanced_optimization = False
-    try:
-        yield
-    finally:
-        cfg.advanced_optimization = before
 
 
 def symbolic_lu(nb: int, jt_i: np.ndarray, rw_i: np.ndarray, m: int, n1: int):
