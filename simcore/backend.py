@@ -44,6 +44,44 @@ def _import_taichi():
 ti = _import_taichi()
 
 
+def _memoize_source_positions() -> None:
+    """Make Taichi's front end reuse its source-position messages.
+
+    Turning a kernel's Python into Taichi IR (every process, cache or not: the offline cache is looked up
+    after it) formats a "File ..., line ..." message with a ^^^ hint, through textwrap, for every AST
+    node it visits, and every ti.func is visited again at each call site. For the rigid step kernel that
+    was 300,000 messages and most of the 10–17 s its first call took in each process even with the
+    compiled kernel on disk. The message depends only on the node's position, its function and its source
+    lines, so equal positions get the same string back. Taichi 1.7's `ASTTransformerContext.get_pos_info`
+    only; left alone if it is not there."""
+    try:
+        from taichi.lang.ast.ast_transformer_utils import ASTTransformerContext
+    except ImportError:
+        return
+    format_position = getattr(ASTTransformerContext, "get_pos_info", None)
+    if format_position is None or getattr(format_position, "memoized", False):
+        return
+    memo: dict = {}
+    spans_body = ("For", "While", "FunctionDef", "If")
+
+    def get_pos_info(self, node):
+        kind = node.__class__.__name__
+        body_line = node.body[0].lineno if kind in spans_body and getattr(node, "body", None) else None
+        end = node.end_lineno if node.end_lineno is not None else node.lineno
+        key = (self.file, self.lineno_offset, self.indent, self.func.func.__name__, kind, node.lineno, end,
+               node.col_offset, node.end_col_offset, body_line, tuple(self.src[node.lineno - 1:end]))
+        message = memo.get(key)
+        if message is None:
+            message = memo[key] = format_position(self, node)
+        return message
+
+    get_pos_info.memoized = True
+    ASTTransformerContext.get_pos_info = get_pos_info
+
+
+_memoize_source_positions()
+
+
 @contextlib.contextmanager
 def _native_output_silenced():
     """Discard what Taichi's C++ core writes to the process's stdout and stderr (file descriptors 1

@@ -57,3 +57,20 @@ def test_cuda_runs_a_scene():
     traj = scene.run(frames=3, frame_dt=0.01)
     sc.init("cpu")
     assert traj.meta["arch"] == "cuda" and (traj.x[-1, :, 1] < traj.x[0, :, 1]).all()
+
+
+def test_kernel_cache_keeps_what_a_session_compiles(monkeypatch):
+    """Taichi's default cache limit (100 MB, least recently used quarter evicted) is below what the test
+    suite compiles, so each run evicted the next one's kernels: init raises it, unless the user set
+    TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES, which wins."""
+    ti = sc.backend.ti
+    try:
+        sc.init("cpu")
+        assert ti.lang.impl.current_cfg().offline_cache_max_size_of_files == sc.backend.KERNEL_CACHE_BYTES
+        assert sc.backend.KERNEL_CACHE_BYTES >= 10 * 100 * 2**20
+        monkeypatch.setenv("TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES", "123456789")
+        sc.init("cpu")
+        assert ti.lang.impl.current_cfg().offline_cache_max_size_of_files == 123456789
+    finally:
+        monkeypatch.delenv("TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES")
+        sc.init("cpu")

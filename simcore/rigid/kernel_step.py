@@ -113,7 +113,7 @@ def _step_of(world, runner, out, t, kappa):
             numeric = (tables[0], tables[2], tables[4], tables[6])
         gravity = params[Params.FIELDS.index("gravity")].detach().numpy()
         grads = runner.vjp(numeric, dt, margin, start, controls.detach().numpy(), tau, gravity, solution, lam,
-                           flags[:, 2 * C:2 * C + L])
+                           flags[:, 2 * C:2 * C + L], active)
         st = -torch.as_tensor(grads["st"][0])
         out = [st[..., :3], st[..., 3:7], st[..., 7:10], st[..., 10:13], -torch.as_tensor(grads["ctrl"]),
                -torch.as_tensor(grads["tau"][:, runner.actuated]) if tau is not None else torch.zeros_like(actuation)]

@@ -147,8 +147,9 @@ class World:
     @property
     def stepper(self) -> str:
         """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: every joint kind
-        and contact model, on the CPU and CUDA backends) or "torch" (the reference implementation, on the
-        Vulkan backend, where the kernel is not used yet). `kernel_step.unsupported(world)` says why."""
+        and contact model, on the CPU, CUDA and Vulkan backends) or "torch" (the reference implementation,
+        where the kernel cannot run: a Vulkan device without 64-bit floats). `kernel_step.unsupported(world)`
+        says why."""
         return "kernel" if kernel_step.unsupported(self) is None else "torch"
 
     @property

@@ -233,12 +233,13 @@ class KernelRunner:
         return lam[:, :N]
 
 
-    def vjp(self, tables, dt, margin, state, controls, tau, gravity, solution, lam, limit_on):
+    def vjp(self, tables, dt, margin, state, controls, tau, gravity, solution, lam, limit_on, contact_on=None):
         """∂(Σ_b λ_bᵀ r_b)/∂θ of one step of every world (kernels/vjp.py, Taichi's reverse mode): tables
         (body, cf, jt_f, rw_f; numpy, as float_tables), step dt s, contact margin m, state the start-of-step
         state (x, q, v, ω body frame; torch (B, bodies, ·)), controls (B, bodies, 6) or None, tau (B, n1)
         coordinate actuation or None, gravity (3,) m/s², solution and lam (B, N) numpy in the kernel's
-        layout (λ from `adjoint`), limit_on (B, L) the step's active limits. Returns the gradients (numpy)
+        layout (λ from `adjoint`), limit_on (B, L) the step's active limits, contact_on (B, C) its active
+        contacts or None (then every pair model present is evaluated). Returns the gradients (numpy)
         with respect to the state (1, B, bodies, 13), controls (B, bodies, 6), tau (B, n1), gravity (3,),
         body, cf, jt_f and rw_f."""
         B, nb, n1 = self.B, self.nb, self.n1
@@ -261,7 +262,11 @@ class KernelRunner:
         with backend.quick_compile():
             dynamics_lagrangian.grad(a["st"], a["ctrl"], int(controls is not None), a["grav"], a["body"], w, lam,
                                      a["out"], nb, dt)
-            for kind in np.unique(self.cand[: self.C, 0]):  # one kernel per pair model present
+            # One kernel per pair model with a contact active in some world: an inactive one adds nothing.
+            present = self.cand[: self.C, 0]
+            if contact_on is not None:
+                present = present[np.asarray(contact_on).any(0)]
+            for kind in np.unique(present):
                 contact_lagrangian.grad(a["st"], self.cand, a["cf"], w, lam, a["out"], nb, self.C, dt, margin,
                                         int(kind))
             if self.m + n1 + self.L:
