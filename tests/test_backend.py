@@ -74,3 +74,26 @@ def test_kernel_cache_keeps_what_a_session_compiles(monkeypatch):
     finally:
         monkeypatch.delenv("TI_OFFLINE_CACHE_MAX_SIZE_OF_FILES")
         sc.init("cpu")
+
+
+def test_taichi_errors_still_point_at_the_source_line():
+    """backend memoizes Taichi's source-position messages (its front end formatted one per AST node, most
+    of a large kernel's time in every process): a compile error still names the file, the line and the
+    offending expression with Taichi's ^^^ hint, twice in a row (the second from the memo)."""
+    from taichi.lang.ast.ast_transformer_utils import ASTTransformerContext
+
+    ti = sc.backend.ti
+    assert getattr(ASTTransformerContext.get_pos_info, "memoized", False)
+    sc.init("cpu")
+
+    @ti.kernel
+    def broken() -> ti.f32:
+        return undefined_name * 2.0  # noqa: F821
+
+    with open(__file__) as source:
+        line = 1 + next(i for i, text in enumerate(source) if "return undefined_name * 2.0" in text)
+    for _ in range(2):
+        with pytest.raises(Exception) as err:
+            broken()
+        text = str(err.value)
+        assert __file__ in text and f"line {line}" in text and "undefined_name" in text and "^^^" in text
