@@ -24,6 +24,8 @@ import time
 
 import taichi as ti
 
+from simcore.backend import KERNEL_CACHE_BYTES
+
 
 def per_call_us(fn, repeats: int) -> float:
     """Best-of-3 mean microseconds per call of fn() (synchronised)."""
@@ -43,7 +45,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=500)
     args = parser.parse_args()
-    ti.init(arch=ti.cpu, verbose=False)
+    # simcore's cache limit: a Taichi started with its default (100 MB) trims the shared kernel cache on
+    # exit, offline cache on or off, evicting simcore's kernels (simcore.backend.KERNEL_CACHE_BYTES).
+    ti.init(arch=ti.cpu, verbose=False, offline_cache_max_size_of_files=KERNEL_CACHE_BYTES)
 
     # 1. Launch cost.
     flag = ti.field(ti.f32, shape=8)
