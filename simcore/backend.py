@@ -76,6 +76,7 @@ def _memoize_source_positions() -> None:
         return message
 
     get_pos_info.memoized = True
+    get_pos_info.original = format_position  # benchmarks/kernel_start.py --plain restores it
     ASTTransformerContext.get_pos_info = get_pos_info
 
 
