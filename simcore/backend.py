@@ -119,15 +119,17 @@ def _native_output_silenced():
             os.close(copy)
         os.close(devnull)
 
+
 @contextlib.contextmanager
 def quick_compile():
     """Kernels compiled inside the block skip Taichi's advanced IR optimizations (LLVM still optimizes
     their code). Where a kernel is large and straight-line these passes take most of its compile time
     and buy nothing at run time: the rigid step kernel (167 s against 13 s cold on 2 cores, 1,024 box
     worlds at 150k world-steps/s either way) and the reverse mode of MPM's stress update
-    (`p2g_stress.grad`, 3D sand: 59 s against 8 s, the backward pass as fast). The MPM forward kernels
-    keep them: without, a 64³ fluid ran 30 % slower. Taichi keys its kernel cache on the setting too.
-    Only kernels compiled in the block are affected (an already compiled one runs as it was built)."""
+    (`p2g_stress.grad`: most of a 3D sand gradient's compile time, the backward pass as fast without
+    them). The MPM forward kernels keep them: with all of them off (TI_ADVANCED_OPTIMIZATION=0
+    python benchmarks/mpm_throughput.py) the 64³ fluid ran 30 % slower. Only kernels compiled in the
+    block are affected (an already compiled one runs as it was built)."""
     cfg = ti.lang.impl.current_cfg()
     before = cfg.advanced_optimization
     cfg.advanced_optimization = False
