@@ -86,7 +86,7 @@ def time_simcore_world(world, state, steps):
     """(world-steps/s, median interior-point iterations) of `steps` steps of the batched `state`."""
     world.run(steps=2, state=state)  # warm-up (compiles the step kernel on first use)
     elapsed = []
-    for _ in range(REPEATS if world.stepper == "kernel" else 1):   # the torch reference is slow: once
+    for _ in range(REPEATS):
         t = time.perf_counter()
         traj = world.run(steps=steps, state=state)
         elapsed.append(time.perf_counter() - t)
@@ -310,41 +310,36 @@ def main():
         print("mujoco not installed: MuJoCo columns skipped (pip install mujoco)")
     if args.only in (None, "throughput"):
         print(f"{args.steps} steps per measurement; MuJoCo on {args.threads} thread(s)\n")
-        print("| scene | worlds | simcore stepper | simcore world-steps/s | median IPM iterations "
+        print("| scene | worlds | simcore world-steps/s | median IPM iterations "
               "| MuJoCo world-steps/s | MuJoCo / simcore |")
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|")
         for scene in SCENES:
             for B in args.worlds:
                 ours, its = time_simcore(scene, B, args.steps)
                 theirs = time_mujoco(scene, B, args.steps, args.threads) if have_mujoco else float("nan")
-                stepper = simcore_world(scene).stepper
-                results["throughput"].append(dict(scene=scene, worlds=B, stepper=stepper, simcore=ours,
+                results["throughput"].append(dict(scene=scene, worlds=B, simcore=ours,
                                                   iterations=its, mujoco=theirs, steps=args.steps,
                                                   mujoco_threads=args.threads))
-                print(f"| {scene} | {B} | {stepper} | {ours:,.0f} | {its:g} | {theirs:,.0f} "
+                print(f"| {scene} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} "
                       f"| {theirs / ours:,.1f}× |")
     if args.only in (None, "mechanisms"):
-        print("\n| mechanism | worlds | simcore stepper | simcore world-steps/s | median IPM iterations "
+        print("\n| mechanism | worlds | simcore world-steps/s | median IPM iterations "
               "| MuJoCo world-steps/s | MuJoCo threads | MuJoCo / simcore |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         results["mechanisms"] = []
         for name in mechanisms.MECHANISMS:
             for B in args.worlds:
                 world, state = mechanisms.simcore_mechanism(name, DT, worlds=B)
-                kernel = world.stepper == "kernel"
-                # The torch reference steps on one thread and is slow: fewer steps, and MuJoCo on one thread
-                # too; worlds the kernel steps get the throughput table's threads. The quadruped's 142 × 142
-                # dense LU per Newton step makes 1,024 worlds slow: a tenth of the steps there (both engines).
-                steps = max(5, args.steps if B <= 64 else args.steps // 10) if kernel else \
-                    max(5, args.steps // 2 if B <= 64 else args.steps // 10)
-                threads = args.threads if kernel else 1
+                # 1,024 quadruped worlds are slow: a tenth of the steps there (both engines).
+                steps = max(5, args.steps if B <= 64 else args.steps // 10)
+                threads = args.threads
                 ours, its = time_simcore_world(world, state, steps)
                 theirs = (time_mujoco_model(*mechanisms.mujoco_mechanism(name, DT), B, steps, threads)
                           if have_mujoco else float("nan"))
-                results["mechanisms"].append(dict(mechanism=name, worlds=B, stepper=world.stepper, simcore=ours,
+                results["mechanisms"].append(dict(mechanism=name, worlds=B, simcore=ours,
                                                   iterations=its, mujoco=theirs, steps=steps,
                                                   mujoco_threads=threads))
-                print(f"| {name} | {B} | {world.stepper} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {threads} "
+                print(f"| {name} | {B} | {ours:,.0f} | {its:g} | {theirs:,.0f} | {threads} "
                       f"| {theirs / ours:,.1f}× |")
         print("\n| mechanism, after 1 s | quantity | simcore | MuJoCo | exact |")
         print("|---|---|---|---|---|")

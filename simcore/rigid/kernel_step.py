@@ -10,15 +10,17 @@ state, controls, actuation and parameters at that solution: no torch step runs i
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .. import backend
+from ..errors import BackendError
 from . import ipm
 from .kernels.contact import DECISIONS
-from .kernels.runner import (  # noqa: F401  (unsupported: used through this module)
+from .kernels.runner import (  # noqa: F401  (re-exported for grad.py and world.py)
     INFO,
     float_tables,
     from_reference_layout,
@@ -28,6 +30,36 @@ from .kernels.runner import (  # noqa: F401  (unsupported: used through this mod
     unsupported,
 )
 from .step import DTYPE, Params, State, StepInfo
+
+_reference_stepping = False
+
+
+@contextmanager
+def reference_stepper():
+    """For tests only: inside this block World.run and World.rollout step through the torch reference
+    (step.solve_step, and grad.py's all-torch backward) instead of the kernel. The tests check the kernel
+    against it; it is a test oracle, not a production path (45–420× slower: docs/rigid.md, Measurements)."""
+    global _reference_stepping
+    prior, _reference_stepping = _reference_stepping, True
+    try:
+        yield
+    finally:
+        _reference_stepping = prior
+
+
+def stepper(world) -> str:
+    """"kernel", the one production stepper; "torch" only inside `reference_stepper()`. Raises
+    BackendError where the kernel cannot step `world` (a Vulkan device without 64-bit floats)."""
+    if _reference_stepping:
+        return "torch"
+    why = unsupported(world)
+    if why is not None:
+        raise BackendError(
+            f"simcore.rigid steps worlds in a float64 Taichi kernel, which cannot run on {why}. Start simcore "
+            f"on the CPU (simcore.init(arch=\"cpu\")) or on a CUDA device for rigid-body worlds; the "
+            f"interior-point solve needs float64, so a float32 kernel is no way round it (docs/rigid.md).")
+    return "kernel"
+
 
 # Taichi 1.7's reverse mode of kernels with ndarray arguments (kernels/vjp.py) runs on the CPU and CUDA:
 # on Vulkan (lavapipe) its gradients came back zero. There the product λᵀ ∂r/∂θ is torch autograd

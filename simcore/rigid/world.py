@@ -146,11 +146,12 @@ class World:
 
     @property
     def stepper(self) -> str:
-        """How steps are solved: "kernel" (the Taichi step kernel, simcore.rigid.kernels: every joint kind
-        and contact model, on the CPU, CUDA and Vulkan backends) or "torch" (the reference implementation,
-        where the kernel cannot run: a Vulkan device without 64-bit floats). `kernel_step.unsupported(world)`
-        says why."""
-        return "kernel" if kernel_step.unsupported(self) is None else "torch"
+        """How steps are solved: "kernel", the Taichi step kernel (simcore.rigid.kernels: every joint kind
+        and contact model, on the CPU, CUDA and Vulkan backends with 64-bit floats). "torch" (the reference
+        implementation) only inside the tests' `kernel_step.reference_stepper()`. Raises BackendError
+        where the kernel cannot run (a Vulkan device without 64-bit floats): there is one production
+        path."""
+        return kernel_step.stepper(self)
 
     @property
     def actuators(self) -> int:

@@ -165,22 +165,30 @@ def test_failure_keeps_the_trajectory_before_it():
         assert world.run(steps).position.shape[0] == steps + 1
 
 
-def test_stepper_names_what_the_kernel_does_not_cover(monkeypatch):
-    """Every contact model and joint kind is in the kernel; a Vulkan device without 64-bit floats is not
-    (its worlds step through the torch reference; see docs/rigid.md)."""
+def test_kernel_is_the_one_production_stepper(monkeypatch):
+    """Every contact model and joint kind is in the kernel, and the kernel is the only production path:
+    on a Vulkan device without 64-bit floats a world refuses to step (BackendError naming the device and
+    what to do) instead of falling back to the torch reference, which only tests reach
+    (kernel_step.reference_stepper)."""
     world, _ = boxes_on_boxes()
     assert world.stepper == "kernel" and kernel_step.unsupported(world) is None
+    with kernel_step.reference_stepper():
+        assert world.stepper == "torch"
+    assert world.stepper == "kernel"
     from simcore import backend
+    from simcore.errors import BackendError
     from simcore.rigid.kernels import runner
 
     monkeypatch.setattr(runner.backend, "active", lambda: backend.Backend("vulkan", "f32"))
     monkeypatch.setattr(runner.backend, "has_f64_arithmetic", lambda: False)
-    assert world.stepper == "torch"
     assert kernel_step.unsupported(world) == "a vulkan device without 64-bit floats"
+    for attempt in (lambda: world.stepper, lambda: world.run(2), lambda: world.rollout(2)):
+        with pytest.raises(BackendError, match=r"vulkan device without 64-bit floats.*arch=\"cpu\""):
+            attempt()
 
 
 @pytest.mark.parametrize("scene", ["ball_and_capsule_on_a_static_box", "boxes_on_boxes"])
-def test_rollout_gradients_through_the_kernel_equal_the_reference(monkeypatch, scene):
+def test_rollout_gradients_through_the_kernel_equal_the_reference(scene):
     """The rollout's forward pass through the kernel hands its solution and its contact decisions
     (active set, impacts, the sphere–box, capsule–box and box–box choices) to the implicit-function-theorem
     backward: the gradients equal those of the all-torch rollout to 1e-8 relative."""
@@ -196,8 +204,8 @@ def test_rollout_gradients_through_the_kernel_equal_the_reference(monkeypatch, s
         return world.stepper, v.grad.clone()
 
     stepper, kernel_grad = grad_of_initial_velocity()
-    monkeypatch.setattr(kernel_step, "unsupported", lambda world: "forced reference (test)")
-    reference, torch_grad = grad_of_initial_velocity()
+    with kernel_step.reference_stepper():
+        reference, torch_grad = grad_of_initial_velocity()
     assert (stepper, reference) == ("kernel", "torch")
     assert float((kernel_grad - torch_grad).norm() / torch_grad.norm()) < 1e-8
 

@@ -55,16 +55,16 @@ def test_vulkan_kernel_reproduces_the_reference(vulkan):
 
 
 @pytest.mark.vulkan
-def test_vulkan_rollout_gradients_equal_the_reference(vulkan, monkeypatch):
+def test_vulkan_rollout_gradients_equal_the_reference(vulkan):
     """The adjoint kernel on Vulkan: ∂|x_T|²/∂v₀ of a sliding box equals the all-torch rollout's."""
     from simcore.rigid import kernel_step
 
     world = SCENES["sliding_box_pushed"]()[0]
     assert world.stepper == "kernel"
     on_vulkan = _velocity_gradient(world, 6)
-    monkeypatch.setattr(kernel_step, "unsupported", lambda world: "forced reference (test)")
-    assert world.stepper == "torch"
-    reference = _velocity_gradient(world, 6)
+    with kernel_step.reference_stepper():
+        assert world.stepper == "torch"
+        reference = _velocity_gradient(world, 6)
     assert float(reference.norm()) > 0.01
     assert float((on_vulkan - reference).norm() / reference.norm()) < 1e-8
 
@@ -94,7 +94,7 @@ def cuda():
     sc.init("cpu", "f32", verbose=False)
 
 
-def test_cuda_kernel_reproduces_the_reference_and_its_gradients(cuda, monkeypatch):
+def test_cuda_kernel_reproduces_the_reference_and_its_gradients(cuda):
     """On CUDA: the twelve equivalence scenes' trajectories equal the torch reference's to 1e-10 m with
     the same iteration counts, and a rollout gradient through the adjoint kernel equals the all-torch
     rollout's to 1e-8 relative."""
@@ -116,6 +116,6 @@ def test_cuda_kernel_reproduces_the_reference_and_its_gradients(cuda, monkeypatc
         np.testing.assert_array_equal(ours(traj.iterations), its[:, 0])
     world = SCENES["sliding_box_pushed"]()[0]
     on_cuda = _velocity_gradient(world, 10)
-    monkeypatch.setattr(kernel_step, "unsupported", lambda world: "forced reference (test)")
-    reference = _velocity_gradient(world, 10)
+    with kernel_step.reference_stepper():
+        reference = _velocity_gradient(world, 10)
     assert float((on_cuda - reference).norm() / reference.norm()) < 1e-8

@@ -41,7 +41,7 @@ SLOTS_PER_PAIR = {"box-face": 24, "segment-face": 2}
 
 
 # Backends the kernel runs on: everywhere Taichi runs, given 64-bit floats (the interior-point solve needs
-# them; Vulkan devices without shaderFloat64 step through the torch reference). On Vulkan each step is
+# them; on a Vulkan device without shaderFloat64 World.stepper raises BackendError). On Vulkan each step is
 # one launch, and a step that Mesa's lavapipe cuts short (its cap of 65,535 loop iterations per shader
 # invocation, see solve.canary) raises instead of returning incomplete numbers.
 KERNEL_ARCHS = ("cpu", "cuda", "vulkan")
