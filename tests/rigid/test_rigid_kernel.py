@@ -210,6 +210,42 @@ def test_rollout_gradients_through_the_kernel_equal_the_reference(scene):
     assert float((kernel_grad - torch_grad).norm() / torch_grad.norm()) < 1e-8
 
 
+def test_vjp_launches_only_the_pair_models_in_contact(monkeypatch):
+    """The backward pass's product λᵀ ∂r/∂θ runs one kernel per contact pair model with an active contact
+    in some world: a model whose candidates are all apart contributes nothing (its rows are inactive),
+    so skipping it is exact. A sphere resting on the plane and a second one falling far above it: the
+    plane–sphere model is launched every step, the sphere–sphere model never, and the gradients equal
+    the all-torch rollout's to 1e-8."""
+    from simcore.rigid.kernels import contact, runner
+
+    launched = []
+    original = runner.contact_lagrangian
+
+    class Recording:
+        def grad(self, *args):
+            launched.append(args[-1])   # the pair model (contact.PLANE_POINT ...)
+            return original.grad(*args)
+
+    def velocity_gradient():
+        world = rigid.World(dt=0.01)
+        world.add(rigid.Plane(friction=0.5))
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(0, 0.1, 0), velocity=(0.3, 0, 0)))
+        world.add(rigid.Sphere(radius=0.1, density=1e3, position=(3, 2, 0)))
+        assert {contact.PLANE_POINT, contact.SPHERE_SPHERE} <= set(runner.KernelRunner(world, 1).cand[:, 0].tolist())
+        state = world.initial_state()
+        v = state.velocity.clone().requires_grad_(True)
+        out = world.rollout(5, state=State(state.position, state.orientation, v, state.body_angular_velocity))
+        (out.position[-1] ** 2).sum().backward()
+        return v.grad.clone()
+
+    monkeypatch.setattr(runner, "contact_lagrangian", Recording())
+    through_kernel = velocity_gradient()
+    assert launched == [contact.PLANE_POINT] * 5
+    with kernel_step.reference_stepper():
+        reference = velocity_gradient()
+    assert float((through_kernel - reference).norm() / reference.norm()) < 1e-8
+
+
 # ----------------------------------------------------------------------------------------------
 # Joints
 # ----------------------------------------------------------------------------------------------
