@@ -246,22 +246,24 @@ class JointParams:
 
 def parameters(joints, bodies) -> JointParams:
     """Body-frame joint parameters from the user's world-frame anchors and axes at the bodies' initial
-    poses (held fixed: a gradient with respect to a body's initial pose moves the body, not the joint)."""
-    def pose(b):
-        if b is None:
-            return torch.zeros(3, dtype=DTYPE), quat.identity((), DTYPE)
-        return b.position.detach(), b.orientation.detach()
-    ap, ac, ax, q0, k, c, rest, bound = [], [], [], [], [], [], [], []
-    for joint in joints:
-        (xp, qp), (xc, qc) = pose(joint.parent), pose(joint.child)
-        Rp, Rc = quat.to_matrix(qp), quat.to_matrix(qc)
-        ap.append(Rp.T @ (joint.anchor - xp))
-        ac.append(Rc.T @ (joint.anchor - xc))
-        ax.append(Rp.T @ joint.axis if joint.axis is not None else torch.zeros(3, dtype=DTYPE))
-        q0.append(quat.multiply(conjugate(qp), qc))
-        if joint.dofs == 1:
-            k.append(joint.stiffness), c.append(joint.damping), rest.append(joint.rest)
-            bound += [b for b in (joint.lower, joint.upper) if b is not None]
+    poses (held fixed: a gradient with respect to a body's initial pose moves the body, not the joint).
+    One batched pass over all joints (World.run reads the joint coordinates of every frame with them)."""
     stack = lambda xs, shape: torch.stack(xs) if xs else torch.zeros(shape, dtype=DTYPE)  # noqa: E731
-    return JointParams(stack(ap, (0, 3)), stack(ac, (0, 3)), stack(ax, (0, 3)), stack(q0, (0, 4)),
-                       stack(k, (0,)), stack(c, (0,)), stack(rest, (0,)), stack(bound, (0,)))
+    origin, unit = torch.zeros(3, dtype=DTYPE), quat.identity((), DTYPE)
+
+    def poses(side):
+        bodies_ = [getattr(j, side) for j in joints]
+        return (stack([origin if b is None else b.position.detach() for b in bodies_], (0, 3)),
+                stack([unit if b is None else b.orientation.detach() for b in bodies_], (0, 4)))
+
+    (xp, qp), (xc, qc) = poses("parent"), poses("child")
+    Rp_T, Rc_T = quat.to_matrix(qp).transpose(-1, -2), quat.to_matrix(qc).transpose(-1, -2)
+    mv = lambda M, a: (M @ a[..., None])[..., 0]  # noqa: E731
+    anchor = stack([j.anchor for j in joints], (0, 3))
+    axis = stack([j.axis if j.axis is not None else origin for j in joints], (0, 3))
+    one = [j for j in joints if j.dofs == 1]
+    bound = [b for j in one for b in (j.lower, j.upper) if b is not None]
+    return JointParams(mv(Rp_T, anchor - xp), mv(Rc_T, anchor - xc), mv(Rp_T, axis),
+                       quat.multiply(conjugate(qp), qc), stack([j.stiffness for j in one], (0,)),
+                       stack([j.damping for j in one], (0,)), stack([j.rest for j in one], (0,)),
+                       stack(bound, (0,)))

@@ -219,7 +219,7 @@ class World:
 
     def _coordinates(self, state, joint_params=None):
         s, batched = (self.initial_state(), False) if state is None else (state, True)
-        jp = self.params().joint_params() if joint_params is None else joint_params
+        jp = jnt.parameters(self.joints, self.bodies) if joint_params is None else joint_params
         pos, vel = jnt.coordinates(self.joints, self.joint_set or jnt.build([], len(self.bodies)), jp, s)
         return (pos, vel) if batched else (pos[0], vel[0])
 
