@@ -21,7 +21,10 @@ def rotation_vector(e):
     e = torch.where(e[..., :1] < 0, -e, e)
     n = e[..., 1:].norm(dim=-1, keepdim=True)
     angle = 2 * torch.atan2(n, e[..., :1])
-    scale = torch.where(n > 1e-12, angle / n.clamp_min(1e-300), 2.0 / e[..., :1])
+    small = n <= 1e-12
+    # The inner where keeps the unused branch finite (2 / e_w at a half-turn, e_w = 0), so that its zero
+    # gradient stays zero instead of 0 · ∞.
+    scale = torch.where(small, 2.0 / torch.where(small, e[..., :1], torch.ones_like(n)), angle / n.clamp_min(1e-300))
     return scale * e[..., 1:]
 
 

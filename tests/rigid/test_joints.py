@@ -64,6 +64,26 @@ def measured_period(t, angle):
     return 2 * np.diff(crossings).mean()
 
 
+def test_rotation_vector_gradient_is_finite_at_a_half_turn():
+    """Calculus: the rotation vector φ(e) of a unit quaternion (taken the shorter way round, e_w ≥ 0) at a
+    half-turn (e_w = 0), where a spherical or floating joint's coordinates can be read: its gradient is
+    finite and equals finite differences — central in e_x, e_y, e_z, one-sided from e_w ≥ 0 in e_w, where
+    φ jumps to −φ (it was NaN: the unused small-angle branch 2/e_w gave 0 · ∞)."""
+    from simcore.rigid.joint_coordinates import rotation_vector
+
+    e = torch.tensor([0.0, 0.6, 0.8, 0.0], **T64, requires_grad=True)
+    weights = torch.tensor([0.3, -1.0, 0.7], **T64)
+    (rotation_vector(e) * weights).sum().backward()
+    assert torch.isfinite(e.grad).all()
+    h = 1e-6
+    for k in range(4):
+        step = torch.zeros(4, **T64)
+        step[k] = h
+        below = e.detach() if k == 0 else e.detach() - step
+        numeric = ((rotation_vector(e.detach() + step) - rotation_vector(below)) * weights).sum() / (h if k == 0 else 2 * h)
+        assert float(e.grad[k]) == pytest.approx(float(numeric), rel=1e-5, abs=1e-8)
+
+
 def test_pendulum_period_small_and_large_amplitude():
     """Law: a simple pendulum of length L swings with period 2π√(L/g) at small amplitude and
     4√(L/g)·K(sin²(θ₀/2)) (complete elliptic integral of the first kind) at amplitude θ₀; both within
