@@ -330,7 +330,7 @@ def main():
         for name in mechanisms.MECHANISMS:
             for B in args.worlds:
                 world, state = mechanisms.simcore_mechanism(name, DT, worlds=B)
-                # 1,024 quadruped worlds are slow: a tenth of the steps there (both engines).
+                # Above 64 worlds a tenth of the steps, in both engines (1,024 quadruped worlds are slow).
                 steps = max(5, args.steps if B <= 64 else args.steps // 10)
                 threads = args.threads
                 ours, its = time_simcore_world(world, state, steps)

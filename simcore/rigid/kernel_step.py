@@ -55,9 +55,10 @@ def stepper(world) -> str:
     why = unsupported(world)
     if why is not None:
         raise BackendError(
-            f"simcore.rigid steps worlds in a float64 Taichi kernel, which cannot run on {why}. Start simcore "
-            f"on the CPU (simcore.init(arch=\"cpu\")) or on a CUDA device for rigid-body worlds; the "
-            f"interior-point solve needs float64, so a float32 kernel is no way round it (docs/rigid.md).")
+            f"simcore.rigid steps worlds in a float64 Taichi kernel, which cannot step this world here: {why}. "
+            f"Start simcore on the CPU (simcore.init(arch=\"cpu\")) or on a CUDA device for rigid-body "
+            f"worlds; the interior-point solve needs float64, so a float32 kernel is no way round it "
+            f"(docs/rigid.md).")
     return "kernel"
 
 
